@@ -36,7 +36,11 @@ Test(jute, primitives_round_trip)
 
 Test(jute, stat_is_68_bytes_and_round_trips)
 {
-	struct zk_stat st = { 1, 2, 3, 4, 5, 6, 7, -8, 9, 10, 11 }, back;
+	struct zk_stat st, back;
+	memset(&st, 0, sizeof st); /* padding too, for the memcmp below */
+	memset(&back, 0xaa, sizeof back);
+	st = (struct zk_stat){ 1, 2, 3, 4, 5, 6, 7, -8, 9, 10, 11 };
+	memset(&back, 0, sizeof back);
 	struct jute_writer w;
 	jute_writer_init(&w, 1024);
 	jute_write_stat(&w, &st);
