@@ -1,0 +1,1150 @@
+/*
+ * engine.c — the load generator's event loops: one io_uring per thread, each owning a
+ * share of the sessions (session s belongs to thread s % threads and talks to server
+ * s % servers).
+ *
+ * Per connection
+ *   - one recv in flight, into one receive buffer (grown only for a frame larger than
+ *     it, never per request); complete frames are parsed in place;
+ *   - at most one send in flight: requests made while it flies go into the other of
+ *     two jute writers, and are sent as one batch when it completes (or at the end of
+ *     the current completion batch); no per-request allocation anywhere;
+ *   - a ring of request slots (capacity inflight + 2) remembering, per xid, what was
+ *     asked and what the reply must look like.
+ *
+ * Connection lifecycle
+ *
+ *     CONNECTING --connect()+ConnectRequest--> HANDSHAKE --37-byte reply--> READY
+ *     READY --closeSession sent--> CLOSING --its reply--> CLOSED
+ *     any state --error / EOF / wrong reply--> DEAD (outstanding requests = CONNLOSS)
+ *
+ * Invariants
+ *   1. Replies match slots strictly in order (ZooKeeper answers a session in order);
+ *      a mismatch is an error and kills the connection, since the stream can no
+ *      longer be trusted.
+ *   2. Every reply is checked (see reply_check): err, body layout, no trailing bytes,
+ *      create paths, get values (workload.h format), list sizes.
+ *   3. A slot's intended_ns decides whether it is measured: only requests intended in
+ *      [measure_start, measure_end) are counted, whatever moment they complete.
+ *   4. Every wait is bounded: handshakes by BENCH_HANDSHAKE_MS, the drain after the
+ *      window by BENCH_DRAIN_MS, closeSession by BENCH_CLOSE_MS.
+ *
+ * Thread: each engine_thread is touched only by its own thread, except the progress
+ * counters (relaxed atomics read by the main thread) and the shared timeline, written
+ * by the main thread before the `go` barrier and read-only after it.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+#include "bench/request.h"
+#include "net/jute.h"
+#include "net/zk_proto.h"
+
+#define BENCH_HANDSHAKE_MS 15000
+#define BENCH_DRAIN_MS 10000
+#define BENCH_CLOSE_MS 3000
+#define BENCH_RECV_BYTES_INITIAL (32u << 10)
+#define BENCH_RECV_BYTES_MAX ((size_t)ZK_PACKET_BYTES_MAX * 16 + 4)
+#define BENCH_DELETABLE_MAX 64
+#define BENCH_WAIT_NS_MAX 20000000ull /* 20 ms: the loop re-checks its clock at least this often */
+
+enum conn_state {
+	CONN_CONNECTING,
+	CONN_HANDSHAKE,
+	CONN_READY,
+	CONN_CLOSING,
+	CONN_CLOSED,
+	CONN_DEAD,
+};
+
+enum slot_kind {
+	SLOT_OP,    /* a workload op: slot.op says which */
+	SLOT_CLOSE, /* closeSession */
+};
+
+enum cqe_kind {
+	CQE_RECV = 0,
+	CQE_SEND = 1,
+};
+
+struct req_slot {
+	uint64_t intended_ns;
+	int32_t xid;
+	uint32_t key;     /* set/get/exists/check key, or the create/delete counter */
+	uint32_t counter; /* a multi's create counter */
+	uint8_t kind;     /* enum slot_kind */
+	uint8_t op;       /* enum bench_op */
+	uint8_t expect_nonode;
+	uint8_t multi_count;
+	int8_t multi_types[BENCH_MULTI_OPS_MAX];
+};
+
+struct engine_thread;
+
+struct conn {
+	struct engine_thread *t;
+	int fd;
+	uint32_t session;
+	enum conn_state state;
+	bool recv_posted;
+	bool send_posted;
+	bool dirty;
+	bool handshaken;
+	uint8_t *rbuf;
+	size_t rlen;
+	size_t rcap;
+	struct jute_writer out[2]; /* out[0] fills, out[1] is in flight */
+	size_t out_sent;
+	struct req_slot *slots;
+	uint32_t slot_head;
+	uint32_t slot_count;
+	uint32_t slot_cap;
+	int32_t next_xid;
+	uint32_t pings_outstanding;
+	uint32_t create_counter;
+	int64_t seq_max;
+	uint32_t stamp;
+	uint32_t deletable[BENCH_DELETABLE_MAX];
+	uint32_t deletable_count;
+	uint64_t rng;
+	char prefix[BENCH_PATH_BYTES_MAX]; /* created nodes' path prefix */
+	size_t prefix_len;
+};
+
+struct engine_shared {
+	pthread_barrier_t ready;
+	pthread_barrier_t go;
+	uint64_t t0_ns;
+	uint64_t measure_start_ns;
+	uint64_t measure_end_ns;
+	uint32_t run_id;
+	atomic_bool abort_run;
+};
+
+struct engine_thread {
+	pthread_t tid;
+	uint32_t index;
+	const struct bench_config *cfg;
+	struct engine_shared *shared;
+	struct io_uring ring;
+	bool ring_ok;
+	struct conn *conns;
+	uint32_t conn_count;
+	struct conn **dirty;
+	uint32_t dirty_count;
+	uint8_t *value;
+	uint32_t outstanding; /* slots over all conns */
+	bool issuing;
+	uint64_t open_issued;
+	uint64_t open_period_ns;
+	uint32_t open_rr;
+	uint64_t open_unsent;
+	uint64_t conns_lost;
+	uint64_t pings_sent;
+	uint32_t connected;
+	char key_prefix[BENCH_PATH_BYTES_MAX];
+	size_t key_prefix_len;
+	char list_path[BENCH_PATH_BYTES_MAX];
+	size_t list_path_len;
+	struct bench_op_stats *stats; /* [BENCH_OP_COUNT] */
+	_Atomic uint64_t progress_done;
+	_Atomic uint64_t progress_errors;
+};
+
+size_t bench_key_path(const struct bench_config *cfg, char *out, uint32_t key)
+{
+	int n = snprintf(out, BENCH_PATH_BYTES_MAX, "%s/k%u/%u", cfg->root, cfg->value_size, key);
+	assert(n > 0 && n < BENCH_PATH_BYTES_MAX);
+	return (size_t)n;
+}
+
+size_t bench_list_path(const struct bench_config *cfg, char *out)
+{
+	int n = snprintf(out, BENCH_PATH_BYTES_MAX, "%s/list%u", cfg->root, cfg->list_children);
+	assert(n > 0 && n < BENCH_PATH_BYTES_MAX);
+	return (size_t)n;
+}
+
+size_t bench_create_prefix(const struct bench_config *cfg, char *out, uint32_t run_id, uint32_t session)
+{
+	int n = snprintf(out, BENCH_PATH_BYTES_MAX, cfg->create_sequential ? "%s/c/%08x-%u/n" : "%s/c/%08x-%u-",
+			 cfg->root, run_id, session);
+	assert(n > 0 && n < BENCH_PATH_BYTES_MAX);
+	return (size_t)n;
+}
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static struct io_uring_sqe *sqe_get(struct engine_thread *t)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
+	if (!sqe) {
+		io_uring_submit(&t->ring);
+		sqe = io_uring_get_sqe(&t->ring);
+	}
+	assert(sqe && "submission queue sized for two ops per connection");
+	return sqe;
+}
+
+static void conn_mark_dirty(struct conn *c)
+{
+	if (!c->dirty) {
+		c->dirty = true;
+		c->t->dirty[c->t->dirty_count++] = c;
+		assert(c->t->dirty_count <= c->t->conn_count);
+	}
+}
+
+static bool in_window(const struct engine_thread *t, uint64_t intended_ns)
+{
+	return intended_ns >= t->shared->measure_start_ns && intended_ns < t->shared->measure_end_ns;
+}
+
+static void stats_error(struct engine_thread *t, const struct req_slot *s, unsigned slot_err)
+{
+	assert(slot_err < BENCH_ERR_SLOTS);
+	if (s->kind != SLOT_OP)
+		return;
+	if (in_window(t, s->intended_ns))
+		t->stats[s->op].errors[slot_err]++;
+	atomic_store_explicit(&t->progress_errors,
+			      atomic_load_explicit(&t->progress_errors, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+static unsigned err_slot_of(int32_t code)
+{
+	if (code <= 0 && code > -(int32_t)BENCH_ERR_SERVER_SLOTS)
+		return (unsigned)-code;
+	return BENCH_ERR_VERIFY;
+}
+
+static void conn_fail(struct conn *c)
+{
+	struct engine_thread *t = c->t;
+	if (c->state == CONN_DEAD)
+		return;
+	if (c->state != CONN_CLOSED && c->state != CONN_CLOSING)
+		t->conns_lost++;
+	for (uint32_t i = 0; i < c->slot_count; i++) {
+		struct req_slot *s = &c->slots[(c->slot_head + i) % c->slot_cap];
+		stats_error(t, s, BENCH_ERR_CONNLOSS);
+	}
+	assert(t->outstanding >= c->slot_count);
+	t->outstanding -= c->slot_count;
+	c->slot_count = 0;
+	if (c->state == CONN_HANDSHAKE || c->state == CONN_CONNECTING)
+		t->connected++; /* counted as settled so the handshake wait ends */
+	c->state = CONN_DEAD;
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR); /* completes the pending recv; fd closed at thread exit */
+}
+
+static void conn_post_recv(struct conn *c)
+{
+	assert(!c->recv_posted && c->rlen < c->rcap);
+	struct io_uring_sqe *sqe = sqe_get(c->t);
+	io_uring_prep_recv(sqe, c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | CQE_RECV);
+	c->recv_posted = true;
+}
+
+static void conn_post_send(struct conn *c)
+{
+	assert(c->send_posted && c->out_sent < c->out[1].len);
+	struct io_uring_sqe *sqe = sqe_get(c->t);
+	io_uring_prep_send(sqe, c->fd, c->out[1].buf + c->out_sent, c->out[1].len - c->out_sent, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | CQE_SEND);
+}
+
+static void conn_flush(struct conn *c)
+{
+	c->dirty = false;
+	if (c->send_posted || c->out[0].len == 0 || c->state == CONN_DEAD)
+		return;
+	if (!jute_writer_ok(&c->out[0])) {
+		conn_fail(c); /* a batch past its cap: sizing bug, counted, not sent */
+		return;
+	}
+	struct jute_writer tmp = c->out[0];
+	c->out[0] = c->out[1];
+	c->out[1] = tmp;
+	jute_writer_reset(&c->out[0]);
+	c->out_sent = 0;
+	c->send_posted = true;
+	conn_post_send(c);
+}
+
+static struct req_slot *slot_push(struct conn *c, uint64_t intended_ns, enum slot_kind kind)
+{
+	assert(c->slot_count < c->slot_cap);
+	struct req_slot *s = &c->slots[(c->slot_head + c->slot_count) % c->slot_cap];
+	c->slot_count++;
+	c->t->outstanding++;
+	memset(s, 0, sizeof(*s));
+	s->intended_ns = intended_ns;
+	s->xid = c->next_xid++;
+	if (c->next_xid == INT32_MAX)
+		c->next_xid = 1;
+	s->kind = (uint8_t)kind;
+	return s;
+}
+
+/* ---- building requests --------------------------------------------------------- */
+
+static size_t created_path(const struct conn *c, char *out, uint32_t counter)
+{
+	memcpy(out, c->prefix, c->prefix_len);
+	size_t n = c->prefix_len;
+	if (c->t->cfg->create_sequential) {
+		int w = snprintf(out + n, BENCH_PATH_BYTES_MAX - n, "%010u", counter);
+		assert(w == 10);
+		return n + 10;
+	}
+	return n + bench_u32_format(out + n, counter);
+}
+
+static size_t key_path(const struct engine_thread *t, char *out, uint32_t key)
+{
+	memcpy(out, t->key_prefix, t->key_prefix_len);
+	return t->key_prefix_len + bench_u32_format(out + t->key_prefix_len, key);
+}
+
+static int32_t create_flags(const struct bench_config *cfg)
+{
+	return (cfg->create_ephemeral ? ZK_CREATE_EPHEMERAL : 0) | (cfg->create_sequential ? ZK_CREATE_PERSISTENT_SEQUENTIAL : 0);
+}
+
+/* The path a create is sent with: the prefix alone when the server adds the sequence. */
+static size_t create_request_path(struct conn *c, char *out, uint32_t *counter_out)
+{
+	uint32_t counter = c->create_counter++;
+	*counter_out = counter;
+	if (c->t->cfg->create_sequential) {
+		memcpy(out, c->prefix, c->prefix_len);
+		return c->prefix_len;
+	}
+	if (c->deletable_count < BENCH_DELETABLE_MAX)
+		c->deletable[c->deletable_count++] = counter;
+	return created_path(c, out, counter);
+}
+
+static void issue_multi(struct conn *c, struct req_slot *s)
+{
+	struct engine_thread *t = c->t;
+	const struct bench_config *cfg = t->cfg;
+	struct jute_writer *w = &c->out[0];
+	char path[BENCH_PATH_BYTES_MAX];
+	uint32_t span = cfg->multi_max - cfg->multi_min + 1;
+	uint32_t count = cfg->multi_min + bench_rng_below(&c->rng, span);
+	assert(count >= 1 && count <= BENCH_MULTI_OPS_MAX);
+	bool with_create = bench_rng_next(&c->rng) & 1;
+	size_t start = request_multi_begin(w, s->xid);
+	s->multi_count = (uint8_t)count;
+	uint32_t first_key = bench_rng_below(&c->rng, cfg->keys);
+	for (uint32_t i = 0; i < count; i++) {
+		if (i == 0 && with_create) {
+			size_t len = create_request_path(c, path, &s->counter);
+			bench_value_fill(t->value, cfg->value_size, s->counter, 0);
+			request_multi_create(w, path, len, t->value, cfg->value_size, create_flags(cfg));
+			s->multi_types[i] = ZK_OP_CREATE;
+		} else if (i == 0) {
+			/* check+set of the same key: ClickHouse's "write if unchanged" shape */
+			request_multi_check(w, path, key_path(t, path, first_key), -1);
+			s->multi_types[i] = ZK_OP_CHECK;
+		} else {
+			uint32_t key = (i == 1 && !with_create) ? first_key : bench_rng_below(&c->rng, cfg->keys);
+			bench_value_fill(t->value, cfg->value_size, key, ++c->stamp);
+			request_multi_set(w, path, key_path(t, path, key), t->value, cfg->value_size, -1);
+			s->multi_types[i] = ZK_OP_SET_DATA;
+		}
+	}
+	request_multi_end(w, start);
+}
+
+/* Sends one workload request on c, intended at intended_ns. */
+static void conn_issue(struct conn *c, uint64_t intended_ns)
+{
+	struct engine_thread *t = c->t;
+	const struct bench_config *cfg = t->cfg;
+	struct jute_writer *w = &c->out[0];
+	char path[BENCH_PATH_BYTES_MAX];
+	size_t len;
+	enum bench_op op = bench_mix_draw(&cfg->mix, &c->rng);
+	struct req_slot *s = slot_push(c, intended_ns, SLOT_OP);
+	s->op = (uint8_t)op;
+	switch (op) {
+	case BENCH_OP_CREATE:
+		len = create_request_path(c, path, &s->key);
+		bench_value_fill(t->value, cfg->value_size, s->key, 0);
+		request_write_create(w, s->xid, path, len, t->value, cfg->value_size, create_flags(cfg));
+		break;
+	case BENCH_OP_SET:
+		s->key = bench_rng_below(&c->rng, cfg->keys);
+		bench_value_fill(t->value, cfg->value_size, s->key, ++c->stamp);
+		request_write_set(w, s->xid, path, key_path(t, path, s->key), t->value, cfg->value_size, -1);
+		break;
+	case BENCH_OP_GET:
+		s->key = bench_rng_below(&c->rng, cfg->keys);
+		request_write_path_watch(w, s->xid, ZK_OP_GET_DATA, path, key_path(t, path, s->key));
+		break;
+	case BENCH_OP_EXISTS:
+		s->key = bench_rng_below(&c->rng, cfg->keys);
+		request_write_path_watch(w, s->xid, ZK_OP_EXISTS, path, key_path(t, path, s->key));
+		break;
+	case BENCH_OP_LIST:
+		request_write_path_watch(w, s->xid, ZK_OP_GET_CHILDREN2, t->list_path, t->list_path_len);
+		break;
+	case BENCH_OP_CHILDREN:
+		request_write_path_watch(w, s->xid, ZK_OP_GET_CHILDREN, t->list_path, t->list_path_len);
+		break;
+	case BENCH_OP_DELETE:
+		if (c->deletable_count > 0) {
+			s->key = c->deletable[--c->deletable_count];
+			len = created_path(c, path, s->key);
+		} else {
+			/* Nothing of ours to delete yet: delete a name that never exists. */
+			s->expect_nonode = 1;
+			len = (size_t)snprintf(path, sizeof(path), "%s/c/absent", cfg->root);
+		}
+		request_write_delete(w, s->xid, path, len, -1);
+		break;
+	case BENCH_OP_MULTI:
+		issue_multi(c, s);
+		break;
+	case BENCH_OP_COUNT:
+		assert(0);
+		break;
+	}
+	conn_mark_dirty(c);
+}
+
+/* ---- checking replies ---------------------------------------------------------- */
+
+/* Checks a create's returned path; records the sequence number in sequential mode. */
+static bool check_created_path(struct conn *c, struct jute_bytes got, uint32_t counter)
+{
+	if (got.len < 0)
+		return false;
+	if (!c->t->cfg->create_sequential) {
+		char want[BENCH_PATH_BYTES_MAX];
+		size_t len = created_path(c, want, counter);
+		return jute_bytes_eq(got, want, len);
+	}
+	if ((size_t)got.len != c->prefix_len + 10 || memcmp(got.data, c->prefix, c->prefix_len) != 0)
+		return false;
+	int64_t seq = 0;
+	for (size_t i = c->prefix_len; i < (size_t)got.len; i++) {
+		if (got.data[i] < '0' || got.data[i] > '9')
+			return false;
+		seq = seq * 10 + (got.data[i] - '0');
+	}
+	if (seq > c->seq_max)
+		c->seq_max = seq;
+	if (c->deletable_count < BENCH_DELETABLE_MAX)
+		c->deletable[c->deletable_count++] = (uint32_t)seq;
+	return true;
+}
+
+static bool check_list(const struct engine_thread *t, struct jute_reader *r, bool with_stat)
+{
+	int32_t count = jute_read_vector_count(r, 4);
+	for (int32_t i = 0; i < count; i++)
+		(void)jute_read_string(r);
+	if (with_stat) {
+		struct zk_stat st;
+		jute_read_stat(r, &st);
+		if (st.num_children != (int32_t)t->cfg->list_children)
+			return false;
+	}
+	return count == (int32_t)t->cfg->list_children;
+}
+
+static unsigned check_multi(struct conn *c, const struct req_slot *s, struct jute_reader *r)
+{
+	unsigned result = 0;
+	for (uint32_t i = 0; i < s->multi_count; i++) {
+		int32_t type = jute_read_int(r);
+		(void)jute_read_bool(r);
+		int32_t err = jute_read_int(r);
+		if (type == ZK_OP_ERROR) {
+			int32_t code = jute_read_int(r);
+			/* The multi's error is the first code that is neither OK nor "rolled back". */
+			if (!result && code != ZK_OK && code != ZK_RUNTIMEINCONSISTENCY)
+				result = err_slot_of(code);
+			continue;
+		}
+		if (type != s->multi_types[i] || err != 0)
+			return BENCH_ERR_VERIFY;
+		struct zk_stat st;
+		switch (type) {
+		case ZK_OP_CREATE:
+			if (!check_created_path(c, jute_read_string(r), s->counter))
+				return BENCH_ERR_VERIFY;
+			break;
+		case ZK_OP_SET_DATA:
+			jute_read_stat(r, &st);
+			if (st.data_length != (int32_t)c->t->cfg->value_size)
+				return BENCH_ERR_VERIFY;
+			break;
+		case ZK_OP_CHECK:
+			break;
+		default:
+			return BENCH_ERR_VERIFY;
+		}
+	}
+	int32_t end_type = jute_read_int(r);
+	bool end_done = jute_read_bool(r);
+	int32_t end_err = jute_read_int(r);
+	if (end_type != -1 || !end_done || end_err != -1)
+		return BENCH_ERR_VERIFY;
+	if (!result && s->multi_count && jute_reader_ok(r) && r->pos == r->len)
+		return 0;
+	return result ? result : BENCH_ERR_VERIFY;
+}
+
+/* 0 when the reply is what the request must get, else an error slot. */
+static unsigned reply_check(struct conn *c, const struct req_slot *s, int32_t err, struct jute_reader *r)
+{
+	const struct bench_config *cfg = c->t->cfg;
+	struct zk_stat st;
+	if (s->expect_nonode)
+		return err == ZK_NONODE && r->pos == r->len ? 0 : err ? err_slot_of(err) : BENCH_ERR_VERIFY;
+	if (err != ZK_OK)
+		return err_slot_of(err);
+	bool good = true;
+	switch ((enum bench_op)s->op) {
+	case BENCH_OP_CREATE:
+		good = check_created_path(c, jute_read_string(r), s->key);
+		break;
+	case BENCH_OP_SET:
+		jute_read_stat(r, &st);
+		good = st.data_length == (int32_t)cfg->value_size;
+		break;
+	case BENCH_OP_GET: {
+		struct jute_bytes data = jute_read_buffer(r);
+		jute_read_stat(r, &st);
+		good = jute_reader_ok(r) && bench_value_check(data.data, data.len, cfg->value_size, s->key) == 0 &&
+		       st.data_length == (int32_t)cfg->value_size;
+		break;
+	}
+	case BENCH_OP_EXISTS:
+		jute_read_stat(r, &st);
+		good = st.data_length == (int32_t)cfg->value_size;
+		break;
+	case BENCH_OP_LIST:
+		good = check_list(c->t, r, true);
+		break;
+	case BENCH_OP_CHILDREN:
+		good = check_list(c->t, r, false);
+		break;
+	case BENCH_OP_DELETE:
+		break;
+	case BENCH_OP_MULTI:
+		return check_multi(c, s, r);
+	case BENCH_OP_COUNT:
+		assert(0);
+		break;
+	}
+	return good && jute_reader_ok(r) && r->pos == r->len ? 0 : BENCH_ERR_VERIFY;
+}
+
+/* ---- receiving ----------------------------------------------------------------- */
+
+static int conn_on_handshake(struct conn *c, const uint8_t *body, size_t len)
+{
+	if (len != BENCH_CONNECT_REPLY_BYTES && len != BENCH_CONNECT_REPLY_BYTES - 1)
+		return -EPROTO;
+	struct jute_reader r;
+	jute_reader_init(&r, body, len);
+	int32_t version = jute_read_int(&r);
+	int32_t timeout_ms = jute_read_int(&r);
+	int64_t session_id = jute_read_long(&r);
+	if (!jute_reader_ok(&r) || version != 0 || timeout_ms <= 0 || session_id == 0)
+		return -ECONNREFUSED;
+	c->state = CONN_READY;
+	c->handshaken = true;
+	c->t->connected++;
+	return 0;
+}
+
+static int conn_on_frame(struct conn *c, const uint8_t *body, size_t len, uint64_t now_ns)
+{
+	struct engine_thread *t = c->t;
+	if (c->state == CONN_HANDSHAKE)
+		return conn_on_handshake(c, body, len);
+	struct jute_reader r;
+	jute_reader_init(&r, body, len);
+	int32_t xid = jute_read_int(&r);
+	(void)jute_read_long(&r);
+	int32_t err = jute_read_int(&r);
+	if (!jute_reader_ok(&r))
+		return -EPROTO;
+	if (xid == ZK_XID_PING) {
+		if (c->pings_outstanding == 0)
+			return -EPROTO;
+		c->pings_outstanding--;
+		return 0;
+	}
+	if (xid == ZK_XID_NOTIFICATION)
+		return 0; /* the bench sets no watches; tolerate, do not count */
+	if (c->slot_count == 0)
+		return -EPROTO;
+	struct req_slot *s = &c->slots[c->slot_head];
+	if (xid != s->xid) {
+		stats_error(t, s, BENCH_ERR_XID);
+		c->slot_head = (c->slot_head + 1) % c->slot_cap;
+		c->slot_count--;
+		t->outstanding--;
+		return -EPROTO;
+	}
+	c->slot_head = (c->slot_head + 1) % c->slot_cap;
+	c->slot_count--;
+	t->outstanding--;
+	if (s->kind == SLOT_CLOSE) {
+		c->state = CONN_CLOSED;
+		return 0;
+	}
+	unsigned result = reply_check(c, s, err, &r);
+	if (result) {
+		stats_error(t, s, result);
+	} else {
+		if (in_window(t, s->intended_ns)) {
+			struct bench_op_stats *st = &t->stats[s->op];
+			st->ok++;
+			hist_record(&st->latency, now_ns > s->intended_ns ? now_ns - s->intended_ns : 0);
+		}
+	}
+	atomic_store_explicit(&t->progress_done, atomic_load_explicit(&t->progress_done, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	if (t->issuing && t->cfg->rate == 0.0 && c->state == CONN_READY)
+		conn_issue(c, now_ns);
+	return 0;
+}
+
+static int conn_grow_rbuf(struct conn *c, size_t need)
+{
+	if (need > BENCH_RECV_BYTES_MAX)
+		return -EMSGSIZE;
+	size_t cap = c->rcap;
+	while (cap < need)
+		cap *= 2;
+	uint8_t *grown = realloc(c->rbuf, cap);
+	if (!grown)
+		return -ENOMEM;
+	c->rbuf = grown;
+	c->rcap = cap;
+	return 0;
+}
+
+static void conn_on_recv(struct conn *c, int res)
+{
+	c->recv_posted = false;
+	if (c->state == CONN_DEAD)
+		return;
+	if (res <= 0) {
+		if (res == -EINTR || res == -EAGAIN) {
+			conn_post_recv(c);
+			return;
+		}
+		conn_fail(c);
+		return;
+	}
+	c->rlen += (size_t)res;
+	uint64_t now_ns = bench_now_ns();
+	size_t off = 0;
+	while (c->rlen - off >= 4) {
+		int32_t flen = (int32_t)jute_get_be32(c->rbuf + off);
+		if (flen < 0 || (size_t)flen + 4 > BENCH_RECV_BYTES_MAX) {
+			conn_fail(c);
+			return;
+		}
+		if (c->rlen - off < (size_t)flen + 4) {
+			if ((size_t)flen + 4 > c->rcap && conn_grow_rbuf(c, (size_t)flen + 4)) {
+				conn_fail(c);
+				return;
+			}
+			break;
+		}
+		if (conn_on_frame(c, c->rbuf + off + 4, (size_t)flen, now_ns)) {
+			conn_fail(c);
+			return;
+		}
+		off += (size_t)flen + 4;
+	}
+	if (off) {
+		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+		c->rlen -= off;
+	}
+	if (c->state != CONN_CLOSED && c->state != CONN_DEAD)
+		conn_post_recv(c);
+}
+
+static void conn_on_send(struct conn *c, int res)
+{
+	if (c->state == CONN_DEAD) {
+		c->send_posted = false;
+		return;
+	}
+	if (res < 0) {
+		c->send_posted = false;
+		conn_fail(c);
+		return;
+	}
+	c->out_sent += (size_t)res;
+	if (c->out_sent < c->out[1].len) {
+		conn_post_send(c); /* short send: the rest of the same batch */
+		return;
+	}
+	c->send_posted = false;
+	jute_writer_reset(&c->out[1]);
+	if (c->out[0].len)
+		conn_mark_dirty(c);
+}
+
+static void thread_reap(struct engine_thread *t)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head;
+	unsigned seen = 0;
+	io_uring_for_each_cqe(&t->ring, head, cqe)
+	{
+		uint64_t data = io_uring_cqe_get_data64(cqe);
+		struct conn *c = (struct conn *)(uintptr_t)(data & ~(uint64_t)7);
+		switch ((enum cqe_kind)(data & 7)) {
+		case CQE_RECV:
+			conn_on_recv(c, cqe->res);
+			break;
+		case CQE_SEND:
+			conn_on_send(c, cqe->res);
+			break;
+		}
+		seen++;
+	}
+	io_uring_cq_advance(&t->ring, seen);
+}
+
+static void thread_flush(struct engine_thread *t)
+{
+	/* conn_flush may fail a connection but never marks another dirty. */
+	for (uint32_t i = 0; i < t->dirty_count; i++)
+		conn_flush(t->dirty[i]);
+	t->dirty_count = 0;
+}
+
+static void thread_wait(struct engine_thread *t, uint64_t wait_ns)
+{
+	if (wait_ns > BENCH_WAIT_NS_MAX)
+		wait_ns = BENCH_WAIT_NS_MAX;
+	struct __kernel_timespec ts = { .tv_sec = (long long)(wait_ns / 1000000000u),
+					.tv_nsec = (long long)(wait_ns % 1000000000u) };
+	struct io_uring_cqe *cqe = NULL;
+	if (wait_ns == 0)
+		io_uring_submit(&t->ring);
+	else
+		(void)io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
+	thread_reap(t);
+}
+
+/* ---- setup and the run --------------------------------------------------------- */
+
+static int conn_open(struct engine_thread *t, struct conn *c, uint32_t session)
+{
+	const struct bench_config *cfg = t->cfg;
+	c->t = t;
+	c->session = session;
+	c->fd = -1;
+	c->state = CONN_CONNECTING;
+	c->next_xid = 1;
+	c->seq_max = -1;
+	c->rng = cfg->seed ^ ((uint64_t)session * UINT64_C(0x9e3779b97f4a7c15)) ^ t->shared->run_id;
+	(void)bench_rng_next(&c->rng);
+	c->slot_cap = cfg->inflight + 2;
+	c->slots = calloc(c->slot_cap, sizeof(*c->slots));
+	c->rcap = BENCH_RECV_BYTES_INITIAL;
+	c->rbuf = malloc(c->rcap);
+	size_t request_bytes_max = 64 + (size_t)cfg->multi_max * (cfg->value_size + 2 * BENCH_PATH_BYTES_MAX + 64);
+	for (int i = 0; i < 2; i++)
+		jute_writer_init(&c->out[i], (size_t)(cfg->inflight + 4) * request_bytes_max + 4096);
+	c->prefix_len = bench_create_prefix(cfg, c->prefix, t->shared->run_id, session);
+	if (!c->slots || !c->rbuf)
+		return -ENOMEM;
+
+	const struct sockaddr_in *addr = &cfg->servers[session % cfg->server_count].addr;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr))) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	c->fd = fd;
+	c->state = CONN_HANDSHAKE;
+	request_write_connect(&c->out[0], cfg->session_timeout_ms);
+	conn_mark_dirty(c);
+	conn_post_recv(c);
+	return 0;
+}
+
+static void thread_handshakes(struct engine_thread *t)
+{
+	for (uint32_t i = 0; i < t->conn_count; i++) {
+		struct conn *c = &t->conns[i];
+		int err = conn_open(t, c, t->index + i * t->cfg->threads);
+		if (err) {
+			fprintf(stderr, "ringkeeper-bench: session %u: connect to %s: %s\n", c->session,
+				t->cfg->servers[c->session % t->cfg->server_count].text, strerror(-err));
+			c->state = CONN_DEAD;
+			t->connected++;
+			t->conns_lost++;
+		}
+	}
+	thread_flush(t);
+	uint64_t deadline = bench_now_ns() + (uint64_t)BENCH_HANDSHAKE_MS * 1000000u;
+	while (t->connected < t->conn_count && bench_now_ns() < deadline) {
+		thread_flush(t);
+		thread_wait(t, BENCH_WAIT_NS_MAX);
+	}
+	for (uint32_t i = 0; i < t->conn_count; i++) {
+		if (t->conns[i].state == CONN_HANDSHAKE) {
+			fprintf(stderr, "ringkeeper-bench: session %u: no handshake reply\n", t->conns[i].session);
+			conn_fail(&t->conns[i]);
+		}
+	}
+}
+
+/* Open loop: sends every request whose scheduled time has come, on any free session. */
+static void thread_issue_open(struct engine_thread *t, uint64_t now_ns)
+{
+	uint64_t t0 = t->shared->t0_ns;
+	/* Bounded by the connections' free slots: each pass issues one or stops. */
+	while (t0 + t->open_issued * t->open_period_ns <= now_ns) {
+		struct conn *c = NULL;
+		for (uint32_t n = 0; n < t->conn_count; n++) {
+			struct conn *cand = &t->conns[t->open_rr];
+			t->open_rr = (t->open_rr + 1) % t->conn_count;
+			if (cand->state == CONN_READY && cand->slot_count < t->cfg->inflight) {
+				c = cand;
+				break;
+			}
+		}
+		if (!c)
+			return; /* all busy: the backlog keeps its scheduled times */
+		conn_issue(c, t0 + t->open_issued * t->open_period_ns);
+		t->open_issued++;
+	}
+}
+
+static void thread_ping(struct engine_thread *t)
+{
+	for (uint32_t i = 0; i < t->conn_count; i++) {
+		struct conn *c = &t->conns[i];
+		if (c->state != CONN_READY || c->pings_outstanding > 2)
+			continue;
+		request_write_ping(&c->out[0]);
+		c->pings_outstanding++;
+		t->pings_sent++;
+		conn_mark_dirty(c);
+	}
+}
+
+static void thread_close_sessions(struct engine_thread *t)
+{
+	for (uint32_t i = 0; i < t->conn_count; i++) {
+		struct conn *c = &t->conns[i];
+		if (c->state != CONN_READY)
+			continue;
+		struct req_slot *s = slot_push(c, 0, SLOT_CLOSE);
+		request_write_close(&c->out[0], s->xid);
+		c->state = CONN_CLOSING;
+		conn_mark_dirty(c);
+	}
+	uint64_t deadline = bench_now_ns() + (uint64_t)BENCH_CLOSE_MS * 1000000u;
+	while (t->outstanding > 0 && bench_now_ns() < deadline) {
+		thread_flush(t);
+		thread_wait(t, BENCH_WAIT_NS_MAX);
+	}
+}
+
+static void thread_run(struct engine_thread *t)
+{
+	const struct bench_config *cfg = t->cfg;
+	const struct engine_shared *sh = t->shared;
+	uint64_t ping_interval_ns = (uint64_t)cfg->session_timeout_ms * 1000000u / 3;
+	uint64_t next_ping_ns = sh->t0_ns + ping_interval_ns;
+	t->issuing = true;
+	if (cfg->rate > 0.0) {
+		double per_thread = cfg->rate / cfg->threads;
+		t->open_period_ns = (uint64_t)(1e9 / per_thread);
+		if (t->open_period_ns == 0)
+			t->open_period_ns = 1;
+	} else {
+		for (uint32_t i = 0; i < t->conn_count; i++) {
+			struct conn *c = &t->conns[i];
+			for (uint32_t k = 0; k < cfg->inflight && c->state == CONN_READY; k++)
+				conn_issue(c, sh->t0_ns);
+		}
+	}
+	uint64_t drain_deadline = 0;
+	for (;;) {
+		uint64_t now = bench_now_ns();
+		if (atomic_load_explicit(&t->shared->abort_run, memory_order_relaxed) && t->issuing) {
+			t->issuing = false;
+			drain_deadline = now + (uint64_t)BENCH_DRAIN_MS * 1000000u;
+		}
+		if (t->issuing && now >= sh->measure_end_ns) {
+			if (cfg->rate > 0.0) {
+				/* Send what was due before the end, then count what could not be sent. */
+				thread_issue_open(t, sh->measure_end_ns - 1);
+				uint64_t period = t->open_period_ns;
+				uint64_t scheduled = (sh->measure_end_ns - sh->t0_ns + period - 1) / period;
+				uint64_t first_measured = (sh->measure_start_ns - sh->t0_ns + period - 1) / period;
+				uint64_t issued = t->open_issued > first_measured ? t->open_issued : first_measured;
+				t->open_unsent = scheduled > issued ? scheduled - issued : 0;
+			}
+			t->issuing = false;
+			drain_deadline = now + (uint64_t)BENCH_DRAIN_MS * 1000000u;
+		}
+		if (t->issuing && cfg->rate > 0.0)
+			thread_issue_open(t, now);
+		if (!t->issuing && (t->outstanding == 0 || now >= drain_deadline))
+			break;
+		if (now >= next_ping_ns) {
+			thread_ping(t);
+			next_ping_ns += ping_interval_ns;
+		}
+		thread_flush(t);
+		uint64_t wake = next_ping_ns;
+		if (t->issuing && sh->measure_end_ns < wake)
+			wake = sh->measure_end_ns;
+		if (t->issuing && cfg->rate > 0.0) {
+			uint64_t next_open = sh->t0_ns + t->open_issued * t->open_period_ns;
+			if (next_open < wake)
+				wake = next_open;
+		}
+		uint64_t wait_ns = wake > now ? wake - now : 0;
+		/* Backlogged with every session busy: wait for a reply, not the overdue schedule. */
+		if (wait_ns == 0 && t->issuing && cfg->rate > 0.0)
+			wait_ns = 1000000u;
+		if (wait_ns == 0)
+			wait_ns = 1;
+		thread_wait(t, wait_ns);
+	}
+	thread_close_sessions(t);
+}
+
+static void *thread_main(void *arg)
+{
+	struct engine_thread *t = arg;
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	unsigned entries = 64;
+	while (entries < 2 * t->conn_count + 16 && entries < 32768)
+		entries *= 2;
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
+	p.cq_entries = entries * 2;
+	int err = io_uring_queue_init_params(entries, &t->ring, &p);
+	if (err == -EINVAL) {
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = entries * 2;
+		err = io_uring_queue_init_params(entries, &t->ring, &p);
+	}
+	if (err) {
+		fprintf(stderr, "ringkeeper-bench: io_uring_queue_init: %s\n", strerror(-err));
+		atomic_store(&t->shared->abort_run, true);
+		pthread_barrier_wait(&t->shared->ready);
+		pthread_barrier_wait(&t->shared->go);
+		return NULL;
+	}
+	t->ring_ok = true;
+	thread_handshakes(t);
+	pthread_barrier_wait(&t->shared->ready);
+	pthread_barrier_wait(&t->shared->go);
+	thread_run(t);
+	for (uint32_t i = 0; i < t->conn_count; i++) {
+		struct conn *c = &t->conns[i];
+		if (c->fd >= 0) {
+			shutdown(c->fd, SHUT_RDWR);
+			close(c->fd);
+			c->fd = -1;
+		}
+	}
+	io_uring_queue_exit(&t->ring);
+	return NULL;
+}
+
+static void print_progress(struct engine_thread *threads, uint32_t count, const struct engine_shared *sh,
+			   uint64_t *last_done, uint64_t *last_ns)
+{
+	uint64_t done = 0, errors = 0;
+	for (uint32_t i = 0; i < count; i++) {
+		done += atomic_load_explicit(&threads[i].progress_done, memory_order_relaxed);
+		errors += atomic_load_explicit(&threads[i].progress_errors, memory_order_relaxed);
+	}
+	uint64_t now = bench_now_ns();
+	double dt = (double)(now - *last_ns) / 1e9;
+	const char *phase = now < sh->measure_start_ns ? "warmup" : now < sh->measure_end_ns ? "measure" : "drain";
+	fprintf(stderr, "[bench] t=%5.1fs %-7s %10.0f ops/s  done=%llu errors=%llu\n", (double)(now - sh->t0_ns) / 1e9,
+		phase, dt > 0 ? (double)(done - *last_done) / dt : 0.0, (unsigned long long)done,
+		(unsigned long long)errors);
+	*last_done = done;
+	*last_ns = now;
+}
+
+static void sleep_until(uint64_t when_ns)
+{
+	uint64_t now = bench_now_ns();
+	if (when_ns <= now)
+		return;
+	uint64_t d = when_ns - now;
+	struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u) };
+	nanosleep(&ts, NULL);
+}
+
+void bench_result_free(struct bench_result *res)
+{
+	free(res->create_counts);
+	free(res->seq_max);
+	res->create_counts = NULL;
+	res->seq_max = NULL;
+}
+
+int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id, struct bench_result *res)
+{
+	assert(cfg->threads >= 1 && cfg->threads <= BENCH_THREADS_MAX);
+	assert(sessions >= 1 && sessions <= BENCH_SESSIONS_MAX);
+	memset(res, 0, sizeof(*res));
+	res->sessions = sessions;
+	res->run_id = run_id;
+	res->create_counts = calloc(sessions, sizeof(*res->create_counts));
+	res->seq_max = calloc(sessions, sizeof(*res->seq_max));
+	uint32_t thread_count = cfg->threads < sessions ? cfg->threads : sessions;
+	struct bench_config run_cfg = *cfg;
+	run_cfg.threads = thread_count;
+	struct engine_shared *sh = calloc(1, sizeof(*sh));
+	struct engine_thread *threads = calloc(thread_count, sizeof(*threads));
+	if (!sh || !threads || !res->create_counts || !res->seq_max) {
+		free(sh);
+		free(threads);
+		return -ENOMEM;
+	}
+	sh->run_id = run_id;
+	pthread_barrier_init(&sh->ready, NULL, thread_count + 1);
+	pthread_barrier_init(&sh->go, NULL, thread_count + 1);
+	int err = 0;
+	for (uint32_t i = 0; i < thread_count; i++) {
+		struct engine_thread *t = &threads[i];
+		t->index = i;
+		t->cfg = &run_cfg;
+		t->shared = sh;
+		t->conn_count = sessions / thread_count + (i < sessions % thread_count ? 1 : 0);
+		t->conns = calloc(t->conn_count, sizeof(*t->conns));
+		t->dirty = calloc(t->conn_count, sizeof(*t->dirty));
+		t->value = calloc(1, cfg->value_size + 1);
+		t->stats = calloc(BENCH_OP_COUNT, sizeof(*t->stats));
+		if (!t->conns || !t->dirty || !t->value || !t->stats) {
+			fprintf(stderr, "ringkeeper-bench: out of memory\n");
+			abort();
+		}
+		for (int op = 0; op < BENCH_OP_COUNT; op++)
+			hist_init(&t->stats[op].latency);
+		char buf[BENCH_PATH_BYTES_MAX];
+		size_t n = bench_key_path(cfg, buf, 0);
+		t->key_prefix_len = n - 1; /* drop the "0" */
+		memcpy(t->key_prefix, buf, t->key_prefix_len);
+		t->list_path_len = bench_list_path(cfg, t->list_path);
+		if (pthread_create(&t->tid, NULL, thread_main, t)) {
+			fprintf(stderr, "ringkeeper-bench: pthread_create failed\n");
+			abort();
+		}
+	}
+	pthread_barrier_wait(&sh->ready);
+	uint64_t now = bench_now_ns();
+	sh->t0_ns = now + 1000000u;
+	sh->measure_start_ns = sh->t0_ns + (uint64_t)(cfg->warmup_s * 1e9);
+	sh->measure_end_ns = sh->measure_start_ns + (uint64_t)(cfg->duration_s * 1e9);
+	pthread_barrier_wait(&sh->go);
+
+	uint64_t last_done = 0, last_ns = sh->t0_ns;
+	bool started = false;
+	/* Bounded: one pass per second until the window ends. */
+	for (uint64_t tick = sh->t0_ns + 1000000000u;; tick += 1000000000u) {
+		uint64_t next = tick;
+		if (!started && sh->measure_start_ns <= next)
+			next = sh->measure_start_ns;
+		if (sh->measure_end_ns <= next)
+			next = sh->measure_end_ns;
+		sleep_until(next);
+		if (!started && next == sh->measure_start_ns) {
+			bench_cpu_sample_take(cfg, &res->cpu_start);
+			started = true;
+		}
+		if (next == sh->measure_end_ns) {
+			if (!started) {
+				bench_cpu_sample_take(cfg, &res->cpu_start);
+				started = true;
+			}
+			bench_cpu_sample_take(cfg, &res->cpu_end);
+			break;
+		}
+		if (next != tick)
+			tick -= 1000000000u; /* that pass was the window start; redo this second */
+		else if (!cfg->quiet)
+			print_progress(threads, thread_count, sh, &last_done, &last_ns);
+	}
+	res->window_s = (double)(sh->measure_end_ns - sh->measure_start_ns) / 1e9;
+
+	for (uint32_t i = 0; i < thread_count; i++) {
+		struct engine_thread *t = &threads[i];
+		pthread_join(t->tid, NULL);
+		if (!t->ring_ok)
+			err = -EIO;
+		for (int op = 0; op < BENCH_OP_COUNT; op++) {
+			res->ops[op].ok += t->stats[op].ok;
+			for (int e = 0; e < BENCH_ERR_SLOTS; e++)
+				res->ops[op].errors[e] += t->stats[op].errors[e];
+			if (i == 0)
+				res->ops[op].latency = t->stats[op].latency;
+			else
+				hist_merge(&res->ops[op].latency, &t->stats[op].latency);
+		}
+		res->open_loop_unsent += t->open_unsent;
+		res->connections_lost += t->conns_lost;
+		res->pings_sent += t->pings_sent;
+		for (uint32_t k = 0; k < t->conn_count; k++) {
+			struct conn *c = &t->conns[k];
+			if (c->session < sessions) {
+				res->create_counts[c->session] = c->create_counter;
+				res->seq_max[c->session] = c->seq_max;
+			}
+			if (c->handshaken)
+				res->sessions_connected++;
+			jute_writer_free(&c->out[0]);
+			jute_writer_free(&c->out[1]);
+			free(c->slots);
+			free(c->rbuf);
+		}
+		free(t->conns);
+		free(t->dirty);
+		free(t->value);
+		free(t->stats);
+	}
+	pthread_barrier_destroy(&sh->ready);
+	pthread_barrier_destroy(&sh->go);
+	free(sh);
+	free(threads);
+	return err;
+}

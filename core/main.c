@@ -1,0 +1,133 @@
+/*
+ * main.c — the ringkeeper process: configuration, start-up in dependency order
+ * (store, raft thread, workers), and a clean stop on SIGTERM/SIGINT.
+ *
+ * Start-up order matters: every listener is bound before any thread starts, so a
+ * port conflict stops the process before it serves anyone; the raft thread starts
+ * before the workers, which push to it from their first request.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "core/server.h"
+#include "core/worker.h"
+#include "raft/pipeline.h"
+#include "store/store.h"
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(tmp, 0755) && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static struct server srv;
+
+int main(int argc, char **argv);
+int main(int argc, char **argv)
+{
+	char err[512] = "";
+	config_defaults(&srv.cfg);
+	int rc = config_parse_args(&srv.cfg, argc, argv, err, sizeof err);
+	if (rc == CONFIG_ARGS_HELP) {
+		config_print_help(stdout);
+		return 0;
+	}
+	if (rc == CONFIG_ARGS_VERSION) {
+		printf("ringkeeper 0.1.0 (ZooKeeper protocol 3.8)\n");
+		return 0;
+	}
+	if (rc < 0 || config_finalize(&srv.cfg, err, sizeof err) < 0 || config_read_myid(&srv.cfg, err, sizeof err) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	rk_log_level_current = (enum rk_log_level)srv.cfg.log_level;
+	for (uint32_t i = 0; i < srv.cfg.warning_count; i++)
+		log_warn("%s", srv.cfg.warnings[i]);
+	if (srv.cfg.server_count > 0)
+		log_warn("server.N lines given: replication is not built yet, running standalone");
+
+	/* Signals are taken by main with sigwait; every thread inherits the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if ((rc = mkdir_p(srv.cfg.data_dir)) < 0 || (rc = mkdir_p(srv.cfg.data_log_dir)) < 0) {
+		log_error("cannot create data directories %s, %s: %s", srv.cfg.data_dir, srv.cfg.data_log_dir,
+			  strerror(-rc));
+		return 1;
+	}
+	srv.start_ms = rk_now_ms();
+	srv.min_session_timeout_ms = srv.cfg.session_timeout_ms_min;
+	srv.max_session_timeout_ms = srv.cfg.session_timeout_ms_max;
+	atomic_store(&srv.stats.latency_min_us, UINT64_MAX);
+	/* ZooKeeper's session id layout: server id in the top byte, then start time. */
+	int64_t seed = (int64_t)(((uint64_t)srv.cfg.server_id << 56) | (((uint64_t)srv.start_ms << 24) >> 8));
+	atomic_store(&srv.next_session_id, seed);
+	pthread_mutex_init(&srv.ip_lock, NULL);
+
+	struct store_config store_cfg = { .config_text = "" };
+	srv.store = store_create(&store_cfg);
+	if (!srv.store) {
+		log_error("cannot create the store");
+		return 1;
+	}
+	srv.worker_count = srv.cfg.worker_count > RK_WORKERS_MAX ? RK_WORKERS_MAX : srv.cfg.worker_count;
+	for (int i = 0; i < srv.worker_count; i++) {
+		if ((rc = worker_create(&srv, i, &srv.workers[i])) < 0) {
+			log_error("worker %d: %s", i, strerror(-rc));
+			return 1;
+		}
+	}
+	if ((rc = raft_pipeline_create(&srv, &srv.raft)) < 0 || (rc = raft_pipeline_start(srv.raft)) < 0) {
+		log_error("raft thread: %s", strerror(-rc));
+		return 1;
+	}
+	for (int i = 0; i < srv.worker_count; i++) {
+		if ((rc = worker_start(srv.workers[i])) < 0) {
+			log_error("worker %d could not start: %s", i, strerror(-rc));
+			atomic_store(&srv.stopping, true);
+			for (int j = 0; j < i; j++)
+				worker_join(srv.workers[j]);
+			raft_pipeline_join(srv.raft);
+			return 1;
+		}
+	}
+	log_info("ringkeeper serving on %s:%d with %d workers, dataDir %s, forceSync %s", srv.cfg.client_port_address,
+		 srv.cfg.client_port, srv.worker_count, srv.cfg.data_dir, srv.cfg.force_sync ? "yes" : "no");
+
+	int sig = 0;
+	sigwait(&set, &sig);
+	log_info("signal %d: stopping", sig);
+	atomic_store(&srv.stopping, true);
+	for (int i = 0; i < srv.worker_count; i++)
+		worker_join(srv.workers[i]);
+	raft_pipeline_join(srv.raft);
+	for (int i = 0; i < srv.worker_count; i++)
+		worker_destroy(srv.workers[i]);
+	raft_pipeline_destroy(srv.raft);
+	store_destroy(srv.store);
+	free(srv.ip_counts);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * msg.h — the messages that cross threads, always through an SPSC queue.
+ *
+ * Ownership: a message is malloc'ed by its producer and freed by its consumer.
+ *
+ *   worker ──RK_MSG_PROPOSAL────────► raft   a write: data[] = log entry payload
+ *   worker ──RK_MSG_SESSION_ATTACH──► raft   session now served by conn_id (not logged)
+ *   raft   ──RK_MSG_REPLY───────────► worker data[] = a complete reply frame for conn_id
+ *   raft   ──RK_MSG_EVENT───────────► worker data[] = a complete notification frame
+ *   raft   ──RK_MSG_SESSION_CREATED─► worker createSession committed (err, zxid)
+ *   raft   ──RK_MSG_SESSION_GONE────► every worker: close the conns of session_id,
+ *                                     except conn_id (expired, closed, or moved)
+ *
+ * conn_id = worker index << 48 | generation << 24 | slot: it names the owning worker
+ * and survives slot reuse (a stale id finds a different generation and is dropped).
+ */
+#ifndef RK_MSG_H
+#define RK_MSG_H
+
+#include <stdint.h>
+
+enum rk_msg_kind {
+	RK_MSG_PROPOSAL = 1,
+	RK_MSG_SESSION_ATTACH,
+	RK_MSG_REPLY,
+	RK_MSG_EVENT,
+	RK_MSG_SESSION_CREATED,
+	RK_MSG_SESSION_GONE,
+};
+
+enum rk_msg_flag {
+	RK_MSG_CLOSE_AFTER = 1, /* reply: close the connection once it is sent */
+};
+
+struct rk_msg {
+	uint16_t kind;  /* enum rk_msg_kind */
+	uint16_t flags; /* enum rk_msg_flag */
+	int32_t xid;
+	int32_t err;
+	uint32_t len; /* bytes in data[] */
+	uint64_t conn_id;
+	int64_t session_id;
+	int64_t zxid;
+	uint64_t start_us; /* when the worker parsed the request, for latency stats */
+	uint8_t data[];
+};
+
+#define RK_CONN_ID_NONE UINT64_MAX
+static inline uint32_t rk_conn_id_worker(uint64_t conn_id) { return (uint32_t)(conn_id >> 48); }
+
+#endif

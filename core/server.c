@@ -1,0 +1,101 @@
+/*
+ * server.c — process-wide helpers every thread may call: clocks, the per-address
+ * connection count (maxClientCnxns), latency statistics, session id allocation.
+ */
+#include "core/server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct ip_count {
+	uint8_t addr[16];
+	int addr_len;
+	int count;
+};
+
+int64_t rk_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t rk_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static struct ip_count *ip_find(struct server *srv, const uint8_t *addr, int addr_len, bool create)
+{
+	struct ip_count *empty = NULL;
+	for (uint32_t i = 0; i < srv->ip_counts_cap; i++) {
+		struct ip_count *e = &srv->ip_counts[i];
+		if (e->count == 0) {
+			if (!empty)
+				empty = e;
+			continue;
+		}
+		if (e->addr_len == addr_len && memcmp(e->addr, addr, (size_t)addr_len) == 0)
+			return e;
+	}
+	if (!create)
+		return NULL;
+	if (!empty) {
+		uint32_t cap = srv->ip_counts_cap ? srv->ip_counts_cap * 2 : 64;
+		struct ip_count *grown = realloc(srv->ip_counts, cap * sizeof *grown);
+		if (!grown)
+			return NULL;
+		memset(grown + srv->ip_counts_cap, 0, (cap - srv->ip_counts_cap) * sizeof *grown);
+		empty = grown + srv->ip_counts_cap;
+		srv->ip_counts = grown;
+		srv->ip_counts_cap = cap;
+	}
+	memcpy(empty->addr, addr, (size_t)addr_len);
+	empty->addr_len = addr_len;
+	return empty;
+}
+
+bool server_ip_acquire(struct server *srv, const uint8_t *addr, int addr_len)
+{
+	int max = srv->cfg.client_connections_per_ip_max;
+	pthread_mutex_lock(&srv->ip_lock);
+	struct ip_count *e = ip_find(srv, addr, addr_len, true);
+	bool ok = e && (max == 0 || e->count < max);
+	if (ok)
+		e->count++;
+	pthread_mutex_unlock(&srv->ip_lock);
+	return ok;
+}
+
+void server_ip_release(struct server *srv, const uint8_t *addr, int addr_len)
+{
+	pthread_mutex_lock(&srv->ip_lock);
+	struct ip_count *e = ip_find(srv, addr, addr_len, false);
+	if (e && e->count > 0)
+		e->count--;
+	pthread_mutex_unlock(&srv->ip_lock);
+}
+
+void server_latency_record(struct server *srv, uint64_t us)
+{
+	struct server_stats *s = &srv->stats;
+	atomic_fetch_add_explicit(&s->latency_sum_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->latency_count, 1, memory_order_relaxed);
+	uint64_t max = atomic_load_explicit(&s->latency_max_us, memory_order_relaxed);
+	while (us > max && !atomic_compare_exchange_weak(&s->latency_max_us, &max, us))
+		;
+	uint64_t min = atomic_load_explicit(&s->latency_min_us, memory_order_relaxed);
+	while (us < min && !atomic_compare_exchange_weak(&s->latency_min_us, &min, us))
+		;
+}
+
+int64_t server_session_id_next(struct server *srv)
+{
+	int64_t id = atomic_fetch_add_explicit(&srv->next_session_id, 1, memory_order_relaxed);
+	if (id == INT64_MIN || id == 0) /* never 0x8000000000000000 (ZooKeeper), never 0 */
+		id = atomic_fetch_add_explicit(&srv->next_session_id, 1, memory_order_relaxed);
+	return id;
+}

@@ -1,0 +1,72 @@
+/*
+ * server.h — the process: configuration, the store, the workers, the raft thread,
+ * and the counters every thread updates.
+ *
+ * Threads
+ *   main      parses config, builds everything, waits for SIGTERM/SIGINT, stops all.
+ *   w0..wN-1  core/worker.c: one per CPU, pinned, each owning an io_uring, a listener
+ *             (SO_REUSEPORT), its connections and the sessions attached to them.
+ *   raft      raft/pipeline.c: orders all writes, makes them durable, applies them.
+ *
+ * Everything here is either immutable after server_start() or atomic.
+ */
+#ifndef RK_SERVER_H
+#define RK_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+struct store;
+struct worker;
+struct raft_pipeline;
+
+#define RK_WORKERS_MAX 64
+
+struct server_stats {
+	_Atomic uint64_t packets_received;
+	_Atomic uint64_t packets_sent;
+	_Atomic uint64_t latency_sum_us;
+	_Atomic uint64_t latency_count;
+	_Atomic uint64_t latency_max_us;
+	_Atomic uint64_t latency_min_us;
+	_Atomic uint64_t auth_failed;
+	_Atomic uint64_t connections_refused;
+	_Atomic uint64_t frames_rejected;
+	_Atomic uint64_t writes_committed;
+	_Atomic uint64_t reads_served;
+};
+
+struct server {
+	struct rk_config cfg;
+	struct store *store;
+	struct raft_pipeline *raft;
+	int worker_count;
+	struct worker *workers[RK_WORKERS_MAX];
+	_Atomic bool stopping;
+	_Atomic int64_t global_outstanding; /* writes proposed and not yet answered */
+	_Atomic int64_t next_session_id;
+	int64_t start_ms;
+	int32_t min_session_timeout_ms;
+	int32_t max_session_timeout_ms;
+	uint8_t session_secret[16];
+	struct server_stats stats;
+	/* Connections per client address (maxClientCnxns), shared by all workers. */
+	pthread_mutex_t ip_lock;
+	struct ip_count *ip_counts;
+	uint32_t ip_counts_cap;
+};
+
+int64_t rk_now_ms(void);
+int64_t rk_now_us(void);
+
+/* maxClientCnxns: takes one slot for addr (IPv4/IPv6 bytes), or returns false. */
+bool server_ip_acquire(struct server *srv, const uint8_t *addr, int addr_len);
+void server_ip_release(struct server *srv, const uint8_t *addr, int addr_len);
+void server_latency_record(struct server *srv, uint64_t us);
+int64_t server_session_id_next(struct server *srv);
+
+#endif

@@ -1,0 +1,716 @@
+/*
+ * worker.c — the per-core event loop. One worker per CPU, pinned, owning:
+ *   - an io_uring created on its own thread (SINGLE_ISSUER | DEFER_TASKRUN when the
+ *     kernel has them: only this thread submits, completions run when it asks);
+ *   - a listening socket on clientPort with SO_REUSEPORT (the kernel spreads new
+ *     connections over the workers), served by one multishot accept;
+ *   - a provided-buffer ring (set up by hand: liburing 2.3 has no setup helper) that
+ *     feeds one multishot recv per connection;
+ *   - its connections (slot table + generation) and their sessions' front ends.
+ *
+ * One turn of the loop
+ *   1. drain the inbound SPSC queue from the raft thread (replies, notifications);
+ *   2. run the requests that were waiting behind a write (ready list);
+ *   3. retry input held back by a limit (stalled list);
+ *   4. issue one send per connection with bytes waiting (batched: everything a turn
+ *      produced for a connection goes out in one send);
+ *   5. free connections whose in-flight operations are done (reap list);
+ *   6. announce sleep, re-check the queue, then submit and wait for completions.
+ *
+ * Wake-ups: the raft thread pushes to from_raft and, only if this worker announced
+ * sleep, sends IORING_OP_MSG_RING to this ring. No eventfd, no lock.
+ *
+ * user_data = kind << 56 | low 48 bits of the conn id.
+ */
+#include "core/worker.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/msg.h"
+#include "core/server.h"
+#include "net/conn.h"
+#include "raft/pipeline.h"
+#include "store/store.h"
+
+enum ud_kind {
+	UD_ACCEPT = 1,
+	UD_RECV = 2,
+	UD_SEND = 3,
+	UD_WAKE = 4,
+	UD_CANCEL = 5,
+};
+
+#define UD_ID_MASK ((1ULL << 48) - 1)
+#define CONN_PAUSE_IN_BYTES (64u << 10)
+
+struct conn_reap {
+	struct conn *c;
+	struct conn_reap *next;
+};
+
+static inline uint64_t ud_make(enum ud_kind kind, uint64_t id)
+{
+	return ((uint64_t)kind << 56) | (id & UD_ID_MASK);
+}
+
+struct io_uring_sqe *worker_get_sqe(struct worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+	if (!sqe) {
+		/* SQ full: hand what we have to the kernel and take a fresh slot. */
+		atomic_fetch_add_explicit(&w->sqe_full_count, 1, memory_order_relaxed);
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	assert(sqe);
+	return sqe;
+}
+
+bool worker_send_to_raft(struct worker *w, void *msg)
+{
+	if (!spsc_push(&w->to_raft, msg))
+		return false;
+	raft_pipeline_wake(w->srv->raft, &w->ring);
+	return true;
+}
+
+void worker_wake_from(struct worker *w, struct io_uring *sender_ring)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&w->sleeping, memory_order_seq_cst))
+		return;
+	if (!atomic_exchange_explicit(&w->sleeping, 0, memory_order_seq_cst))
+		return;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(sender_ring);
+	if (!sqe) {
+		io_uring_submit(sender_ring);
+		sqe = io_uring_get_sqe(sender_ring);
+	}
+	assert(sqe);
+	io_uring_prep_msg_ring(sqe, w->ring_fd, 0, ud_make(UD_WAKE, 0), 0);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, ud_make(UD_WAKE, 0));
+	io_uring_submit(sender_ring);
+}
+
+/* ---- connection table ---------------------------------------------------------- */
+
+struct conn *worker_conn_lookup(struct worker *w, uint64_t conn_id)
+{
+	uint32_t slot = (uint32_t)(conn_id & 0xffffff);
+	uint32_t gen = (uint32_t)((conn_id >> 24) & 0xffffff);
+	if (rk_conn_id_worker(conn_id) != (uint32_t)w->index || slot >= WORKER_CONNS_MAX)
+		return NULL;
+	struct conn *c = w->conns[slot];
+	if (!c || w->conn_gen[slot] != gen)
+		return NULL;
+	return c;
+}
+
+void worker_conn_mark_send(struct worker *w, struct conn *c)
+{
+	if (c->in_send_list || c->send_inflight)
+		return;
+	c->in_send_list = true;
+	c->send_next = w->send_list;
+	w->send_list = c;
+}
+
+void worker_conn_mark_ready(struct worker *w, struct conn *c)
+{
+	if (c->in_ready_list)
+		return;
+	c->in_ready_list = true;
+	c->ready_next = w->ready_list;
+	w->ready_list = c;
+}
+
+void worker_conn_mark_stalled(struct worker *w, struct conn *c)
+{
+	if (c->in_stalled)
+		return;
+	c->in_stalled = true;
+	c->stalled_next = w->stalled;
+	w->stalled = c;
+}
+
+
+void worker_conn_close(struct worker *w, struct conn *c)
+{
+	if (c->shut)
+		return;
+	c->shut = true;
+	c->state = CONN_CLOSING;
+	shutdown(c->fd, SHUT_RDWR);
+	struct conn_reap *r = malloc(sizeof *r);
+	assert(r);
+	r->c = c;
+	r->next = w->reap_list;
+	w->reap_list = r;
+}
+
+static void worker_conn_finalize(struct worker *w, struct conn *c)
+{
+	uint32_t slot = (uint32_t)(c->id & 0xffffff);
+	log_debug("conn %s: closed (session 0x%llx)", c->peer, (unsigned long long)c->session_id);
+	store_watcher_drop(w->srv->store, c->id);
+	server_ip_release(w->srv, c->addr, c->addr_len);
+	close(c->fd);
+	pthread_mutex_lock(&w->registry_lock);
+	w->conns[slot] = NULL;
+	w->conn_gen[slot] = (w->conn_gen[slot] + 1) & 0xffffff;
+	w->free_slots[w->free_count++] = slot;
+	w->conn_count--;
+	pthread_mutex_unlock(&w->registry_lock);
+	conn_free(w, c);
+}
+
+static void worker_reap_closed(struct worker *w)
+{
+	struct conn_reap **pp = &w->reap_list;
+	while (*pp) {
+		struct conn_reap *r = *pp;
+		struct conn *c = r->c;
+		if (c->recv_armed || c->send_inflight || c->in_send_list || c->in_ready_list || c->in_stalled) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		worker_conn_finalize(w, c);
+		free(r);
+	}
+}
+
+/* ---- submissions ------------------------------------------------------------------ */
+
+static void worker_arm_accept(struct worker *w)
+{
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
+	io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ud_make(UD_ACCEPT, 0));
+	w->accept_armed = true;
+}
+
+static void worker_arm_recv(struct worker *w, struct conn *c)
+{
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = (__u16)w->buf_group;
+	io_uring_sqe_set_data64(sqe, ud_make(UD_RECV, c->id));
+	c->recv_armed = true;
+}
+
+static void worker_pause_recv(struct worker *w, struct conn *c)
+{
+	if (!c->recv_armed || c->recv_paused)
+		return;
+	c->recv_paused = true;
+	struct io_uring_sqe *sqe = worker_get_sqe(w);
+	io_uring_prep_cancel64(sqe, ud_make(UD_RECV, c->id), 0);
+	io_uring_sqe_set_data64(sqe, ud_make(UD_CANCEL, c->id));
+}
+
+static void worker_maybe_unpause(struct worker *w, struct conn *c)
+{
+	if (!c->recv_paused || c->shut || c->in.len >= CONN_PAUSE_IN_BYTES / 2)
+		return;
+	c->recv_paused = false;
+	if (!c->recv_armed)
+		worker_arm_recv(w, c);
+}
+
+static void worker_flush_sends(struct worker *w)
+{
+	struct conn *c = w->send_list;
+	w->send_list = NULL;
+	while (c) {
+		struct conn *next = c->send_next;
+		c->in_send_list = false;
+		if (!c->send_inflight && c->out.len && !(c->shut && !c->close_after_flush)) {
+			struct jute_writer tmp = c->out_sending;
+			c->out_sending = c->out;
+			c->out = tmp;
+			jute_writer_reset(&c->out);
+			c->sending_off = 0;
+			struct io_uring_sqe *sqe = worker_get_sqe(w);
+			io_uring_prep_send(sqe, c->fd, c->out_sending.buf, c->out_sending.len, MSG_NOSIGNAL);
+			io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, c->id));
+			c->send_inflight = true;
+		} else if (!c->send_inflight && c->close_after_flush && !c->shut) {
+			worker_conn_close(w, c);
+		}
+		c = next;
+	}
+}
+
+/* ---- completions ------------------------------------------------------------------ */
+
+static void worker_on_accept(struct worker *w, struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		w->accept_armed = false;
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			log_warn("accept: %s", strerror(-cqe->res));
+		return;
+	}
+	int fd = cqe->res;
+	struct sockaddr_storage ss;
+	socklen_t ss_len = sizeof ss;
+	uint8_t addr[16] = { 0 };
+	int addr_len = 0;
+	char peer[64] = "?";
+	if (getpeername(fd, (struct sockaddr *)&ss, &ss_len) == 0) {
+		char host[INET6_ADDRSTRLEN] = "?";
+		int port = 0;
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+			memcpy(addr, &sin->sin_addr, 4);
+			addr_len = 4;
+			inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+			port = ntohs(sin->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+			memcpy(addr, &sin6->sin6_addr, 16);
+			addr_len = 16;
+			inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+			port = ntohs(sin6->sin6_port);
+		}
+		snprintf(peer, sizeof peer, "%s:%d", host, port);
+	}
+	if (!server_ip_acquire(w->srv, addr, addr_len)) {
+		atomic_fetch_add_explicit(&w->srv->stats.connections_refused, 1, memory_order_relaxed);
+		log_warn("too many connections from %s (maxClientCnxns %d), refusing", peer,
+			 w->srv->cfg.client_connections_per_ip_max);
+		close(fd);
+		return;
+	}
+	if (w->free_count == 0) {
+		log_warn("worker %d: %d connections, refusing %s", w->index, WORKER_CONNS_MAX, peer);
+		server_ip_release(w->srv, addr, addr_len);
+		close(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	uint32_t slot = w->free_slots[--w->free_count];
+	uint64_t id = ((uint64_t)w->index << 48) | ((uint64_t)w->conn_gen[slot] << 24) | slot;
+	struct conn *c = conn_new(w, id, fd);
+	if (!c) {
+		w->free_slots[w->free_count++] = slot;
+		server_ip_release(w->srv, addr, addr_len);
+		close(fd);
+		return;
+	}
+	memcpy(c->addr, addr, sizeof addr);
+	c->addr_len = addr_len;
+	memcpy(c->peer, peer, sizeof peer);
+	pthread_mutex_lock(&w->registry_lock);
+	w->conns[slot] = c;
+	w->conn_count++;
+	pthread_mutex_unlock(&w->registry_lock);
+	worker_arm_recv(w, c);
+	log_debug("conn %s: accepted on worker %d", peer, w->index);
+}
+
+static void worker_recycle_buffer(struct worker *w, unsigned bid)
+{
+	io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, WORKER_RECV_BUF_BYTES,
+			      (unsigned short)bid, io_uring_buf_ring_mask(WORKER_RECV_BUF_COUNT), 0);
+	io_uring_buf_ring_advance(w->buf_ring, 1);
+}
+
+static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
+{
+	struct conn *c = worker_conn_lookup(w, ((uint64_t)w->index << 48) | (cqe->user_data & UD_ID_MASK));
+	bool has_buf = cqe->flags & IORING_CQE_F_BUFFER;
+	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (c && !more)
+		c->recv_armed = false;
+	if (c && !c->shut) {
+		if (cqe->res > 0 && has_buf) {
+			conn_on_input(w, c, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, (size_t)cqe->res);
+			if (!c->shut && c->in.len > CONN_PAUSE_IN_BYTES &&
+			    (c->state == CONN_HANDSHAKE || c->in_stalled || conn_is_stalled(w, c)))
+				worker_pause_recv(w, c);
+		} else if (cqe->res == 0) {
+			worker_conn_close(w, c);
+		} else if (cqe->res == -ENOBUFS) {
+			/* Every buffer is out: they come back this turn; re-arm below. */
+		} else if (cqe->res == -ECANCELED) {
+			/* paused by us */
+		} else if (cqe->res < 0) {
+			log_debug("conn %s: recv: %s", c->peer, strerror(-cqe->res));
+			worker_conn_close(w, c);
+		}
+		if (!c->shut && !c->recv_armed && !c->recv_paused)
+			worker_arm_recv(w, c);
+	}
+	if (has_buf)
+		worker_recycle_buffer(w, bid);
+}
+
+static void worker_on_send(struct worker *w, struct io_uring_cqe *cqe)
+{
+	struct conn *c = worker_conn_lookup(w, ((uint64_t)w->index << 48) | (cqe->user_data & UD_ID_MASK));
+	if (!c)
+		return;
+	c->send_inflight = false;
+	if (cqe->res < 0) {
+		if (!c->shut)
+			log_debug("conn %s: send: %s", c->peer, strerror(-cqe->res));
+		c->close_after_flush = false;
+		worker_conn_close(w, c);
+		return;
+	}
+	c->sending_off += (size_t)cqe->res;
+	if (c->sending_off < c->out_sending.len) {
+		struct io_uring_sqe *sqe = worker_get_sqe(w);
+		io_uring_prep_send(sqe, c->fd, c->out_sending.buf + c->sending_off,
+				   c->out_sending.len - c->sending_off, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, c->id));
+		c->send_inflight = true;
+		return;
+	}
+	jute_writer_reset(&c->out_sending);
+	if (c->out.len || c->close_after_flush)
+		worker_conn_mark_send(w, c);
+	if (c->in.len && c->state == CONN_ESTABLISHED)
+		worker_conn_mark_ready(w, c); /* output backpressure may have held input */
+}
+
+static void worker_on_msg(struct worker *w, struct rk_msg *m)
+{
+	switch ((enum rk_msg_kind)m->kind) {
+	case RK_MSG_REPLY:
+	case RK_MSG_SESSION_CREATED:
+		atomic_fetch_sub_explicit(&w->srv->global_outstanding, 1, memory_order_relaxed);
+		/* fallthrough */
+	case RK_MSG_EVENT: {
+		struct conn *c = worker_conn_lookup(w, m->conn_id);
+		if (c && !c->shut)
+			conn_on_msg(w, c, m);
+		break;
+	}
+	case RK_MSG_SESSION_GONE:
+		for (uint32_t slot = 0; slot < WORKER_CONNS_MAX && m->session_id; slot++) {
+			struct conn *c = w->conns[slot];
+			if (c && c->session_id == m->session_id && c->id != m->conn_id && !c->shut &&
+			    c->state != CONN_NEW) {
+				log_info("conn %s: session 0x%llx %s", c->peer, (unsigned long long)m->session_id,
+					 m->err ? "expired" : "moved to another connection");
+				c->close_after_flush = false;
+				worker_conn_close(w, c);
+			}
+		}
+		break;
+	case RK_MSG_PROPOSAL:
+	case RK_MSG_SESSION_ATTACH:
+		assert(!"raft-bound message on a worker queue");
+		break;
+	}
+	free(m);
+}
+
+void worker_drain_inbound(struct worker *w)
+{
+	struct rk_msg *m;
+	while ((m = spsc_pop(&w->from_raft)))
+		worker_on_msg(w, m);
+}
+
+static void worker_run_lists(struct worker *w)
+{
+	while (w->ready_list) {
+		struct conn *c = w->ready_list;
+		w->ready_list = c->ready_next;
+		c->in_ready_list = false;
+		if (c->shut)
+			continue;
+		conn_run_deferred(w, c);
+		if (!c->shut)
+			conn_resume(w, c);
+		if (!c->shut)
+			worker_maybe_unpause(w, c);
+	}
+	struct conn *c = w->stalled;
+	w->stalled = NULL;
+	while (c) {
+		struct conn *next = c->stalled_next;
+		c->in_stalled = false;
+		if (!c->shut) {
+			conn_resume(w, c);
+			if (!c->shut)
+				worker_maybe_unpause(w, c);
+		}
+		c = next;
+	}
+}
+
+static int worker_setup_ring(struct worker *w)
+{
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	int rc = io_uring_queue_init_params(WORKER_RING_ENTRIES, &w->ring, &p);
+	if (rc == -EINVAL) {
+		log_warn("io_uring: SINGLE_ISSUER|DEFER_TASKRUN unsupported, using plain rings");
+		memset(&p, 0, sizeof p);
+		rc = io_uring_queue_init_params(WORKER_RING_ENTRIES, &w->ring, &p);
+	}
+	if (rc < 0) {
+		log_error("io_uring_queue_init: %s%s", strerror(-rc),
+			  rc == -EPERM || rc == -ENOSYS ? " (io_uring is disabled or unavailable on this kernel: "
+							  "check /proc/sys/kernel/io_uring_disabled and seccomp)"
+							: "");
+		return rc;
+	}
+	w->ring_fd = w->ring.ring_fd;
+	size_t ring_bytes = WORKER_RECV_BUF_COUNT * sizeof(struct io_uring_buf);
+	void *mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	w->buf_ring = mem;
+	struct io_uring_buf_reg reg;
+	memset(&reg, 0, sizeof reg);
+	reg.ring_addr = (unsigned long)mem;
+	reg.ring_entries = WORKER_RECV_BUF_COUNT;
+	reg.bgid = (__u16)w->buf_group;
+	rc = io_uring_register_buf_ring(&w->ring, &reg, 0);
+	if (rc < 0) {
+		log_error("io_uring_register_buf_ring: %s (kernel too old for provided buffer rings?)",
+			  strerror(-rc));
+		return rc;
+	}
+	io_uring_buf_ring_init(w->buf_ring);
+	w->buf_base = aligned_alloc(4096, (size_t)WORKER_RECV_BUF_COUNT * WORKER_RECV_BUF_BYTES);
+	if (!w->buf_base)
+		return -ENOMEM;
+	for (unsigned i = 0; i < WORKER_RECV_BUF_COUNT; i++)
+		io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)i * WORKER_RECV_BUF_BYTES,
+				      WORKER_RECV_BUF_BYTES, (unsigned short)i,
+				      io_uring_buf_ring_mask(WORKER_RECV_BUF_COUNT), (int)i);
+	io_uring_buf_ring_advance(w->buf_ring, WORKER_RECV_BUF_COUNT);
+	return 0;
+}
+
+static int worker_listen(struct worker *w)
+{
+	const struct rk_config *cfg = &w->srv->cfg;
+	struct sockaddr_in6 sa6;
+	struct sockaddr_in sa4;
+	struct sockaddr *sa;
+	socklen_t sa_len;
+	int family;
+	memset(&sa4, 0, sizeof sa4);
+	memset(&sa6, 0, sizeof sa6);
+	if (inet_pton(AF_INET, cfg->client_port_address, &sa4.sin_addr) == 1) {
+		family = AF_INET;
+		sa4.sin_family = AF_INET;
+		sa4.sin_port = htons((uint16_t)cfg->client_port);
+		sa = (struct sockaddr *)&sa4;
+		sa_len = sizeof sa4;
+	} else if (inet_pton(AF_INET6, cfg->client_port_address, &sa6.sin6_addr) == 1) {
+		family = AF_INET6;
+		sa6.sin6_family = AF_INET6;
+		sa6.sin6_port = htons((uint16_t)cfg->client_port);
+		sa = (struct sockaddr *)&sa6;
+		sa_len = sizeof sa6;
+	} else {
+		log_error("clientPortAddress %s is not an IPv4 or IPv6 address", cfg->client_port_address);
+		return -EINVAL;
+	}
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	if (bind(fd, sa, sa_len) < 0 || listen(fd, 1024) < 0) {
+		int err = errno;
+		log_error("listen on %s:%d: %s", cfg->client_port_address, cfg->client_port, strerror(err));
+		close(fd);
+		return -err;
+	}
+	w->listen_fd = fd;
+	return 0;
+}
+
+struct worker_boot {
+	struct worker *w;
+	sem_t done;
+	int rc;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker_boot *boot = arg;
+	struct worker *w = boot->w;
+	char name[16];
+	snprintf(name, sizeof name, "w%d", w->index);
+	rk_log_thread_name(name);
+	boot->rc = worker_setup_ring(w);
+	sem_post(&boot->done); /* boot is gone after this */
+	if (w->ring_fd <= 0)
+		return NULL;
+	w->now_ms = rk_now_ms();
+	while (!atomic_load_explicit(&w->srv->stopping, memory_order_relaxed)) {
+		worker_drain_inbound(w);
+		worker_run_lists(w);
+		worker_flush_sends(w);
+		worker_reap_closed(w);
+		if (!w->accept_armed)
+			worker_arm_accept(w);
+
+		atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
+		bool busy = !spsc_empty(&w->from_raft) || w->ready_list || w->send_list;
+		struct __kernel_timespec ts = { 0, w->stalled ? 1000000 : 500000000 };
+		struct io_uring_cqe *cqe;
+		if (busy) {
+			atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+			io_uring_submit_and_get_events(&w->ring);
+		} else {
+			io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+			atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+		}
+		w->now_ms = rk_now_ms();
+		unsigned head, count = 0;
+		io_uring_for_each_cqe(&w->ring, head, cqe)
+		{
+			count++;
+			switch ((enum ud_kind)(cqe->user_data >> 56)) {
+			case UD_ACCEPT:
+				worker_on_accept(w, cqe);
+				break;
+			case UD_RECV:
+				worker_on_recv(w, cqe);
+				break;
+			case UD_SEND:
+				worker_on_send(w, cqe);
+				break;
+			case UD_WAKE:
+			case UD_CANCEL:
+				break;
+			}
+		}
+		io_uring_cq_advance(&w->ring, count);
+	}
+	return NULL;
+}
+
+int worker_create(struct server *srv, int index, struct worker **out)
+{
+	struct worker *w = calloc(1, sizeof *w);
+	if (!w)
+		return -ENOMEM;
+	w->index = index;
+	w->srv = srv;
+	w->buf_group = 1;
+	w->listen_fd = -1;
+	pthread_mutex_init(&w->registry_lock, NULL);
+	jute_writer_init(&w->scratch, (size_t)srv->cfg.packet_bytes_max * 2 + 65536);
+	w->conns = calloc(WORKER_CONNS_MAX, sizeof *w->conns);
+	w->conn_gen = calloc(WORKER_CONNS_MAX, sizeof *w->conn_gen);
+	w->free_slots = calloc(WORKER_CONNS_MAX, sizeof *w->free_slots);
+	if (!w->conns || !w->conn_gen || !w->free_slots || spsc_init(&w->to_raft, WORKER_QUEUE_CAPACITY) ||
+	    spsc_init(&w->from_raft, WORKER_QUEUE_CAPACITY)) {
+		worker_destroy(w);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < WORKER_CONNS_MAX; i++)
+		w->free_slots[i] = WORKER_CONNS_MAX - 1 - i;
+	w->free_count = WORKER_CONNS_MAX;
+	int rc = worker_listen(w);
+	if (rc < 0) {
+		worker_destroy(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+int worker_start(struct worker *w)
+{
+	struct worker_boot boot = { .w = w, .rc = 0 };
+	sem_init(&boot.done, 0, 0);
+	int rc = pthread_create(&w->thread, NULL, worker_main, &boot);
+	if (rc)
+		return -rc;
+	sem_wait(&boot.done);
+	sem_destroy(&boot.done);
+	if (boot.rc < 0) {
+		pthread_join(w->thread, NULL);
+		w->thread = 0;
+		return boot.rc;
+	}
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(w->index % (cpus > 0 ? cpus : 1), &set);
+	if (pthread_setaffinity_np(w->thread, sizeof set, &set))
+		log_warn("worker %d: could not pin to a CPU", w->index);
+	return 0;
+}
+
+void worker_join(struct worker *w)
+{
+	if (w->thread) {
+		/* a sleeping worker wakes within its wait timeout */
+		pthread_join(w->thread, NULL);
+		w->thread = 0;
+	}
+}
+
+void worker_destroy(struct worker *w)
+{
+	if (!w)
+		return;
+	if (w->conns) {
+		for (uint32_t i = 0; i < WORKER_CONNS_MAX; i++) {
+			struct conn *c = w->conns[i];
+			if (c) {
+				close(c->fd);
+				conn_free(w, c);
+			}
+		}
+	}
+	struct rk_msg *m;
+	if (w->from_raft.slots)
+		while ((m = spsc_pop(&w->from_raft)))
+			free(m);
+	while (w->reap_list) {
+		struct conn_reap *r = w->reap_list;
+		w->reap_list = r->next;
+		free(r);
+	}
+	if (w->ring_fd > 0)
+		io_uring_queue_exit(&w->ring);
+	if (w->buf_ring)
+		munmap(w->buf_ring, WORKER_RECV_BUF_COUNT * sizeof(struct io_uring_buf));
+	free(w->buf_base);
+	if (w->listen_fd >= 0)
+		close(w->listen_fd);
+	spsc_destroy(&w->to_raft);
+	spsc_destroy(&w->from_raft);
+	free(w->conns);
+	free(w->conn_gen);
+	free(w->free_slots);
+	jute_writer_free(&w->scratch);
+	pthread_mutex_destroy(&w->registry_lock);
+	free(w);
+}

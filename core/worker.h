@@ -1,0 +1,80 @@
+/*
+ * worker.h — one pinned thread per CPU, each owning an io_uring, a listener, its
+ * connections and the sessions attached to them. See worker.c for the loop.
+ */
+#ifndef RK_WORKER_H
+#define RK_WORKER_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/spsc.h"
+#include "net/jute.h"
+
+struct server;
+struct conn;
+struct conn_reap;
+
+#define WORKER_QUEUE_CAPACITY 65536
+#define WORKER_CONNS_MAX 16384
+#define WORKER_RECV_BUF_BYTES 16384
+#define WORKER_RECV_BUF_COUNT 512
+#define WORKER_RING_ENTRIES 4096
+
+struct worker {
+	int index;
+	struct server *srv;
+	pthread_t thread;
+	struct io_uring ring;
+	int ring_fd;
+	int listen_fd;
+	bool accept_armed;
+	/* provided-buffer ring for multishot recv */
+	struct io_uring_buf_ring *buf_ring;
+	uint8_t *buf_base;
+	int buf_group;
+	/* queues: this worker is the only producer of to_raft and only consumer of from_raft */
+	struct spsc to_raft;
+	struct spsc from_raft;
+	_Atomic int sleeping; /* set while blocked in io_uring wait; producers wake it with MSG_RING */
+	/* connections: slot table, generation per slot */
+	struct conn **conns;
+	uint32_t *conn_gen;
+	uint32_t *free_slots;
+	uint32_t free_count;
+	uint32_t conn_count;
+	/* lists the loop works through after each batch of completions */
+	struct conn *send_list;  /* conns with bytes to send and no send in flight */
+	struct conn *ready_list; /* conns whose deferred requests may run now */
+	struct conn *stalled;    /* conns with unparsed input held back by a limit */
+	struct conn_reap *reap_list; /* closed conns waiting for their in-flight ops */
+	struct jute_writer scratch;
+	int64_t now_ms; /* cached per loop turn */
+	/* 4lw enumeration of this worker's conns from other threads */
+	pthread_mutex_t registry_lock;
+	_Atomic uint64_t sqe_full_count;
+};
+
+int worker_create(struct server *srv, int index, struct worker **out);
+int worker_start(struct worker *w);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+/* Any thread, after pushing to w->from_raft: wakes w if it sleeps. */
+void worker_wake_from(struct worker *w, struct io_uring *sender_ring);
+
+/* Used by net/conn.c on the worker thread. */
+struct io_uring_sqe *worker_get_sqe(struct worker *w);
+void worker_conn_mark_send(struct worker *w, struct conn *c);
+void worker_conn_mark_ready(struct worker *w, struct conn *c);
+void worker_conn_mark_stalled(struct worker *w, struct conn *c);
+/* Handles every message waiting from the raft thread (never frees a conn). */
+void worker_drain_inbound(struct worker *w);
+void worker_conn_close(struct worker *w, struct conn *c);
+struct conn *worker_conn_lookup(struct worker *w, uint64_t conn_id);
+/* Pushes a message to the raft thread; false if the queue is full. */
+bool worker_send_to_raft(struct worker *w, void *msg);
+
+#endif

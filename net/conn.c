@@ -1,0 +1,674 @@
+/*
+ * conn.c — the ZooKeeper session front end of one connection: framing, handshake,
+ * request classification, per-session ordering, replies. See conn.h for the
+ * lifecycle and the ordering invariants. Runs only on the owning worker thread.
+ */
+#include "net/conn.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/log.h"
+#include "core/msg.h"
+#include "core/server.h"
+#include "core/worker.h"
+#include "net/auth.h"
+#include "net/fourlw.h"
+#include "net/frames.h"
+#include "net/zk_proto.h"
+#include "raft/entry.h"
+#include "store/store.h"
+
+/* Output beyond this stops input parsing until the client reads (backpressure). */
+#define CONN_OUT_SOFT_BYTES (4u << 20)
+/* Output beyond this closes the connection: the client stopped reading entirely. */
+#define CONN_OUT_HARD_BYTES (64u << 20)
+/* Held input beyond this pauses recv. */
+#define CONN_IN_EXTRA_BYTES (64u << 10)
+
+enum op_class {
+	OP_WRITE,       /* ordered by the raft thread */
+	OP_ORDERED,     /* runs on the worker, after this conn's earlier writes */
+	OP_UNKNOWN,     /* UNIMPLEMENTED, then close */
+};
+
+static enum op_class op_classify(const struct server *srv, int32_t opcode)
+{
+	switch (opcode) {
+	case ZK_OP_CREATE:
+	case ZK_OP_DELETE:
+	case ZK_OP_SET_DATA:
+	case ZK_OP_SET_ACL:
+	case ZK_OP_SYNC:
+	case ZK_OP_CHECK:
+	case ZK_OP_MULTI:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CLOSE_SESSION:
+	case ZK_OP_CHECK_NOT_EXISTS:
+	case ZK_OP_CREATE_IF_NOT_EXISTS:
+	case ZK_OP_REMOVE_RECURSIVE:
+		return OP_WRITE;
+	case ZK_OP_CREATE_TTL:
+		return srv->cfg.extended_types_enabled ? OP_WRITE : OP_ORDERED;
+	case ZK_OP_EXISTS:
+	case ZK_OP_GET_DATA:
+	case ZK_OP_GET_ACL:
+	case ZK_OP_GET_CHILDREN:
+	case ZK_OP_GET_CHILDREN2:
+	case ZK_OP_MULTI_READ:
+	case ZK_OP_GET_EPHEMERALS:
+	case ZK_OP_GET_ALL_CHILDREN_NUMBER:
+	case ZK_OP_FILTERED_LIST:
+	case ZK_OP_PING:
+	case ZK_OP_AUTH:
+	case ZK_OP_SET_WATCHES:
+	case ZK_OP_SET_WATCHES2:
+	case ZK_OP_WHO_AM_I:
+	case ZK_OP_CHECK_WATCHES:
+	case ZK_OP_REMOVE_WATCHES:
+	case ZK_OP_ADD_WATCH:
+	case ZK_OP_RECONFIG:
+	case ZK_OP_SASL:
+		return OP_ORDERED;
+	default:
+		return OP_UNKNOWN;
+	}
+}
+
+struct conn *conn_new(struct worker *w, uint64_t id, int fd)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	size_t in_max = (size_t)w->srv->cfg.packet_bytes_max + 4 + CONN_IN_EXTRA_BYTES + WORKER_RECV_BUF_BYTES;
+	c->id = id;
+	c->fd = fd;
+	c->state = CONN_NEW;
+	jute_writer_init(&c->in, in_max);
+	jute_writer_init(&c->out, CONN_OUT_HARD_BYTES);
+	jute_writer_init(&c->out_sending, CONN_OUT_HARD_BYTES);
+	c->established_ms = w->now_ms;
+	c->lat_min_us = UINT64_MAX;
+	c->last_op = ZK_OP_NOTIFICATION;
+	return c;
+}
+
+void conn_free(struct worker *w, struct conn *c)
+{
+	(void)w;
+	struct deferred_req *d = c->deferred_head;
+	while (d) {
+		struct deferred_req *next = d->next;
+		free(d);
+		d = next;
+	}
+	for (int i = 0; i < c->auth_count; i++) {
+		free(c->auth[i].scheme);
+		free(c->auth[i].id);
+	}
+	jute_writer_free(&c->in);
+	jute_writer_free(&c->out);
+	jute_writer_free(&c->out_sending);
+	free(c);
+}
+
+void conn_send_bytes(struct worker *w, struct conn *c, const void *data, size_t len)
+{
+	jute_write_raw(&c->out, data, len);
+	if (!jute_writer_ok(&c->out)) {
+		log_warn("conn %s: output over %u bytes, closing", c->peer, CONN_OUT_HARD_BYTES);
+		worker_conn_close(w, c);
+		return;
+	}
+	worker_conn_mark_send(w, c);
+}
+
+static void conn_frame_done(struct worker *w, struct conn *c)
+{
+	if (!jute_writer_ok(&c->out)) {
+		log_warn("conn %s: output over %u bytes, closing", c->peer, CONN_OUT_HARD_BYTES);
+		worker_conn_close(w, c);
+		return;
+	}
+	c->packets_sent++;
+	atomic_fetch_add_explicit(&w->srv->stats.packets_sent, 1, memory_order_relaxed);
+	worker_conn_mark_send(w, c);
+}
+
+static void conn_reply_empty(struct worker *w, struct conn *c, int32_t xid, int64_t zxid, int32_t err)
+{
+	size_t start = frame_begin(&c->out, xid, zxid, err);
+	frame_end(&c->out, start);
+	c->last_zxid = zxid;
+	c->last_response_ms = w->now_ms;
+	conn_frame_done(w, c);
+}
+
+static void conn_record_latency(struct worker *w, struct conn *c, uint64_t start_us)
+{
+	uint64_t now = (uint64_t)rk_now_us();
+	uint64_t us = now > start_us ? now - start_us : 0;
+	if (us < c->lat_min_us)
+		c->lat_min_us = us;
+	if (us > c->lat_max_us)
+		c->lat_max_us = us;
+	c->lat_sum_us += us;
+	c->lat_count++;
+	server_latency_record(w->srv, us);
+}
+
+bool conn_is_stalled(struct worker *w, struct conn *c)
+{
+	const struct rk_config *cfg = &w->srv->cfg;
+	if (c->outstanding_writes + c->deferred_count >= cfg->outstanding_per_connection_max)
+		return true;
+	if (atomic_load_explicit(&w->srv->global_outstanding, memory_order_relaxed) >= cfg->global_outstanding_max)
+		return true;
+	return c->out.len + c->out_sending.len > CONN_OUT_SOFT_BYTES;
+}
+
+/* ---- handshake ---------------------------------------------------------------- */
+
+static void conn_send_connect_response(struct worker *w, struct conn *c, int32_t timeout_ms, int64_t session_id,
+				       const uint8_t passwd[16])
+{
+	size_t start = c->out.len;
+	jute_write_int(&c->out, 0);
+	jute_write_int(&c->out, 0); /* protocolVersion */
+	jute_write_int(&c->out, timeout_ms);
+	jute_write_long(&c->out, session_id);
+	jute_write_buffer(&c->out, passwd, 16);
+	if (c->handshake_readonly_byte)
+		jute_write_bool(&c->out, false);
+	frame_end(&c->out, start);
+	c->last_response_ms = w->now_ms;
+	conn_frame_done(w, c);
+}
+
+static int32_t negotiate_timeout(const struct server *srv, int32_t requested)
+{
+	if (requested < srv->min_session_timeout_ms)
+		return srv->min_session_timeout_ms;
+	if (requested > srv->max_session_timeout_ms)
+		return srv->max_session_timeout_ms;
+	return requested;
+}
+
+static bool conn_propose(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
+			 size_t len, uint64_t start_us);
+
+static void conn_handshake(struct worker *w, struct conn *c, const uint8_t *body, size_t len)
+{
+	struct server *srv = w->srv;
+	struct jute_reader r;
+	jute_reader_init(&r, body, len);
+	jute_read_int(&r); /* protocolVersion: 0 from every client we serve */
+	int64_t last_zxid_seen = jute_read_long(&r);
+	int32_t timeout_req = jute_read_int(&r);
+	int64_t session_id = jute_read_long(&r);
+	struct jute_bytes passwd = jute_read_buffer(&r);
+	if (jute_reader_ok(&r) && jute_reader_remaining(&r) >= 1) {
+		jute_read_bool(&r);
+		c->handshake_readonly_byte = true;
+	}
+	if (!jute_reader_ok(&r)) {
+		log_info("conn %s: malformed ConnectRequest, closing", c->peer);
+		worker_conn_close(w, c);
+		return;
+	}
+	int64_t last_zxid = store_last_zxid(srv->store);
+	if (last_zxid_seen > last_zxid) {
+		/* The client saw a newer state than ours: it must try another server. */
+		log_info("conn %s: refusing session 0x%llx, client zxid 0x%llx is ahead of ours 0x%llx", c->peer,
+			 (unsigned long long)session_id, (unsigned long long)last_zxid_seen,
+			 (unsigned long long)last_zxid);
+		worker_conn_close(w, c);
+		return;
+	}
+	int32_t timeout_ms = negotiate_timeout(srv, timeout_req);
+	if (session_id == 0) {
+		c->session_id = server_session_id_next(srv);
+		c->timeout_ms = timeout_ms;
+		if (getrandom(c->passwd, sizeof c->passwd, 0) != (ssize_t)sizeof c->passwd) {
+			log_error("getrandom failed: %s", strerror(errno));
+			worker_conn_close(w, c);
+			return;
+		}
+		uint8_t session_body[4 + 4 + 16];
+		struct jute_writer sw = { session_body, 0, sizeof session_body, sizeof session_body, 0 };
+		jute_write_int(&sw, timeout_ms);
+		jute_write_buffer(&sw, c->passwd, 16);
+		assert(sw.len == sizeof session_body && sw.err == 0);
+		c->state = CONN_HANDSHAKE;
+		log_debug("conn %s: new session 0x%llx proposed", c->peer, (unsigned long long)c->session_id);
+		if (!conn_propose(w, c, 0, ZK_OP_CREATE_SESSION, session_body, sizeof session_body,
+				  (uint64_t)rk_now_us())) {
+			log_warn("conn %s: raft queue full, refusing connection", c->peer);
+			worker_conn_close(w, c);
+		}
+		return;
+	}
+	int32_t stored_timeout;
+	uint8_t stored_passwd[16];
+	if (passwd.len == 16 && store_session_get(srv->store, session_id, &stored_timeout, stored_passwd) &&
+	    memcmp(stored_passwd, passwd.data, 16) == 0) {
+		c->session_id = session_id;
+		c->timeout_ms = timeout_ms;
+		memcpy(c->passwd, stored_passwd, 16);
+		c->state = CONN_ESTABLISHED;
+		store_session_touch(srv->store, session_id, w->now_ms, timeout_ms);
+		conn_send_connect_response(w, c, timeout_ms, session_id, stored_passwd);
+		/* Any other connection of this session, on any worker, must go. */
+		struct rk_msg *m = calloc(1, sizeof *m);
+		if (m) {
+			m->kind = RK_MSG_SESSION_ATTACH;
+			m->conn_id = c->id;
+			m->session_id = session_id;
+			if (!worker_send_to_raft(w, m))
+				free(m);
+		}
+		log_debug("conn %s: session 0x%llx reattached", c->peer, (unsigned long long)session_id);
+		return;
+	}
+	static const uint8_t zeros[16];
+	log_info("conn %s: session 0x%llx expired or bad password", c->peer, (unsigned long long)session_id);
+	conn_send_connect_response(w, c, 0, 0, zeros);
+	c->close_after_flush = true;
+	c->state = CONN_CLOSING;
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+
+static bool conn_propose(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
+			 size_t len, uint64_t start_us)
+{
+	struct zk_id ids[CONN_AUTH_IDS_MAX];
+	int n = 0;
+	for (int i = 0; i < c->auth_count && n < RK_ENTRY_IDS_MAX; i++, n++) {
+		ids[n].scheme = (struct jute_bytes){ (const uint8_t *)c->auth[i].scheme, (int32_t)strlen(c->auth[i].scheme) };
+		ids[n].id = (struct jute_bytes){ (const uint8_t *)c->auth[i].id, (int32_t)strlen(c->auth[i].id) };
+	}
+	struct jute_writer *sw = &w->scratch;
+	jute_writer_reset(sw);
+	uint8_t *hdr = jute_writer_reserve(sw, sizeof(struct rk_msg));
+	if (!hdr)
+		return false;
+	entry_encode(sw, c->session_id, opcode, c->super, ids, n, body, len);
+	if (!jute_writer_ok(sw))
+		return false;
+	struct rk_msg *m = malloc(sw->len);
+	if (!m)
+		return false;
+	memcpy(m, sw->buf, sw->len);
+	memset(m, 0, sizeof *m);
+	m->kind = RK_MSG_PROPOSAL;
+	m->xid = xid;
+	m->len = (uint32_t)(sw->len - sizeof *m);
+	m->conn_id = c->id;
+	m->session_id = c->session_id;
+	m->start_us = start_us;
+	if (!worker_send_to_raft(w, m)) {
+		free(m);
+		return false;
+	}
+	c->outstanding_writes++;
+	atomic_fetch_add_explicit(&w->srv->global_outstanding, 1, memory_order_relaxed);
+	return true;
+}
+
+struct event_sink {
+	struct worker *w;
+	struct conn *c;
+};
+
+static void conn_event_to_self(void *ctx, uint64_t watcher, int32_t type, const char *path, size_t path_len,
+			       int64_t zxid)
+{
+	(void)watcher;
+	(void)zxid;
+	struct event_sink *sink = ctx;
+	frame_notification(&sink->c->out, type, path, path_len);
+	conn_frame_done(sink->w, sink->c);
+}
+
+static void conn_auth(struct worker *w, struct conn *c, int32_t xid, const uint8_t *body, size_t len)
+{
+	struct jute_reader r;
+	jute_reader_init(&r, body, len);
+	jute_read_int(&r); /* type, always 0 */
+	struct jute_bytes scheme = jute_read_string(&r);
+	struct jute_bytes auth = jute_read_buffer(&r);
+	char id[512];
+	bool super = false;
+	int rc = -EINVAL;
+	if (jute_reader_ok(&r) && jute_bytes_eq(scheme, "digest", 6))
+		rc = auth_digest_id(auth.data, auth.len < 0 ? 0 : (size_t)auth.len, id, sizeof id);
+	if (rc == 0 && w->srv->cfg.super_digest[0] && strcmp(id, w->srv->cfg.super_digest) == 0)
+		super = true;
+	if (rc != 0 || c->auth_count >= CONN_AUTH_IDS_MAX) {
+		atomic_fetch_add_explicit(&w->srv->stats.auth_failed, 1, memory_order_relaxed);
+		conn_reply_empty(w, c, xid, 0, ZK_AUTHFAILED);
+		c->close_after_flush = true;
+		c->state = CONN_CLOSING;
+		return;
+	}
+	bool have = false;
+	for (int i = 0; i < c->auth_count; i++)
+		have |= strcmp(c->auth[i].scheme, "digest") == 0 && strcmp(c->auth[i].id, id) == 0;
+	if (!have) {
+		c->auth[c->auth_count].scheme = strdup("digest");
+		c->auth[c->auth_count].id = strdup(id);
+		c->auth_count++;
+	}
+	c->super |= super;
+	conn_reply_empty(w, c, xid, 0, ZK_OK);
+}
+
+static void conn_who_am_i(struct worker *w, struct conn *c, int32_t xid)
+{
+	int64_t zxid = store_last_zxid(w->srv->store);
+	size_t start = frame_begin(&c->out, xid, zxid, ZK_OK);
+	jute_write_int(&c->out, c->auth_count);
+	for (int i = 0; i < c->auth_count; i++) {
+		const char *user = c->auth[i].id;
+		size_t user_len = strlen(user);
+		if (strcmp(c->auth[i].scheme, "digest") == 0) {
+			const char *colon = strchr(user, ':');
+			if (colon)
+				user_len = (size_t)(colon - user);
+		}
+		jute_write_string(&c->out, c->auth[i].scheme, (int32_t)strlen(c->auth[i].scheme));
+		jute_write_string(&c->out, user, (int32_t)user_len);
+	}
+	frame_end(&c->out, start);
+	conn_frame_done(w, c);
+}
+
+static void conn_read(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
+		      size_t len)
+{
+	struct server *srv = w->srv;
+	struct zk_id ids[CONN_AUTH_IDS_MAX];
+	for (int i = 0; i < c->auth_count; i++) {
+		ids[i].scheme = (struct jute_bytes){ (const uint8_t *)c->auth[i].scheme, (int32_t)strlen(c->auth[i].scheme) };
+		ids[i].id = (struct jute_bytes){ (const uint8_t *)c->auth[i].id, (int32_t)strlen(c->auth[i].id) };
+	}
+	struct store_auth auth = { ids, c->auth_count, c->super };
+	struct jute_writer *sw = &w->scratch;
+	jute_writer_reset(sw);
+	int32_t err = store_read(srv->store, c->session_id, c->id, &auth, opcode, body, len, sw);
+	int64_t zxid = store_last_zxid(srv->store);
+	/* Invariant 2 of conn.h: notifications queued before this read saw the store go first. */
+	worker_drain_inbound(w);
+	if (c->state != CONN_ESTABLISHED)
+		return;
+	size_t start = frame_begin(&c->out, xid, zxid, err);
+	if (err == ZK_OK || opcode == ZK_OP_MULTI_READ)
+		jute_write_raw(&c->out, sw->buf, sw->len);
+	frame_end(&c->out, start);
+	c->last_zxid = zxid;
+	c->last_response_ms = w->now_ms;
+	atomic_fetch_add_explicit(&srv->stats.reads_served, 1, memory_order_relaxed);
+	conn_frame_done(w, c);
+}
+
+static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
+			     size_t len, uint64_t start_us)
+{
+	struct server *srv = w->srv;
+	c->last_op = opcode;
+	switch (op_classify(srv, opcode)) {
+	case OP_UNKNOWN:
+		log_info("conn %s: unknown opcode %d, closing", c->peer, opcode);
+		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_UNIMPLEMENTED);
+		c->close_after_flush = true;
+		c->state = CONN_CLOSING;
+		return;
+	case OP_WRITE:
+		assert(!"writes are proposed, not run on the worker");
+		return;
+	case OP_ORDERED:
+		break;
+	}
+	switch (opcode) {
+	case ZK_OP_PING:
+		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_OK);
+		return;
+	case ZK_OP_AUTH:
+		conn_auth(w, c, xid, body, len);
+		return;
+	case ZK_OP_SET_WATCHES:
+	case ZK_OP_SET_WATCHES2: {
+		struct event_sink sink = { w, c };
+		int32_t err = store_set_watches(srv->store, c->id, opcode, body, len, conn_event_to_self, &sink);
+		if (c->state == CONN_ESTABLISHED)
+			conn_reply_empty(w, c, xid, store_last_zxid(srv->store), err);
+		return;
+	}
+	case ZK_OP_WHO_AM_I:
+		conn_who_am_i(w, c, xid);
+		return;
+	case ZK_OP_CHECK_WATCHES:
+	case ZK_OP_REMOVE_WATCHES:
+	case ZK_OP_ADD_WATCH:
+	case ZK_OP_RECONFIG:
+	case ZK_OP_SASL:
+	case ZK_OP_CREATE_TTL: /* only here when extendedTypesEnabled is off */
+		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_UNIMPLEMENTED);
+		return;
+	default:
+		conn_read(w, c, xid, opcode, body, len);
+		conn_record_latency(w, c, start_us);
+		return;
+	}
+}
+
+static bool conn_defer(struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body, size_t len,
+		       uint64_t start_us)
+{
+	struct deferred_req *d = malloc(sizeof *d + len);
+	if (!d)
+		return false;
+	d->next = NULL;
+	d->xid = xid;
+	d->opcode = opcode;
+	d->len = (uint32_t)len;
+	d->start_us = start_us;
+	memcpy(d->body, body, len);
+	if (c->deferred_tail)
+		c->deferred_tail->next = d;
+	else
+		c->deferred_head = d;
+	c->deferred_tail = d;
+	c->deferred_count++;
+	return true;
+}
+
+/* Returns false when the frame could not be taken now (keep it; retry later). */
+static bool conn_request(struct worker *w, struct conn *c, const uint8_t *frame, size_t len)
+{
+	struct server *srv = w->srv;
+	if (len < 8) {
+		log_info("conn %s: frame of %zu bytes has no request header, closing", c->peer, len);
+		worker_conn_close(w, c);
+		return true;
+	}
+	struct jute_reader r;
+	jute_reader_init(&r, frame, len);
+	int32_t xid = jute_read_int(&r);
+	int32_t opcode = jute_read_int(&r);
+	const uint8_t *body = frame + 8;
+	size_t body_len = len - 8;
+	uint64_t start_us = (uint64_t)rk_now_us();
+	enum op_class cls = op_classify(srv, opcode);
+	if (cls == OP_WRITE && !c->deferred_head) {
+		if (!conn_propose(w, c, xid, opcode, body, body_len, start_us))
+			return false;
+	} else if (cls != OP_WRITE && !c->deferred_head && c->outstanding_writes == 0) {
+		conn_run_ordered(w, c, xid, opcode, body, body_len, start_us);
+	} else if (!conn_defer(c, xid, opcode, body, body_len, start_us)) {
+		return false;
+	}
+	c->packets_received++;
+	if (xid > 0)
+		c->last_cxid = xid;
+	atomic_fetch_add_explicit(&srv->stats.packets_received, 1, memory_order_relaxed);
+	store_session_touch(srv->store, c->session_id, w->now_ms, c->timeout_ms);
+	return true;
+}
+
+void conn_run_deferred(struct worker *w, struct conn *c)
+{
+	while (c->deferred_head && c->state == CONN_ESTABLISHED) {
+		struct deferred_req *d = c->deferred_head;
+		if (op_classify(w->srv, d->opcode) == OP_WRITE) {
+			if (!conn_propose(w, c, d->xid, d->opcode, d->body, d->len, d->start_us))
+				return;
+		} else {
+			if (c->outstanding_writes > 0)
+				return;
+			conn_run_ordered(w, c, d->xid, d->opcode, d->body, d->len, d->start_us);
+		}
+		c->deferred_head = d->next;
+		if (!c->deferred_head)
+			c->deferred_tail = NULL;
+		c->deferred_count--;
+		free(d);
+	}
+	if (c->in.len && c->state == CONN_ESTABLISHED)
+		conn_resume(w, c);
+}
+
+/* ---- framing ---------------------------------------------------------------------- */
+
+/* Parses whole frames from p[0..n). Returns the bytes consumed. */
+static size_t conn_parse(struct worker *w, struct conn *c, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	int32_t frame_max = w->srv->cfg.packet_bytes_max;
+	while (c->state == CONN_NEW || c->state == CONN_ESTABLISHED) {
+		if (n - off < 4)
+			break;
+		if (c->state == CONN_NEW && fourlw_is_word(p + off)) {
+			fourlw_answer(w, c, p + off);
+			return n;
+		}
+		int32_t len = (int32_t)jute_get_be32(p + off);
+		if (len < 0 || len > frame_max) {
+			atomic_fetch_add_explicit(&w->srv->stats.frames_rejected, 1, memory_order_relaxed);
+			log_info("conn %s: frame length %d outside [0, %d], closing", c->peer, len, frame_max);
+			worker_conn_close(w, c);
+			return n;
+		}
+		if (n - off - 4 < (size_t)len)
+			break;
+		if (c->state == CONN_NEW) {
+			conn_handshake(w, c, p + off + 4, (size_t)len);
+		} else {
+			if (conn_is_stalled(w, c)) {
+				worker_conn_mark_stalled(w, c);
+				break;
+			}
+			if (!conn_request(w, c, p + off + 4, (size_t)len)) {
+				worker_conn_mark_stalled(w, c);
+				break;
+			}
+		}
+		off += 4 + (size_t)len;
+	}
+	return off;
+}
+
+static void conn_keep_input(struct worker *w, struct conn *c, const uint8_t *p, size_t n)
+{
+	jute_write_raw(&c->in, p, n);
+	if (!jute_writer_ok(&c->in)) {
+		log_warn("conn %s: unparsed input over its limit, closing", c->peer);
+		worker_conn_close(w, c);
+	}
+}
+
+void conn_on_input(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	if (c->in.len == 0) {
+		size_t used = conn_parse(w, c, data, len);
+		if (used < len && c->state != CONN_CLOSING)
+			conn_keep_input(w, c, data + used, len - used);
+		return;
+	}
+	conn_keep_input(w, c, data, len);
+	if (c->state != CONN_CLOSING)
+		conn_resume(w, c);
+}
+
+void conn_resume(struct worker *w, struct conn *c)
+{
+	if (c->in.len == 0 || c->state == CONN_CLOSING)
+		return;
+	size_t used = conn_parse(w, c, c->in.buf, c->in.len);
+	if (c->state == CONN_CLOSING)
+		return;
+	if (used) {
+		memmove(c->in.buf, c->in.buf + used, c->in.len - used);
+		c->in.len -= used;
+	}
+}
+
+/* ---- messages from the raft thread -------------------------------------------------- */
+
+void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
+{
+	switch ((enum rk_msg_kind)m->kind) {
+	case RK_MSG_REPLY:
+		/* global_outstanding was released by the worker's dispatch */
+		assert(c->outstanding_writes > 0);
+		c->outstanding_writes--;
+		conn_send_bytes(w, c, m->data, m->len);
+		c->packets_sent++;
+		atomic_fetch_add_explicit(&w->srv->stats.packets_sent, 1, memory_order_relaxed);
+		c->last_zxid = m->zxid;
+		c->last_response_ms = w->now_ms;
+		conn_record_latency(w, c, m->start_us);
+		if (m->flags & RK_MSG_CLOSE_AFTER) {
+			c->close_after_flush = true;
+			c->state = CONN_CLOSING;
+		} else if (c->deferred_head || c->in.len) {
+			worker_conn_mark_ready(w, c);
+		}
+		return;
+	case RK_MSG_EVENT:
+		conn_send_bytes(w, c, m->data, m->len);
+		c->packets_sent++;
+		atomic_fetch_add_explicit(&w->srv->stats.packets_sent, 1, memory_order_relaxed);
+		return;
+	case RK_MSG_SESSION_CREATED:
+		assert(c->outstanding_writes > 0);
+		c->outstanding_writes--;
+		if (c->state != CONN_HANDSHAKE)
+			return;
+		if (m->err != ZK_OK) {
+			log_warn("conn %s: createSession failed: %d", c->peer, m->err);
+			worker_conn_close(w, c);
+			return;
+		}
+		c->state = CONN_ESTABLISHED;
+		store_session_touch(w->srv->store, c->session_id, w->now_ms, c->timeout_ms);
+		conn_send_connect_response(w, c, c->timeout_ms, c->session_id, c->passwd);
+		log_debug("conn %s: session 0x%llx established, timeout %d ms", c->peer,
+			  (unsigned long long)c->session_id, c->timeout_ms);
+		if (c->in.len)
+			worker_conn_mark_ready(w, c);
+		return;
+	case RK_MSG_PROPOSAL:
+	case RK_MSG_SESSION_ATTACH:
+	case RK_MSG_SESSION_GONE:
+		assert(!"not a conn message");
+		return;
+	}
+}

@@ -1,0 +1,346 @@
+/*
+ * fourlw.c — see fourlw.h. Answers are built with a memory FILE* (the text is small
+ * and 4lw traffic is rare), then handed to the connection's output.
+ *
+ * Reading other workers' connections: a word like `cons` walks every worker's slot
+ * table under that worker's registry_lock (taken by the owner only when a conn is
+ * added or freed), so no conn is freed while it is printed. Counters are read racily;
+ * they are statistics.
+ */
+#include "net/fourlw.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "core/server.h"
+#include "core/worker.h"
+#include "net/conn.h"
+#include "net/zk_proto.h"
+#include "raft/pipeline.h"
+#include "store/store.h"
+
+#define RK_VERSION_STRING "3.8.0-ringkeeper-0.1.0"
+
+static const char *const words[] = {
+	"ruok", "srvr", "stat", "conf", "cons", "crst", "srst", "envi", "mntr", "isro", "wchs", "dirs",
+};
+
+bool fourlw_is_word(const uint8_t word[4])
+{
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (memcmp(word, words[i], 4) == 0)
+			return true;
+	return false;
+}
+
+static void write_version(FILE *f)
+{
+	/* "yyyy-MM-dd HH:mm UTC": the form go-zookeeper's srvr parser accepts. */
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	char mon[4] = { 0 };
+	int day = 1, year = 1970, hh = 0, mm = 0;
+	sscanf(__DATE__, "%3s %d %d", mon, &day, &year);
+	sscanf(__TIME__, "%d:%d", &hh, &mm);
+	const char *at = strstr(months, mon);
+	int month = at ? (int)(at - months) / 3 + 1 : 1;
+	fprintf(f, "%s, built on %04d-%02d-%02d %02d:%02d UTC", RK_VERSION_STRING, year, month, day, hh, mm);
+}
+
+static const char *op_name(int32_t op)
+{
+	switch (op) {
+	case ZK_OP_CREATE: case ZK_OP_CREATE2: case ZK_OP_CREATE_CONTAINER: case ZK_OP_CREATE_TTL: return "CREA";
+	case ZK_OP_DELETE: return "DELE";
+	case ZK_OP_EXISTS: return "EXIS";
+	case ZK_OP_GET_DATA: return "GETD";
+	case ZK_OP_SET_DATA: return "SETD";
+	case ZK_OP_GET_ACL: return "GETA";
+	case ZK_OP_SET_ACL: return "SETA";
+	case ZK_OP_GET_CHILDREN: case ZK_OP_GET_CHILDREN2: return "GETC";
+	case ZK_OP_SYNC: return "SYNC";
+	case ZK_OP_PING: return "PING";
+	case ZK_OP_CHECK: return "CHEC";
+	case ZK_OP_MULTI: case ZK_OP_MULTI_READ: return "MULT";
+	case ZK_OP_CLOSE_SESSION: return "CLOS";
+	case ZK_OP_AUTH: return "AUTH";
+	case ZK_OP_SET_WATCHES: case ZK_OP_SET_WATCHES2: return "SETW";
+	default: return "NA";
+	}
+}
+
+
+static void server_latency(struct server *srv, uint64_t *min_ms, double *avg_ms, uint64_t *max_ms)
+{
+	uint64_t count = atomic_load(&srv->stats.latency_count);
+	uint64_t sum = atomic_load(&srv->stats.latency_sum_us);
+	uint64_t min = atomic_load(&srv->stats.latency_min_us);
+	*min_ms = count ? min / 1000 : 0;
+	*max_ms = atomic_load(&srv->stats.latency_max_us) / 1000;
+	*avg_ms = count ? (double)sum / (double)count / 1000.0 : 0.0;
+}
+
+static void write_srvr_stats(struct server *srv, FILE *f, int connections)
+{
+	struct store_stats st;
+	store_stats(srv->store, &st);
+	uint64_t lmin, lmax;
+	double lavg;
+	server_latency(srv, &lmin, &lavg, &lmax);
+	fprintf(f, "Latency min/avg/max: %llu/%.4f/%llu\n", (unsigned long long)lmin, lavg, (unsigned long long)lmax);
+	fprintf(f, "Received: %llu\n", (unsigned long long)atomic_load(&srv->stats.packets_received));
+	fprintf(f, "Sent: %llu\n", (unsigned long long)atomic_load(&srv->stats.packets_sent));
+	fprintf(f, "Connections: %d\n", connections);
+	fprintf(f, "Outstanding: %lld\n", (long long)atomic_load(&srv->global_outstanding));
+	fprintf(f, "Zxid: 0x%llx\n", (unsigned long long)st.last_zxid);
+	fprintf(f, "Mode: standalone\n");
+	fprintf(f, "Node count: %llu\n", (unsigned long long)st.node_count);
+}
+
+static int count_connections(struct server *srv)
+{
+	int n = 0;
+	for (int i = 0; i < srv->worker_count; i++)
+		n += (int)srv->workers[i]->conn_count;
+	return n;
+}
+
+/* Calls fn for every established conn of every worker, under that worker's lock. */
+static void for_each_conn(struct server *srv, void (*fn)(struct conn *c, FILE *f, bool full), FILE *f, bool full)
+{
+	for (int i = 0; i < srv->worker_count; i++) {
+		struct worker *w = srv->workers[i];
+		pthread_mutex_lock(&w->registry_lock);
+		for (uint32_t slot = 0; slot < WORKER_CONNS_MAX; slot++) {
+			struct conn *c = w->conns[slot];
+			if (c && c->state == CONN_ESTABLISHED)
+				fn(c, f, full);
+		}
+		pthread_mutex_unlock(&w->registry_lock);
+	}
+}
+
+static void write_conn_line(struct conn *c, FILE *f, bool full)
+{
+	int queued = c->outstanding_writes + c->deferred_count;
+	fprintf(f, " /%s[1](queued=%d,recved=%llu,sent=%llu", c->peer, queued,
+		(unsigned long long)c->packets_received, (unsigned long long)c->packets_sent);
+	if (full) {
+		uint64_t count = c->lat_count;
+		fprintf(f,
+			",sid=0x%llx,lop=%s,est=%lld,to=%d,lcxid=0x%x,lzxid=0x%llx,lresp=%lld,llat=%llu,minlat=%llu,"
+			"avglat=%llu,maxlat=%llu",
+			(unsigned long long)c->session_id, op_name(c->last_op), (long long)c->established_ms,
+			c->timeout_ms, (unsigned)c->last_cxid, (unsigned long long)c->last_zxid,
+			(long long)c->last_response_ms, 0ULL,
+			(unsigned long long)(count ? c->lat_min_us / 1000 : 0),
+			(unsigned long long)(count ? c->lat_sum_us / count / 1000 : 0),
+			(unsigned long long)(c->lat_max_us / 1000));
+	}
+	fprintf(f, ")\n");
+}
+
+static void reset_conn_stats(struct conn *c, FILE *f, bool full)
+{
+	(void)f;
+	(void)full;
+	c->lat_min_us = UINT64_MAX;
+	c->lat_max_us = c->lat_sum_us = c->lat_count = 0;
+	c->packets_received = c->packets_sent = 0;
+}
+
+static long long dir_bytes(const char *path)
+{
+	/* One level plus one nested level: dataDir holds log/ and snapshot/. */
+	long long total = 0;
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[4096];
+		snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+		struct stat st;
+		if (stat(p, &st) != 0)
+			continue;
+		if (S_ISREG(st.st_mode)) {
+			total += st.st_size;
+		} else if (S_ISDIR(st.st_mode)) {
+			DIR *d2 = opendir(p);
+			if (!d2)
+				continue;
+			struct dirent *e2;
+			while ((e2 = readdir(d2))) {
+				char p2[4096 + 256];
+				snprintf(p2, sizeof p2, "%s/%s", p, e2->d_name);
+				if (e2->d_name[0] != '.' && stat(p2, &st) == 0 && S_ISREG(st.st_mode))
+					total += st.st_size;
+			}
+			closedir(d2);
+		}
+	}
+	closedir(d);
+	return total;
+}
+
+static int open_fd_count(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the DIR's own fd */
+}
+
+static void write_mntr(struct server *srv, FILE *f)
+{
+	struct store_stats st;
+	store_stats(srv->store, &st);
+	uint64_t lmin, lmax;
+	double lavg;
+	server_latency(srv, &lmin, &lavg, &lmax);
+	struct rlimit rl = { 0, 0 };
+	getrlimit(RLIMIT_NOFILE, &rl);
+	struct raft_stats rs;
+	raft_pipeline_stats(srv->raft, &rs);
+	fprintf(f, "zk_version\t");
+	write_version(f);
+	fprintf(f, "\n");
+	fprintf(f, "zk_server_state\tstandalone\n");
+	fprintf(f, "zk_avg_latency\t%.4f\n", lavg);
+	fprintf(f, "zk_max_latency\t%llu\n", (unsigned long long)lmax);
+	fprintf(f, "zk_min_latency\t%llu\n", (unsigned long long)lmin);
+	fprintf(f, "zk_packets_received\t%llu\n", (unsigned long long)atomic_load(&srv->stats.packets_received));
+	fprintf(f, "zk_packets_sent\t%llu\n", (unsigned long long)atomic_load(&srv->stats.packets_sent));
+	fprintf(f, "zk_num_alive_connections\t%d\n", count_connections(srv));
+	fprintf(f, "zk_outstanding_requests\t%lld\n", (long long)atomic_load(&srv->global_outstanding));
+	fprintf(f, "zk_uptime\t%lld\n", (long long)(rk_now_ms() - srv->start_ms));
+	fprintf(f, "zk_znode_count\t%llu\n", (unsigned long long)st.node_count);
+	fprintf(f, "zk_watch_count\t%llu\n", (unsigned long long)st.watch_count);
+	fprintf(f, "zk_ephemerals_count\t%llu\n", (unsigned long long)st.ephemerals_count);
+	fprintf(f, "zk_approximate_data_size\t%llu\n", (unsigned long long)st.approximate_data_size);
+	fprintf(f, "zk_global_sessions\t%llu\n", (unsigned long long)st.session_count);
+	fprintf(f, "zk_local_sessions\t0\n");
+	fprintf(f, "zk_open_file_descriptor_count\t%d\n", open_fd_count());
+	fprintf(f, "zk_max_file_descriptor_count\t%llu\n", (unsigned long long)rl.rlim_cur);
+	fprintf(f, "zk_auth_failed_count\t%llu\n", (unsigned long long)atomic_load(&srv->stats.auth_failed));
+	fprintf(f, "zk_connection_rejected\t%llu\n",
+		(unsigned long long)atomic_load(&srv->stats.connections_refused));
+	fprintf(f, "zk_last_zxid\t%lld\n", (long long)st.last_zxid);
+	/* RingKeeper's own */
+	fprintf(f, "rk_reads_served\t%llu\n", (unsigned long long)atomic_load(&srv->stats.reads_served));
+	fprintf(f, "rk_writes_committed\t%llu\n", (unsigned long long)atomic_load(&srv->stats.writes_committed));
+	fprintf(f, "rk_frames_rejected\t%llu\n", (unsigned long long)atomic_load(&srv->stats.frames_rejected));
+	fprintf(f, "rk_workers\t%d\n", srv->worker_count);
+	fprintf(f, "rk_raft_batches\t%llu\n", (unsigned long long)rs.batches);
+	fprintf(f, "rk_raft_entries\t%llu\n", (unsigned long long)rs.entries);
+	fprintf(f, "rk_raft_batch_entries_avg\t%.2f\n",
+		rs.batches ? (double)rs.entries / (double)rs.batches : 0.0);
+	fprintf(f, "rk_raft_batch_entries_max\t%llu\n", (unsigned long long)rs.batch_entries_max);
+	fprintf(f, "rk_log_last_index\t%llu\n", (unsigned long long)rs.last_index);
+}
+
+static void write_envi(struct server *srv, FILE *f)
+{
+	struct utsname u;
+	uname(&u);
+	char cwd[4096] = "";
+	if (!getcwd(cwd, sizeof cwd))
+		cwd[0] = 0;
+	const char *user = getenv("USER");
+	const char *home = getenv("HOME");
+	fprintf(f, "Environment:\n");
+	fprintf(f, "zookeeper.version=");
+	write_version(f);
+	fprintf(f, "\n");
+	fprintf(f, "host.name=%s\n", u.nodename);
+	fprintf(f, "ringkeeper.workers=%d\n", srv->worker_count);
+	fprintf(f, "os.name=%s\n", u.sysname);
+	fprintf(f, "os.arch=%s\n", u.machine);
+	fprintf(f, "os.version=%s\n", u.release);
+	fprintf(f, "user.name=%s\n", user ? user : "");
+	fprintf(f, "user.home=%s\n", home ? home : "");
+	fprintf(f, "user.dir=%s\n", cwd);
+	fprintf(f, "os.memory.free=%lldMB\n", (long long)(sysconf(_SC_AVPHYS_PAGES) * sysconf(_SC_PAGESIZE) >> 20));
+	fprintf(f, "os.memory.total=%lldMB\n", (long long)(sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) >> 20));
+}
+
+void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4])
+{
+	struct server *srv = w->srv;
+	char word[5];
+	memcpy(word, word_bytes, 4);
+	word[4] = 0;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f) {
+		worker_conn_close(w, c);
+		return;
+	}
+	if (!config_4lw_allowed(&srv->cfg, word)) {
+		fprintf(f, "%s is not executed because it is not in the whitelist.\n", word);
+	} else if (!strcmp(word, "ruok")) {
+		fprintf(f, "imok");
+	} else if (!strcmp(word, "isro")) {
+		fprintf(f, "rw");
+	} else if (!strcmp(word, "srvr")) {
+		fprintf(f, "Zookeeper version: ");
+		write_version(f);
+		fprintf(f, "\n");
+		write_srvr_stats(srv, f, count_connections(srv));
+	} else if (!strcmp(word, "stat")) {
+		fprintf(f, "Zookeeper version: ");
+		write_version(f);
+		fprintf(f, "\nClients:\n");
+		for_each_conn(srv, write_conn_line, f, false);
+		fprintf(f, "\n");
+		write_srvr_stats(srv, f, count_connections(srv));
+	} else if (!strcmp(word, "cons")) {
+		for_each_conn(srv, write_conn_line, f, true);
+		fprintf(f, "\n");
+	} else if (!strcmp(word, "crst")) {
+		for_each_conn(srv, reset_conn_stats, f, false);
+		fprintf(f, "Connection stats reset.\n");
+	} else if (!strcmp(word, "srst")) {
+		atomic_store(&srv->stats.latency_sum_us, 0);
+		atomic_store(&srv->stats.latency_count, 0);
+		atomic_store(&srv->stats.latency_max_us, 0);
+		atomic_store(&srv->stats.latency_min_us, UINT64_MAX);
+		atomic_store(&srv->stats.packets_received, 0);
+		atomic_store(&srv->stats.packets_sent, 0);
+		fprintf(f, "Server stats reset.\n");
+	} else if (!strcmp(word, "conf")) {
+		struct config_conf_sizes sizes = { dir_bytes(srv->cfg.data_dir), dir_bytes(srv->cfg.data_log_dir) };
+		config_write_conf(&srv->cfg, &sizes, f);
+	} else if (!strcmp(word, "envi")) {
+		write_envi(srv, f);
+	} else if (!strcmp(word, "mntr")) {
+		write_mntr(srv, f);
+	} else if (!strcmp(word, "wchs")) {
+		struct store_stats st;
+		store_stats(srv->store, &st);
+		fprintf(f, "%d connections watching %llu paths\nTotal watches:%llu\n", count_connections(srv),
+			(unsigned long long)st.watch_paths, (unsigned long long)st.watch_count);
+	} else if (!strcmp(word, "dirs")) {
+		fprintf(f, "datadir_size: %lld\nlogdir_size: %lld\n", dir_bytes(srv->cfg.data_dir),
+			dir_bytes(srv->cfg.data_log_dir));
+	}
+	fclose(f);
+	conn_send_bytes(w, c, text, len);
+	free(text);
+	c->close_after_flush = true;
+	c->state = CONN_CLOSING;
+}

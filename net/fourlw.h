@@ -1,0 +1,21 @@
+/*
+ * fourlw.h — ZooKeeper's four-letter words: a raw 4-byte word at the start of a fresh
+ * connection, answered with text, then the connection closes. Formats follow
+ * ZooKeeper 3.8 so existing tools (zkServer.sh status, go-zookeeper's FLWSrvr,
+ * kazoo, monitoring scripts) parse them. Gated by 4lw.commands.whitelist.
+ */
+#ifndef RK_FOURLW_H
+#define RK_FOURLW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct worker;
+struct conn;
+
+/* Whether the 4 bytes are a word we know (the connection is then not ZooKeeper framing). */
+bool fourlw_is_word(const uint8_t word[4]);
+/* Writes the answer to c's output and marks c to close once it is sent. Worker thread. */
+void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word[4]);
+
+#endif

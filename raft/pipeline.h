@@ -1,0 +1,30 @@
+/*
+ * pipeline.h — the raft thread: the single place where writes are ordered, made
+ * durable and applied. Today it is the commit path of a one-node cluster; the Raft
+ * core (a pure state machine) slots in between "ordered" and "durable".
+ */
+#ifndef RK_PIPELINE_H
+#define RK_PIPELINE_H
+
+#include <liburing.h>
+#include <stdint.h>
+
+struct server;
+struct raft_pipeline;
+
+struct raft_stats {
+	uint64_t batches;
+	uint64_t entries;
+	uint64_t batch_entries_max;
+	uint64_t last_index;
+};
+
+int raft_pipeline_create(struct server *srv, struct raft_pipeline **out);
+int raft_pipeline_start(struct raft_pipeline *p);
+void raft_pipeline_join(struct raft_pipeline *p);
+void raft_pipeline_destroy(struct raft_pipeline *p);
+/* Called by a worker after pushing to its to_raft queue (sender_ring = its own ring). */
+void raft_pipeline_wake(struct raft_pipeline *p, struct io_uring *sender_ring);
+void raft_pipeline_stats(struct raft_pipeline *p, struct raft_stats *out);
+
+#endif

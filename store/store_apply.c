@@ -1,0 +1,982 @@
+/*
+ * store_apply.c — store lifetime and store_apply(): every replicated write.
+ *
+ * Thread: store_apply() on the applier only (the only writer of znodes and sessions).
+ *
+ * How one txn is applied
+ *   1. Decode the request (MARSHALLINGERROR on a short record; trailing bytes ignored,
+ *      as ZooKeeper does).
+ *   2. Check it in ZooKeeper's order against the tree, reading without locks (the
+ *      applier is the only writer, so its own reads need none).
+ *   3. Lock the shards the op mutates, in ascending order (multi, closeSession and
+ *      removeRecursive lock all of them up front), mutate, and record an undo entry
+ *      and the watch triggers.
+ *   4. Commit: fire the triggers with the txn's zxid, publish last_zxid, unlock, then
+ *      free what the op replaced. Or, for a failed multi, roll the undo log back in
+ *      reverse; nothing fires.
+ *
+ *   decode ──► check ──► lock ──► mutate+undo ──► (all ok) ──► fire ─► unlock ─► free
+ *                                       │
+ *                                       └── (multi sub-op fails) ──► undo ─► unlock
+ *
+ * Determinism: every decision depends on the tree, the session table and the txn
+ * only. Out of memory while applying is fatal (abort): a replica that skipped part of
+ * a txn would silently diverge from the others.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/zk_proto.h"
+#include "store/store_impl.h"
+
+#define TTL_MAX_MS ((int64_t)0xFFFFFFFFFFLL) /* 2^40 - 1 */
+
+/* ---------------------------------------------------------------- helpers */
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n);
+	if (!q && n) {
+		fprintf(stderr, "store: out of memory while applying a txn\n");
+		abort();
+	}
+	return q;
+}
+
+static int32_t version_next(int32_t v)
+{
+	return (int32_t)((uint32_t)v + 1u);
+}
+
+/* A normal ephemeral: owned by a session (not a container or TTL marker). */
+static bool owner_is_session(int64_t owner)
+{
+	return owner != 0 && owner != ZK_EPHEMERAL_OWNER_CONTAINER &&
+	       (owner & ZK_EPHEMERAL_OWNER_TTL_MASK) != ZK_EPHEMERAL_OWNER_TTL_MASK;
+}
+
+static bool path_has_nul(const char *p, size_t len)
+{
+	return len && memchr(p, '\0', len) != NULL;
+}
+
+static bool path_is_special(const char *p, size_t len)
+{
+	static const char *const special[] = { "/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config" };
+	for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+		if (strlen(special[i]) == len && memcmp(special[i], p, len) == 0)
+			return true;
+	return false;
+}
+
+void store_lock_all(struct store *s)
+{
+	for (unsigned i = 0; i < STORE_SHARDS; i++)
+		pthread_mutex_lock(&s->shards[i].lock);
+}
+
+void store_unlock_all(struct store *s)
+{
+	for (unsigned i = STORE_SHARDS; i-- > 0;)
+		pthread_mutex_unlock(&s->shards[i].lock);
+}
+
+/* ---------------------------------------------------------------- requests */
+
+struct req {
+	int32_t type;
+	struct jute_bytes path;
+	struct jute_bytes data;
+	struct zk_acl *acls; /* first min(acl_count, STORE_ACL_ENTRIES_MAX + 1) entries */
+	int32_t acl_count;
+	int32_t flags;
+	int32_t version;
+	int64_t ttl;
+};
+
+static void req_free(struct req *rq)
+{
+	free(rq->acls);
+	rq->acls = NULL;
+}
+
+static void read_acls(struct jute_reader *r, struct req *rq)
+{
+	int32_t count = jute_read_vector_count(r, 12);
+	rq->acl_count = count;
+	int32_t keep = count > STORE_ACL_ENTRIES_MAX ? STORE_ACL_ENTRIES_MAX + 1 : count;
+	rq->acls = keep ? xrealloc(NULL, (size_t)keep * sizeof *rq->acls) : NULL;
+	for (int32_t i = 0; i < count && jute_reader_ok(r); i++) {
+		struct zk_acl a;
+		jute_read_acl(r, &a);
+		if (i < keep)
+			rq->acls[i] = a;
+	}
+}
+
+/* Decodes one write request record; false for an opcode that is not a write. */
+static bool req_read(struct jute_reader *r, int32_t type, struct req *rq)
+{
+	memset(rq, 0, sizeof *rq);
+	rq->type = type;
+	rq->ttl = -1;
+	switch (type) {
+	case ZK_OP_CREATE:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL:
+	case ZK_OP_CREATE_IF_NOT_EXISTS:
+		rq->path = jute_read_string(r);
+		rq->data = jute_read_buffer(r);
+		read_acls(r, rq);
+		rq->flags = jute_read_int(r);
+		if (type == ZK_OP_CREATE_TTL)
+			rq->ttl = jute_read_long(r);
+		return true;
+	case ZK_OP_DELETE:
+	case ZK_OP_CHECK:
+	case ZK_OP_CHECK_NOT_EXISTS:
+		rq->path = jute_read_string(r);
+		rq->version = jute_read_int(r);
+		return true;
+	case ZK_OP_REMOVE_RECURSIVE:
+		rq->path = jute_read_string(r);
+		rq->version = jute_read_int(r); /* remove_nodes_limit */
+		return true;
+	case ZK_OP_SET_DATA:
+		rq->path = jute_read_string(r);
+		rq->data = jute_read_buffer(r);
+		rq->version = jute_read_int(r);
+		return true;
+	case ZK_OP_SET_ACL:
+		rq->path = jute_read_string(r);
+		read_acls(r, rq);
+		rq->version = jute_read_int(r);
+		return true;
+	case ZK_OP_SYNC:
+		rq->path = jute_read_string(r);
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---------------------------------------------------------------- apply context */
+
+enum undo_kind { UNDO_CREATE, UNDO_DELETE, UNDO_SET_DATA, UNDO_SET_ACL };
+
+struct undo {
+	enum undo_kind kind;
+	struct znode *node;
+	int32_t old_cversion; /* parent's, for create / delete */
+	int64_t old_pzxid;
+	uint8_t *old_data;
+	int32_t old_data_len;
+	int32_t old_version;
+	int64_t old_mzxid;
+	int64_t old_mtime;
+	struct acl_list *old_acl;
+};
+
+struct trigger {
+	const char *path; /* points into a znode, which outlives the commit */
+	size_t len;
+	uint64_t hash;
+	int32_t type;
+};
+
+struct apply_ctx {
+	struct store *s;
+	const struct store_txn *txn;
+	struct session *session;
+	bool all_locked;
+	uint64_t locked_mask;
+	struct undo *undo;
+	size_t undo_count, undo_cap;
+	struct trigger *trig;
+	size_t trig_count, trig_cap;
+};
+
+static void ctx_lock(struct apply_ctx *c, uint64_t mask)
+{
+	if (c->all_locked)
+		return;
+	assert(c->locked_mask == 0); /* one acquisition per single op keeps the order */
+	for (unsigned i = 0; i < STORE_SHARDS; i++)
+		if (mask & (1ULL << i))
+			pthread_mutex_lock(&c->s->shards[i].lock);
+	c->locked_mask = mask;
+}
+
+static void ctx_unlock(struct apply_ctx *c)
+{
+	if (c->all_locked) {
+		store_unlock_all(c->s);
+		c->all_locked = false;
+		return;
+	}
+	for (unsigned i = STORE_SHARDS; i-- > 0;)
+		if (c->locked_mask & (1ULL << i))
+			pthread_mutex_unlock(&c->s->shards[i].lock);
+	c->locked_mask = 0;
+}
+
+static struct undo *undo_push(struct apply_ctx *c, enum undo_kind kind, struct znode *n)
+{
+	if (c->undo_count == c->undo_cap) {
+		c->undo_cap = c->undo_cap ? c->undo_cap * 2 : 8;
+		c->undo = xrealloc(c->undo, c->undo_cap * sizeof *c->undo);
+	}
+	struct undo *u = &c->undo[c->undo_count++];
+	memset(u, 0, sizeof *u);
+	u->kind = kind;
+	u->node = n;
+	return u;
+}
+
+static void trigger_push(struct apply_ctx *c, const struct znode *n, int32_t type)
+{
+	if (c->trig_count == c->trig_cap) {
+		c->trig_cap = c->trig_cap ? c->trig_cap * 2 : 8;
+		c->trig = xrealloc(c->trig, c->trig_cap * sizeof *c->trig);
+	}
+	c->trig[c->trig_count++] = (struct trigger){ n->path, n->path_len, n->hash, type };
+}
+
+/* Locks held. Fires triggers, publishes the zxid, unlocks, frees what was replaced. */
+static void ctx_commit(struct apply_ctx *c, store_event_fn fn, void *ctx)
+{
+	struct store *s = c->s;
+	for (size_t i = 0; i < c->trig_count; i++)
+		store_watch_trigger(s, c->trig[i].path, c->trig[i].len, c->trig[i].hash, c->trig[i].type,
+				    c->txn->zxid, fn, ctx);
+	/* Parents that lost children may give memory back (still under their locks). */
+	for (size_t i = 0; i < c->undo_count; i++)
+		if (c->undo[i].kind == UNDO_DELETE && c->undo[i].node->parent)
+			store_node_children_trim(c->undo[i].node->parent);
+	atomic_store(&s->last_zxid, c->txn->zxid);
+	ctx_unlock(c);
+	/*
+	 * Deleted nodes are freed after every trigger ran (triggers point into them) and
+	 * children first: undo order is apply order, and a parent is deleted after its
+	 * children, so freeing in order never touches a freed node.
+	 */
+	for (size_t i = 0; i < c->undo_count; i++) {
+		struct undo *u = &c->undo[i];
+		switch (u->kind) {
+		case UNDO_CREATE:
+			break;
+		case UNDO_DELETE:
+			store_node_free(u->node);
+			break;
+		case UNDO_SET_DATA:
+			free(u->old_data);
+			break;
+		case UNDO_SET_ACL:
+			store_acl_free(u->old_acl);
+			break;
+		}
+	}
+	c->undo_count = 0;
+	c->trig_count = 0;
+}
+
+/* Locks held. Reverts every mutation of this context, newest first. */
+static void ctx_rollback(struct apply_ctx *c)
+{
+	struct store *s = c->s;
+	for (size_t i = c->undo_count; i-- > 0;) {
+		struct undo *u = &c->undo[i];
+		struct znode *n = u->node;
+		switch (u->kind) {
+		case UNDO_CREATE: {
+			struct znode *p = n->parent;
+			if (owner_is_session(n->ephemeral_owner))
+				store_session_ephemeral_remove(s, store_session_find(s, n->ephemeral_owner), n);
+			store_node_unlink(s, n);
+			p->cversion = u->old_cversion;
+			p->pzxid = u->old_pzxid;
+			store_node_free(n);
+			break;
+		}
+		case UNDO_DELETE: {
+			struct znode *p = n->parent;
+			/* Unlink left the room (no shrink before commit), so these cannot fail. */
+			int rc = store_node_children_reserve(p);
+			assert(rc == 0);
+			(void)rc;
+			store_node_link(s, p, n);
+			p->pzxid = u->old_pzxid;
+			p->cversion = u->old_cversion;
+			if (owner_is_session(n->ephemeral_owner)) {
+				struct session *se = store_session_find(s, n->ephemeral_owner);
+				if (se && store_session_ephemeral_add(s, se, n) != 0)
+					abort();
+			}
+			break;
+		}
+		case UNDO_SET_DATA:
+			atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0),
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(u->old_data_len > 0 ? u->old_data_len : 0),
+						  memory_order_relaxed);
+			free(n->data);
+			n->data = u->old_data;
+			n->data_len = u->old_data_len;
+			n->version = u->old_version;
+			n->mzxid = u->old_mzxid;
+			n->mtime = u->old_mtime;
+			break;
+		case UNDO_SET_ACL:
+			store_acl_free(n->acl);
+			n->acl = u->old_acl;
+			n->aversion = u->old_version;
+			break;
+		}
+	}
+	c->undo_count = 0;
+	c->trig_count = 0;
+}
+
+static struct znode *find(struct store *s, const char *path, size_t len)
+{
+	return store_node_find(s, path, len, store_hash_bytes(path, len));
+}
+
+static uint64_t shard_bit(uint64_t hash)
+{
+	return 1ULL << store_shard_of(hash);
+}
+
+static void write_stat(struct jute_writer *out, const struct znode *n)
+{
+	struct zk_stat st;
+	store_node_stat(n, &st);
+	jute_write_stat(out, &st);
+}
+
+/* ---------------------------------------------------------------- ops */
+
+static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_writer *out)
+{
+	struct store *s = c->s;
+	const struct store_txn *txn = c->txn;
+	int32_t flags = rq->flags;
+	if (flags < ZK_CREATE_PERSISTENT || flags > ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL)
+		return ZK_BADARGUMENTS;
+	bool is_ttl = flags == ZK_CREATE_PERSISTENT_WITH_TTL || flags == ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL;
+	bool sequential = flags == ZK_CREATE_PERSISTENT_SEQUENTIAL || flags == ZK_CREATE_EPHEMERAL_SEQUENTIAL ||
+			  flags == ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL;
+	bool ephemeral = flags == ZK_CREATE_EPHEMERAL || flags == ZK_CREATE_EPHEMERAL_SEQUENTIAL;
+	if (is_ttl ? (rq->ttl <= 0 || rq->ttl > TTL_MAX_MS) : rq->ttl >= 0)
+		return ZK_BADARGUMENTS;
+	if (rq->type == ZK_OP_CREATE_IF_NOT_EXISTS && sequential)
+		return ZK_BADARGUMENTS;
+	const char *path = (const char *)rq->path.data;
+	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
+	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len))
+		return ZK_BADARGUMENTS;
+	struct acl_list *acl = NULL;
+	int32_t rc = store_acl_fixup(rq->acls, rq->acl_count, txn->auth, &acl);
+	if (rc != ZK_OK)
+		return rc;
+	/* Parent: everything before the last '/', with "" meaning the root. */
+	size_t parent_len = (size_t)((const char *)memrchr(path, '/', len) - path);
+	struct znode *parent = parent_len == 0 ? s->root : find(s, path, parent_len);
+	char *full = NULL;
+	if (!parent) {
+		rc = ZK_NONODE;
+		goto fail;
+	}
+	if (!store_acl_permits(parent->acl, ZK_PERM_CREATE, txn->auth)) {
+		rc = ZK_NOAUTH;
+		goto fail;
+	}
+	size_t full_len = len;
+	if (sequential) {
+		full = xrealloc(NULL, len + 16);
+		memcpy(full, path, len);
+		full_len = len + (size_t)snprintf(full + len, 16, "%010d", parent->cversion);
+		path = full;
+	}
+	if (!store_path_valid(path, full_len)) {
+		rc = ZK_BADARGUMENTS;
+		goto fail;
+	}
+	uint64_t hash = store_hash_bytes(path, full_len);
+	if (store_node_find(s, path, full_len, hash)) {
+		if (rq->type == ZK_OP_CREATE_IF_NOT_EXISTS) {
+			/* ClickHouse: an existing node is success, unchanged, named as requested. */
+			jute_write_string(out, path, (int32_t)full_len);
+			rc = ZK_OK;
+		} else {
+			rc = ZK_NODEEXISTS;
+		}
+		goto fail;
+	}
+	if (owner_is_session(parent->ephemeral_owner)) {
+		rc = ZK_NOCHILDRENFOREPHEMERALS;
+		goto fail;
+	}
+	if (parent->child_count >= STORE_CHILDREN_MAX) {
+		rc = ZK_SYSTEMERROR;
+		goto fail;
+	}
+
+	struct znode *n = store_node_new(path, full_len);
+	if (!n)
+		abort();
+	store_acl_free(n->acl);
+	n->acl = acl;
+	acl = NULL;
+	if (rq->data.len > 0) {
+		n->data = xrealloc(NULL, (size_t)rq->data.len);
+		memcpy(n->data, rq->data.data, (size_t)rq->data.len);
+	}
+	n->data_len = rq->data.len;
+	n->czxid = n->mzxid = n->pzxid = txn->zxid;
+	n->ctime = n->mtime = txn->time_ms;
+	if (ephemeral)
+		n->ephemeral_owner = txn->session_id;
+	else if (flags == ZK_CREATE_CONTAINER)
+		n->ephemeral_owner = ZK_EPHEMERAL_OWNER_CONTAINER;
+	else if (is_ttl)
+		n->ephemeral_owner = ZK_EPHEMERAL_OWNER_TTL_MASK | rq->ttl;
+
+	ctx_lock(c, shard_bit(hash) | shard_bit(parent->hash));
+	/* Under the parent's lock: readers may be walking the array realloc moves. */
+	if (store_node_children_reserve(parent) != 0)
+		abort();
+	struct undo *u = undo_push(c, UNDO_CREATE, n);
+	u->old_cversion = parent->cversion;
+	u->old_pzxid = parent->pzxid;
+	store_node_link(s, parent, n);
+	parent->cversion = version_next(parent->cversion);
+	parent->pzxid = txn->zxid;
+	if (ephemeral) {
+		assert(c->session);
+		if (store_session_ephemeral_add(s, c->session, n) != 0)
+			abort();
+	}
+	trigger_push(c, n, ZK_EVENT_NODE_CREATED);
+	trigger_push(c, parent, ZK_EVENT_NODE_CHILDREN_CHANGED);
+	free(full);
+
+	jute_write_string(out, n->path, (int32_t)n->path_len);
+	if (rq->type == ZK_OP_CREATE2 || rq->type == ZK_OP_CREATE_CONTAINER || rq->type == ZK_OP_CREATE_TTL)
+		write_stat(out, n);
+	return ZK_OK;
+fail:
+	free(full);
+	store_acl_free(acl);
+	return rc;
+}
+
+/* Unlinks one node (locks held), recording undo and triggers. */
+static void delete_node(struct apply_ctx *c, struct znode *n)
+{
+	struct store *s = c->s;
+	struct znode *parent = n->parent;
+	assert(parent && n->child_count == 0);
+	struct undo *u = undo_push(c, UNDO_DELETE, n);
+	u->old_cversion = parent->cversion;
+	u->old_pzxid = parent->pzxid;
+	if (owner_is_session(n->ephemeral_owner)) {
+		struct session *se = store_session_find(s, n->ephemeral_owner);
+		if (se)
+			store_session_ephemeral_remove(s, se, n);
+	}
+	store_node_unlink(s, n);
+	parent->pzxid = c->txn->zxid; /* cversion is not bumped by a delete (ZOOKEEPER-1046) */
+	trigger_push(c, n, ZK_EVENT_NODE_DELETED);
+	trigger_push(c, parent, ZK_EVENT_NODE_CHILDREN_CHANGED);
+}
+
+static int32_t op_delete(struct apply_ctx *c, const struct req *rq)
+{
+	struct store *s = c->s;
+	const char *path = (const char *)rq->path.data;
+	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
+	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len))
+		return ZK_BADARGUMENTS;
+	size_t parent_len = (size_t)((const char *)memrchr(path, '/', len) - path);
+	struct znode *parent = parent_len == 0 ? s->root : find(s, path, parent_len);
+	if (!parent)
+		return ZK_NONODE;
+	if (!store_acl_permits(parent->acl, ZK_PERM_DELETE, c->txn->auth))
+		return ZK_NOAUTH;
+	struct znode *n = find(s, path, len);
+	if (!n)
+		return ZK_NONODE;
+	if (rq->version != -1 && rq->version != n->version)
+		return ZK_BADVERSION;
+	if (n->child_count > 0)
+		return ZK_NOTEMPTY;
+	ctx_lock(c, shard_bit(n->hash) | shard_bit(parent->hash));
+	delete_node(c, n);
+	return ZK_OK;
+}
+
+static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jute_writer *out)
+{
+	struct store *s = c->s;
+	const char *path = (const char *)rq->path.data;
+	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
+	if (!store_path_valid(path, len))
+		return ZK_BADARGUMENTS;
+	struct znode *n = find(s, path, len);
+	if (!n)
+		return ZK_NONODE;
+	if (!store_acl_permits(n->acl, ZK_PERM_WRITE, c->txn->auth))
+		return ZK_NOAUTH;
+	if (rq->version != -1 && rq->version != n->version)
+		return ZK_BADVERSION;
+	uint8_t *data = NULL;
+	if (rq->data.len > 0) {
+		data = xrealloc(NULL, (size_t)rq->data.len);
+		memcpy(data, rq->data.data, (size_t)rq->data.len);
+	}
+	ctx_lock(c, shard_bit(n->hash));
+	struct undo *u = undo_push(c, UNDO_SET_DATA, n);
+	u->old_data = n->data;
+	u->old_data_len = n->data_len;
+	u->old_version = n->version;
+	u->old_mzxid = n->mzxid;
+	u->old_mtime = n->mtime;
+	atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0), memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(rq->data.len > 0 ? rq->data.len : 0), memory_order_relaxed);
+	n->data = data;
+	n->data_len = rq->data.len;
+	n->version = version_next(n->version);
+	n->mzxid = c->txn->zxid;
+	n->mtime = c->txn->time_ms;
+	trigger_push(c, n, ZK_EVENT_NODE_DATA_CHANGED);
+	write_stat(out, n);
+	return ZK_OK;
+}
+
+static int32_t op_set_acl(struct apply_ctx *c, const struct req *rq, struct jute_writer *out)
+{
+	struct store *s = c->s;
+	const char *path = (const char *)rq->path.data;
+	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
+	if (!store_path_valid(path, len))
+		return ZK_BADARGUMENTS;
+	struct acl_list *acl;
+	int32_t rc = store_acl_fixup(rq->acls, rq->acl_count, c->txn->auth, &acl);
+	if (rc != ZK_OK)
+		return rc;
+	struct znode *n = find(s, path, len);
+	if (!n)
+		rc = ZK_NONODE;
+	else if (!store_acl_permits(n->acl, ZK_PERM_ADMIN, c->txn->auth))
+		rc = ZK_NOAUTH;
+	else if (rq->version != -1 && rq->version != n->aversion)
+		rc = ZK_BADVERSION;
+	if (rc != ZK_OK) {
+		store_acl_free(acl);
+		return rc;
+	}
+	ctx_lock(c, shard_bit(n->hash));
+	struct undo *u = undo_push(c, UNDO_SET_ACL, n);
+	u->old_acl = n->acl;
+	u->old_version = n->aversion;
+	n->acl = acl;
+	n->aversion = version_next(n->aversion);
+	write_stat(out, n);
+	return ZK_OK;
+}
+
+static int32_t op_check(struct apply_ctx *c, const struct req *rq)
+{
+	const char *path = (const char *)rq->path.data;
+	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
+	if (!store_path_valid(path, len))
+		return ZK_BADARGUMENTS;
+	struct znode *n = find(c->s, path, len);
+	if (rq->type == ZK_OP_CHECK_NOT_EXISTS) {
+		/* ClickHouse: fails only when the node exists with a matching (or any) version. */
+		if (n && (rq->version == -1 || rq->version == n->version))
+			return ZK_NODEEXISTS;
+		return ZK_OK;
+	}
+	if (!n)
+		return ZK_NONODE;
+	if (!store_acl_permits(n->acl, ZK_PERM_READ, c->txn->auth))
+		return ZK_NOAUTH;
+	if (rq->version != -1 && rq->version != n->version)
+		return ZK_BADVERSION;
+	return ZK_OK;
+}
+
+/*
+ * ClickHouse RemoveRecursive: deletes the node and its whole subtree atomically.
+ * Missing node -> OK; more than `limit` nodes in the subtree -> NOTEMPTY. Requires
+ * all shards locked (it runs inside a multi context or sets one up itself).
+ */
+static int32_t op_remove_recursive(struct apply_ctx *c, const struct req *rq)
+{
+	struct store *s = c->s;
+	const char *path = (const char *)rq->path.data;
+	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
+	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len))
+		return ZK_BADARGUMENTS;
+	size_t parent_len = (size_t)((const char *)memrchr(path, '/', len) - path);
+	struct znode *parent = parent_len == 0 ? s->root : find(s, path, parent_len);
+	struct znode *n = find(s, path, len);
+	if (!parent || !n)
+		return ZK_OK;
+	if (!store_acl_permits(parent->acl, ZK_PERM_DELETE, c->txn->auth))
+		return ZK_NOAUTH;
+	/* Collect the subtree in pre-order with an explicit stack, bounded by the limit. */
+	size_t limit = rq->version > 0 ? (size_t)rq->version : 0;
+	size_t cap = 16, count = 0;
+	struct znode **order = xrealloc(NULL, cap * sizeof *order);
+	order[count++] = n;
+	for (size_t i = 0; i < count; i++) {
+		struct znode *x = order[i];
+		if (x != n && !store_acl_permits(x->parent->acl, ZK_PERM_DELETE, c->txn->auth)) {
+			free(order);
+			return ZK_NOAUTH;
+		}
+		if (count - 1 + x->child_count > limit) {
+			free(order);
+			return ZK_NOTEMPTY;
+		}
+		if (count + x->child_count > cap) {
+			while (count + x->child_count > cap)
+				cap *= 2;
+			order = xrealloc(order, cap * sizeof *order);
+		}
+		for (uint32_t k = 0; k < x->child_count; k++)
+			order[count++] = x->children[k];
+	}
+	assert(c->all_locked);
+	/* Breadth-first order reversed: every node goes after all of its descendants. */
+	for (size_t i = count; i-- > 0;)
+		delete_node(c, order[i]);
+	free(order);
+	return ZK_OK;
+}
+
+static int32_t op_write(struct apply_ctx *c, const struct req *rq, struct jute_writer *out)
+{
+	switch (rq->type) {
+	case ZK_OP_CREATE:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL:
+	case ZK_OP_CREATE_IF_NOT_EXISTS:
+		return op_create(c, rq, out);
+	case ZK_OP_DELETE:
+		return op_delete(c, rq);
+	case ZK_OP_SET_DATA:
+		return op_set_data(c, rq, out);
+	case ZK_OP_SET_ACL:
+		return op_set_acl(c, rq, out);
+	case ZK_OP_CHECK:
+	case ZK_OP_CHECK_NOT_EXISTS:
+		return op_check(c, rq);
+	case ZK_OP_REMOVE_RECURSIVE:
+		return op_remove_recursive(c, rq);
+	case ZK_OP_SYNC:
+		jute_write_string(out, (const char *)rq->path.data, rq->path.len);
+		return ZK_OK;
+	default:
+		assert(!"not a write op");
+		return ZK_UNIMPLEMENTED;
+	}
+}
+
+static bool multi_op_allowed(int32_t type)
+{
+	switch (type) {
+	case ZK_OP_CREATE:
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL:
+	case ZK_OP_DELETE:
+	case ZK_OP_SET_DATA:
+	case ZK_OP_CHECK:
+	case ZK_OP_CHECK_NOT_EXISTS:
+	case ZK_OP_CREATE_IF_NOT_EXISTS:
+	case ZK_OP_REMOVE_RECURSIVE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Result type of a successful sub-op: create2-like creates answer as create2 (15). */
+static int32_t multi_result_type(int32_t type)
+{
+	switch (type) {
+	case ZK_OP_CREATE2:
+	case ZK_OP_CREATE_CONTAINER:
+	case ZK_OP_CREATE_TTL:
+		return ZK_OP_CREATE2;
+	default:
+		return type;
+	}
+}
+
+static void multi_header_write(struct jute_writer *out, int32_t type, bool done, int32_t err)
+{
+	jute_write_int(out, type);
+	jute_write_bool(out, done);
+	jute_write_int(out, err);
+}
+
+static int32_t apply_multi(struct apply_ctx *c, const uint8_t *body, size_t body_len, struct jute_writer *out,
+			   store_event_fn fn, void *ctx)
+{
+	struct jute_reader r;
+	jute_reader_init(&r, body, body_len);
+	size_t out_start = out->len;
+	size_t ops = 0, failed_at = SIZE_MAX;
+	int32_t failed_err = ZK_OK;
+	bool bad = false;
+	store_lock_all(c->s);
+	c->all_locked = true;
+	for (;;) {
+		int32_t type = jute_read_int(&r);
+		bool done = jute_read_bool(&r);
+		jute_read_int(&r);
+		if (!jute_reader_ok(&r) || done)
+			break;
+		struct req rq;
+		if (!multi_op_allowed(type) || ops >= STORE_MULTI_OPS_MAX || !req_read(&r, type, &rq)) {
+			bad = true;
+			break;
+		}
+		if (!jute_reader_ok(&r)) {
+			req_free(&rq);
+			break;
+		}
+		if (failed_at == SIZE_MAX) {
+			size_t mark = out->len;
+			multi_header_write(out, multi_result_type(type), false, 0);
+			int32_t rc = op_write(c, &rq, out);
+			if (rc != ZK_OK) {
+				out->len = mark;
+				failed_at = ops;
+				failed_err = rc;
+			}
+		}
+		req_free(&rq);
+		ops++;
+	}
+	if (bad || !jute_reader_ok(&r)) {
+		ctx_rollback(c);
+		out->len = out_start;
+		atomic_store(&c->s->last_zxid, c->txn->zxid);
+		ctx_unlock(c);
+		return ZK_MARSHALLINGERROR;
+	}
+	if (failed_at != SIZE_MAX) {
+		ctx_rollback(c);
+		out->len = out_start;
+		for (size_t i = 0; i < ops; i++) {
+			int32_t err = i < failed_at ? ZK_OK : i == failed_at ? failed_err : ZK_RUNTIMEINCONSISTENCY;
+			multi_header_write(out, ZK_OP_ERROR, false, err);
+			jute_write_int(out, err);
+		}
+		multi_header_write(out, -1, true, -1);
+		atomic_store(&c->s->last_zxid, c->txn->zxid);
+		ctx_unlock(c);
+		return ZK_OK;
+	}
+	multi_header_write(out, -1, true, -1);
+	ctx_commit(c, fn, ctx);
+	return ZK_OK;
+}
+
+static int32_t apply_close_session(struct apply_ctx *c, store_event_fn fn, void *ctx)
+{
+	struct store *s = c->s;
+	store_lock_all(s);
+	c->all_locked = true;
+	struct session *se = c->session;
+	/* Ephemerals never have children, so any order works; newest first is cheapest. */
+	while (se->ephemeral_count > 0)
+		delete_node(c, se->ephemerals[se->ephemeral_count - 1]);
+	ctx_commit(c, fn, ctx);
+	store_session_remove(s, se->id);
+	c->session = NULL;
+	return ZK_OK;
+}
+
+static int32_t apply_create_session(struct apply_ctx *c, const uint8_t *body, size_t body_len)
+{
+	struct jute_reader r;
+	jute_reader_init(&r, body, body_len);
+	int32_t timeout_ms = jute_read_int(&r);
+	struct jute_bytes passwd = jute_read_buffer(&r);
+	if (!jute_reader_ok(&r))
+		return ZK_MARSHALLINGERROR;
+	if (store_session_insert(c->s, c->txn->session_id, timeout_ms, passwd.data,
+				 passwd.len > 0 ? (size_t)passwd.len : 0, c->txn->time_ms) != 0)
+		abort();
+	return ZK_OK;
+}
+
+int32_t store_apply(struct store *s, const struct store_txn *txn, struct jute_writer *out, store_event_fn on_event,
+		    void *ctx)
+{
+	assert(txn->zxid > atomic_load(&s->last_zxid) || txn->zxid == 0);
+	struct apply_ctx c = { .s = s, .txn = txn };
+	int32_t rc;
+	if (txn->opcode == ZK_OP_CREATE_SESSION) {
+		rc = apply_create_session(&c, txn->body, txn->body_len);
+		goto done;
+	}
+	c.session = store_session_find(s, txn->session_id);
+	if (!c.session) {
+		rc = ZK_SESSIONEXPIRED;
+		goto done;
+	}
+	switch (txn->opcode) {
+	case ZK_OP_CLOSE_SESSION:
+		rc = apply_close_session(&c, on_event, ctx);
+		goto out;
+	case ZK_OP_MULTI:
+		rc = apply_multi(&c, txn->body, txn->body_len, out, on_event, ctx);
+		goto out;
+	default:
+		break;
+	}
+	struct jute_reader r;
+	struct req rq;
+	jute_reader_init(&r, txn->body, txn->body_len);
+	if (!req_read(&r, txn->opcode, &rq)) {
+		rc = ZK_UNIMPLEMENTED;
+		goto done;
+	}
+	if (!jute_reader_ok(&r)) {
+		req_free(&rq);
+		rc = ZK_MARSHALLINGERROR;
+		goto done;
+	}
+	if (txn->opcode == ZK_OP_REMOVE_RECURSIVE) {
+		store_lock_all(s);
+		c.all_locked = true;
+	}
+	size_t mark = out->len;
+	rc = op_write(&c, &rq, out);
+	req_free(&rq);
+	if (rc != ZK_OK) {
+		/* Single ops check everything before they mutate: nothing to undo. */
+		assert(c.undo_count == 0);
+		out->len = mark;
+		if (c.all_locked || c.locked_mask)
+			ctx_unlock(&c);
+		goto done;
+	}
+	if (c.all_locked || c.locked_mask)
+		ctx_commit(&c, on_event, ctx);
+	else
+		atomic_store(&s->last_zxid, txn->zxid);
+	goto out;
+done:
+	atomic_store(&s->last_zxid, txn->zxid);
+out:
+	free(c.undo);
+	free(c.trig);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- lifetime */
+
+static struct znode *system_node(struct store *s, struct znode *parent, const char *path, const char *data)
+{
+	struct znode *n = store_node_new(path, strlen(path));
+	assert(n);
+	size_t len = data ? strlen(data) : 0;
+	if (len) {
+		n->data = xrealloc(NULL, len);
+		memcpy(n->data, data, len);
+	}
+	n->data_len = (int32_t)len; /* ZooKeeper's system nodes hold byte[0], not null */
+	if (parent) {
+		int rc = store_node_children_reserve(parent);
+		assert(rc == 0);
+		(void)rc;
+	}
+	store_node_link(s, parent, n);
+	return n;
+}
+
+struct store *store_create(const struct store_config *cfg)
+{
+	struct store *s = aligned_alloc(64, (sizeof(struct store) + 63) & ~(size_t)63);
+	if (!s)
+		return NULL;
+	memset(s, 0, sizeof *s);
+	for (unsigned i = 0; i < STORE_SHARDS; i++) {
+		struct shard *sh = &s->shards[i];
+		pthread_mutex_init(&sh->lock, NULL);
+		sh->bucket_mask = 15;
+		sh->buckets = calloc(16, sizeof *sh->buckets);
+		assert(sh->buckets);
+	}
+	store_watches_init(s);
+	store_sessions_init(s);
+	/* As ZooKeeper's DataTree: system nodes with zxid 0, linked without stat changes. */
+	s->root = system_node(s, NULL, "/", NULL);
+	struct znode *zk = system_node(s, s->root, "/zookeeper", NULL);
+	system_node(s, zk, "/zookeeper/quota", NULL);
+	struct znode *config = system_node(s, zk, "/zookeeper/config", cfg ? cfg->config_text : NULL);
+	/* ZooKeeper protects the config node: READ_ACL_UNSAFE, set with aversion -1. */
+	static const struct zk_acl read_unsafe = { ZK_PERM_READ, { { (const uint8_t *)"world", 5 },
+								   { (const uint8_t *)"anyone", 6 } } };
+	struct acl_list *acl;
+	int32_t rc = store_acl_fixup(&read_unsafe, 1, NULL, &acl);
+	assert(rc == ZK_OK);
+	(void)rc;
+	config->acl = acl;
+	config->aversion = -1;
+	return s;
+}
+
+void store_destroy(struct store *s)
+{
+	if (!s)
+		return;
+	for (unsigned i = 0; i < STORE_SHARDS; i++) {
+		struct shard *sh = &s->shards[i];
+		for (size_t b = 0; b <= sh->bucket_mask; b++) {
+			struct znode *n = sh->buckets[b];
+			while (n) {
+				struct znode *next = n->hash_next;
+				store_node_free(n);
+				n = next;
+			}
+		}
+		free(sh->buckets);
+	}
+	store_watches_destroy(s);
+	store_sessions_destroy(s);
+	for (unsigned i = 0; i < STORE_SHARDS; i++)
+		pthread_mutex_destroy(&s->shards[i].lock);
+	free(s);
+}
+
+void store_stats(struct store *s, struct store_stats *out)
+{
+	out->node_count = atomic_load(&s->node_count);
+	out->watch_count = atomic_load(&s->watch_count);
+	out->watch_paths = atomic_load(&s->watch_paths);
+	out->ephemerals_count = atomic_load(&s->ephemerals_count);
+	out->approximate_data_size = atomic_load(&s->data_bytes);
+	pthread_rwlock_rdlock(&s->sessions.lock);
+	out->session_count = s->sessions.count;
+	pthread_rwlock_unlock(&s->sessions.lock);
+	out->last_zxid = atomic_load(&s->last_zxid);
+}
+
+int64_t store_last_zxid(const struct store *s)
+{
+	return atomic_load(&((struct store *)s)->last_zxid);
+}

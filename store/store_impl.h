@@ -1,0 +1,222 @@
+/*
+ * store_impl.h — the store's private structures, shared by the store/ files only.
+ *
+ * Layout
+ *   struct store
+ *     shards[STORE_SHARDS]   each: mutex, znode hash (path -> znode), watch-path hash
+ *                            (path -> watch_path), registration hash ((watch_path,
+ *                            watcher, kind) -> watch_reg, for O(1) de-duplication)
+ *     watchers               watcher id -> struct watcher (per-watcher index: one list
+ *                            of registrations per shard, so a drop costs O(its watches))
+ *     sessions               rwlock + hash id -> session (timeout, passwd, ephemerals)
+ *
+ * Locking (see store.h for the thread model)
+ *   1. A shard's mutex guards its znode hash, the mutable fields of the znodes in it,
+ *      its watch tables and every watch_reg in it (including the reg's links in
+ *      watcher->regs[shard]).
+ *   2. Several shards are always locked in ascending index order. Readers hold one
+ *      shard at a time, except getAllChildrenNumber, which locks all in order.
+ *   3. Lock order: shards -> watchers.lock -> sessions.lock. Nothing is locked while
+ *      the event callback runs except the shards of the txn (the callback must not
+ *      call back into the store).
+ *   4. The applier is the only writer of znodes and sessions, so it reads both without
+ *      locks; it takes the locks only to mutate and to touch watch tables.
+ *   5. A znode's path, name, parent pointer, ephemeral_owner and czxid/ctime never
+ *      change after it is linked. A child is unlinked from its parent's array under the
+ *      parent's shard lock before it is freed, so a reader holding the parent's lock may
+ *      read its children's immutable fields.
+ */
+#ifndef RK_STORE_IMPL_H
+#define RK_STORE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "net/jute.h"
+#include "store/store.h"
+
+/* Limits. */
+#define STORE_ACL_ENTRIES_MAX 1024        /* per node; dedup is quadratic in it */
+#define STORE_CHILDREN_MAX (INT32_MAX - 1) /* numChildren is a jute int */
+#define STORE_EPHEMERALS_MAX (1u << 24)   /* per session */
+#define STORE_MULTI_OPS_MAX 100000        /* sub-ops in one multi / multiRead */
+
+/* ---------------------------------------------------------------- ACLs */
+
+struct acl_entry {
+	int32_t perms;
+	uint32_t scheme_len;
+	uint32_t id_len;
+	const char *scheme; /* not NUL-terminated, points into the list's allocation */
+	const char *id;
+};
+
+/* Immutable once built; one allocation (header, entries, string bytes). */
+struct acl_list {
+	uint32_t count;
+	struct acl_entry *entries;
+};
+
+/* The shared [31, world:anyone] list; never freed. */
+extern const struct acl_list store_acl_open;
+
+/*
+ * Validates and fixes up a requested ACL (dedup, `auth` expansion) per ZooKeeper's
+ * fixupACL. Returns ZK_OK with *out set (free with store_acl_free) or ZK_INVALIDACL.
+ */
+int32_t store_acl_fixup(const struct zk_acl *acls, int32_t count, const struct store_auth *auth,
+			struct acl_list **out);
+void store_acl_free(struct acl_list *acl);
+/* True when auth may do `perm` (a mask; any bit suffices) on a node with this ACL. */
+bool store_acl_permits(const struct acl_list *acl, int32_t perm, const struct store_auth *auth);
+/* Writes vector<ACL>; mask_digest replaces digest ids' hash with "x". */
+void store_acl_write(struct jute_writer *w, const struct acl_list *acl, bool mask_digest);
+
+/* ---------------------------------------------------------------- tree */
+
+struct znode {
+	struct znode *hash_next; /* chain in its shard's bucket */
+	uint64_t hash;
+	struct znode *parent; /* NULL for "/" */
+	struct znode **children;
+	uint32_t child_count;
+	uint32_t child_cap;
+	uint32_t parent_slot;  /* index in parent->children */
+	uint32_t session_slot; /* index in its session's ephemeral array */
+	uint8_t *data;         /* NULL when data_len <= 0 */
+	int32_t data_len;      /* -1 = jute null */
+	int32_t version;
+	int32_t cversion;
+	int32_t aversion;
+	int64_t czxid;
+	int64_t mzxid;
+	int64_t pzxid;
+	int64_t ctime;
+	int64_t mtime;
+	int64_t ephemeral_owner;
+	struct acl_list *acl;
+	uint32_t path_len;
+	uint32_t name_off; /* name = path + name_off; "/" has an empty name */
+	char path[];       /* not NUL-terminated */
+};
+
+struct watch_path;
+struct watch_reg;
+
+struct shard {
+	pthread_mutex_t lock;
+	struct znode **buckets;
+	size_t bucket_mask; /* bucket count - 1, power of two */
+	size_t node_count;
+	struct watch_path **wp_buckets;
+	size_t wp_mask;
+	size_t wp_count;
+	struct watch_reg **reg_buckets;
+	size_t reg_mask;
+	size_t reg_count;
+} __attribute__((aligned(64)));
+
+/* Watch registration kinds; the persistent ones are reserved for addWatch. */
+enum watch_kind {
+	WATCH_DATA = 0,
+	WATCH_CHILD = 1,
+	WATCH_KINDS = 2,
+};
+
+struct watch_list {
+	struct watch_reg *head;
+};
+
+struct watcher {
+	struct watcher *next; /* in the watcher table */
+	uint64_t id;
+	struct watch_list regs[STORE_SHARDS]; /* regs[i] guarded by shard i */
+};
+
+struct session {
+	struct session *next;
+	int64_t id;
+	int32_t timeout_ms;
+	uint8_t passwd[16];
+	_Atomic int64_t touch_ms;
+	_Atomic int32_t touch_timeout_ms;
+	struct znode **ephemerals;
+	uint32_t ephemeral_count;
+	uint32_t ephemeral_cap;
+};
+
+struct store {
+	struct shard shards[STORE_SHARDS];
+	struct {
+		pthread_mutex_t lock;
+		struct watcher **buckets;
+		size_t mask;
+		size_t count;
+	} watchers;
+	struct {
+		pthread_rwlock_t lock;
+		struct session **buckets;
+		size_t mask;
+		size_t count;
+	} sessions;
+	struct znode *root;
+	_Atomic int64_t last_zxid;
+	_Atomic uint64_t node_count;
+	_Atomic uint64_t watch_count;
+	_Atomic uint64_t watch_paths;
+	_Atomic uint64_t ephemerals_count;
+	_Atomic uint64_t data_bytes;
+};
+
+uint64_t store_hash_bytes(const void *p, size_t n);
+static inline unsigned store_shard_of(uint64_t hash) { return (unsigned)(hash >> 58); }
+
+/* Tree primitives (store_tree.c). Lookups: caller holds the shard lock or is the applier. */
+struct znode *store_node_find(struct store *s, const char *path, size_t len, uint64_t hash);
+struct znode *store_node_new(const char *path, size_t len);
+void store_node_free(struct znode *n);
+/* Applier, with the node's and the parent's shards locked. */
+void store_node_link(struct store *s, struct znode *parent, struct znode *n);
+void store_node_unlink(struct store *s, struct znode *n);
+void store_node_stat(const struct znode *n, struct zk_stat *st);
+/* Makes room for one more child (before any mutation). 0, -ENOMEM or -E2BIG. */
+int store_node_children_reserve(struct znode *p);
+/* Gives back memory of a mostly empty children array (shard locked). */
+void store_node_children_trim(struct znode *p);
+/* Parent path of path[0..len): length of the prefix, with "/x" -> "/" (1). len must be > 1. */
+size_t store_parent_len(const char *path, size_t len);
+
+/* Sessions (store_session.c). */
+struct session *store_session_find(struct store *s, int64_t id); /* applier or rdlock held */
+int store_session_ephemeral_add(struct store *s, struct session *se, struct znode *n);
+void store_session_ephemeral_remove(struct store *s, struct session *se, struct znode *n);
+void store_sessions_init(struct store *s);
+void store_sessions_destroy(struct store *s);
+int store_session_insert(struct store *s, int64_t id, int32_t timeout_ms, const uint8_t *passwd, size_t passwd_len,
+			 int64_t now_ms);
+void store_session_remove(struct store *s, int64_t id);
+
+/* Watches (store_watch.c). */
+void store_watches_init(struct store *s);
+void store_watches_destroy(struct store *s);
+/* Registers watcher on path (shard of hash locked by the caller). Returns 0 or -ENOMEM. */
+int store_watch_add(struct store *s, unsigned shard, const char *path, size_t len, uint64_t hash, uint64_t watcher,
+		    enum watch_kind kind);
+/*
+ * Fires and removes the watches for one event (shard locked by the caller):
+ * NODE_CREATED / NODE_DATA_CHANGED: data watchers; NODE_DELETED: data and child
+ * watchers, once per watcher; NODE_CHILDREN_CHANGED: child watchers.
+ */
+void store_watch_trigger(struct store *s, const char *path, size_t len, uint64_t hash, int32_t type, int64_t zxid,
+			 store_event_fn fn, void *ctx);
+
+/* Reads (store_read.c) used by multiRead. */
+int32_t store_read_one(struct store *s, int64_t session_id, uint64_t watcher, const struct store_auth *auth,
+		       int32_t opcode, struct jute_reader *r, struct jute_writer *out);
+
+void store_lock_all(struct store *s);
+void store_unlock_all(struct store *s);
+
+#endif

@@ -1,0 +1,393 @@
+/*
+ * store_tree.c — znode allocation, the per-shard path hash, parent/child links, and
+ * the session table.
+ *
+ * Invariants
+ *   1. Every linked znode is in exactly one shard's hash (shard = top 6 bits of the
+ *      path hash) and, except "/", in exactly one parent's children array at
+ *      children[parent_slot].
+ *   2. children arrays are unordered; removal swaps the last child into the hole and
+ *      fixes its parent_slot, so unlink is O(1).
+ *   3. A session's ephemerals array holds exactly the linked znodes whose
+ *      ephemeral_owner is that session id, each at ephemerals[session_slot].
+ * Thread: mutations on the applier with the relevant shard locks (and the sessions
+ * write lock for session changes) held; see store_impl.h.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/zk_proto.h"
+#include "store/store_impl.h"
+
+uint64_t store_hash_bytes(const void *data, size_t n)
+{
+	/* A small multiply-xorshift hash; the process-local layout needs no stability. */
+	const uint8_t *p = data;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * 0xff51afd7ed558ccdULL);
+	while (n >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		h = (h ^ v) * 0xbf58476d1ce4e5b9ULL;
+		h ^= h >> 29;
+		p += 8;
+		n -= 8;
+	}
+	uint64_t v = 0;
+	memcpy(&v, p, n);
+	h = (h ^ v) * 0x94d049bb133111ebULL;
+	h ^= h >> 32;
+	h *= 0xbf58476d1ce4e5b9ULL;
+	h ^= h >> 29;
+	return h;
+}
+
+size_t store_parent_len(const char *path, size_t len)
+{
+	assert(len > 1);
+	const char *slash = memrchr(path, '/', len);
+	assert(slash);
+	size_t plen = (size_t)(slash - path);
+	return plen == 0 ? 1 : plen;
+}
+
+struct znode *store_node_find(struct store *s, const char *path, size_t len, uint64_t hash)
+{
+	struct shard *sh = &s->shards[store_shard_of(hash)];
+	for (struct znode *n = sh->buckets[hash & sh->bucket_mask]; n; n = n->hash_next)
+		if (n->hash == hash && n->path_len == len && memcmp(n->path, path, len) == 0)
+			return n;
+	return NULL;
+}
+
+struct znode *store_node_new(const char *path, size_t len)
+{
+	assert(len > 0 && len <= UINT32_MAX);
+	struct znode *n = calloc(1, sizeof *n + len);
+	if (!n)
+		return NULL;
+	memcpy(n->path, path, len);
+	n->path_len = (uint32_t)len;
+	n->hash = store_hash_bytes(path, len);
+	const char *slash = memrchr(path, '/', len);
+	n->name_off = slash ? (uint32_t)(slash - path) + 1 : 0;
+	if (len == 1)
+		n->name_off = 1; /* "/" has an empty name */
+	n->data_len = -1;
+	n->acl = (struct acl_list *)&store_acl_open;
+	return n;
+}
+
+void store_node_free(struct znode *n)
+{
+	if (!n)
+		return;
+	free(n->data);
+	free(n->children);
+	store_acl_free(n->acl);
+	free(n);
+}
+
+static void shard_grow(struct shard *sh)
+{
+	size_t count = (sh->bucket_mask + 1) * 2;
+	struct znode **b = calloc(count, sizeof *b);
+	if (!b)
+		return; /* keep the old table: longer chains, still correct */
+	for (size_t i = 0; i <= sh->bucket_mask; i++) {
+		struct znode *n = sh->buckets[i];
+		while (n) {
+			struct znode *next = n->hash_next;
+			n->hash_next = b[n->hash & (count - 1)];
+			b[n->hash & (count - 1)] = n;
+			n = next;
+		}
+	}
+	free(sh->buckets);
+	sh->buckets = b;
+	sh->bucket_mask = count - 1;
+}
+
+static int children_reserve(struct znode *p)
+{
+	if (p->child_count < p->child_cap)
+		return 0;
+	uint32_t cap = p->child_cap ? p->child_cap * 2 : 4;
+	struct znode **c = realloc(p->children, cap * sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	p->children = c;
+	p->child_cap = cap;
+	return 0;
+}
+
+void store_node_link(struct store *s, struct znode *parent, struct znode *n)
+{
+	struct shard *sh = &s->shards[store_shard_of(n->hash)];
+	if (sh->node_count >= sh->bucket_mask + 1)
+		shard_grow(sh);
+	n->hash_next = sh->buckets[n->hash & sh->bucket_mask];
+	sh->buckets[n->hash & sh->bucket_mask] = n;
+	sh->node_count++;
+	n->parent = parent;
+	if (parent) {
+		/* Reserved by the caller before any mutation; see apply_create. */
+		assert(parent->child_count < parent->child_cap);
+		n->parent_slot = parent->child_count;
+		parent->children[parent->child_count++] = n;
+	}
+	atomic_fetch_add_explicit(&s->node_count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->data_bytes, n->path_len + (uint64_t)(n->data_len > 0 ? n->data_len : 0),
+				  memory_order_relaxed);
+}
+
+void store_node_unlink(struct store *s, struct znode *n)
+{
+	struct shard *sh = &s->shards[store_shard_of(n->hash)];
+	struct znode **pp = &sh->buckets[n->hash & sh->bucket_mask];
+	while (*pp != n) {
+		assert(*pp);
+		pp = &(*pp)->hash_next;
+	}
+	*pp = n->hash_next;
+	n->hash_next = NULL;
+	sh->node_count--;
+	struct znode *p = n->parent;
+	if (p) {
+		assert(p->child_count > 0 && p->children[n->parent_slot] == n);
+		struct znode *last = p->children[--p->child_count];
+		p->children[n->parent_slot] = last;
+		last->parent_slot = n->parent_slot;
+		/*
+		 * No shrinking here: a rolled-back multi re-links deleted children and must
+		 * find the room it left. store_node_children_trim() shrinks after commit.
+		 */
+	}
+	atomic_fetch_sub_explicit(&s->node_count, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&s->data_bytes, n->path_len + (uint64_t)(n->data_len > 0 ? n->data_len : 0),
+				  memory_order_relaxed);
+}
+
+int store_node_children_reserve(struct znode *p)
+{
+	if (p->child_count >= STORE_CHILDREN_MAX)
+		return -E2BIG;
+	return children_reserve(p);
+}
+
+void store_node_children_trim(struct znode *p)
+{
+	if (p->child_cap <= 64 || p->child_count >= p->child_cap / 4)
+		return;
+	struct znode **c = realloc(p->children, (p->child_cap / 2) * sizeof *c);
+	if (c) {
+		p->children = c;
+		p->child_cap /= 2;
+	}
+}
+
+void store_node_stat(const struct znode *n, struct zk_stat *st)
+{
+	st->czxid = n->czxid;
+	st->mzxid = n->mzxid;
+	st->ctime = n->ctime;
+	st->mtime = n->mtime;
+	st->version = n->version;
+	st->cversion = n->cversion;
+	st->aversion = n->aversion;
+	st->ephemeral_owner = n->ephemeral_owner;
+	st->data_length = n->data_len > 0 ? n->data_len : 0;
+	st->num_children = (int32_t)n->child_count;
+	st->pzxid = n->pzxid;
+}
+
+/* ---------------------------------------------------------------- sessions */
+
+static size_t session_bucket(const struct store *s, int64_t id)
+{
+	uint64_t h = (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 20) & s->sessions.mask;
+}
+
+void store_sessions_init(struct store *s)
+{
+	pthread_rwlock_init(&s->sessions.lock, NULL);
+	s->sessions.mask = 255;
+	s->sessions.buckets = calloc(256, sizeof *s->sessions.buckets);
+	assert(s->sessions.buckets);
+}
+
+void store_sessions_destroy(struct store *s)
+{
+	for (size_t i = 0; i <= s->sessions.mask; i++) {
+		struct session *se = s->sessions.buckets[i];
+		while (se) {
+			struct session *next = se->next;
+			free(se->ephemerals);
+			free(se);
+			se = next;
+		}
+	}
+	free(s->sessions.buckets);
+	pthread_rwlock_destroy(&s->sessions.lock);
+}
+
+struct session *store_session_find(struct store *s, int64_t id)
+{
+	for (struct session *se = s->sessions.buckets[session_bucket(s, id)]; se; se = se->next)
+		if (se->id == id)
+			return se;
+	return NULL;
+}
+
+static void sessions_grow(struct store *s)
+{
+	size_t count = (s->sessions.mask + 1) * 2;
+	struct session **b = calloc(count, sizeof *b);
+	if (!b)
+		return;
+	size_t old_mask = s->sessions.mask;
+	struct session **old = s->sessions.buckets;
+	s->sessions.mask = count - 1;
+	for (size_t i = 0; i <= old_mask; i++) {
+		struct session *se = old[i];
+		while (se) {
+			struct session *next = se->next;
+			size_t k = session_bucket(s, se->id);
+			se->next = b[k];
+			b[k] = se;
+			se = next;
+		}
+	}
+	s->sessions.buckets = b;
+	free(old);
+}
+
+int store_session_insert(struct store *s, int64_t id, int32_t timeout_ms, const uint8_t *passwd, size_t passwd_len,
+			 int64_t now_ms)
+{
+	pthread_rwlock_wrlock(&s->sessions.lock);
+	struct session *se = store_session_find(s, id);
+	if (!se) {
+		se = calloc(1, sizeof *se);
+		if (!se) {
+			pthread_rwlock_unlock(&s->sessions.lock);
+			return -ENOMEM;
+		}
+		se->id = id;
+		if (s->sessions.count >= s->sessions.mask + 1)
+			sessions_grow(s);
+		size_t k = session_bucket(s, id);
+		se->next = s->sessions.buckets[k];
+		s->sessions.buckets[k] = se;
+		s->sessions.count++;
+	}
+	se->timeout_ms = timeout_ms;
+	memset(se->passwd, 0, sizeof se->passwd);
+	memcpy(se->passwd, passwd, passwd_len < 16 ? passwd_len : 16);
+	atomic_store(&se->touch_ms, now_ms);
+	atomic_store(&se->touch_timeout_ms, timeout_ms);
+	pthread_rwlock_unlock(&s->sessions.lock);
+	return 0;
+}
+
+void store_session_remove(struct store *s, int64_t id)
+{
+	pthread_rwlock_wrlock(&s->sessions.lock);
+	struct session **pp = &s->sessions.buckets[session_bucket(s, id)];
+	while (*pp && (*pp)->id != id)
+		pp = &(*pp)->next;
+	struct session *se = *pp;
+	if (se) {
+		assert(se->ephemeral_count == 0);
+		*pp = se->next;
+		s->sessions.count--;
+	}
+	pthread_rwlock_unlock(&s->sessions.lock);
+	if (se) {
+		free(se->ephemerals);
+		free(se);
+	}
+}
+
+int store_session_ephemeral_add(struct store *s, struct session *se, struct znode *n)
+{
+	int rc = 0;
+	pthread_rwlock_wrlock(&s->sessions.lock);
+	if (se->ephemeral_count == se->ephemeral_cap) {
+		uint32_t cap = se->ephemeral_cap ? se->ephemeral_cap * 2 : 4;
+		struct znode **e = cap <= STORE_EPHEMERALS_MAX ? realloc(se->ephemerals, cap * sizeof *e) : NULL;
+		if (!e) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		se->ephemerals = e;
+		se->ephemeral_cap = cap;
+	}
+	n->session_slot = se->ephemeral_count;
+	se->ephemerals[se->ephemeral_count++] = n;
+	atomic_fetch_add_explicit(&s->ephemerals_count, 1, memory_order_relaxed);
+out:
+	pthread_rwlock_unlock(&s->sessions.lock);
+	return rc;
+}
+
+void store_session_ephemeral_remove(struct store *s, struct session *se, struct znode *n)
+{
+	pthread_rwlock_wrlock(&s->sessions.lock);
+	assert(se->ephemeral_count > 0 && se->ephemerals[n->session_slot] == n);
+	struct znode *last = se->ephemerals[--se->ephemeral_count];
+	se->ephemerals[n->session_slot] = last;
+	last->session_slot = n->session_slot;
+	atomic_fetch_sub_explicit(&s->ephemerals_count, 1, memory_order_relaxed);
+	pthread_rwlock_unlock(&s->sessions.lock);
+}
+
+bool store_session_get(struct store *s, int64_t session_id, int32_t *timeout_ms, uint8_t passwd[16])
+{
+	pthread_rwlock_rdlock(&s->sessions.lock);
+	struct session *se = store_session_find(s, session_id);
+	if (se) {
+		if (timeout_ms)
+			*timeout_ms = se->timeout_ms;
+		if (passwd)
+			memcpy(passwd, se->passwd, 16);
+	}
+	pthread_rwlock_unlock(&s->sessions.lock);
+	return se != NULL;
+}
+
+void store_session_touch(struct store *s, int64_t session_id, int64_t now_ms, int32_t timeout_ms)
+{
+	pthread_rwlock_rdlock(&s->sessions.lock);
+	struct session *se = store_session_find(s, session_id);
+	if (se) {
+		atomic_store_explicit(&se->touch_ms, now_ms, memory_order_relaxed);
+		atomic_store_explicit(&se->touch_timeout_ms, timeout_ms, memory_order_relaxed);
+	}
+	pthread_rwlock_unlock(&s->sessions.lock);
+}
+
+void store_sessions_expired(struct store *s, int64_t now_ms, void (*fn)(void *ctx, int64_t session_id), void *ctx)
+{
+	/*
+	 * Collect first, call after unlocking: fn may well propose a closeSession, and it
+	 * must not run under our lock. The snapshot is bounded by the session count.
+	 */
+	pthread_rwlock_rdlock(&s->sessions.lock);
+	size_t cap = s->sessions.count, n = 0;
+	int64_t *ids = cap ? malloc(cap * sizeof *ids) : NULL;
+	for (size_t i = 0; ids && i <= s->sessions.mask; i++) {
+		for (struct session *se = s->sessions.buckets[i]; se; se = se->next) {
+			int64_t touch = atomic_load_explicit(&se->touch_ms, memory_order_relaxed);
+			int32_t to = atomic_load_explicit(&se->touch_timeout_ms, memory_order_relaxed);
+			if (touch + to < now_ms && n < cap)
+				ids[n++] = se->id;
+		}
+	}
+	pthread_rwlock_unlock(&s->sessions.lock);
+	for (size_t i = 0; i < n; i++)
+		fn(ctx, ids[i]);
+	free(ids);
+}

@@ -1,0 +1,302 @@
+/*
+ * test_store.c — the store's basic ops: reply bytes, error order, Stat maintenance,
+ * sequential names, ephemerals, path validation.
+ */
+#include "store_test_util.h"
+
+TestSuite(store, .init = t_setup, .fini = t_teardown);
+
+Test(store, system_nodes_exist_with_zero_zxids)
+{
+	struct zk_stat st = t_stat("/");
+	cr_assert_eq(st.czxid, 0);
+	cr_assert_eq(st.num_children, 1);
+	st = t_stat("/zookeeper");
+	cr_assert_eq(st.num_children, 2);
+	cr_assert(t_exists("/zookeeper/quota"));
+	cr_assert(t_exists("/zookeeper/config"));
+	for (int i = 0; i < 4; i++) {
+		const char *p[] = { "/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config" };
+		cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body(p[i], -1)), ZK_BADARGUMENTS, "%s", p[i]);
+	}
+	struct store_stats ss;
+	store_stats(T.s, &ss);
+	cr_assert_eq(ss.node_count, 4);
+	cr_assert_eq(ss.session_count, 1);
+}
+
+Test(store, create_reply_and_stat)
+{
+	cr_assert_eq(t_create("/a", "hello", 0), ZK_OK);
+	t_assert_reply_string("/a");
+	int64_t z = T.zxid;
+	struct zk_stat st = t_stat("/a");
+	cr_assert_eq(st.czxid, z);
+	cr_assert_eq(st.mzxid, z);
+	cr_assert_eq(st.pzxid, z);
+	cr_assert_eq(st.ctime, T.time_ms);
+	cr_assert_eq(st.mtime, T.time_ms);
+	cr_assert_eq(st.version, 0);
+	cr_assert_eq(st.cversion, 0);
+	cr_assert_eq(st.aversion, 0);
+	cr_assert_eq(st.ephemeral_owner, 0);
+	cr_assert_eq(st.data_length, 5);
+	cr_assert_eq(st.num_children, 0);
+	struct zk_stat root = t_stat("/");
+	cr_assert_eq(root.cversion, 1);
+	cr_assert_eq(root.pzxid, z);
+	cr_assert_eq(root.num_children, 2);
+	cr_assert_eq(root.mzxid, 0);
+}
+
+Test(store, create2_reply_has_path_and_stat)
+{
+	cr_assert_eq(t_apply(ZK_OP_CREATE2, t_create_body("/b", "", 0)), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	struct jute_bytes p = jute_read_string(&r);
+	struct zk_stat st;
+	jute_read_stat(&r, &st);
+	cr_assert(jute_reader_ok(&r));
+	cr_assert_eq(jute_reader_remaining(&r), 0);
+	cr_assert(jute_bytes_eq(p, "/b", 2));
+	cr_assert_eq(st.czxid, T.zxid);
+	cr_assert_eq(st.data_length, 0);
+	cr_assert_eq(T.out.len, 4 + 2 + 68);
+}
+
+Test(store, null_and_empty_data_stay_distinct)
+{
+	cr_assert_eq(t_create("/null", NULL, 0), ZK_OK);
+	cr_assert_eq(t_create("/empty", "", 0), ZK_OK);
+	cr_assert_eq(t_read(0, ZK_OP_GET_DATA, t_path_watch_body("/null", false)), ZK_OK);
+	cr_assert_eq(T.out.len, 4 + 68);
+	cr_assert_eq(jute_get_be32(T.out.buf), 0xffffffffu);
+	cr_assert_eq(t_read(0, ZK_OP_GET_DATA, t_path_watch_body("/empty", false)), ZK_OK);
+	cr_assert_eq(T.out.len, 4 + 68);
+	cr_assert_eq(jute_get_be32(T.out.buf), 0u);
+}
+
+Test(store, create_error_order)
+{
+	/* bad flags first */
+	cr_assert_eq(t_create("/x", "", 7), ZK_BADARGUMENTS);
+	cr_assert_eq(t_create("/x", "", -1), ZK_BADARGUMENTS);
+	/* TTL mode through plain create */
+	cr_assert_eq(t_create("/x", "", ZK_CREATE_PERSISTENT_WITH_TTL), ZK_BADARGUMENTS);
+	/* no slash / NUL */
+	cr_assert_eq(t_create("x", "", 0), ZK_BADARGUMENTS);
+	struct jute_writer *w = t_body();
+	jute_write_string(w, "/a\0b", 4);
+	jute_write_buffer(w, NULL, -1);
+	t_acl_open(w);
+	jute_write_int(w, 0);
+	cr_assert_eq(t_apply(ZK_OP_CREATE, w), ZK_BADARGUMENTS);
+	/* INVALIDACL before the parent lookup */
+	w = t_body();
+	t_str(w, "/missing/child");
+	jute_write_buffer(w, NULL, -1);
+	jute_write_int(w, 0); /* empty ACL list */
+	jute_write_int(w, 0);
+	cr_assert_eq(t_apply(ZK_OP_CREATE, w), ZK_INVALIDACL);
+	/* parent missing beats an invalid final path */
+	cr_assert_eq(t_create("/missing/child", "", 0), ZK_NONODE);
+	cr_assert_eq(t_create("/a//b", "", 0), ZK_NONODE);
+	cr_assert_eq(t_create("/a", "", 0), ZK_OK);
+	cr_assert_eq(t_create("/a/.", "", 0), ZK_BADARGUMENTS);
+	cr_assert_eq(t_create("/a/", "", 0), ZK_BADARGUMENTS);
+	cr_assert_eq(t_create("/a", "", 0), ZK_NODEEXISTS);
+	cr_assert_eq(t_create("/", "", 0), ZK_NODEEXISTS);
+	/* ephemeral parent */
+	cr_assert_eq(t_create("/e", "", ZK_CREATE_EPHEMERAL), ZK_OK);
+	cr_assert_eq(t_create("/e/c", "", 0), ZK_NOCHILDRENFOREPHEMERALS);
+	/* but an existing child of an ephemeral parent is NODEEXISTS first: can't exist. */
+	/* malformed */
+	w = t_body();
+	t_str(w, "/short");
+	cr_assert_eq(t_apply(ZK_OP_CREATE, w), ZK_MARSHALLINGERROR);
+	/* trailing bytes are ignored */
+	w = t_create_body("/trail", "", 0);
+	jute_write_int(w, 12345);
+	cr_assert_eq(t_apply(ZK_OP_CREATE, w), ZK_OK);
+	t_assert_reply_string("/trail");
+}
+
+Test(store, sequential_names_use_parent_cversion)
+{
+	cr_assert_eq(t_create("/folder", "", 0), ZK_OK);
+	cr_assert_eq(t_create("/folder/a", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/folder/a0000000000");
+	cr_assert_eq(t_create("/folder/a", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/folder/a0000000001");
+	cr_assert_eq(t_create("/folder/", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/folder/0000000002");
+	/* delete does not bump cversion */
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/folder/a0000000000", -1)), ZK_OK);
+	struct zk_stat st = t_stat("/folder");
+	cr_assert_eq(st.cversion, 3);
+	cr_assert_eq(st.num_children, 2);
+	cr_assert_eq(st.pzxid, T.zxid);
+	cr_assert_eq(t_create("/folder/x-", "", ZK_CREATE_EPHEMERAL_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/folder/x-0000000003");
+}
+
+Test(store, delete_error_order)
+{
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("nope", -1)), ZK_BADARGUMENTS);
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/p/q", -1)), ZK_NONODE);
+	cr_assert_eq(t_create("/p", "", 0), ZK_OK);
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/p/q", -1)), ZK_NONODE);
+	cr_assert_eq(t_create("/p/q", "", 0), ZK_OK);
+	/* BADVERSION wins over NOTEMPTY */
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/p", 5)), ZK_BADVERSION);
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/p", 0)), ZK_NOTEMPTY);
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/p/q", 0)), ZK_OK);
+	cr_assert_eq(T.out.len, 0);
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/p", -1)), ZK_OK);
+	cr_assert(!t_exists("/p"));
+}
+
+Test(store, set_data_and_versions)
+{
+	cr_assert_eq(t_create("/s", "a", 0), ZK_OK);
+	int64_t cz = T.zxid;
+	T.time_ms += 1000;
+	cr_assert_eq(t_apply(ZK_OP_SET_DATA, t_set_body("/s", "bcd", 0)), ZK_OK);
+	cr_assert_eq(T.out.len, 68);
+	struct jute_reader r;
+	struct zk_stat st;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	jute_read_stat(&r, &st);
+	cr_assert_eq(st.czxid, cz);
+	cr_assert_eq(st.mzxid, T.zxid);
+	cr_assert_eq(st.pzxid, cz);
+	cr_assert_eq(st.version, 1);
+	cr_assert_eq(st.data_length, 3);
+	cr_assert_eq(st.mtime, T.time_ms);
+	cr_assert_eq(st.ctime, T.time_ms - 1000);
+	cr_assert_eq(t_apply(ZK_OP_SET_DATA, t_set_body("/s", "x", 0)), ZK_BADVERSION);
+	cr_assert_eq(t_apply(ZK_OP_SET_DATA, t_set_body("/s", "x", -1)), ZK_OK);
+	cr_assert_eq(t_apply(ZK_OP_SET_DATA, t_set_body("/nope", "x", -1)), ZK_NONODE);
+	cr_assert_eq(t_apply(ZK_OP_SET_DATA, t_set_body("/s/", "x", -1)), ZK_BADARGUMENTS);
+	cr_assert_eq(t_read(0, ZK_OP_GET_DATA, t_path_watch_body("/s", false)), ZK_OK);
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	struct jute_bytes d = jute_read_buffer(&r);
+	jute_read_stat(&r, &st);
+	cr_assert(jute_bytes_eq(d, "x", 1));
+	cr_assert_eq(st.version, 2);
+	cr_assert_eq(jute_reader_remaining(&r), 0);
+}
+
+Test(store, check_and_sync)
+{
+	cr_assert_eq(t_create("/c", "", 0), ZK_OK);
+	cr_assert_eq(t_apply(ZK_OP_CHECK, t_path_int_body("/c", 0)), ZK_OK);
+	cr_assert_eq(T.out.len, 0);
+	cr_assert_eq(t_apply(ZK_OP_CHECK, t_path_int_body("/c", 1)), ZK_BADVERSION);
+	cr_assert_eq(t_apply(ZK_OP_CHECK, t_path_int_body("/nope", -1)), ZK_NONODE);
+	cr_assert_eq(t_apply(ZK_OP_CHECK, t_path_int_body("bad", -1)), ZK_BADARGUMENTS);
+	cr_assert_eq(t_apply(ZK_OP_SYNC, t_path_body("/c")), ZK_OK);
+	t_assert_reply_string("/c");
+}
+
+Test(store, unknown_session_is_expired)
+{
+	cr_assert_eq(t_apply_as(999, NULL, ZK_OP_CREATE, t_create_body("/z", "", 0)), ZK_SESSIONEXPIRED);
+	cr_assert(!t_exists("/z"));
+	cr_assert_eq(store_last_zxid(T.s), T.zxid);
+}
+
+Test(store, unknown_opcodes)
+{
+	cr_assert_eq(t_apply(77, t_path_body("/")), ZK_UNIMPLEMENTED);
+	cr_assert_eq(t_read(0, 77, t_path_body("/")), ZK_UNIMPLEMENTED);
+	cr_assert_eq(t_read(0, ZK_OP_GET_DATA, t_path_body("/")), ZK_MARSHALLINGERROR);
+}
+
+Test(store, ephemerals_and_close_session)
+{
+	t_session_create(0x55);
+	cr_assert_eq(t_create("/app", "", 0), ZK_OK);
+	cr_assert_eq(t_apply_as(0x55, NULL, ZK_OP_CREATE, t_create_body("/app/e1", "", ZK_CREATE_EPHEMERAL)), ZK_OK);
+	cr_assert_eq(t_apply_as(0x55, NULL, ZK_OP_CREATE, t_create_body("/e2", "", ZK_CREATE_EPHEMERAL)), ZK_OK);
+	struct zk_stat st = t_stat("/app/e1");
+	cr_assert_eq(st.ephemeral_owner, 0x55);
+	struct store_stats ss;
+	store_stats(T.s, &ss);
+	cr_assert_eq(ss.ephemerals_count, 2);
+
+	/* getEphemerals for the owner */
+	struct jute_writer out;
+	jute_writer_init(&out, 4096);
+	struct jute_writer *b = t_path_body("/app");
+	cr_assert_eq(store_read(T.s, 0x55, 0, NULL, ZK_OP_GET_EPHEMERALS, b->buf, b->len, &out), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, out.buf, out.len);
+	cr_assert_eq(jute_read_vector_count(&r, 4), 1);
+	cr_assert(jute_bytes_eq(jute_read_string(&r), "/app/e1", 7));
+	jute_writer_reset(&out);
+	b = t_path_body("/");
+	cr_assert_eq(store_read(T.s, 0x55, 0, NULL, ZK_OP_GET_EPHEMERALS, b->buf, b->len, &out), ZK_OK);
+	cr_assert_eq(jute_get_be32(out.buf), 2u);
+	jute_writer_free(&out);
+
+	/* watches on both, then the session closes */
+	cr_assert_eq(t_read(7, ZK_OP_GET_DATA, t_path_watch_body("/app/e1", true)), ZK_OK);
+	cr_assert_eq(t_read(7, ZK_OP_GET_CHILDREN, t_path_watch_body("/app", true)), ZK_OK);
+	T.events_count = 0;
+	cr_assert_eq(t_apply_as(0x55, NULL, ZK_OP_CLOSE_SESSION, NULL), ZK_OK);
+	cr_assert_eq(T.out.len, 0);
+	cr_assert(!t_exists("/app/e1"));
+	cr_assert(!t_exists("/e2"));
+	cr_assert_eq(T.events_count, 2);
+	bool saw_deleted = false, saw_children = false;
+	for (int i = 0; i < 2; i++) {
+		if (T.events[i].type == ZK_EVENT_NODE_DELETED && !strcmp(T.events[i].path, "/app/e1"))
+			saw_deleted = true;
+		if (T.events[i].type == ZK_EVENT_NODE_CHILDREN_CHANGED && !strcmp(T.events[i].path, "/app"))
+			saw_children = true;
+		cr_assert_eq(T.events[i].zxid, T.zxid);
+	}
+	cr_assert(saw_deleted && saw_children);
+	cr_assert_eq(t_stat("/app").pzxid, T.zxid);
+	store_stats(T.s, &ss);
+	cr_assert_eq(ss.ephemerals_count, 0);
+	cr_assert_eq(ss.session_count, 1);
+	cr_assert(!store_session_get(T.s, 0x55, NULL, NULL));
+	cr_assert_eq(t_apply_as(0x55, NULL, ZK_OP_CREATE, t_create_body("/z", "", 0)), ZK_SESSIONEXPIRED);
+}
+
+struct expired_acc {
+	int n;
+	int64_t id;
+};
+
+static void expired_cb(void *ctx, int64_t id)
+{
+	struct expired_acc *a = ctx;
+	a->n++;
+	a->id = id;
+}
+
+Test(store, sessions_get_touch_expire)
+{
+	int32_t to;
+	uint8_t pw[16];
+	cr_assert(store_session_get(T.s, T_SESSION, &to, pw));
+	cr_assert_eq(to, 30000);
+	cr_assert_eq(pw[0], 7);
+	cr_assert_eq(pw[15], 7);
+	cr_assert(!store_session_get(T.s, 4242, &to, pw));
+	store_session_touch(T.s, T_SESSION, 1000, 500);
+	struct expired_acc acc = { 0, 0 };
+	store_sessions_expired(T.s, 1500, expired_cb, &acc);
+	cr_assert_eq(acc.n, 0); /* 1000 + 500 is not < 1500 */
+	store_sessions_expired(T.s, 1501, expired_cb, &acc);
+	cr_assert_eq(acc.n, 1);
+	cr_assert_eq(acc.id, T_SESSION);
+	store_session_touch(T.s, T_SESSION, 2000, 500);
+	acc.n = 0;
+	store_sessions_expired(T.s, 1501, expired_cb, &acc);
+	cr_assert_eq(acc.n, 0);
+}

@@ -1,0 +1,268 @@
+/*
+ * test_store_acl.c — path validation table, ACL validation/fix-up, NOAUTH checks,
+ * getACL masking.
+ */
+#include "store_test_util.h"
+
+TestSuite(store_acl, .init = t_setup, .fini = t_teardown);
+
+struct path_case {
+	const char *path;
+	bool valid;
+};
+
+Test(store_acl, path_validation_table)
+{
+	static const struct path_case cases[] = {
+		{ "/", true },
+		{ "/a", true },
+		{ "/a/b/c", true },
+		{ "/a b:c", true },
+		{ "/a.b", true },
+		{ "/..a", true },
+		{ "/a..", true },
+		{ "/.a/b.", true },
+		{ "/...", true },
+		{ "/\xc3\xa9t\xc3\xa9", true },  /* é: U+00E9 */
+		{ "/\xe4\xb8\xad", true },       /* U+4E2D */
+		{ "/\xef\xa4\x80", true },       /* U+F900, just past the banned range */
+		{ "/\xef\xbf\xaf", true },       /* U+FFEF */
+		{ "", false },
+		{ "a", false },
+		{ "a/b", false },
+		{ "/a/", false },
+		{ "//", false },
+		{ "/a//b", false },
+		{ "/.", false },
+		{ "/..", false },
+		{ "/a/.", false },
+		{ "/a/./b", false },
+		{ "/a/../b", false },
+		{ "/a/..", false },
+		{ "/a\x01", false },
+		{ "/a\x1f", false },
+		{ "/a\x7f", false },             /* U+007F */
+		{ "/a\xc2\x80", false },         /* U+0080 */
+		{ "/a\xc2\x9f", false },         /* U+009F */
+		{ "/a\xc2\xa0", true },          /* U+00A0 */
+		{ "/\xed\x9f\xbf", true },       /* U+D7FF */
+		{ "/\xee\x80\x80", false },      /* U+E000 (private use, in D800-F8FF) */
+		{ "/\xef\xa3\xbf", false },      /* U+F8FF */
+		{ "/\xef\xbf\xb0", false },      /* U+FFF0 */
+		{ "/\xef\xbf\xbd", false },      /* U+FFFD */
+		{ "/\xf0\x9f\x98\x80", false },  /* emoji U+1F600: surrogates in Java */
+		{ "/\xed\xa0\x80", false },      /* encoded surrogate: malformed */
+		{ "/\xc0\xaf", false },          /* overlong '/' */
+		{ "/\xff", false },              /* invalid byte */
+		{ "/\xe4\xb8", false },          /* truncated sequence */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		cr_assert_eq(store_path_valid(cases[i].path, strlen(cases[i].path)), cases[i].valid, "case %zu '%s'", i,
+			     cases[i].path);
+	cr_assert(!store_path_valid("/a\0b", 4));
+	cr_assert(!store_path_valid(NULL, 0));
+}
+
+static struct jute_writer *create_with_acl(const char *path, int n, const int32_t *perms, const char *const *schemes,
+					   const char *const *ids)
+{
+	struct jute_writer *w = t_body();
+	t_str(w, path);
+	jute_write_buffer(w, "", 0);
+	jute_write_int(w, n);
+	for (int i = 0; i < n; i++) {
+		jute_write_int(w, perms[i]);
+		t_str(w, schemes[i]);
+		t_str(w, ids[i]);
+	}
+	jute_write_int(w, 0);
+	return w;
+}
+
+static int32_t create_acl1(const char *path, int32_t perms, const char *scheme, const char *id,
+			   const struct store_auth *auth)
+{
+	return t_apply_as(T_SESSION, auth, ZK_OP_CREATE, create_with_acl(path, 1, &perms, &scheme, &id));
+}
+
+static struct zk_id mkid(const char *scheme, const char *id)
+{
+	struct zk_id x = { { (const uint8_t *)scheme, (int32_t)strlen(scheme) },
+			   { (const uint8_t *)id, (int32_t)strlen(id) } };
+	return x;
+}
+
+Test(store_acl, acl_validation)
+{
+	cr_assert_eq(create_acl1("/v1", 31, "world", "anyone", NULL), ZK_OK);
+	cr_assert_eq(create_acl1("/v2", 31, "world", "someone", NULL), ZK_INVALIDACL);
+	cr_assert_eq(create_acl1("/v3", 31, "bogus", "x", NULL), ZK_INVALIDACL);
+	cr_assert_eq(create_acl1("/v4", 31, "super", "x", NULL), ZK_INVALIDACL);
+	cr_assert_eq(create_acl1("/v5", 31, "digest", "user:hash", NULL), ZK_OK);
+	cr_assert_eq(create_acl1("/v6", 31, "digest", "userhash", NULL), ZK_INVALIDACL);
+	cr_assert_eq(create_acl1("/v7", 31, "digest", "a:b:c", NULL), ZK_INVALIDACL);
+	cr_assert_eq(create_acl1("/v8", 31, "digest", "user:", NULL), ZK_INVALIDACL);
+	cr_assert_eq(create_acl1("/v9", 31, "ip", "10.0.0.1", NULL), ZK_OK);
+	cr_assert_eq(create_acl1("/v10", 31, "ip", "10.0.0.0/8", NULL), ZK_OK);
+	cr_assert_eq(create_acl1("/v11", 31, "ip", "10.0.0.0/33", NULL), ZK_INVALIDACL);
+	cr_assert_eq(create_acl1("/v12", 31, "ip", "10.0.0", NULL), ZK_INVALIDACL);
+	cr_assert_eq(create_acl1("/v13", 31, "ip", "300.0.0.1", NULL), ZK_INVALIDACL);
+	cr_assert_eq(create_acl1("/v14", 31, "ip", "::1", NULL), ZK_OK);
+	/* auth with no authenticated id: invalid; ip ids do not count */
+	cr_assert_eq(create_acl1("/v15", 31, "auth", "", NULL), ZK_INVALIDACL);
+	struct zk_id ip_only[] = { mkid("ip", "127.0.0.1") };
+	struct store_auth a_ip = { ip_only, 1, false };
+	cr_assert_eq(create_acl1("/v16", 31, "auth", "", &a_ip), ZK_INVALIDACL);
+	/* INVALIDACL wins over a missing parent */
+	cr_assert_eq(create_acl1("/nope/x", 31, "world", "nobody", NULL), ZK_INVALIDACL);
+}
+
+Test(store_acl, duplicates_removed_and_auth_expanded)
+{
+	int32_t perms[] = { 31, 31, 1 };
+	const char *schemes[] = { "world", "world", "auth" };
+	const char *ids[] = { "anyone", "anyone", "" };
+	struct zk_id mine[] = { mkid("ip", "1.2.3.4"), mkid("digest", "bob:abc=") };
+	struct store_auth a = { mine, 2, false };
+	cr_assert_eq(t_apply_as(T_SESSION, &a, ZK_OP_CREATE, create_with_acl("/dup", 3, perms, schemes, ids)), ZK_OK);
+	cr_assert_eq(t_read_as(0, &a, ZK_OP_GET_ACL, t_path_body("/dup")), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	cr_assert_eq(jute_read_vector_count(&r, 12), 2);
+	struct zk_acl acl;
+	jute_read_acl(&r, &acl);
+	cr_assert_eq(acl.perms, 31);
+	cr_assert(jute_bytes_eq(acl.id.scheme, "world", 5) && jute_bytes_eq(acl.id.id, "anyone", 6));
+	jute_read_acl(&r, &acl);
+	cr_assert_eq(acl.perms, 1);
+	cr_assert(jute_bytes_eq(acl.id.scheme, "digest", 6) && jute_bytes_eq(acl.id.id, "bob:abc=", 8));
+	struct zk_stat st;
+	jute_read_stat(&r, &st);
+	cr_assert(jute_reader_ok(&r) && jute_reader_remaining(&r) == 0);
+	cr_assert_eq(st.aversion, 0);
+}
+
+Test(store_acl, noauth_checks)
+{
+	struct zk_id bob_ids[] = { mkid("digest", "bob:hash") };
+	struct store_auth bob = { bob_ids, 1, false };
+	struct zk_id eve_ids[] = { mkid("digest", "eve:hash") };
+	struct store_auth eve = { eve_ids, 1, false };
+	struct store_auth super = { NULL, 0, true };
+	/* /locked: bob may do everything, world may only read */
+	int32_t perms[] = { 31, ZK_PERM_READ };
+	const char *schemes[] = { "digest", "world" };
+	const char *ids[] = { "bob:hash", "anyone" };
+	cr_assert_eq(t_apply(ZK_OP_CREATE, create_with_acl("/locked", 2, perms, schemes, ids)), ZK_OK);
+
+	cr_assert_eq(t_apply_as(T_SESSION, &eve, ZK_OP_CREATE, t_create_body("/locked/c", "", 0)), ZK_NOAUTH);
+	cr_assert_eq(t_apply_as(T_SESSION, &eve, ZK_OP_SET_DATA, t_set_body("/locked", "x", -1)), ZK_NOAUTH);
+	/* NONODE for a missing parent comes before NOAUTH */
+	cr_assert_eq(t_apply_as(T_SESSION, &eve, ZK_OP_CREATE, t_create_body("/locked/x/y", "", 0)), ZK_NONODE);
+	cr_assert_eq(t_apply_as(T_SESSION, &bob, ZK_OP_CREATE, t_create_body("/locked/c", "", 0)), ZK_OK);
+	/* delete checks DELETE on the parent */
+	cr_assert_eq(t_apply_as(T_SESSION, &eve, ZK_OP_DELETE, t_path_int_body("/locked/c", -1)), ZK_NOAUTH);
+	cr_assert_eq(t_apply_as(T_SESSION, &super, ZK_OP_DELETE, t_path_int_body("/locked/c", -1)), ZK_OK);
+	/* reads: world has READ here */
+	cr_assert_eq(t_read_as(0, &eve, ZK_OP_GET_DATA, t_path_watch_body("/locked", false)), ZK_OK);
+
+	/* /secret: only bob, nobody else can read */
+	int32_t p1 = 31;
+	const char *s1 = "digest", *i1 = "bob:hash";
+	cr_assert_eq(t_apply(ZK_OP_CREATE, create_with_acl("/secret", 1, &p1, &s1, &i1)), ZK_OK);
+	cr_assert_eq(t_read_as(0, &eve, ZK_OP_GET_DATA, t_path_watch_body("/secret", false)), ZK_NOAUTH);
+	cr_assert_eq(t_read_as(8, &eve, ZK_OP_EXISTS, t_path_watch_body("/secret", true)), ZK_NOAUTH);
+	cr_assert_eq(t_read_as(8, &eve, ZK_OP_GET_CHILDREN, t_path_watch_body("/secret", true)), ZK_NOAUTH);
+	struct store_stats ss;
+	store_stats(T.s, &ss);
+	cr_assert_eq(ss.watch_count, 0, "a refused read must not register a watch");
+	cr_assert_eq(t_read_as(0, NULL, ZK_OP_GET_ACL, t_path_body("/secret")), ZK_NOAUTH);
+	cr_assert_eq(t_read_as(0, &bob, ZK_OP_GET_DATA, t_path_watch_body("/secret", false)), ZK_OK);
+	cr_assert_eq(t_read_as(0, &super, ZK_OP_GET_DATA, t_path_watch_body("/secret", false)), ZK_OK);
+	struct zk_id super_id[] = { mkid("super", "") };
+	struct store_auth super2 = { super_id, 1, false };
+	cr_assert_eq(t_read_as(0, &super2, ZK_OP_GET_DATA, t_path_watch_body("/secret", false)), ZK_OK);
+	cr_assert_eq(t_read_as(0, &eve, ZK_OP_GET_ALL_CHILDREN_NUMBER, t_path_body("/secret")), ZK_NOAUTH);
+
+	/* check (13) needs READ */
+	cr_assert_eq(t_apply_as(T_SESSION, &eve, ZK_OP_CHECK, t_path_int_body("/secret", -1)), ZK_NOAUTH);
+}
+
+Test(store_acl, get_acl_masks_digest_without_admin)
+{
+	int32_t perms[] = { ZK_PERM_READ, ZK_PERM_ALL };
+	const char *schemes[] = { "world", "digest" };
+	const char *ids[] = { "anyone", "bob:secrethash" };
+	cr_assert_eq(t_apply(ZK_OP_CREATE, create_with_acl("/g", 2, perms, schemes, ids)), ZK_OK);
+	cr_assert_eq(t_read_as(0, NULL, ZK_OP_GET_ACL, t_path_body("/g")), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	cr_assert_eq(jute_read_vector_count(&r, 12), 2);
+	struct zk_acl acl;
+	jute_read_acl(&r, &acl);
+	jute_read_acl(&r, &acl);
+	cr_assert(jute_bytes_eq(acl.id.id, "bob:x", 5), "got %.*s", acl.id.id.len, acl.id.id.data);
+	struct zk_id bob_ids[] = { mkid("digest", "bob:secrethash") };
+	struct store_auth bob = { bob_ids, 1, false };
+	cr_assert_eq(t_read_as(0, &bob, ZK_OP_GET_ACL, t_path_body("/g")), ZK_OK);
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	jute_read_vector_count(&r, 12);
+	jute_read_acl(&r, &acl);
+	jute_read_acl(&r, &acl);
+	cr_assert(jute_bytes_eq(acl.id.id, "bob:secrethash", 14));
+}
+
+Test(store_acl, set_acl_order_and_aversion)
+{
+	cr_assert_eq(t_create("/sa", "", 0), ZK_OK);
+	struct jute_writer *w = t_body();
+	t_str(w, "/sa");
+	jute_write_int(w, 0); /* empty ACL */
+	jute_write_int(w, -1);
+	cr_assert_eq(t_apply(ZK_OP_SET_ACL, w), ZK_INVALIDACL);
+	w = t_body();
+	t_str(w, "/nope");
+	t_acl_open(w);
+	jute_write_int(w, -1);
+	cr_assert_eq(t_apply(ZK_OP_SET_ACL, w), ZK_NONODE);
+	w = t_body();
+	t_str(w, "/sa");
+	jute_write_int(w, 1);
+	jute_write_int(w, ZK_PERM_READ);
+	t_str(w, "ip");
+	t_str(w, "10.1.0.0/16");
+	jute_write_int(w, 3);
+	cr_assert_eq(t_apply(ZK_OP_SET_ACL, w), ZK_BADVERSION);
+	w->len -= 4;
+	jute_write_int(w, 0);
+	cr_assert_eq(t_apply(ZK_OP_SET_ACL, w), ZK_OK);
+	cr_assert_eq(T.out.len, 68);
+	struct zk_stat st;
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	jute_read_stat(&r, &st);
+	cr_assert_eq(st.aversion, 1);
+	cr_assert_eq(st.version, 0);
+	/* now only 10.1/16 may read */
+	struct zk_id in[] = { mkid("ip", "10.1.200.3") };
+	struct zk_id out[] = { mkid("ip", "10.2.0.1") };
+	struct store_auth a_in = { in, 1, false }, a_out = { out, 1, false };
+	cr_assert_eq(t_read_as(0, &a_in, ZK_OP_GET_DATA, t_path_watch_body("/sa", false)), ZK_OK);
+	cr_assert_eq(t_read_as(0, &a_out, ZK_OP_GET_DATA, t_path_watch_body("/sa", false)), ZK_NOAUTH);
+	/* and nobody has ADMIN: setACL is refused */
+	w = t_body();
+	t_str(w, "/sa");
+	t_acl_open(w);
+	jute_write_int(w, -1);
+	cr_assert_eq(t_apply_as(T_SESSION, &a_in, ZK_OP_SET_ACL, w), ZK_NOAUTH);
+}
+
+Test(store_acl, exists_with_nul_is_badarguments)
+{
+	struct jute_writer *w = t_body();
+	jute_write_string(w, "/a\0", 3);
+	jute_write_bool(w, true);
+	cr_assert_eq(t_read(1, ZK_OP_EXISTS, w), ZK_BADARGUMENTS);
+	/* other reads do not validate: just NONODE */
+	cr_assert_eq(t_read(1, ZK_OP_GET_DATA, t_path_watch_body("/a//b", false)), ZK_NONODE);
+}
