@@ -235,6 +235,8 @@ static void conn_fail(struct conn *c)
 		return;
 	if (c->state != CONN_CLOSED && c->state != CONN_CLOSING)
 		t->conns_lost++;
+	if (c->state == CONN_HANDSHAKE)
+		fprintf(stderr, "ringkeeper-bench: session %u: connection closed during the handshake\n", c->session);
 	for (uint32_t i = 0; i < c->slot_count; i++) {
 		struct req_slot *s = &c->slots[(c->slot_head + i) % c->slot_cap];
 		stats_error(t, s, BENCH_ERR_CONNLOSS);
@@ -878,12 +880,24 @@ static void thread_close_sessions(struct engine_thread *t)
 	}
 }
 
+static void sleep_until(uint64_t when_ns)
+{
+	uint64_t now = bench_now_ns();
+	if (when_ns <= now)
+		return;
+	uint64_t d = when_ns - now;
+	struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u) };
+	nanosleep(&ts, NULL);
+}
+
 static void thread_run(struct engine_thread *t)
 {
 	const struct bench_config *cfg = t->cfg;
 	const struct engine_shared *sh = t->shared;
 	uint64_t ping_interval_ns = (uint64_t)cfg->session_timeout_ms * 1000000u / 3;
 	uint64_t next_ping_ns = sh->t0_ns + ping_interval_ns;
+	/* Nothing is sent before t0: every request's intended time is >= t0. */
+	sleep_until(sh->t0_ns);
 	t->issuing = true;
 	if (cfg->rate > 0.0) {
 		double per_thread = cfg->rate / cfg->threads;
@@ -1002,16 +1016,6 @@ static void print_progress(struct engine_thread *threads, uint32_t count, const 
 		(unsigned long long)errors);
 	*last_done = done;
 	*last_ns = now;
-}
-
-static void sleep_until(uint64_t when_ns)
-{
-	uint64_t now = bench_now_ns();
-	if (when_ns <= now)
-		return;
-	uint64_t d = when_ns - now;
-	struct timespec ts = { .tv_sec = (time_t)(d / 1000000000u), .tv_nsec = (long)(d % 1000000000u) };
-	nanosleep(&ts, NULL);
 }
 
 void bench_result_free(struct bench_result *res)

@@ -319,6 +319,19 @@ static void worker_on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	memcpy(c->addr, addr, sizeof addr);
 	c->addr_len = addr_len;
 	memcpy(c->peer, peer, sizeof peer);
+	/* Every connection holds the implicit ip:<address> identity (ACLs, whoAmI). */
+	char *colon = strrchr(peer, ':');
+	if (colon)
+		*colon = 0;
+	c->auth[0].scheme = strdup("ip");
+	c->auth[0].id = strdup(peer);
+	if (!c->auth[0].scheme || !c->auth[0].id) {
+		free(c->auth[0].scheme);
+		free(c->auth[0].id);
+		c->auth[0].scheme = c->auth[0].id = NULL;
+	} else {
+		c->auth_count = 1;
+	}
 	pthread_mutex_lock(&w->registry_lock);
 	w->conns[slot] = c;
 	w->conn_count++;

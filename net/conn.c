@@ -365,6 +365,7 @@ static void conn_auth(struct worker *w, struct conn *c, int32_t xid, const uint8
 		c->auth_count++;
 	}
 	c->super |= super;
+	log_debug("conn %s: authenticated as digest:%s%s", c->peer, id, super ? " (super)" : "");
 	conn_reply_empty(w, c, xid, 0, ZK_OK);
 }
 

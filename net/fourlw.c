@@ -119,7 +119,7 @@ static void for_each_conn(struct server *srv, void (*fn)(struct conn *c, FILE *f
 		pthread_mutex_lock(&w->registry_lock);
 		for (uint32_t slot = 0; slot < WORKER_CONNS_MAX; slot++) {
 			struct conn *c = w->conns[slot];
-			if (c && c->state == CONN_ESTABLISHED)
+			if (c && !c->shut)
 				fn(c, f, full);
 		}
 		pthread_mutex_unlock(&w->registry_lock);

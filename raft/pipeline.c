@@ -178,8 +178,8 @@ static void raft_apply(struct raft_pipeline *p, struct rk_msg *m)
 	size_t start = frame_begin(&p->reply, m->xid, m->zxid, 0);
 	size_t body_start = p->reply.len;
 	int32_t err = store_apply(srv->store, &txn, &p->reply, raft_on_event, p);
-	log_debug("applied zxid 0x%llx op %d session 0x%llx: err %d", (unsigned long long)m->zxid, e.opcode,
-		  (unsigned long long)e.session_id, err);
+	log_debug("applied zxid 0x%llx op %d session 0x%llx ids %d: err %d", (unsigned long long)m->zxid, e.opcode,
+		  (unsigned long long)e.session_id, e.ids_count, err);
 	if (!jute_writer_ok(&p->reply)) {
 		/* A reply larger than the client's jute.maxbuffer: ZooKeeper's client would
 		 * drop the connection on it; answer with an error instead. */

@@ -178,7 +178,8 @@ int32_t store_acl_fixup(const struct zk_acl *acls, int32_t count, const struct s
 			dup = acl_same(&acls[j], a);
 		if (dup)
 			continue;
-		if (a->id.scheme.len < 0 || a->id.id.len < 0) {
+		/* kazoo sends the `auth` scheme's empty id as jute null */
+		if (a->id.scheme.len < 0 || (a->id.id.len < 0 && !jb_is(a->id.scheme, "auth"))) {
 			rc = ZK_INVALIDACL;
 			break;
 		}
