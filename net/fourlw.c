@@ -250,6 +250,17 @@ static void write_mntr(struct server *srv, FILE *f)
 		rs.batches ? (double)rs.entries / (double)rs.batches : 0.0);
 	fprintf(f, "rk_raft_batch_entries_max\t%llu\n", (unsigned long long)rs.batch_entries_max);
 	fprintf(f, "rk_log_last_index\t%llu\n", (unsigned long long)rs.last_index);
+	fprintf(f, "rk_log_batches\t%llu\n", (unsigned long long)rs.wal.batch_count);
+	fprintf(f, "rk_log_batch_entries_avg\t%.2f\n",
+		rs.wal.batch_count ? (double)rs.wal.entry_count / (double)rs.wal.batch_count : 0.0);
+	fprintf(f, "rk_log_batch_entries_max\t%u\n", rs.wal.batch_entries_max_seen);
+	fprintf(f, "rk_log_batch_bytes_max\t%llu\n", (unsigned long long)rs.wal.batch_bytes_max_seen);
+	fprintf(f, "rk_log_fsync_p50_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p50_ns / 1000));
+	fprintf(f, "rk_log_fsync_p99_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p99_ns / 1000));
+	fprintf(f, "rk_log_fsync_max_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_max_ns / 1000));
+	fprintf(f, "rk_log_bytes\t%llu\n", (unsigned long long)rs.wal.log_bytes);
+	fprintf(f, "rk_log_segments\t%u\n", rs.wal.segment_count);
+	fprintf(f, "rk_log_segment_roll_stalls\t%llu\n", (unsigned long long)rs.wal.segment_roll_stall_count);
 }
 
 static void write_envi(struct server *srv, FILE *f)

@@ -16,6 +16,15 @@
  *   4. The batch is bounded (RAFT_BATCH_ENTRIES_MAX); what does not fit waits in the
  *      workers' queues, whose producers stop reading clients when they fill.
  *
+ * Durability (group commit): drained proposals are staged into the write-ahead log
+ * (raft/wal.c) as one batch, written with O_DIRECT and made durable by a linked
+ * fdatasync, all through this thread's io_uring. While that batch is on the disk the
+ * next one is drained and staged; it is submitted the moment the first completes, so
+ * batches grow with load by themselves, with no timer. An entry is applied, and its
+ * client answered, only after its batch is durable (forceSync=no skips the sync).
+ *
+ *   queues ─► batch ─stage─► staged ─submit─► in flight ─durable─► apply ─► replies
+ *
  * Session expiry: every RAFT_EXPIRY_CHECK_MS the thread asks the store for sessions
  * whose deadline passed and appends a closeSession entry for each (the leader's job).
  */
@@ -35,13 +44,17 @@
 #include "net/frames.h"
 #include "net/zk_proto.h"
 #include "raft/entry.h"
+#include "raft/wal.h"
 #include "store/store.h"
 
 #define RAFT_BATCH_ENTRIES_MAX 4096
 #define RAFT_EXPIRY_CHECK_MS 100
 #define RAFT_EXPIRING_MAX 4096
 
-enum { UD_RAFT_WAKE = 1 };
+enum { UD_RAFT_WAKE = 1, UD_RAFT_WAL = 2 };
+
+/* Entries staged or in flight, waiting for durability: a FIFO ring. */
+#define RAFT_PENDING_MAX (2 * RAFT_BATCH_ENTRIES_MAX)
 
 struct raft_pipeline {
 	struct server *srv;
@@ -59,6 +72,11 @@ struct raft_pipeline {
 	size_t expiring_count;
 	struct raft_stats stats;
 	pthread_mutex_t stats_lock;
+	struct wal *wal;
+	struct rk_msg *pending[RAFT_PENDING_MAX];
+	size_t pending_head; /* oldest not yet durable */
+	size_t pending_count;
+	bool disk_full_logged;
 };
 
 void raft_pipeline_wake(struct raft_pipeline *p, struct io_uring *sender_ring)
@@ -271,28 +289,129 @@ static size_t raft_collect(struct raft_pipeline *p)
 	return taken;
 }
 
-/* Orders and commits the batch. In-memory log: durable as soon as ordered. */
-static void raft_commit_batch(struct raft_pipeline *p)
+/* Answers a proposal that never reached the log (full disk, oversized entry). */
+static void raft_refuse(struct raft_pipeline *p, struct rk_msg *m, int32_t err)
 {
-	if (!p->batch_count)
+	if (m->conn_id == RK_CONN_ID_NONE) {
+		free(m);
 		return;
-	int64_t now = rk_now_ms();
-	for (size_t i = 0; i < p->batch_count; i++) {
-		struct rk_msg *m = p->batch[i];
-		m->zxid = ++p->last_index;
-		entry_set_time(m->data, now);
 	}
-	size_t n = p->batch_count;
-	p->batch_count = 0;
-	for (size_t i = 0; i < n; i++)
-		raft_apply(p, p->batch[i]);
+	struct rk_entry e;
+	int rc = entry_decode(&e, m->data, m->len);
+	assert(rc == 0);
+	jute_writer_reset(&p->reply);
+	uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
+	assert(hdr);
+	size_t start = frame_begin(&p->reply, m->xid, p->last_index, err);
+	frame_end(&p->reply, start);
+	struct rk_msg *r = raft_take_reply(p);
+	r->conn_id = m->conn_id;
+	r->xid = m->xid;
+	r->err = err;
+	r->zxid = p->last_index;
+	r->session_id = e.session_id;
+	r->start_us = m->start_us;
+	r->kind = e.opcode == ZK_OP_CREATE_SESSION ? RK_MSG_SESSION_CREATED : RK_MSG_REPLY;
+	raft_send(p, rk_conn_id_worker(m->conn_id), r);
+	free(m);
+}
+
+/*
+ * Gives the drained batch its indexes and stages it in the log, oldest first. What
+ * does not fit the staging batch stays in p->batch for the next turn.
+ */
+static void raft_stage_batch(struct raft_pipeline *p)
+{
+	int64_t now = rk_now_ms();
+	size_t done = 0;
+	while (done < p->batch_count && p->pending_count < RAFT_PENDING_MAX) {
+		struct rk_msg *m = p->batch[done];
+		entry_set_time(m->data, now);
+		int64_t index = p->last_index + 1;
+		int rc = p->wal ? wal_stage(p->wal, 1, (uint64_t)index, m->data, m->len) : 0;
+		if (rc == -EAGAIN)
+			break; /* staging batch full: the rest waits for the next submit */
+		if (rc == -ENOSPC || rc == -EMSGSIZE) {
+			if (rc == -ENOSPC && !p->disk_full_logged) {
+				log_error("log: no space for a new segment in %s: refusing writes until space returns",
+					  p->srv->cfg.data_log_dir);
+				p->disk_full_logged = true;
+			}
+			raft_refuse(p, m, ZK_SYSTEMERROR);
+			done++;
+			continue;
+		}
+		if (rc < 0) {
+			log_error("log: append failed: %s; stopping (the log is the truth, restart recovers it)",
+				  strerror(-rc));
+			abort();
+		}
+		if (p->disk_full_logged) {
+			log_info("log: space is back, writes accepted again");
+			p->disk_full_logged = false;
+		}
+		m->zxid = index;
+		p->last_index = index;
+		p->pending[(p->pending_head + p->pending_count) % RAFT_PENDING_MAX] = m;
+		p->pending_count++;
+		done++;
+	}
+	memmove(p->batch, p->batch + done, (p->batch_count - done) * sizeof p->batch[0]);
+	p->batch_count -= done;
+}
+
+/* Applies every pending entry with index <= durable, in order. */
+static void raft_apply_durable(struct raft_pipeline *p, int64_t durable)
+{
+	size_t n = 0;
+	while (p->pending_count && p->pending[p->pending_head]->zxid <= durable) {
+		struct rk_msg *m = p->pending[p->pending_head];
+		p->pending_head = (p->pending_head + 1) % RAFT_PENDING_MAX;
+		p->pending_count--;
+		raft_apply(p, m);
+		n++;
+	}
+	if (!n)
+		return;
 	pthread_mutex_lock(&p->stats_lock);
 	p->stats.batches++;
 	p->stats.entries += n;
 	if (n > p->stats.batch_entries_max)
 		p->stats.batch_entries_max = n;
-	p->stats.last_index = (uint64_t)p->last_index;
+	p->stats.last_index = (uint64_t)durable;
+	if (p->wal)
+		wal_stats_get(p->wal, &p->stats.wal);
 	pthread_mutex_unlock(&p->stats_lock);
+}
+
+/* Submits the staged batch when the previous one is done. */
+static void raft_submit(struct raft_pipeline *p)
+{
+	if (!p->wal) {
+		raft_apply_durable(p, p->last_index); /* in-memory log: durable once ordered */
+		return;
+	}
+	if (wal_in_flight(p->wal) || wal_staged_count(p->wal) == 0)
+		return;
+	int rc = wal_submit(p->wal, &p->ring, UD_RAFT_WAL);
+	if (rc < 0) {
+		log_error("log: submit failed: %s; stopping", strerror(-rc));
+		abort();
+	}
+}
+
+static void raft_on_wal_cqe(struct raft_pipeline *p, const struct io_uring_cqe *cqe)
+{
+	uint64_t durable = 0;
+	int rc = wal_complete(p->wal, cqe, &durable);
+	if (rc < 0) {
+		/* A failed write or fdatasync leaves the page cache and the disk in an
+		 * unknown state: crash, and let recovery read what is really on disk. */
+		log_error("log: write or fdatasync failed: %s; stopping", strerror(-rc));
+		abort();
+	}
+	if (rc == 1)
+		raft_apply_durable(p, (int64_t)durable);
 }
 
 static bool raft_queues_empty(struct raft_pipeline *p)
@@ -309,33 +428,160 @@ static void *raft_main(void *arg)
 	struct server *srv = p->srv;
 	rk_log_thread_name("raft");
 	while (!atomic_load_explicit(&srv->stopping, memory_order_relaxed)) {
-		raft_collect(p);
+		if (p->batch_count < RAFT_BATCH_ENTRIES_MAX)
+			raft_collect(p);
 		int64_t now = rk_now_ms();
 		if (now >= p->next_expiry_ms) {
 			p->next_expiry_ms = now + RAFT_EXPIRY_CHECK_MS;
 			store_sessions_expired(srv->store, now, raft_expire_one, p);
 		}
-		raft_commit_batch(p);
+		raft_stage_batch(p);
+		raft_submit(p);
 		raft_wake_workers(p);
-		if (!raft_queues_empty(p))
-			continue;
-		atomic_store_explicit(&p->sleeping, 1, memory_order_seq_cst);
-		if (!raft_queues_empty(p)) {
-			atomic_store_explicit(&p->sleeping, 0, memory_order_relaxed);
-			continue;
+		bool in_flight = p->wal && wal_in_flight(p->wal);
+		if (!in_flight && p->batch_count)
+			continue; /* more to stage right away */
+		bool idle = !in_flight && raft_queues_empty(p);
+		if (idle) {
+			atomic_store_explicit(&p->sleeping, 1, memory_order_seq_cst);
+			if (!raft_queues_empty(p)) {
+				atomic_store_explicit(&p->sleeping, 0, memory_order_relaxed);
+				continue;
+			}
 		}
+		/* Busy (a batch on the disk): do not sleep past it; collect more meanwhile. */
 		struct __kernel_timespec ts = { 0, RAFT_EXPIRY_CHECK_MS * 1000000LL };
 		struct io_uring_cqe *cqe;
-		io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
+		if (idle || in_flight)
+			io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
 		atomic_store_explicit(&p->sleeping, 0, memory_order_relaxed);
 		unsigned head, count = 0;
 		io_uring_for_each_cqe(&p->ring, head, cqe)
 		{
 			count++;
+			if (cqe->user_data == UD_RAFT_WAL)
+				raft_on_wal_cqe(p, cqe);
 		}
 		io_uring_cq_advance(&p->ring, count);
 	}
+	if (p->wal && wal_in_flight(p->wal)) {
+		/* Let the batch on the disk finish so the log is closed cleanly. */
+		while (wal_in_flight(p->wal)) {
+			struct io_uring_cqe *cqe;
+			if (io_uring_wait_cqe(&p->ring, &cqe) < 0)
+				break;
+			if (cqe->user_data == UD_RAFT_WAL)
+				raft_on_wal_cqe(p, cqe);
+			io_uring_cqe_seen(&p->ring, cqe);
+		}
+	}
 	return NULL;
+}
+
+/* Recovery: every record in the log is applied to the store, in order. */
+struct replay_ctx {
+	struct raft_pipeline *p;
+	struct jute_writer out;
+	uint64_t count;
+	/* sessions alive at the end of the log, to give them a fresh timeout */
+	int64_t *sessions;
+	int32_t *timeouts;
+	size_t sessions_count, sessions_cap;
+};
+
+static void replay_session_track(struct replay_ctx *rc, const struct rk_entry *e)
+{
+	if (e->opcode == ZK_OP_CREATE_SESSION && e->body_len >= 4) {
+		if (rc->sessions_count == rc->sessions_cap) {
+			size_t cap = rc->sessions_cap ? rc->sessions_cap * 2 : 256;
+			int64_t *s = realloc(rc->sessions, cap * sizeof *s);
+			int32_t *t = realloc(rc->timeouts, cap * sizeof *t);
+			assert(s && t);
+			rc->sessions = s;
+			rc->timeouts = t;
+			rc->sessions_cap = cap;
+		}
+		rc->sessions[rc->sessions_count] = e->session_id;
+		rc->timeouts[rc->sessions_count] = (int32_t)jute_get_be32(e->body);
+		rc->sessions_count++;
+	} else if (e->opcode == ZK_OP_CLOSE_SESSION) {
+		for (size_t i = 0; i < rc->sessions_count; i++) {
+			if (rc->sessions[i] == e->session_id) {
+				rc->sessions_count--;
+				rc->sessions[i] = rc->sessions[rc->sessions_count];
+				rc->timeouts[i] = rc->timeouts[rc->sessions_count];
+				break;
+			}
+		}
+	}
+}
+
+static int raft_replay_one(void *ctx, uint64_t term, uint64_t index, const void *data, size_t size)
+{
+	(void)term;
+	struct replay_ctx *rc = ctx;
+	struct rk_entry e;
+	if (entry_decode(&e, data, size) != 0) {
+		log_error("log: entry %llu does not decode (version or layout): refusing to start",
+			  (unsigned long long)index);
+		return -EPROTO;
+	}
+	struct store_auth auth = { e.ids, e.ids_count, e.super };
+	struct store_txn txn = {
+		.zxid = (int64_t)index,
+		.time_ms = e.time_ms,
+		.session_id = e.session_id,
+		.opcode = e.opcode,
+		.body = e.body,
+		.body_len = e.body_len,
+		.auth = &auth,
+	};
+	jute_writer_reset(&rc->out);
+	store_apply(rc->p->srv->store, &txn, &rc->out, NULL, NULL);
+	replay_session_track(rc, &e);
+	rc->p->last_index = (int64_t)index;
+	rc->count++;
+	return 0;
+}
+
+static int raft_open_log(struct raft_pipeline *p)
+{
+	struct server *srv = p->srv;
+	char why[512] = "";
+	struct wal_config wc = {
+		.dir = srv->cfg.data_log_dir,
+		.segment_size_bytes = (uint64_t)srv->cfg.log_prealloc_kb * 1024,
+		.batch_bytes_max = (uint32_t)srv->cfg.raft_batch_bytes_max,
+		.batch_entries_max = (uint32_t)srv->cfg.raft_batch_entries_max,
+		.sync_mode = srv->cfg.force_sync ? WAL_SYNC_DEFAULT : WAL_SYNC_NONE,
+		.error_text = why,
+		.error_text_size = sizeof why,
+	};
+	if (wc.batch_entries_max > RAFT_BATCH_ENTRIES_MAX)
+		wc.batch_entries_max = RAFT_BATCH_ENTRIES_MAX;
+	if (!srv->cfg.force_sync)
+		log_warn("forceSync=no: acknowledged writes can be LOST on a crash or power loss (tests only)");
+	struct replay_ctx rc = { .p = p };
+	jute_writer_init(&rc.out, (size_t)srv->cfg.packet_bytes_max + 1024);
+	int64_t t0 = rk_now_ms();
+	int err = wal_open(&p->wal, &wc, raft_replay_one, &rc);
+	jute_writer_free(&rc.out);
+	if (err < 0) {
+		log_error("log in %s/log cannot be opened: %s%s%s", wc.dir, strerror(-err), why[0] ? ": " : "", why);
+		free(rc.sessions);
+		free(rc.timeouts);
+		return err;
+	}
+	int64_t now = rk_now_ms();
+	for (size_t i = 0; i < rc.sessions_count; i++)
+		store_session_touch(srv->store, rc.sessions[i], now, rc.timeouts[i]);
+	log_info("log: recovered %llu entries (last index %lld, %zu live sessions) in %lld ms, %s, %s",
+		 (unsigned long long)rc.count, (long long)p->last_index, rc.sessions_count, (long long)(now - t0),
+		 wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
+		 srv->cfg.force_sync ? "fdatasync per batch" : "NO SYNC");
+	free(rc.sessions);
+	free(rc.timeouts);
+	return 0;
 }
 
 int raft_pipeline_create(struct server *srv, struct raft_pipeline **out)
@@ -347,6 +593,11 @@ int raft_pipeline_create(struct server *srv, struct raft_pipeline **out)
 	pthread_mutex_init(&p->stats_lock, NULL);
 	jute_writer_init(&p->reply, (size_t)srv->cfg.packet_bytes_max + sizeof(struct rk_msg) + 64);
 	p->last_index = store_last_zxid(srv->store);
+	int orc = raft_open_log(p);
+	if (orc < 0) {
+		raft_pipeline_destroy(p);
+		return orc;
+	}
 	/* Workers submit MSG_RING to this ring from their threads, so no SINGLE_ISSUER here
 	 * is needed for them; this thread is its only submitter. */
 	struct io_uring_params params;
@@ -382,6 +633,13 @@ void raft_pipeline_destroy(struct raft_pipeline *p)
 		return;
 	for (size_t i = 0; i < p->batch_count; i++)
 		free(p->batch[i]);
+	for (size_t i = 0; i < p->pending_count; i++)
+		free(p->pending[(p->pending_head + i) % RAFT_PENDING_MAX]);
+	if (p->wal) {
+		if (!wal_in_flight(p->wal))
+			wal_close(p->wal);
+		p->wal = NULL;
+	}
 	if (p->ring_ready)
 		io_uring_queue_exit(&p->ring);
 	jute_writer_free(&p->reply);

@@ -9,6 +9,8 @@
 #include <liburing.h>
 #include <stdint.h>
 
+#include "raft/wal.h"
+
 struct server;
 struct raft_pipeline;
 
@@ -17,6 +19,7 @@ struct raft_stats {
 	uint64_t entries;
 	uint64_t batch_entries_max;
 	uint64_t last_index;
+	struct wal_stats wal;
 };
 
 int raft_pipeline_create(struct server *srv, struct raft_pipeline **out);

@@ -50,13 +50,6 @@ static int32_t version_next(int32_t v)
 	return (int32_t)((uint32_t)v + 1u);
 }
 
-/* A normal ephemeral: owned by a session (not a container or TTL marker). */
-static bool owner_is_session(int64_t owner)
-{
-	return owner != 0 && owner != ZK_EPHEMERAL_OWNER_CONTAINER &&
-	       (owner & ZK_EPHEMERAL_OWNER_TTL_MASK) != ZK_EPHEMERAL_OWNER_TTL_MASK;
-}
-
 static bool path_has_nul(const char *p, size_t len)
 {
 	return len && memchr(p, '\0', len) != NULL;
@@ -170,7 +163,7 @@ enum undo_kind { UNDO_CREATE, UNDO_DELETE, UNDO_SET_DATA, UNDO_SET_ACL };
 struct undo {
 	enum undo_kind kind;
 	struct znode *node;
-	int32_t old_cversion; /* parent's, for create / delete */
+	int32_t old_cversion_stored; /* parent's, for create / delete */
 	int64_t old_pzxid;
 	uint8_t *old_data;
 	int32_t old_data_len;
@@ -191,6 +184,7 @@ struct apply_ctx {
 	struct store *s;
 	const struct store_txn *txn;
 	struct session *session;
+	bool in_multi; /* sub-op replies follow the multi rules (multi_result_type) */
 	bool all_locked;
 	uint64_t locked_mask;
 	struct undo *undo;
@@ -293,10 +287,10 @@ static void ctx_rollback(struct apply_ctx *c)
 		switch (u->kind) {
 		case UNDO_CREATE: {
 			struct znode *p = n->parent;
-			if (owner_is_session(n->ephemeral_owner))
+			if (store_owner_is_session(n->ephemeral_owner))
 				store_session_ephemeral_remove(s, store_session_find(s, n->ephemeral_owner), n);
 			store_node_unlink(s, n);
-			p->cversion = u->old_cversion;
+			p->cversion_stored = u->old_cversion_stored;
 			p->pzxid = u->old_pzxid;
 			store_node_free(n);
 			break;
@@ -309,8 +303,8 @@ static void ctx_rollback(struct apply_ctx *c)
 			(void)rc;
 			store_node_link(s, p, n);
 			p->pzxid = u->old_pzxid;
-			p->cversion = u->old_cversion;
-			if (owner_is_session(n->ephemeral_owner)) {
+			p->cversion_stored = u->old_cversion_stored;
+			if (store_owner_is_session(n->ephemeral_owner)) {
 				struct session *se = store_session_find(s, n->ephemeral_owner);
 				if (se && store_session_ephemeral_add(s, se, n) != 0)
 					abort();
@@ -359,6 +353,13 @@ static void write_stat(struct jute_writer *out, const struct znode *n)
 
 /* ---------------------------------------------------------------- ops */
 
+/* Inside a multi, a create answers with a Stat only for container and TTL modes. */
+static bool multi_create_has_stat(int32_t flags)
+{
+	return flags == ZK_CREATE_CONTAINER || flags == ZK_CREATE_PERSISTENT_WITH_TTL ||
+	       flags == ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL;
+}
+
 static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_writer *out)
 {
 	struct store *s = c->s;
@@ -398,7 +399,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	if (sequential) {
 		full = xrealloc(NULL, len + 16);
 		memcpy(full, path, len);
-		full_len = len + (size_t)snprintf(full + len, 16, "%010d", parent->cversion);
+		full_len = len + (size_t)snprintf(full + len, 16, "%010d", parent->cversion_stored);
 		path = full;
 	}
 	if (!store_path_valid(path, full_len)) {
@@ -416,7 +417,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 		}
 		goto fail;
 	}
-	if (owner_is_session(parent->ephemeral_owner)) {
+	if (store_owner_is_session(parent->ephemeral_owner)) {
 		rc = ZK_NOCHILDRENFOREPHEMERALS;
 		goto fail;
 	}
@@ -450,10 +451,10 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	if (store_node_children_reserve(parent) != 0)
 		abort();
 	struct undo *u = undo_push(c, UNDO_CREATE, n);
-	u->old_cversion = parent->cversion;
+	u->old_cversion_stored = parent->cversion_stored;
 	u->old_pzxid = parent->pzxid;
 	store_node_link(s, parent, n);
-	parent->cversion = version_next(parent->cversion);
+	parent->cversion_stored = version_next(parent->cversion_stored);
 	parent->pzxid = txn->zxid;
 	if (ephemeral) {
 		assert(c->session);
@@ -465,7 +466,10 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	free(full);
 
 	jute_write_string(out, n->path, (int32_t)n->path_len);
-	if (rq->type == ZK_OP_CREATE2 || rq->type == ZK_OP_CREATE_CONTAINER || rq->type == ZK_OP_CREATE_TTL)
+	bool with_stat = c->in_multi ? rq->type != ZK_OP_CREATE_IF_NOT_EXISTS && multi_create_has_stat(flags)
+				     : rq->type == ZK_OP_CREATE2 || rq->type == ZK_OP_CREATE_CONTAINER ||
+					       rq->type == ZK_OP_CREATE_TTL;
+	if (with_stat)
 		write_stat(out, n);
 	return ZK_OK;
 fail:
@@ -481,15 +485,20 @@ static void delete_node(struct apply_ctx *c, struct znode *n)
 	struct znode *parent = n->parent;
 	assert(parent && n->child_count == 0);
 	struct undo *u = undo_push(c, UNDO_DELETE, n);
-	u->old_cversion = parent->cversion;
+	u->old_cversion_stored = parent->cversion_stored;
 	u->old_pzxid = parent->pzxid;
-	if (owner_is_session(n->ephemeral_owner)) {
+	if (store_owner_is_session(n->ephemeral_owner)) {
 		struct session *se = store_session_find(s, n->ephemeral_owner);
 		if (se)
 			store_session_ephemeral_remove(s, se, n);
 	}
 	store_node_unlink(s, n);
-	parent->pzxid = c->txn->zxid; /* cversion is not bumped by a delete (ZOOKEEPER-1046) */
+	/*
+	 * The stored cversion is not bumped by a delete (ZOOKEEPER-1046), so sequence
+	 * suffixes count creates only; the cversion clients see still grows by one,
+	 * because numChildren dropped (see store_node_stat).
+	 */
+	parent->pzxid = c->txn->zxid;
 	trigger_push(c, n, ZK_EVENT_NODE_DELETED);
 	trigger_push(c, parent, ZK_EVENT_NODE_CHILDREN_CHANGED);
 }
@@ -709,16 +718,22 @@ static bool multi_op_allowed(int32_t type)
 	}
 }
 
-/* Result type of a successful sub-op: create2-like creates answer as create2 (15). */
-static int32_t multi_result_type(int32_t type)
+/*
+ * Result type of a successful sub-op. ZooKeeper rebuilds every create sub-op from its
+ * flags (MultiOperationRecord -> Op.create), whatever opcode the client sent: a
+ * container or TTL mode answers as create2 (15, path + Stat), any other mode as
+ * create (1, path only) — so a create2 inside a multi answers like a create.
+ */
+static int32_t multi_result_type(const struct req *rq)
 {
-	switch (type) {
+	switch (rq->type) {
+	case ZK_OP_CREATE:
 	case ZK_OP_CREATE2:
 	case ZK_OP_CREATE_CONTAINER:
 	case ZK_OP_CREATE_TTL:
-		return ZK_OP_CREATE2;
+		return multi_create_has_stat(rq->flags) ? ZK_OP_CREATE2 : ZK_OP_CREATE;
 	default:
-		return type;
+		return rq->type;
 	}
 }
 
@@ -740,6 +755,7 @@ static int32_t apply_multi(struct apply_ctx *c, const uint8_t *body, size_t body
 	bool bad = false;
 	store_lock_all(c->s);
 	c->all_locked = true;
+	c->in_multi = true;
 	for (;;) {
 		int32_t type = jute_read_int(&r);
 		bool done = jute_read_bool(&r);
@@ -757,7 +773,7 @@ static int32_t apply_multi(struct apply_ctx *c, const uint8_t *body, size_t body
 		}
 		if (failed_at == SIZE_MAX) {
 			size_t mark = out->len;
-			multi_header_write(out, multi_result_type(type), false, 0);
+			multi_header_write(out, multi_result_type(&rq), false, 0);
 			int32_t rc = op_write(c, &rq, out);
 			if (rc != ZK_OK) {
 				out->len = mark;

@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "net/jute.h"
+#include "net/zk_proto.h"
 #include "store/store.h"
 
 /* Limits. */
@@ -88,7 +89,14 @@ struct znode {
 	uint8_t *data;         /* NULL when data_len <= 0 */
 	int32_t data_len;      /* -1 = jute null */
 	int32_t version;
-	int32_t cversion;
+	/*
+	 * ZooKeeper's persisted cversion (StatPersisted): +1 per child create, never
+	 * changed by a delete. It names sequential children (the suffix) and tells the
+	 * container reaper a node once had children. Clients see
+	 * 2 * cversion_stored - numChildren (DataNode.copyStat), which counts deletes too;
+	 * store_node_stat() does that translation.
+	 */
+	int32_t cversion_stored;
 	int32_t aversion;
 	int64_t czxid;
 	int64_t mzxid;
@@ -180,7 +188,18 @@ void store_node_free(struct znode *n);
 /* Applier, with the node's and the parent's shards locked. */
 void store_node_link(struct store *s, struct znode *parent, struct znode *n);
 void store_node_unlink(struct store *s, struct znode *n);
+/*
+ * The Stat as clients see it: cversion = 2 * cversion_stored - numChildren, and
+ * ephemeralOwner 0 for containers and TTL nodes (ZooKeeper's getClientEphemeralOwner;
+ * the znode keeps its marker for the reaper and NOCHILDRENFOREPHEMERALS).
+ */
 void store_node_stat(const struct znode *n, struct zk_stat *st);
+/* A normal ephemeral: owned by a session (not 0, not a container or TTL marker). */
+static inline bool store_owner_is_session(int64_t owner)
+{
+	return owner != 0 && owner != ZK_EPHEMERAL_OWNER_CONTAINER &&
+	       (owner & ZK_EPHEMERAL_OWNER_TTL_MASK) != ZK_EPHEMERAL_OWNER_TTL_MASK;
+}
 /* Makes room for one more child (before any mutation). 0, -ENOMEM or -E2BIG. */
 int store_node_children_reserve(struct znode *p);
 /* Gives back memory of a mostly empty children array (shard locked). */

@@ -61,8 +61,7 @@ static void write_stat(struct jute_writer *out, const struct znode *n)
 static bool child_listed(const struct znode *child, uint8_t list_type)
 {
 	/* ClickHouse's filter: "ephemeral" means owned by a session. */
-	bool eph = child->ephemeral_owner != 0 && child->ephemeral_owner != ZK_EPHEMERAL_OWNER_CONTAINER &&
-		   (child->ephemeral_owner & ZK_EPHEMERAL_OWNER_TTL_MASK) != ZK_EPHEMERAL_OWNER_TTL_MASK;
+	bool eph = store_owner_is_session(child->ephemeral_owner);
 	return list_type == 0 || (list_type == 1 && !eph) || (list_type == 2 && eph);
 }
 
@@ -204,11 +203,11 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 	struct znode *n = store_node_find(s, path, len, hash);
 	switch (rq->type) {
 	case ZK_OP_EXISTS:
-		/* READ is checked only when the node exists; the watch is set either way. */
-		if (n && !store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
-			rc = ZK_NOAUTH;
-			break;
-		}
+		/*
+		 * ZooKeeper 3.8.0 checks no permission for exists: a caller without READ
+		 * still gets the Stat (and the watch). The watch is set whether or not the
+		 * node exists.
+		 */
 		if (rq->watch)
 			store_watch_add(s, si, path, len, hash, watcher, WATCH_DATA);
 		if (!n)

@@ -194,9 +194,10 @@ void store_node_stat(const struct znode *n, struct zk_stat *st)
 	st->ctime = n->ctime;
 	st->mtime = n->mtime;
 	st->version = n->version;
-	st->cversion = n->cversion;
+	/* DataNode.copyStat: creates counted twice minus the children still present. */
+	st->cversion = (int32_t)((uint32_t)n->cversion_stored * 2u - n->child_count);
 	st->aversion = n->aversion;
-	st->ephemeral_owner = n->ephemeral_owner;
+	st->ephemeral_owner = store_owner_is_session(n->ephemeral_owner) ? n->ephemeral_owner : 0;
 	st->data_length = n->data_len > 0 ? n->data_len : 0;
 	st->num_children = (int32_t)n->child_count;
 	st->pzxid = n->pzxid;

@@ -11,8 +11,11 @@ Test(store, system_nodes_exist_with_zero_zxids)
 	struct zk_stat st = t_stat("/");
 	cr_assert_eq(st.czxid, 0);
 	cr_assert_eq(st.num_children, 1);
+	/* ZooKeeper links system nodes without counting creates: 2 * 0 - numChildren */
+	cr_assert_eq(st.cversion, -1);
 	st = t_stat("/zookeeper");
 	cr_assert_eq(st.num_children, 2);
+	cr_assert_eq(st.cversion, -2);
 	cr_assert(t_exists("/zookeeper/quota"));
 	cr_assert(t_exists("/zookeeper/config"));
 	for (int i = 0; i < 4; i++) {
@@ -43,7 +46,7 @@ Test(store, create_reply_and_stat)
 	cr_assert_eq(st.data_length, 5);
 	cr_assert_eq(st.num_children, 0);
 	struct zk_stat root = t_stat("/");
-	cr_assert_eq(root.cversion, 1);
+	cr_assert_eq(root.cversion, 0); /* 2 * 1 create - 2 children (/zookeeper is not a create) */
 	cr_assert_eq(root.pzxid, z);
 	cr_assert_eq(root.num_children, 2);
 	cr_assert_eq(root.mzxid, 0);
@@ -131,14 +134,109 @@ Test(store, sequential_names_use_parent_cversion)
 	t_assert_reply_string("/folder/a0000000001");
 	cr_assert_eq(t_create("/folder/", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
 	t_assert_reply_string("/folder/0000000002");
-	/* delete does not bump cversion */
+	/* a delete bumps the visible cversion but not the sequence */
 	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/folder/a0000000000", -1)), ZK_OK);
 	struct zk_stat st = t_stat("/folder");
-	cr_assert_eq(st.cversion, 3);
+	cr_assert_eq(st.cversion, 4); /* 2 * 3 creates - 2 children */
 	cr_assert_eq(st.num_children, 2);
 	cr_assert_eq(st.pzxid, T.zxid);
 	cr_assert_eq(t_create("/folder/x-", "", ZK_CREATE_EPHEMERAL_SEQUENTIAL), ZK_OK);
 	t_assert_reply_string("/folder/x-0000000003");
+	cr_assert_eq(t_stat("/folder").cversion, 5);
+}
+
+/* FINDINGS.md 1 (kazoo test_parent_stat_follows_children, c_client.c "after delete"). */
+Test(store, visible_cversion_counts_deletes)
+{
+	cr_assert_eq(t_create("/p", "", 0), ZK_OK);
+	cr_assert_eq(t_create("/p/a", "", 0), ZK_OK);
+	cr_assert_eq(t_stat("/p").cversion, 1);
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/p/a", -1)), ZK_OK);
+	struct zk_stat st = t_stat("/p");
+	cr_assert_eq(st.cversion, 2);
+	cr_assert_eq(st.num_children, 0);
+	cr_assert_eq(t_create("/p/s", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/p/s0000000001");
+	cr_assert_eq(t_create("/p/b", "", 0), ZK_OK);
+	cr_assert_eq(t_create("/p/c", "", 0), ZK_OK);
+	cr_assert_eq(t_stat("/p").cversion, 2 * 4 - 3);
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/p/b", -1)), ZK_OK);
+	st = t_stat("/p");
+	cr_assert_eq(st.cversion, 2 * 4 - 2);
+	cr_assert_eq(st.num_children, 2);
+	/* the same Stat through getData, getChildren2 and setData */
+	cr_assert_eq(t_read(0, ZK_OP_GET_CHILDREN2, t_path_watch_body("/p", false)), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	cr_assert_eq(jute_read_vector_count(&r, 4), 2);
+	jute_read_string(&r);
+	jute_read_string(&r);
+	jute_read_stat(&r, &st);
+	cr_assert(jute_reader_ok(&r));
+	cr_assert_eq(st.cversion, 6);
+	cr_assert_eq(t_apply(ZK_OP_SET_DATA, t_set_body("/p", "x", -1)), ZK_OK);
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	jute_read_stat(&r, &st);
+	cr_assert_eq(st.cversion, 6);
+	cr_assert_eq(t_create("/p/t", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/p/t0000000004");
+}
+
+Test(store, close_session_deletes_bump_visible_cversion)
+{
+	t_session_create(0x77);
+	cr_assert_eq(t_create("/q", "", 0), ZK_OK);
+	cr_assert_eq(t_apply_as(0x77, NULL, ZK_OP_CREATE, t_create_body("/q/e", "", ZK_CREATE_EPHEMERAL_SEQUENTIAL)),
+		     ZK_OK);
+	t_assert_reply_string("/q/e0000000000");
+	cr_assert_eq(t_apply_as(0x77, NULL, ZK_OP_CREATE, t_create_body("/q/f", "", ZK_CREATE_EPHEMERAL)), ZK_OK);
+	cr_assert_eq(t_stat("/q").cversion, 2);
+	cr_assert_eq(t_apply_as(0x77, NULL, ZK_OP_CLOSE_SESSION, NULL), ZK_OK);
+	int64_t z = T.zxid;
+	struct zk_stat st = t_stat("/q");
+	cr_assert_eq(st.num_children, 0);
+	cr_assert_eq(st.cversion, 4);
+	cr_assert_eq(st.pzxid, z);
+	cr_assert_eq(t_create("/q/e", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/q/e0000000002");
+}
+
+/* ZooKeeper's getClientEphemeralOwner: containers and TTL nodes show owner 0. */
+Test(store, container_and_ttl_owner_hidden_from_clients)
+{
+	cr_assert_eq(t_apply(ZK_OP_CREATE_CONTAINER, t_create_body("/cont", "", ZK_CREATE_CONTAINER)), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	jute_read_string(&r);
+	struct zk_stat st;
+	jute_read_stat(&r, &st);
+	cr_assert(jute_reader_ok(&r) && jute_reader_remaining(&r) == 0);
+	cr_assert_eq(st.ephemeral_owner, 0);
+	cr_assert_eq(t_stat("/cont").ephemeral_owner, 0);
+	struct jute_writer *w = t_create_body("/ttl", "", ZK_CREATE_PERSISTENT_WITH_TTL);
+	jute_write_long(w, 5000);
+	cr_assert_eq(t_apply(ZK_OP_CREATE_TTL, w), ZK_OK);
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	jute_read_string(&r);
+	jute_read_stat(&r, &st);
+	cr_assert(jute_reader_ok(&r) && jute_reader_remaining(&r) == 0);
+	cr_assert_eq(st.ephemeral_owner, 0);
+	cr_assert_eq(t_stat("/ttl").ephemeral_owner, 0);
+	/* both may still have children (the marker is kept internally) */
+	cr_assert_eq(t_create("/cont/c", "", 0), ZK_OK);
+	cr_assert_eq(t_create("/ttl/c", "", 0), ZK_OK);
+	/* a normal ephemeral still shows its session and refuses children */
+	cr_assert_eq(t_create("/eph", "", ZK_CREATE_EPHEMERAL), ZK_OK);
+	cr_assert_eq(t_stat("/eph").ephemeral_owner, T_SESSION);
+	cr_assert_eq(t_create("/eph/c", "", 0), ZK_NOCHILDRENFOREPHEMERALS);
+	/* getChildren2 shows the parent's Stat with owner 0 too */
+	cr_assert_eq(t_read(0, ZK_OP_GET_CHILDREN2, t_path_watch_body("/cont", false)), ZK_OK);
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	cr_assert_eq(jute_read_vector_count(&r, 4), 1);
+	jute_read_string(&r);
+	jute_read_stat(&r, &st);
+	cr_assert(jute_reader_ok(&r));
+	cr_assert_eq(st.ephemeral_owner, 0);
 }
 
 Test(store, delete_error_order)

@@ -62,12 +62,11 @@ Test(store_multi, success_results_and_one_zxid)
 	struct res x = read_res(&r);
 	cr_assert(x.type == 1 && !x.done && x.err == 0);
 	cr_assert(jute_bytes_eq(jute_read_string(&r), "/m/a", 4));
+	/* FINDINGS.md 2: a create2 sub-op answers as create (type 1, path only) */
 	x = read_res(&r);
-	cr_assert(x.type == 15 && x.err == 0);
+	cr_assert(x.type == 1 && x.err == 0, "create2 sub-result type %d", x.type);
 	cr_assert(jute_bytes_eq(jute_read_string(&r), "/m/s0000000001", 14));
 	struct zk_stat st;
-	jute_read_stat(&r, &st);
-	cr_assert_eq(st.czxid, z);
 	x = read_res(&r);
 	cr_assert(x.type == 5 && x.err == 0);
 	jute_read_stat(&r, &st);
@@ -87,8 +86,92 @@ Test(store_multi, success_results_and_one_zxid)
 	cr_assert_eq(T.events_count, 1);
 	t_assert_event(0, 1, ZK_EVENT_NODE_CHILDREN_CHANGED, "/m", z);
 	st = t_stat("/m");
-	cr_assert_eq(st.cversion, 2);
+	cr_assert_eq(st.cversion, 3); /* 2 creates + 1 delete */
+	cr_assert_eq(st.num_children, 1);
 	cr_assert_eq(st.pzxid, z);
+	cr_assert_eq(t_create("/m/s", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/m/s0000000002");
+}
+
+/*
+ * Container and TTL creates answer type 15 with path + Stat inside a multi (the
+ * Stat hides the owner marker); create2 answers type 1 with the path only.
+ */
+Test(store_multi, create_result_types)
+{
+	struct jute_writer *w = t_body();
+	mh(w, ZK_OP_CREATE2);
+	t_create_fields(w, "/c2", "ab", 0);
+	mh(w, ZK_OP_CREATE_CONTAINER);
+	t_create_fields(w, "/cont", "", ZK_CREATE_CONTAINER);
+	mh(w, ZK_OP_CREATE_TTL);
+	t_create_fields(w, "/ttl", "", ZK_CREATE_PERSISTENT_WITH_TTL);
+	jute_write_long(w, 1000);
+	mh(w, ZK_OP_CREATE);
+	t_create_fields(w, "/plain", "", 0);
+	mh_end(w);
+	cr_assert_eq(t_apply(ZK_OP_MULTI, w), ZK_OK);
+	int64_t z = T.zxid;
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	struct res x = read_res(&r);
+	cr_assert(x.type == 1 && !x.done && x.err == 0, "create2 type %d", x.type);
+	cr_assert(jute_bytes_eq(jute_read_string(&r), "/c2", 3));
+	const char *stat_paths[] = { "/cont", "/ttl" };
+	for (int i = 0; i < 2; i++) {
+		x = read_res(&r);
+		cr_assert(x.type == 15 && !x.done && x.err == 0, "%s type %d", stat_paths[i], x.type);
+		cr_assert(jute_bytes_eq(jute_read_string(&r), stat_paths[i], strlen(stat_paths[i])));
+		struct zk_stat st;
+		jute_read_stat(&r, &st);
+		cr_assert_eq(st.czxid, z);
+		cr_assert_eq(st.ephemeral_owner, 0);
+	}
+	x = read_res(&r);
+	cr_assert(x.type == 1 && x.err == 0);
+	cr_assert(jute_bytes_eq(jute_read_string(&r), "/plain", 6));
+	x = read_res(&r);
+	cr_assert(x.type == -1 && x.done && x.err == -1);
+	cr_assert(jute_reader_ok(&r));
+	cr_assert_eq(jute_reader_remaining(&r), 0);
+	/* a top-level create2 still answers with the Stat */
+	cr_assert_eq(t_apply(ZK_OP_CREATE2, t_create_body("/top", "", 0)), ZK_OK);
+	cr_assert_eq(T.out.len, 4 + 4 + 68);
+}
+
+Test(store_multi, create_then_delete_in_one_multi_bumps_cversion_twice)
+{
+	cr_assert_eq(t_create("/cd", "", 0), ZK_OK);
+	struct jute_writer *w = t_body();
+	mh(w, ZK_OP_CREATE);
+	t_create_fields(w, "/cd/x", "", 0);
+	mh(w, ZK_OP_DELETE);
+	t_str(w, "/cd/x");
+	jute_write_int(w, -1);
+	mh_end(w);
+	cr_assert_eq(t_apply(ZK_OP_MULTI, w), ZK_OK);
+	struct zk_stat st = t_stat("/cd");
+	cr_assert_eq(st.cversion, 2);
+	cr_assert_eq(st.num_children, 0);
+	cr_assert_eq(t_create("/cd/s", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/cd/s0000000001");
+	/* a rolled-back multi leaves both counters alone */
+	w = t_body();
+	mh(w, ZK_OP_DELETE);
+	t_str(w, "/cd/s0000000001");
+	jute_write_int(w, -1);
+	mh(w, ZK_OP_CREATE);
+	t_create_fields(w, "/cd/s", "", ZK_CREATE_PERSISTENT_SEQUENTIAL);
+	mh(w, ZK_OP_DELETE);
+	t_str(w, "/nope");
+	jute_write_int(w, -1);
+	mh_end(w);
+	cr_assert_eq(t_apply(ZK_OP_MULTI, w), ZK_OK);
+	st = t_stat("/cd");
+	cr_assert_eq(st.cversion, 3);
+	cr_assert_eq(st.num_children, 1);
+	cr_assert_eq(t_create("/cd/s", "", ZK_CREATE_PERSISTENT_SEQUENTIAL), ZK_OK);
+	t_assert_reply_string("/cd/s0000000002");
 }
 
 Test(store_multi, failure_rolls_back_with_exact_bytes)
@@ -296,7 +379,7 @@ Test(store_multi, ttl_and_container_owners)
 	struct zk_stat st;
 	jute_read_stat(&r, &st);
 	cr_assert(jute_reader_ok(&r) && jute_reader_remaining(&r) == 0);
-	cr_assert_eq(st.ephemeral_owner, (int64_t)0xFF00000000001388LL);
+	cr_assert_eq(st.ephemeral_owner, 0); /* the TTL marker is hidden from clients */
 	/* children of TTL nodes and containers are allowed */
 	cr_assert_eq(t_create("/ttl/c", "", 0), ZK_OK);
 	w = t_create_body("/ttl0", "", ZK_CREATE_PERSISTENT_WITH_TTL);
@@ -311,6 +394,6 @@ Test(store_multi, ttl_and_container_owners)
 	cr_assert_eq(t_apply(ZK_OP_CREATE_CONTAINER, t_create_body("/cont", "", ZK_CREATE_CONTAINER)), ZK_OK);
 	cr_assert_eq(T.out.len, 4 + 5 + 68);
 	st = t_stat("/cont");
-	cr_assert_eq(st.ephemeral_owner, INT64_MIN);
+	cr_assert_eq(st.ephemeral_owner, 0); /* the container marker is hidden from clients */
 	cr_assert_eq(t_create("/cont/c", "", 0), ZK_OK);
 }
