@@ -150,8 +150,8 @@ if [ -z "$rk_bin" ] || [ ! -x "$rk_bin" ]; then
 else
 	rk_port=$(free_port)
 	mkdir -p "$work/rk/data"
-	# maxClientCnxns=0 as for ZooKeeper: every bench session comes from 127.0.0.1.
-	"$rk_bin" --clientPort="$rk_port" --dataDir="$work/rk/data" --4lw.commands.whitelist='*' --maxClientCnxns=0 \
+	# maxClientCnxns=0 and forceSync=yes as for ZooKeeper (every bench session comes from 127.0.0.1).
+	"$rk_bin" --clientPort="$rk_port" --dataDir="$work/rk/data" --4lw.commands.whitelist='*' --maxClientCnxns=0 --forceSync=yes \
 		> "$work/rk/rk.log" 2>&1 &
 	rk_pid=$!
 	pids+=("$rk_pid")

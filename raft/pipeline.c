@@ -557,6 +557,10 @@ static int raft_open_log(struct raft_pipeline *p)
 		.error_text = why,
 		.error_text_size = sizeof why,
 	};
+	/* One entry is a whole client packet plus headers: a batch must hold the largest. */
+	uint32_t entry_bytes_max = (uint32_t)srv->cfg.packet_bytes_max + RK_ENTRY_HEADER_BYTES + 64 * RK_ENTRY_IDS_MAX + 4096;
+	if (wc.batch_bytes_max < entry_bytes_max)
+		wc.batch_bytes_max = entry_bytes_max;
 	if (wc.batch_entries_max > RAFT_BATCH_ENTRIES_MAX)
 		wc.batch_entries_max = RAFT_BATCH_ENTRIES_MAX;
 	if (!srv->cfg.force_sync)

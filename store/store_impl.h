@@ -126,12 +126,23 @@ struct shard {
 	size_t reg_count;
 } __attribute__((aligned(64)));
 
-/* Watch registration kinds; the persistent ones are reserved for addWatch. */
+/*
+ * Watch registration kinds. DATA and CHILD are one-shot; the two persistent kinds
+ * (addWatch, setWatches2) stay until removeWatches or the watcher is dropped.
+ * PERSISTENT_RECURSIVE registrations live in store->recursive, not in the shard of
+ * their path, because a change must find them on every ancestor of its path.
+ */
 enum watch_kind {
 	WATCH_DATA = 0,
 	WATCH_CHILD = 1,
-	WATCH_KINDS = 2,
+	WATCH_PERSISTENT = 2,
+	WATCH_PERSISTENT_RECURSIVE = 3,
+	WATCH_KINDS = 4,
 };
+
+/* Index of the recursive-watch table among the watch tables (after the shards). */
+#define STORE_WATCH_RECURSIVE STORE_SHARDS
+#define STORE_WATCH_TABLES (STORE_SHARDS + 1)
 
 struct watch_list {
 	struct watch_reg *head;
@@ -140,7 +151,8 @@ struct watch_list {
 struct watcher {
 	struct watcher *next; /* in the watcher table */
 	uint64_t id;
-	struct watch_list regs[STORE_SHARDS]; /* regs[i] guarded by shard i */
+	uint64_t fired_seq; /* last trigger that notified it; applier only (one event per change) */
+	struct watch_list regs[STORE_WATCH_TABLES]; /* regs[i] guarded by table i's mutex */
 };
 
 struct session {
@@ -157,6 +169,13 @@ struct session {
 
 struct store {
 	struct shard shards[STORE_SHARDS];
+	/*
+	 * PERSISTENT_RECURSIVE registrations (only its watch tables are used). Locked
+	 * after any shards (lock order: shards -> recursive -> watchers -> sessions).
+	 */
+	struct shard recursive;
+	_Atomic uint64_t recursive_watch_count; /* 0: writes skip the ancestor walk */
+	uint64_t trigger_seq;                   /* applier only */
 	struct {
 		pthread_mutex_t lock;
 		struct watcher **buckets;
@@ -220,13 +239,22 @@ void store_session_remove(struct store *s, int64_t id);
 /* Watches (store_watch.c). */
 void store_watches_init(struct store *s);
 void store_watches_destroy(struct store *s);
-/* Registers watcher on path (shard of hash locked by the caller). Returns 0 or -ENOMEM. */
-int store_watch_add(struct store *s, unsigned shard, const char *path, size_t len, uint64_t hash, uint64_t watcher,
+/*
+ * Registers watcher on path. The caller holds the mutex of watch table `table`:
+ * STORE_WATCH_RECURSIVE for WATCH_PERSISTENT_RECURSIVE, else the path's shard.
+ * Returns 0 or -ENOMEM.
+ */
+int store_watch_add(struct store *s, unsigned table, const char *path, size_t len, uint64_t hash, uint64_t watcher,
 		    enum watch_kind kind);
 /*
- * Fires and removes the watches for one event (shard locked by the caller):
- * NODE_CREATED / NODE_DATA_CHANGED: data watchers; NODE_DELETED: data and child
- * watchers, once per watcher; NODE_CHILDREN_CHANGED: child watchers.
+ * Fires the watches for one change (shard of path locked by the caller; takes the
+ * recursive table's lock itself), removing the one-shot ones. Each watcher gets at
+ * most one event per call:
+ *   NODE_CREATED / NODE_DATA_CHANGED: data and persistent watchers of path,
+ *     recursive watchers of path and of every ancestor;
+ *   NODE_DELETED: the same plus the child watchers of path;
+ *   NODE_CHILDREN_CHANGED: child and persistent watchers of path (never recursive).
+ * Applier only.
  */
 void store_watch_trigger(struct store *s, const char *path, size_t len, uint64_t hash, int32_t type, int64_t zxid,
 			 store_event_fn fn, void *ctx);

@@ -171,11 +171,16 @@ Test(store_acl, noauth_checks)
 	const char *s1 = "digest", *i1 = "bob:hash";
 	cr_assert_eq(t_apply(ZK_OP_CREATE, create_with_acl("/secret", 1, &p1, &s1, &i1)), ZK_OK);
 	cr_assert_eq(t_read_as(0, &eve, ZK_OP_GET_DATA, t_path_watch_body("/secret", false)), ZK_NOAUTH);
-	cr_assert_eq(t_read_as(8, &eve, ZK_OP_EXISTS, t_path_watch_body("/secret", true)), ZK_NOAUTH);
+	cr_assert_eq(t_read_as(8, &eve, ZK_OP_GET_DATA, t_path_watch_body("/secret", true)), ZK_NOAUTH);
 	cr_assert_eq(t_read_as(8, &eve, ZK_OP_GET_CHILDREN, t_path_watch_body("/secret", true)), ZK_NOAUTH);
 	struct store_stats ss;
 	store_stats(T.s, &ss);
 	cr_assert_eq(ss.watch_count, 0, "a refused read must not register a watch");
+	/* ZooKeeper 3.8.0: exists checks no permission; the Stat and the watch are given */
+	cr_assert_eq(t_read_as(8, &eve, ZK_OP_EXISTS, t_path_watch_body("/secret", true)), ZK_OK);
+	cr_assert_eq(T.out.len, 68);
+	store_stats(T.s, &ss);
+	cr_assert_eq(ss.watch_count, 1);
 	cr_assert_eq(t_read_as(0, NULL, ZK_OP_GET_ACL, t_path_body("/secret")), ZK_NOAUTH);
 	cr_assert_eq(t_read_as(0, &bob, ZK_OP_GET_DATA, t_path_watch_body("/secret", false)), ZK_OK);
 	cr_assert_eq(t_read_as(0, &super, ZK_OP_GET_DATA, t_path_watch_body("/secret", false)), ZK_OK);
@@ -265,4 +270,98 @@ Test(store_acl, exists_with_nul_is_badarguments)
 	cr_assert_eq(t_read(1, ZK_OP_EXISTS, w), ZK_BADARGUMENTS);
 	/* other reads do not validate: just NONODE */
 	cr_assert_eq(t_read(1, ZK_OP_GET_DATA, t_path_watch_body("/a//b", false)), ZK_NONODE);
+}
+
+/*
+ * tests/integration/test_kazoo_acl.py test_digest_acl, as the store sees it: a node
+ * with [31, digest:user:<hash>]; a stranger gets NOAUTH for getData, setData,
+ * create-child and getChildren, but exists works; a wrong password (another digest
+ * id) matches nothing; the right one allows everything.
+ */
+Test(store_acl, kazoo_digest_acl_expectations)
+{
+	static const char user_id[] = "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY=";
+	struct zk_id owner_ids[] = { mkid("ip", "127.0.0.1"), mkid("digest", user_id) };
+	struct store_auth owner = { owner_ids, 2, false };
+	struct zk_id stranger_ids[] = { mkid("ip", "127.0.0.1") };
+	struct store_auth stranger = { stranger_ids, 1, false };
+	struct zk_id wrong_ids[] = { mkid("ip", "127.0.0.1"), mkid("digest", "user:wronghash=") };
+	struct store_auth wrong = { wrong_ids, 2, false };
+	cr_assert_eq(t_create("/k", "", 0), ZK_OK);
+	int32_t perms = ZK_PERM_ALL;
+	const char *scheme = "digest", *id = user_id;
+	struct jute_writer *w = create_with_acl("/k/sec", 1, &perms, &scheme, &id);
+	cr_assert_eq(t_apply_as(T_SESSION, &owner, ZK_OP_CREATE, w), ZK_OK);
+	cr_assert_eq(t_read_as(0, &owner, ZK_OP_GET_DATA, t_path_watch_body("/k/sec", false)), ZK_OK);
+	const struct store_auth *refused[] = { &stranger, &wrong, NULL };
+	for (int i = 0; i < 3; i++) {
+		const struct store_auth *a = refused[i];
+		cr_assert_eq(t_read_as(0, a, ZK_OP_GET_DATA, t_path_watch_body("/k/sec", false)), ZK_NOAUTH);
+		cr_assert_eq(t_apply_as(T_SESSION, a, ZK_OP_SET_DATA, t_set_body("/k/sec", "x", -1)), ZK_NOAUTH);
+		cr_assert_eq(t_apply_as(T_SESSION, a, ZK_OP_CREATE, t_create_body("/k/sec/child", "", 0)), ZK_NOAUTH);
+		cr_assert_eq(t_read_as(0, a, ZK_OP_GET_CHILDREN, t_path_watch_body("/k/sec", false)), ZK_NOAUTH);
+		cr_assert_eq(t_read_as(0, a, ZK_OP_GET_CHILDREN2, t_path_watch_body("/k/sec", false)), ZK_NOAUTH);
+		cr_assert_eq(t_read_as(0, a, ZK_OP_EXISTS, t_path_watch_body("/k/sec", false)), ZK_OK);
+		struct jute_reader r;
+		jute_reader_init(&r, T.out.buf, T.out.len);
+		struct zk_stat st;
+		jute_read_stat(&r, &st);
+		cr_assert(jute_reader_ok(&r) && jute_reader_remaining(&r) == 0);
+		cr_assert_eq(st.data_length, 0);
+		/* getACL wants READ or ADMIN */
+		cr_assert_eq(t_read_as(0, a, ZK_OP_GET_ACL, t_path_body("/k/sec")), ZK_NOAUTH);
+	}
+	cr_assert_eq(t_apply_as(T_SESSION, &owner, ZK_OP_SET_DATA, t_set_body("/k/sec", "x", -1)), ZK_OK);
+	cr_assert_eq(t_read_as(0, &owner, ZK_OP_GET_CHILDREN, t_path_watch_body("/k/sec", false)), ZK_OK);
+	cr_assert_eq(t_apply_as(T_SESSION, &owner, ZK_OP_CREATE, t_create_body("/k/sec/child", "", 0)), ZK_OK);
+	cr_assert_eq(t_read_as(0, &owner, ZK_OP_GET_ACL, t_path_body("/k/sec")), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	cr_assert_eq(jute_read_vector_count(&r, 12), 1);
+	struct zk_acl acl;
+	jute_read_acl(&r, &acl);
+	cr_assert_eq(acl.perms, 31);
+	cr_assert(jute_bytes_eq(acl.id.scheme, "digest", 6));
+	cr_assert(jute_bytes_eq(acl.id.id, user_id, strlen(user_id)));
+}
+
+/* test_kazoo_acl.py test_auth_scheme_acl: auth:"" expands to the caller's digest id. */
+Test(store_acl, kazoo_auth_scheme_acl_expectations)
+{
+	struct zk_id plain_ids[] = { mkid("ip", "127.0.0.1") };
+	struct store_auth plain = { plain_ids, 1, false };
+	struct zk_id alice_ids[] = { mkid("ip", "127.0.0.1"), mkid("digest", "alice:HASH=") };
+	struct store_auth alice = { alice_ids, 2, false };
+	int32_t perms = ZK_PERM_ALL;
+	const char *scheme = "auth", *id = "";
+	cr_assert_eq(t_apply_as(T_SESSION, &plain, ZK_OP_CREATE, create_with_acl("/c", 1, &perms, &scheme, &id)),
+		     ZK_INVALIDACL);
+	cr_assert_eq(t_apply_as(T_SESSION, &alice, ZK_OP_CREATE, create_with_acl("/c", 1, &perms, &scheme, &id)),
+		     ZK_OK);
+	cr_assert_eq(t_read_as(0, &alice, ZK_OP_GET_ACL, t_path_body("/c")), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	cr_assert_eq(jute_read_vector_count(&r, 12), 1);
+	struct zk_acl acl;
+	jute_read_acl(&r, &acl);
+	cr_assert_eq(acl.perms, 31);
+	cr_assert(jute_bytes_eq(acl.id.scheme, "digest", 6));
+	cr_assert(jute_bytes_eq(acl.id.id, "alice:HASH=", 11));
+	struct zk_stat st;
+	jute_read_stat(&r, &st);
+	cr_assert(jute_reader_ok(&r) && jute_reader_remaining(&r) == 0);
+	cr_assert_eq(st.aversion, 0);
+	cr_assert_eq(t_read_as(0, &plain, ZK_OP_GET_DATA, t_path_watch_body("/c", false)), ZK_NOAUTH);
+	struct jute_writer *w = t_body();
+	t_str(w, "/c");
+	t_acl_open(w);
+	jute_write_int(w, -1);
+	cr_assert_eq(t_apply_as(T_SESSION, &alice, ZK_OP_SET_ACL, w), ZK_OK);
+	struct zk_stat st2;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	jute_read_stat(&r, &st2);
+	cr_assert_eq(st2.aversion, 1);
+	cr_assert_eq(st2.version, 0);
+	cr_assert_eq(st2.mzxid, st.mzxid);
+	cr_assert_eq(t_read_as(0, &plain, ZK_OP_GET_DATA, t_path_watch_body("/c", false)), ZK_OK);
 }

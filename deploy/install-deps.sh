@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian 12 packages RingKeeper needs to build, test and benchmark,
+# only those missing (so a second run is quick and needs no network).
+#   deploy/install-deps.sh          build + run
+#   deploy/install-deps.sh --test   also the test and benchmark tools
+set -eu
+pkgs="gcc meson ninja-build pkg-config cmake liburing-dev libmimalloc-dev liblz4-dev libssl-dev libcriterion-dev"
+if [ "${1:-}" = "--test" ]; then
+	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps"
+fi
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "install-deps: installing:$missing" >&2
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

@@ -1,0 +1,46 @@
+#!/bin/bash
+# Builds RingKeeper and runs every test:
+#   1. criterion unit tests (release build),
+#   2. the same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   3. the libFuzzer request-decoder target for a bounded time (clang),
+#   4. the integration suite with real clients (kazoo, the ZooKeeper C client,
+#      zkCli.sh, raw wire) against RingKeeper, against RingKeeper built with the
+#      sanitizers, and against Apache ZooKeeper 3.8 (proving the tests pin its real
+#      behaviour), plus the kill -9 crash and full-disk tests.
+# Environment: FUZZ_SECONDS (default 60), RK_SKIP_ASAN_INTEGRATION=1 to skip the
+# sanitizer run of the integration suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/install-deps.sh --test
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "build (release + assertions)"
+[ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
+ninja -C build
+
+step "unit tests"
+meson test -C build --suite unit --print-errorlogs
+
+step "unit tests under ASan+UBSan"
+[ -f build-asan/build.ninja ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+ninja -C build-asan
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	meson test -C build-asan --suite unit --print-errorlogs
+
+step "fuzz the request decoders (${FUZZ_SECONDS:-60}s)"
+[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Db_lundef=false >/dev/null
+ninja -C build-fuzz tests/fuzz_request
+mkdir -p build-fuzz/corpus
+build-fuzz/tests/fuzz_request -max_total_time="${FUZZ_SECONDS:-60}" -max_len=8192 -print_final_stats=1 \
+	build-fuzz/corpus 2>&1 | tail -n 3
+
+if [ -z "${RK_SKIP_ASAN_INTEGRATION:-}" ]; then
+	step "integration: RingKeeper built with ASan+UBSan"
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		RINGKEEPER_BIN="$PWD/build-asan/core/ringkeeper" RK_TARGETS=ringkeeper \
+		tests/integration/run.sh -q --ignore=test_crash.py --ignore=test_full_disk.py
+fi
+
+step "integration: RingKeeper and ZooKeeper 3.8"
+RINGKEEPER_BIN="$PWD/build/core/ringkeeper" RK_TARGETS=ringkeeper,zookeeper tests/integration/run.sh -q
