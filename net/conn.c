@@ -453,9 +453,20 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 	case ZK_OP_WHO_AM_I:
 		conn_who_am_i(w, c, xid);
 		return;
+	case ZK_OP_ADD_WATCH: {
+		int32_t err = store_add_watch(srv->store, c->id, body, len);
+		size_t start = frame_begin(&c->out, xid, store_last_zxid(srv->store), err);
+		if (err == ZK_OK)
+			jute_write_int(&c->out, 0); /* ErrorResponse{0}: Java reads this int */
+		frame_end(&c->out, start);
+		conn_frame_done(w, c);
+		return;
+	}
 	case ZK_OP_CHECK_WATCHES:
 	case ZK_OP_REMOVE_WATCHES:
-	case ZK_OP_ADD_WATCH:
+		conn_reply_empty(w, c, xid, store_last_zxid(srv->store),
+				 store_remove_watches(srv->store, c->id, opcode, body, len));
+		return;
 	case ZK_OP_RECONFIG:
 	case ZK_OP_SASL:
 	case ZK_OP_CREATE_TTL: /* only here when extendedTypesEnabled is off */

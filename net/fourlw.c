@@ -30,6 +30,8 @@
 
 static const char *const words[] = {
 	"ruok", "srvr", "stat", "conf", "cons", "crst", "srst", "envi", "mntr", "isro", "wchs", "dirs",
+	/* RingKeeper's admin words (ClickHouse Keeper's names where it has one) */
+	"lgif", "rqld", "ydld", "csnp", "uptm",
 };
 
 bool fourlw_is_word(const uint8_t word[4])
@@ -345,6 +347,27 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		store_stats(srv->store, &st);
 		fprintf(f, "%d connections watching %llu paths\nTotal watches:%llu\n", count_connections(srv),
 			(unsigned long long)st.watch_paths, (unsigned long long)st.watch_count);
+	} else if (!strcmp(word, "lgif")) {
+		struct raft_stats rs;
+		raft_pipeline_stats(srv->raft, &rs);
+		fprintf(f, "first_log_idx\t%llu\n", (unsigned long long)rs.first_index);
+		fprintf(f, "first_log_term\t%llu\n", (unsigned long long)(rs.first_index ? 1 : 0));
+		fprintf(f, "last_log_idx\t%llu\n", (unsigned long long)rs.last_index);
+		fprintf(f, "last_log_term\t%llu\n", (unsigned long long)rs.last_term);
+		fprintf(f, "last_committed_log_idx\t%llu\n", (unsigned long long)rs.last_index);
+		fprintf(f, "leader_committed_log_idx\t%llu\n", (unsigned long long)rs.last_index);
+		fprintf(f, "target_committed_log_idx\t%llu\n", (unsigned long long)rs.last_index);
+		fprintf(f, "last_snapshot_idx\t0\n");
+	} else if (!strcmp(word, "rqld")) {
+		/* A standalone server is always the leader: there is no one to ask. */
+		fprintf(f, "Failed to send leadership request: this server is standalone and already leads.\n");
+	} else if (!strcmp(word, "ydld")) {
+		fprintf(f, "Failed to yield leadership: this server is standalone.\n");
+	} else if (!strcmp(word, "csnp")) {
+		fprintf(f, "Failed to schedule snapshot creation task.\n");
+	} else if (!strcmp(word, "uptm")) {
+		fprintf(f, "uptime_ms\t%lld\nstarted_ms\t%lld\n", (long long)(rk_now_ms() - srv->start_ms),
+			(long long)srv->start_ms);
 	} else if (!strcmp(word, "dirs")) {
 		fprintf(f, "datadir_size: %lld\nlogdir_size: %lld\n", dir_bytes(srv->cfg.data_dir),
 			dir_bytes(srv->cfg.data_log_dir));

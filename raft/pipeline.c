@@ -379,8 +379,11 @@ static void raft_apply_durable(struct raft_pipeline *p, int64_t durable)
 	if (n > p->stats.batch_entries_max)
 		p->stats.batch_entries_max = n;
 	p->stats.last_index = (uint64_t)durable;
-	if (p->wal)
+	if (p->wal) {
 		wal_stats_get(p->wal, &p->stats.wal);
+		p->stats.first_index = wal_first_index(p->wal);
+		p->stats.last_term = wal_last_term(p->wal);
+	}
 	pthread_mutex_unlock(&p->stats_lock);
 }
 
@@ -576,6 +579,10 @@ static int raft_open_log(struct raft_pipeline *p)
 		free(rc.timeouts);
 		return err;
 	}
+	p->stats.last_index = (uint64_t)p->last_index;
+	p->stats.first_index = wal_first_index(p->wal);
+	p->stats.last_term = wal_last_term(p->wal);
+	wal_stats_get(p->wal, &p->stats.wal);
 	int64_t now = rk_now_ms();
 	for (size_t i = 0; i < rc.sessions_count; i++)
 		store_session_touch(srv->store, rc.sessions[i], now, rc.timeouts[i]);

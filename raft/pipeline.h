@@ -19,6 +19,8 @@ struct raft_stats {
 	uint64_t entries;
 	uint64_t batch_entries_max;
 	uint64_t last_index;
+	uint64_t first_index; /* first entry still in the log (0 = empty) */
+	uint64_t last_term;
 	struct wal_stats wal;
 };
 

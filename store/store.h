@@ -5,7 +5,8 @@
  * Threads
  *   - The applier (the raft thread today) is the only writer of the tree and the
  *     session table: store_apply() runs there, strictly in log order.
- *   - Worker threads call store_read(), store_set_watches(), store_watcher_drop(),
+ *   - Worker threads call store_read(), store_set_watches(), store_add_watch(),
+ *     store_remove_watches(), store_watcher_drop(),
  *     store_session_*() and store_stats() concurrently with the applier and each other.
  *   The tree is a hash table of znodes split into STORE_SHARDS shards, each with its own
  *   lock and the watches of its paths. An operation touching several nodes locks their
@@ -64,8 +65,9 @@ struct store_txn {
 
 struct store_stats {
 	uint64_t node_count;
-	uint64_t watch_count;   /* data + child registrations */
-	uint64_t watch_paths;   /* distinct watched paths */
+	uint64_t watch_count;   /* registrations: data, child, persistent, persistent-recursive */
+	uint64_t watch_paths;   /* watched paths (a path with standard or persistent and also
+				   recursive watches counts twice: they are separate tables) */
 	uint64_t ephemerals_count;
 	uint64_t approximate_data_size; /* sum of path + data bytes */
 	uint64_t session_count;
@@ -106,13 +108,57 @@ int32_t store_read(struct store *s, int64_t session_id, uint64_t watcher, const 
 /*
  * setWatches(101) / setWatches2(105) after a reconnect, on the caller's thread. Fires
  * the catch-up events (zxid -1) through on_event synchronously and registers the
- * rest, per ZooKeeper's DataTree.setWatches. Returns 0 or ZK_MARSHALLINGERROR.
+ * rest, per ZooKeeper's DataTree.setWatches; setWatches2's persistent and
+ * persistentRecursive lists are registered unconditionally, without catch-up events.
+ * Returns 0 or ZK_MARSHALLINGERROR.
  */
 int32_t store_set_watches(struct store *s, uint64_t watcher, int32_t opcode, const uint8_t *body, size_t body_len,
 			  store_event_fn on_event, void *ctx);
 
 /* Forgets every watch registered by `watcher` (its connection closed). Any thread. */
 void store_watcher_drop(struct store *s, uint64_t watcher);
+
+/* AddWatchRequest.mode (ZooDefs.AddWatchModes). */
+enum store_add_watch_mode {
+	STORE_ADD_WATCH_PERSISTENT = 0,
+	STORE_ADD_WATCH_PERSISTENT_RECURSIVE = 1,
+};
+
+/* CheckWatchesRequest / RemoveWatchesRequest .type (Watcher.WatcherType). */
+enum store_watcher_type {
+	STORE_WATCHER_TYPE_CHILDREN = 1,
+	STORE_WATCHER_TYPE_DATA = 2,
+	STORE_WATCHER_TYPE_ANY = 3,
+	STORE_WATCHER_TYPE_PERSISTENT = 4,
+	STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE = 5,
+};
+
+/*
+ * addWatch (106), on the caller's thread. body = AddWatchRequest{ustring path; int mode}.
+ *   PERSISTENT on P: NodeCreated / NodeDeleted / NodeDataChanged for P and
+ *     NodeChildrenChanged for P's children;
+ *   PERSISTENT_RECURSIVE on P: NodeCreated / NodeDeleted / NodeDataChanged for P and
+ *     every descendant, never NodeChildrenChanged.
+ * Neither is removed by firing nor by the deletion of the node (which need not exist);
+ * only by store_remove_watches() or store_watcher_drop(). They coexist with standard
+ * watches on the same path; one change gives a watcher at most one event.
+ * Returns ZK_OK (the caller answers with the 4-byte ErrorResponse{0} body),
+ * ZK_MARSHALLINGERROR for a short body or an unknown mode (ZooKeeper's
+ * WatcherMode.fromZooDef throws, which its FinalRequestProcessor answers with
+ * MARSHALLINGERROR), ZK_SYSTEMERROR when out of memory.
+ */
+int32_t store_add_watch(struct store *s, uint64_t watcher, const uint8_t *body, size_t body_len);
+
+/*
+ * checkWatches (17: only checks) or removeWatches (18), on the caller's thread.
+ * body = {ustring path; int type} with type an enum store_watcher_type: Children and
+ * Data name the standard (one-shot) child / data-or-exist watch, Persistent and
+ * PersistentRecursive the addWatch kinds, Any all four. Returns ZK_OK when `watcher`
+ * holds at least one such watch on exactly that path (18: and removes them all),
+ * ZK_NOWATCHER otherwise, ZK_MARSHALLINGERROR for a short body or an unknown type,
+ * ZK_UNIMPLEMENTED for another opcode. A removed watch fires no event.
+ */
+int32_t store_remove_watches(struct store *s, uint64_t watcher, int32_t opcode, const uint8_t *body, size_t body_len);
 
 /*
  * Session look-up for a reconnect: returns true and fills timeout/passwd if the

@@ -6,8 +6,11 @@
  *     shards[STORE_SHARDS]   each: mutex, znode hash (path -> znode), watch-path hash
  *                            (path -> watch_path), registration hash ((watch_path,
  *                            watcher, kind) -> watch_reg, for O(1) de-duplication)
+ *     recursive              a shard-shaped watch table for every PERSISTENT_RECURSIVE
+ *                            registration (its znode hash is unused)
  *     watchers               watcher id -> struct watcher (per-watcher index: one list
- *                            of registrations per shard, so a drop costs O(its watches))
+ *                            of registrations per watch table, so a drop costs O(its
+ *                            watches))
  *     sessions               rwlock + hash id -> session (timeout, passwd, ephemerals)
  *
  * Locking (see store.h for the thread model)
@@ -16,9 +19,9 @@
  *      watcher->regs[shard]).
  *   2. Several shards are always locked in ascending index order. Readers hold one
  *      shard at a time, except getAllChildrenNumber, which locks all in order.
- *   3. Lock order: shards -> watchers.lock -> sessions.lock. Nothing is locked while
- *      the event callback runs except the shards of the txn (the callback must not
- *      call back into the store).
+ *   3. Lock order: shards -> recursive.lock -> watchers.lock -> sessions.lock.
+ *      Nothing is locked while the event callback runs except the shards of the txn
+ *      and recursive.lock (the callback must not call back into the store).
  *   4. The applier is the only writer of znodes and sessions, so it reads both without
  *      locks; it takes the locks only to mutate and to touch watch tables.
  *   5. A znode's path, name, parent pointer, ephemeral_owner and czxid/ctime never

@@ -1,25 +1,37 @@
 /*
- * store_watch.c — watch tables: registration, one-shot firing, per-watcher drop,
- * and setWatches / setWatches2 catch-up.
+ * store_watch.c — watch tables: registration, firing (one-shot and persistent),
+ * per-watcher drop, setWatches / setWatches2 catch-up, addWatch, checkWatches and
+ * removeWatches.
  *
- * Structures (all in the shard of the watched path, guarded by its mutex)
+ * Structures (all in one watch table, guarded by its mutex). The watch tables are
+ * the STORE_SHARDS shards (a path's standard and PERSISTENT registrations live in
+ * the shard of the path) plus store->recursive, which holds every
+ * PERSISTENT_RECURSIVE registration: a change to /a/b/c must look up /a/b/c, /a/b,
+ * /a and /, which live in different shards that the applier has not locked.
  *   watch_path   one per watched path (the node need not exist); one list of
- *                registrations per kind (data/exist, child).
+ *                registrations per kind (data/exist, child, persistent, recursive).
  *   watch_reg    one per (path, watcher, kind): linked in its watch_path's list, in
  *                its watcher's list for this shard, and in the shard's reg hash, so
  *                de-duplication, firing and dropping are all O(1) per registration.
  *   watcher      per connection (id chosen by the caller), in a global table under
- *                watchers.lock, with regs[STORE_SHARDS] list heads; regs[i] is guarded
- *                by shard i's mutex.
+ *                watchers.lock, with regs[STORE_WATCH_TABLES] list heads; regs[i] is
+ *                guarded by table i's mutex.
  *
  * Invariants
  *   1. A watch_path exists iff at least one of its lists is non-empty.
  *   2. At most one watch_reg per (watch_path, watcher, kind).
  *   3. store_watcher_drop() does not race with registrations by the same watcher
  *      (one connection = one owner thread); it may race with firing (the applier).
+ *   4. recursive_watch_count == number of PERSISTENT_RECURSIVE registrations, so a
+ *      write pays for the ancestor walk only while such a watch exists.
+ *   5. One change notifies a watcher at most once, however many of its registrations
+ *      match (standard, persistent, recursive on several ancestors): firing stamps
+ *      watcher->fired_seq with the trigger's sequence number (applier only).
  *
- * Persistent / persistent-recursive watches (addWatch) are not implemented yet; they
- * would be two more kinds in the same lists, skipped by the one-shot removal.
+ * Semantics (ZooKeeper 3.6+ WatchManager, with standard and persistent watches on the
+ * same path kept apart as ZOOKEEPER-4466 does): firing removes DATA and CHILD
+ * registrations and keeps the persistent ones; persistent ones survive the deletion
+ * of their node.
  */
 #include <assert.h>
 #include <errno.h>
@@ -48,6 +60,19 @@ struct watch_path {
 	char path[];
 };
 
+static_assert(STORE_WATCH_TABLES <= UINT8_MAX + 1, "watch_reg.shard is a uint8_t");
+
+static struct shard *table_at(struct store *s, unsigned table)
+{
+	assert(table < STORE_WATCH_TABLES);
+	return table == STORE_WATCH_RECURSIVE ? &s->recursive : &s->shards[table];
+}
+
+static unsigned table_of(enum watch_kind kind, uint64_t hash)
+{
+	return kind == WATCH_PERSISTENT_RECURSIVE ? STORE_WATCH_RECURSIVE : store_shard_of(hash);
+}
+
 static uint64_t reg_key(const struct watch_path *wp, uint64_t watcher, unsigned kind)
 {
 	uint64_t h = (uint64_t)(uintptr_t)wp * 0x9e3779b97f4a7c15ULL;
@@ -58,8 +83,9 @@ static uint64_t reg_key(const struct watch_path *wp, uint64_t watcher, unsigned 
 
 void store_watches_init(struct store *s)
 {
-	for (unsigned i = 0; i < STORE_SHARDS; i++) {
-		struct shard *sh = &s->shards[i];
+	pthread_mutex_init(&s->recursive.lock, NULL);
+	for (unsigned i = 0; i < STORE_WATCH_TABLES; i++) {
+		struct shard *sh = table_at(s, i);
 		sh->wp_mask = 15;
 		sh->wp_buckets = calloc(16, sizeof *sh->wp_buckets);
 		sh->reg_mask = 15;
@@ -74,8 +100,8 @@ void store_watches_init(struct store *s)
 
 void store_watches_destroy(struct store *s)
 {
-	for (unsigned i = 0; i < STORE_SHARDS; i++) {
-		struct shard *sh = &s->shards[i];
+	for (unsigned i = 0; i < STORE_WATCH_TABLES; i++) {
+		struct shard *sh = table_at(s, i);
 		for (size_t b = 0; b <= sh->reg_mask; b++) {
 			struct watch_reg *r = sh->reg_buckets[b];
 			while (r) {
@@ -105,6 +131,7 @@ void store_watches_destroy(struct store *s)
 	}
 	free(s->watchers.buckets);
 	pthread_mutex_destroy(&s->watchers.lock);
+	pthread_mutex_destroy(&s->recursive.lock);
 }
 
 static struct watch_path *wp_find(struct shard *sh, const char *path, size_t len, uint64_t hash)
@@ -206,6 +233,8 @@ static void reg_remove(struct store *s, struct shard *sh, struct watch_reg *r)
 	if (r->w_next)
 		r->w_next->w_prev = r->w_prev;
 	atomic_fetch_sub_explicit(&s->watch_count, 1, memory_order_relaxed);
+	if (r->kind == WATCH_PERSISTENT_RECURSIVE)
+		atomic_fetch_sub_explicit(&s->recursive_watch_count, 1, memory_order_relaxed);
 	free(r);
 }
 
@@ -249,11 +278,11 @@ static struct watcher *watcher_get(struct store *s, uint64_t id, bool create)
 	return w;
 }
 
-int store_watch_add(struct store *s, unsigned shard, const char *path, size_t len, uint64_t hash, uint64_t watcher,
+int store_watch_add(struct store *s, unsigned table, const char *path, size_t len, uint64_t hash, uint64_t watcher,
 		    enum watch_kind kind)
 {
-	assert(shard == store_shard_of(hash) && kind < WATCH_KINDS);
-	struct shard *sh = &s->shards[shard];
+	assert(kind < WATCH_KINDS && table == table_of(kind, hash));
+	struct shard *sh = table_at(s, table);
 	struct watch_path *wp = wp_find(sh, path, len, hash);
 	if (wp && reg_find(sh, wp, watcher, kind))
 		return 0;
@@ -283,7 +312,7 @@ int store_watch_add(struct store *s, unsigned shard, const char *path, size_t le
 	r->wp = wp;
 	r->w = w;
 	r->kind = (uint8_t)kind;
-	r->shard = (uint8_t)shard;
+	r->shard = (uint8_t)table;
 	if (sh->reg_count >= sh->reg_mask + 1)
 		reg_grow(sh);
 	r->hash_next = sh->reg_buckets[r->key & sh->reg_mask];
@@ -293,51 +322,100 @@ int store_watch_add(struct store *s, unsigned shard, const char *path, size_t le
 	if (r->p_next)
 		r->p_next->p_prev = r;
 	wp->regs[kind] = r;
-	r->w_next = w->regs[shard].head;
+	r->w_next = w->regs[table].head;
 	if (r->w_next)
 		r->w_next->w_prev = r;
-	w->regs[shard].head = r;
+	w->regs[table].head = r;
 	atomic_fetch_add_explicit(&s->watch_count, 1, memory_order_relaxed);
+	if (kind == WATCH_PERSISTENT_RECURSIVE)
+		atomic_fetch_add_explicit(&s->recursive_watch_count, 1, memory_order_relaxed);
 	return 0;
 }
 
-/* Fires and removes every registration of one kind; skip_if_kind: de-duplication. */
-static void fire_kind(struct store *s, struct shard *sh, struct watch_path *wp, unsigned kind, int skip_if_kind,
+/* Notifies the registration's watcher unless this trigger (seq) already did. */
+static void notify(struct watch_reg *r, uint64_t seq, const char *path, size_t len, int32_t type, int64_t zxid,
+		   store_event_fn fn, void *ctx)
+{
+	if (r->w->fired_seq == seq)
+		return;
+	r->w->fired_seq = seq;
+	if (fn)
+		fn(ctx, r->w->id, type, path, len, zxid);
+}
+
+/* One-shot kinds: notify and remove every registration. */
+static void fire_once(struct store *s, struct shard *sh, struct watch_path *wp, unsigned kind, uint64_t seq,
 		      const char *path, size_t len, int32_t type, int64_t zxid, store_event_fn fn, void *ctx)
 {
 	while (wp->regs[kind]) {
 		struct watch_reg *r = wp->regs[kind];
-		bool skip = skip_if_kind >= 0 && reg_find(sh, wp, r->w->id, (unsigned)skip_if_kind);
-		if (!skip && fn)
-			fn(ctx, r->w->id, type, path, len, zxid);
+		notify(r, seq, path, len, type, zxid, fn, ctx);
 		reg_remove(s, sh, r);
 	}
+}
+
+/* Persistent kinds: notify and keep (the callback cannot touch the store). */
+static void fire_keep(struct watch_path *wp, unsigned kind, uint64_t seq, const char *path, size_t len, int32_t type,
+		      int64_t zxid, store_event_fn fn, void *ctx)
+{
+	for (struct watch_reg *r = wp->regs[kind]; r; r = r->p_next)
+		notify(r, seq, path, len, type, zxid, fn, ctx);
+}
+
+/* Recursive watches on path and each of its ancestors, up to "/". */
+static void fire_recursive(struct store *s, uint64_t seq, const char *path, size_t len, int32_t type, int64_t zxid,
+			   store_event_fn fn, void *ctx)
+{
+	struct shard *rt = &s->recursive;
+	pthread_mutex_lock(&rt->lock);
+	size_t prefix_len = len;
+	for (;;) {
+		uint64_t hash = store_hash_bytes(path, prefix_len);
+		struct watch_path *wp = wp_find(rt, path, prefix_len, hash);
+		if (wp)
+			fire_keep(wp, WATCH_PERSISTENT_RECURSIVE, seq, path, len, type, zxid, fn, ctx);
+		if (prefix_len <= 1 || !memchr(path, '/', prefix_len))
+			break;
+		prefix_len = store_parent_len(path, prefix_len);
+	}
+	pthread_mutex_unlock(&rt->lock);
 }
 
 void store_watch_trigger(struct store *s, const char *path, size_t len, uint64_t hash, int32_t type, int64_t zxid,
 			 store_event_fn fn, void *ctx)
 {
+	uint64_t seq = ++s->trigger_seq;
 	struct shard *sh = &s->shards[store_shard_of(hash)];
 	struct watch_path *wp = wp_find(sh, path, len, hash);
-	if (!wp)
-		return;
+	bool data_event = false;
 	switch (type) {
 	case ZK_EVENT_NODE_CREATED:
 	case ZK_EVENT_NODE_DATA_CHANGED:
-		fire_kind(s, sh, wp, WATCH_DATA, -1, path, len, type, zxid, fn, ctx);
+		if (wp)
+			fire_once(s, sh, wp, WATCH_DATA, seq, path, len, type, zxid, fn, ctx);
+		data_event = true;
 		break;
 	case ZK_EVENT_NODE_CHILDREN_CHANGED:
-		fire_kind(s, sh, wp, WATCH_CHILD, -1, path, len, type, zxid, fn, ctx);
+		if (wp)
+			fire_once(s, sh, wp, WATCH_CHILD, seq, path, len, type, zxid, fn, ctx);
 		break;
 	case ZK_EVENT_NODE_DELETED:
 		/* A watcher holding both a data and a child watch gets one NodeDeleted. */
-		fire_kind(s, sh, wp, WATCH_CHILD, WATCH_DATA, path, len, type, zxid, fn, ctx);
-		fire_kind(s, sh, wp, WATCH_DATA, -1, path, len, type, zxid, fn, ctx);
+		if (wp) {
+			fire_once(s, sh, wp, WATCH_DATA, seq, path, len, type, zxid, fn, ctx);
+			fire_once(s, sh, wp, WATCH_CHILD, seq, path, len, type, zxid, fn, ctx);
+		}
+		data_event = true;
 		break;
 	default:
 		assert(!"unexpected event type");
 	}
-	wp_release_if_empty(s, sh, wp);
+	if (wp) {
+		fire_keep(wp, WATCH_PERSISTENT, seq, path, len, type, zxid, fn, ctx);
+		wp_release_if_empty(s, sh, wp);
+	}
+	if (data_event && atomic_load_explicit(&s->recursive_watch_count, memory_order_relaxed) > 0)
+		fire_recursive(s, seq, path, len, type, zxid, fn, ctx);
 }
 
 void store_watcher_drop(struct store *s, uint64_t watcher)
@@ -355,8 +433,8 @@ void store_watcher_drop(struct store *s, uint64_t watcher)
 	pthread_mutex_unlock(&s->watchers.lock);
 	if (!w)
 		return;
-	for (unsigned i = 0; i < STORE_SHARDS; i++) {
-		struct shard *sh = &s->shards[i];
+	for (unsigned i = 0; i < STORE_WATCH_TABLES; i++) {
+		struct shard *sh = table_at(s, i);
 		pthread_mutex_lock(&sh->lock);
 		while (w->regs[i].head) {
 			struct watch_reg *r = w->regs[i].head;
@@ -371,7 +449,8 @@ void store_watcher_drop(struct store *s, uint64_t watcher)
 
 /* ---------------------------------------------------------------- setWatches */
 
-enum { SW_DATA, SW_EXIST, SW_CHILD, SW_LISTS_MAX = 5 };
+/* The path lists of SetWatches (the first three) and SetWatches2 (all five). */
+enum { SW_DATA, SW_EXIST, SW_CHILD, SW_PERSISTENT, SW_PERSISTENT_RECURSIVE, SW_LISTS_MAX };
 
 static void set_watches_no_event(void *ctx, uint64_t watcher, int32_t type, const char *path, size_t path_len,
 				 int64_t zxid)
@@ -386,6 +465,13 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 	if (p.len <= 0)
 		return; /* ZooKeeper would look up "" / null: nothing to watch */
 	uint64_t hash = store_hash_bytes(path, len);
+	if (list == SW_PERSISTENT_RECURSIVE) {
+		/* Registered unconditionally, no catch-up event (DataTree.setWatches). */
+		pthread_mutex_lock(&s->recursive.lock);
+		store_watch_add(s, STORE_WATCH_RECURSIVE, path, len, hash, watcher, WATCH_PERSISTENT_RECURSIVE);
+		pthread_mutex_unlock(&s->recursive.lock);
+		return;
+	}
 	unsigned si = store_shard_of(hash);
 	struct shard *sh = &s->shards[si];
 	pthread_mutex_lock(&sh->lock);
@@ -415,8 +501,11 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 		else
 			store_watch_add(s, si, path, len, hash, watcher, WATCH_CHILD);
 		break;
+	case SW_PERSISTENT:
+		store_watch_add(s, si, path, len, hash, watcher, WATCH_PERSISTENT);
+		break;
 	default:
-		break; /* persistent kinds: not implemented, see the file header */
+		assert(!"unexpected setWatches list");
 	}
 	pthread_mutex_unlock(&sh->lock);
 }
@@ -424,7 +513,7 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 int32_t store_set_watches(struct store *s, uint64_t watcher, int32_t opcode, const uint8_t *body, size_t body_len,
 			  store_event_fn on_event, void *ctx)
 {
-	int lists = opcode == ZK_OP_SET_WATCHES2 ? 5 : opcode == ZK_OP_SET_WATCHES ? 3 : 0;
+	int lists = opcode == ZK_OP_SET_WATCHES2 ? SW_LISTS_MAX : opcode == ZK_OP_SET_WATCHES ? SW_CHILD + 1 : 0;
 	if (!lists)
 		return ZK_UNIMPLEMENTED;
 	/* Decode the whole record first: a malformed one must not half-register. */
@@ -449,4 +538,107 @@ int32_t store_set_watches(struct store *s, uint64_t watcher, int32_t opcode, con
 	}
 	assert(jute_reader_ok(&r));
 	return ZK_OK;
+}
+
+/* ---------------------------------------------------------------- addWatch, check/removeWatches */
+
+int32_t store_add_watch(struct store *s, uint64_t watcher, const uint8_t *body, size_t body_len)
+{
+	struct jute_reader r;
+	jute_reader_init(&r, body, body_len);
+	struct jute_bytes p = jute_read_string(&r);
+	int32_t mode = jute_read_int(&r);
+	if (!jute_reader_ok(&r))
+		return ZK_MARSHALLINGERROR;
+	enum watch_kind kind;
+	switch (mode) {
+	case STORE_ADD_WATCH_PERSISTENT:
+		kind = WATCH_PERSISTENT;
+		break;
+	case STORE_ADD_WATCH_PERSISTENT_RECURSIVE:
+		kind = WATCH_PERSISTENT_RECURSIVE;
+		break;
+	default:
+		/* WatcherMode.fromZooDef throws; FinalRequestProcessor answers MARSHALLINGERROR. */
+		return ZK_MARSHALLINGERROR;
+	}
+	/* No path check and no node needed, as ZooKeeper (null reads as ""). */
+	const char *path = p.len > 0 ? (const char *)p.data : "";
+	size_t len = p.len > 0 ? (size_t)p.len : 0;
+	uint64_t hash = store_hash_bytes(path, len);
+	unsigned table = table_of(kind, hash);
+	struct shard *sh = table_at(s, table);
+	pthread_mutex_lock(&sh->lock);
+	int rc = store_watch_add(s, table, path, len, hash, watcher, kind);
+	pthread_mutex_unlock(&sh->lock);
+	return rc == 0 ? ZK_OK : ZK_SYSTEMERROR;
+}
+
+/* Finds (and with remove, removes) this watcher's registrations of the kinds in mask. */
+static bool regs_match(struct store *s, unsigned table, const char *path, size_t len, uint64_t hash,
+		       uint64_t watcher, unsigned kind_mask, bool remove)
+{
+	struct shard *sh = table_at(s, table);
+	bool found = false;
+	pthread_mutex_lock(&sh->lock);
+	struct watch_path *wp = wp_find(sh, path, len, hash);
+	for (unsigned kind = 0; wp && kind < WATCH_KINDS; kind++) {
+		if (!(kind_mask & (1u << kind)))
+			continue;
+		struct watch_reg *r = reg_find(sh, wp, watcher, kind);
+		if (!r)
+			continue;
+		found = true;
+		if (remove)
+			reg_remove(s, sh, r);
+	}
+	if (wp && remove)
+		wp_release_if_empty(s, sh, wp);
+	pthread_mutex_unlock(&sh->lock);
+	return found;
+}
+
+int32_t store_remove_watches(struct store *s, uint64_t watcher, int32_t opcode, const uint8_t *body, size_t body_len)
+{
+	if (opcode != ZK_OP_CHECK_WATCHES && opcode != ZK_OP_REMOVE_WATCHES)
+		return ZK_UNIMPLEMENTED;
+	struct jute_reader r;
+	jute_reader_init(&r, body, body_len);
+	struct jute_bytes p = jute_read_string(&r);
+	int32_t type = jute_read_int(&r);
+	if (!jute_reader_ok(&r))
+		return ZK_MARSHALLINGERROR;
+	unsigned mask;
+	switch (type) {
+	case STORE_WATCHER_TYPE_CHILDREN:
+		mask = 1u << WATCH_CHILD;
+		break;
+	case STORE_WATCHER_TYPE_DATA:
+		mask = 1u << WATCH_DATA;
+		break;
+	case STORE_WATCHER_TYPE_ANY:
+		mask = (1u << WATCH_KINDS) - 1;
+		break;
+	case STORE_WATCHER_TYPE_PERSISTENT:
+		mask = 1u << WATCH_PERSISTENT;
+		break;
+	case STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE:
+		mask = 1u << WATCH_PERSISTENT_RECURSIVE;
+		break;
+	default:
+		/* WatcherType.fromInt throws; FinalRequestProcessor answers MARSHALLINGERROR. */
+		return ZK_MARSHALLINGERROR;
+	}
+	const char *path = p.len > 0 ? (const char *)p.data : "";
+	size_t len = p.len > 0 ? (size_t)p.len : 0;
+	uint64_t hash = store_hash_bytes(path, len);
+	bool remove = opcode == ZK_OP_REMOVE_WATCHES;
+	unsigned shard_mask = mask & ~(1u << WATCH_PERSISTENT_RECURSIVE);
+	bool found = false;
+	if (shard_mask)
+		found |= regs_match(s, store_shard_of(hash), path, len, hash, watcher, shard_mask, remove);
+	if (mask & (1u << WATCH_PERSISTENT_RECURSIVE))
+		found |= regs_match(s, STORE_WATCH_RECURSIVE, path, len, hash, watcher,
+				    1u << WATCH_PERSISTENT_RECURSIVE, remove);
+	return found ? ZK_OK : ZK_NOWATCHER;
 }
