@@ -30,6 +30,7 @@ enum rk_msg_kind {
 
 enum rk_msg_flag {
 	RK_MSG_CLOSE_AFTER = 1, /* reply: close the connection once it is sent */
+	RK_MSG_REFUSED = 2,     /* proposal: not logged (err says why); answer in order */
 };
 
 struct rk_msg {

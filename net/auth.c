@@ -7,10 +7,10 @@
 
 int auth_digest_id(const uint8_t *cred, size_t cred_len, char *out, size_t out_len)
 {
+	/* ZooKeeper takes the user as everything before the first ':' (all of it when
+	 * there is none) and hashes the whole credential. */
 	const uint8_t *colon = memchr(cred, ':', cred_len);
-	if (!colon)
-		return -EINVAL;
-	size_t user_len = (size_t)(colon - cred);
+	size_t user_len = colon ? (size_t)(colon - cred) : cred_len;
 	unsigned char sha[EVP_MAX_MD_SIZE];
 	unsigned int sha_len = 0;
 	if (!EVP_Digest(cred, cred_len, sha, &sha_len, EVP_sha1(), NULL))

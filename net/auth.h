@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Writes the digest id for credentials "user:password". 0 or -EINVAL (no ':'), -ENOSPC. */
+/* Writes the digest id for credentials "user:password". 0, or -EINVAL / -ENOSPC. */
 int auth_digest_id(const uint8_t *cred, size_t cred_len, char *out, size_t out_len);
 
 #endif

@@ -73,6 +73,7 @@ static enum op_class op_classify(const struct server *srv, int32_t opcode)
 	case ZK_OP_ADD_WATCH:
 	case ZK_OP_RECONFIG:
 	case ZK_OP_SASL:
+	case ZK_OP_DELETE_CONTAINER:
 		return OP_ORDERED;
 	default:
 		return OP_UNKNOWN;
@@ -345,6 +346,11 @@ static void conn_auth(struct worker *w, struct conn *c, int32_t xid, const uint8
 	char id[512];
 	bool super = false;
 	int rc = -EINVAL;
+	if (jute_reader_ok(&r) && jute_bytes_eq(scheme, "ip", 2)) {
+		/* ZooKeeper's ip provider: the caller already holds ip:<address>. */
+		conn_reply_empty(w, c, xid, 0, ZK_OK);
+		return;
+	}
 	if (jute_reader_ok(&r) && jute_bytes_eq(scheme, "digest", 6))
 		rc = auth_digest_id(auth.data, auth.len < 0 ? 0 : (size_t)auth.len, id, sizeof id);
 	if (rc == 0 && w->srv->cfg.super_digest[0] && strcmp(id, w->srv->cfg.super_digest) == 0)
@@ -373,7 +379,11 @@ static void conn_who_am_i(struct worker *w, struct conn *c, int32_t xid)
 {
 	int64_t zxid = store_last_zxid(w->srv->store);
 	size_t start = frame_begin(&c->out, xid, zxid, ZK_OK);
-	jute_write_int(&c->out, c->auth_count);
+	jute_write_int(&c->out, c->auth_count + (c->super ? 1 : 0));
+	if (c->super) {
+		jute_write_string(&c->out, "super", 5);
+		jute_write_string(&c->out, "", 0);
+	}
 	for (int i = 0; i < c->auth_count; i++) {
 		const char *user = c->auth[i].id;
 		size_t user_len = strlen(user);
@@ -425,7 +435,7 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 	switch (op_classify(srv, opcode)) {
 	case OP_UNKNOWN:
 		log_info("conn %s: unknown opcode %d, closing", c->peer, opcode);
-		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_UNIMPLEMENTED);
+		conn_reply_empty(w, c, xid, -1, ZK_UNIMPLEMENTED);
 		c->close_after_flush = true;
 		c->state = CONN_CLOSING;
 		return;
@@ -468,7 +478,21 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 				 store_remove_watches(srv->store, c->id, opcode, body, len));
 		return;
 	case ZK_OP_RECONFIG:
-	case ZK_OP_SASL:
+		/* ZooKeeper answers this when reconfigEnabled is off, as it is standalone. */
+		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_RECONFIGDISABLED);
+		return;
+	case ZK_OP_DELETE_CONTAINER:
+		/* The leader's container sweep proposes it; a client may not. */
+		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_BADARGUMENTS);
+		return;
+	case ZK_OP_SASL: {
+		/* No SASL provider: ZooKeeper answers with a null token. */
+		size_t start = frame_begin(&c->out, xid, 0, ZK_OK);
+		jute_write_buffer(&c->out, NULL, -1);
+		frame_end(&c->out, start);
+		conn_frame_done(w, c);
+		return;
+	}
 	case ZK_OP_CREATE_TTL: /* only here when extendedTypesEnabled is off */
 		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_UNIMPLEMENTED);
 		return;

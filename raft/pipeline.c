@@ -77,6 +77,7 @@ struct raft_pipeline {
 	size_t pending_head; /* oldest not yet durable */
 	size_t pending_count;
 	bool disk_full_logged;
+	int64_t durable_index; /* last index known on disk */
 };
 
 void raft_pipeline_wake(struct raft_pipeline *p, struct io_uring *sender_ring)
@@ -129,6 +130,7 @@ static struct rk_msg *raft_take_reply(struct raft_pipeline *p)
 {
 	assert(jute_writer_ok(&p->reply));
 	struct rk_msg *m = (struct rk_msg *)p->reply.buf;
+	memset(m, 0, sizeof *m); /* every field the caller does not set reads as 0 */
 	m->len = (uint32_t)(p->reply.len - sizeof *m);
 	jute_writer_init(&p->reply, p->reply.cap_max);
 	return m;
@@ -293,6 +295,13 @@ static size_t raft_collect(struct raft_pipeline *p)
 static void raft_refuse(struct raft_pipeline *p, struct rk_msg *m, int32_t err)
 {
 	if (m->conn_id == RK_CONN_ID_NONE) {
+		/* an expiry we could not log: forget it so the next check proposes it again */
+		for (size_t i = 0; i < p->expiring_count; i++) {
+			if (p->expiring[i] == m->session_id) {
+				p->expiring[i] = p->expiring[--p->expiring_count];
+				break;
+			}
+		}
 		free(m);
 		return;
 	}
@@ -337,7 +346,13 @@ static void raft_stage_batch(struct raft_pipeline *p)
 					  p->srv->cfg.data_log_dir);
 				p->disk_full_logged = true;
 			}
-			raft_refuse(p, m, ZK_SYSTEMERROR);
+			/* Answered in its turn, after the writes drained before it (order per
+			 * session, conn.h invariant 1): it waits in the pending FIFO, unindexed. */
+			m->flags |= RK_MSG_REFUSED;
+			m->err = ZK_SYSTEMERROR;
+			m->zxid = 0;
+			p->pending[(p->pending_head + p->pending_count) % RAFT_PENDING_MAX] = m;
+			p->pending_count++;
 			done++;
 			continue;
 		}
@@ -364,8 +379,18 @@ static void raft_stage_batch(struct raft_pipeline *p)
 static void raft_apply_durable(struct raft_pipeline *p, int64_t durable)
 {
 	size_t n = 0;
-	while (p->pending_count && p->pending[p->pending_head]->zxid <= durable) {
+	if (durable > p->durable_index)
+		p->durable_index = durable;
+	while (p->pending_count) {
 		struct rk_msg *m = p->pending[p->pending_head];
+		if (m->flags & RK_MSG_REFUSED) {
+			p->pending_head = (p->pending_head + 1) % RAFT_PENDING_MAX;
+			p->pending_count--;
+			raft_refuse(p, m, m->err);
+			continue;
+		}
+		if (m->zxid > p->durable_index)
+			break;
 		p->pending_head = (p->pending_head + 1) % RAFT_PENDING_MAX;
 		p->pending_count--;
 		raft_apply(p, m);
@@ -394,6 +419,8 @@ static void raft_submit(struct raft_pipeline *p)
 		raft_apply_durable(p, p->last_index); /* in-memory log: durable once ordered */
 		return;
 	}
+	/* Refusals at the head of the FIFO wait for nothing: answer them now. */
+	raft_apply_durable(p, p->durable_index);
 	if (wal_in_flight(p->wal) || wal_staged_count(p->wal) == 0)
 		return;
 	int rc = wal_submit(p->wal, &p->ring, UD_RAFT_WAL);
@@ -564,6 +591,14 @@ static int raft_open_log(struct raft_pipeline *p)
 	uint32_t entry_bytes_max = (uint32_t)srv->cfg.packet_bytes_max + RK_ENTRY_HEADER_BYTES + 64 * RK_ENTRY_IDS_MAX + 4096;
 	if (wc.batch_bytes_max < entry_bytes_max)
 		wc.batch_bytes_max = entry_bytes_max;
+	/* A batch never spans segments, so a segment must hold the largest batch. */
+	uint64_t segment_min = ((uint64_t)wc.batch_bytes_max * 2 + 4095) & ~4095ULL;
+	if (wc.segment_size_bytes < segment_min) {
+		log_warn("preAllocSize %d KiB is below the %llu KiB a log segment needs for the largest batch: using %llu KiB",
+			 srv->cfg.log_prealloc_kb, (unsigned long long)(segment_min >> 10),
+			 (unsigned long long)(segment_min >> 10));
+		wc.segment_size_bytes = segment_min;
+	}
 	if (wc.batch_entries_max > RAFT_BATCH_ENTRIES_MAX)
 		wc.batch_entries_max = RAFT_BATCH_ENTRIES_MAX;
 	if (!srv->cfg.force_sync)
@@ -579,6 +614,7 @@ static int raft_open_log(struct raft_pipeline *p)
 		free(rc.timeouts);
 		return err;
 	}
+	p->durable_index = p->last_index;
 	p->stats.last_index = (uint64_t)p->last_index;
 	p->stats.first_index = wal_first_index(p->wal);
 	p->stats.last_term = wal_last_term(p->wal);

@@ -107,11 +107,6 @@ def pipelined(conn, reqs, window=64):
     return out
 
 
-def sync_call(conn, op, body):
-    err, d = conn.call(op, body)
-    return err, d
-
-
 class Op:
     __slots__ = ("kind", "path", "data", "xid", "acked", "err", "zxid", "stat", "name", "idx")
 

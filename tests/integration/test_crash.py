@@ -174,6 +174,7 @@ class Model:
         self.stats = {"acked": 0, "sent": 0, "survived_unacked": 0, "lost_unacked": 0}
 
     def fail(self, problems, cycle):
+        self.last_problems = problems
         if problems:
             raise AssertionError(
                 "seed %d cycle %d: %d violations:\n  %s"
@@ -382,6 +383,42 @@ def _verify(srv, m, cycle, writers, prekill_zxid):
     m.fail(problems, cycle)
 
 
+def _load_and_kill(srv, m, cycle, delay, rng):
+    """One cycle: WRITERS pipelined writers, SIGKILL after `delay` s of load."""
+    parent = "%s/c%d" % (m.root, cycle)
+    c = cl.open_session(srv.port)
+    try:
+        _must(c, w.OP_CREATE, w.create_body(parent), "create " + parent)
+        m.max_acked_zxid = max(m.max_acked_zxid, c.last_zxid)
+    finally:
+        cl.close_session(c)
+    m.parents.append(parent)
+    writers = []
+    for t in range(WRITERS):
+        nodes = ["%s/n/t%d-%d" % (m.root, t, j) for j in range(NODES_PER_WRITER)]
+        writers.append(cl.Writer(srv.port, t, cycle, rng.randrange(1 << 30), parent,
+                                 m.root + "/s/s-", nodes))
+    for wr in writers:
+        wr.start()
+    for wr in writers:
+        assert wr.started.wait(15), "writer did not start"
+    for wr in writers:
+        assert wr.end_reason is None or not wr.end_reason.startswith("connect failed"), \
+            wr.end_reason
+    time.sleep(delay)
+    prekill = cl.srvr_zxid(srv.port)
+    srv.kill9()
+    for wr in writers:
+        wr.stop_flag.set()
+    for wr in writers:
+        wr.join(20)
+        assert not wr.is_alive(), "writer %d still running 20 s after the kill" % wr.tid
+    for wr in writers:
+        for o in wr.acked():
+            m.max_acked_zxid = max(m.max_acked_zxid, o.zxid)
+    return writers, prekill
+
+
 def test_kill9_under_load(durable, capsys):
     srv = durable
     seed = _seed()
@@ -402,38 +439,8 @@ def test_kill9_under_load(durable, capsys):
     for cycle in range(cycles):
         if time.monotonic() - t0 > budget:
             break
-        parent = "%s/c%d" % (m.root, cycle)
-        c = cl.open_session(srv.port)
-        try:
-            _must(c, w.OP_CREATE, w.create_body(parent), "create " + parent)
-            m.max_acked_zxid = max(m.max_acked_zxid, c.last_zxid)
-        finally:
-            cl.close_session(c)
-        m.parents.append(parent)
         delay = rng.uniform(0.2, 1.5)
-        writers = []
-        for t in range(WRITERS):
-            nodes = ["%s/n/t%d-%d" % (m.root, t, j) for j in range(NODES_PER_WRITER)]
-            writers.append(cl.Writer(srv.port, t, cycle, rng.randrange(1 << 30), parent,
-                                     m.root + "/s/s-", nodes))
-        for wr in writers:
-            wr.start()
-        for wr in writers:
-            assert wr.started.wait(15), "writer did not start"
-        for wr in writers:
-            assert wr.end_reason is None or not wr.end_reason.startswith("connect failed"), \
-                wr.end_reason
-        time.sleep(delay)
-        prekill = cl.srvr_zxid(srv.port)
-        srv.kill9()
-        for wr in writers:
-            wr.stop_flag.set()
-        for wr in writers:
-            wr.join(20)
-            assert not wr.is_alive(), "writer %d still running 20 s after the kill" % wr.tid
-        for wr in writers:
-            for o in wr.acked():
-                m.max_acked_zxid = max(m.max_acked_zxid, o.zxid)
+        writers, prekill = _load_and_kill(srv, m, cycle, delay, rng)
         srv.start_again()
         _verify(srv, m, cycle, writers, prekill)
         done += 1
@@ -447,3 +454,36 @@ def test_kill9_under_load(durable, capsys):
               % (m.stats, len(m.present), len(m.seq), time.monotonic() - t0))
     assert done >= min(cycles, 5), "only %d cycles fit in the %.0fs budget" % (done, budget)
     assert m.stats["acked"] > 0, "no write was ever acknowledged: the load did not run"
+
+
+def test_checks_catch_lost_writes(durable):
+    """The checks can fail: one load cycle, SIGKILL, the dataDir wiped before the restart
+    (the server comes back empty): _verify must report the lost acknowledged writes."""
+    srv = durable
+    seed = _seed()
+    m = Model("/sanity-%d" % seed, seed)
+    _setup(srv, m)
+    writers, prekill = _load_and_kill(srv, m, 0, 0.4, random.Random(seed))
+    assert sum(len(wr.acked()) for wr in writers) > 0, "no write acknowledged"
+    shutil.rmtree(srv.data_dir)
+    os.makedirs(srv.data_dir)
+    srv.start_again()
+    c = cl.open_session(srv.port)     # recreate the parents so the listing checks run
+    try:
+        for p in (m.root, m.root + "/s", m.root + "/n", m.parents[0]):
+            _must(c, w.OP_CREATE, w.create_body(p), "create " + p)
+        for node in m.nodes:
+            _must(c, w.OP_CREATE, w.create_body(node, b"init"), "create " + node)
+    finally:
+        cl.close_session(c)
+    with pytest.raises(AssertionError) as ei:
+        _verify(srv, m, 0, writers, prekill)
+    kinds = {
+        "zxid": "srvr Zxid after restart",
+        "create": "acknowledged create",
+        "sequential": "acknowledged sequential",
+        "setData": "< acknowledged version",
+    }
+    for kind, needle in kinds.items():
+        assert any(needle in p for p in m.last_problems), \
+            "wiped dataDir: no %r violation reported:\n%s" % (kind, ei.value)
