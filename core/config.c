@@ -136,6 +136,9 @@ static const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_KEY_RAFT_BATCH_ENTRIES] = { "raft.batchEntriesMax", CONFIG_TYPE_INT, NULL, "4096",
 		"largest group-commit batch, in entries",
 		1, 65536, FIELD(raft_batch_entries_max) },
+	[CONFIG_KEY_KEEPER_API_NODES] = { "keeperApiNodes", CONFIG_TYPE_BOOL, NULL, "yes",
+		"serve ClickHouse Keeper's /keeper/api_version and /keeper/feature_flags",
+		0, 0, FIELD(keeper_api_nodes) },
 };
 
 /*
@@ -669,6 +672,7 @@ void config_defaults(struct rk_config *cfg)
 	cfg->log_level = CONFIG_LOG_INFO;
 	cfg->raft_batch_bytes_max = MIB;
 	cfg->raft_batch_entries_max = 4096;
+	cfg->keeper_api_nodes = true;
 }
 
 int config_set_flag(struct rk_config *cfg, const char *key, const char *value, char *err,

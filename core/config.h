@@ -141,6 +141,7 @@ struct rk_config {
 	enum config_log_level log_level;         /* logLevel */
 	int32_t raft_batch_bytes_max;            /* raft.batchBytesMax */
 	int32_t raft_batch_entries_max;          /* raft.batchEntriesMax */
+	bool keeper_api_nodes;                   /* keeperApiNodes */
 
 	/* server.N lines; none = standalone */
 	uint32_t server_count;

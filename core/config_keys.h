@@ -42,6 +42,7 @@ enum config_key_id {
 	CONFIG_KEY_LOG_LEVEL,               /* logLevel */
 	CONFIG_KEY_RAFT_BATCH_BYTES,        /* raft.batchBytesMax */
 	CONFIG_KEY_RAFT_BATCH_ENTRIES,      /* raft.batchEntriesMax */
+	CONFIG_KEY_KEEPER_API_NODES,        /* keeperApiNodes */
 	CONFIG_KEY_COUNT
 };
 

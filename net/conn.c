@@ -51,6 +51,8 @@ static enum op_class op_classify(const struct server *srv, int32_t opcode)
 	case ZK_OP_CHECK_NOT_EXISTS:
 	case ZK_OP_CREATE_IF_NOT_EXISTS:
 	case ZK_OP_REMOVE_RECURSIVE:
+	case STORE_OP_CHECK_STAT:
+	case STORE_OP_TRY_REMOVE:
 		return OP_WRITE;
 	case ZK_OP_CREATE_TTL:
 		return srv->cfg.extended_types_enabled ? OP_WRITE : OP_ORDERED;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/server.h"
+#include "core/msg.h"
 #include "core/worker.h"
 #include "net/conn.h"
 #include "net/zk_proto.h"
@@ -31,7 +32,7 @@
 static const char *const words[] = {
 	"ruok", "srvr", "stat", "conf", "cons", "crst", "srst", "envi", "mntr", "isro", "wchs", "dirs",
 	/* RingKeeper's admin words (ClickHouse Keeper's names where it has one) */
-	"lgif", "rqld", "ydld", "csnp", "uptm",
+	"lgif", "rqld", "ydld", "csnp", "uptm", "wchc", "wchp", "dump",
 };
 
 bool fourlw_is_word(const uint8_t word[4])
@@ -290,6 +291,90 @@ static void write_envi(struct server *srv, FILE *f)
 	fprintf(f, "os.memory.total=%lldMB\n", (long long)(sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) >> 20));
 }
 
+/* The session of the connection that holds a watch (0 once it is gone). */
+static int64_t watcher_session(struct server *srv, uint64_t watcher)
+{
+	uint32_t wi = rk_conn_id_worker(watcher);
+	if (wi >= (uint32_t)srv->worker_count)
+		return 0;
+	struct worker *w = srv->workers[wi];
+	uint32_t slot = (uint32_t)(watcher & 0xffffff);
+	uint32_t gen = (uint32_t)((watcher >> 24) & 0xffffff);
+	int64_t sid = 0;
+	pthread_mutex_lock(&w->registry_lock);
+	if (slot < WORKER_CONNS_MAX && w->conns[slot] && w->conn_gen[slot] == gen)
+		sid = w->conns[slot]->session_id;
+	pthread_mutex_unlock(&w->registry_lock);
+	return sid;
+}
+
+struct dump_ctx {
+	struct server *srv;
+	FILE *f;
+	uint64_t last_watcher;
+	const char *last_path;
+	size_t last_len;
+	int64_t last_session;
+	bool any;
+};
+
+static void wchc_one(void *ctx, uint64_t watcher, const char *path, size_t len)
+{
+	struct dump_ctx *d = ctx;
+	if (!d->any || watcher != d->last_watcher)
+		fprintf(d->f, "0x%llx\n", (unsigned long long)watcher_session(d->srv, watcher));
+	d->any = true;
+	d->last_watcher = watcher;
+	fprintf(d->f, "\t%.*s\n", (int)len, path);
+}
+
+static void wchp_one(void *ctx, const char *path, size_t len, uint64_t watcher)
+{
+	struct dump_ctx *d = ctx;
+	if (!d->any || len != d->last_len || memcmp(path, d->last_path, len) != 0)
+		fprintf(d->f, "%.*s\n", (int)len, path);
+	d->any = true;
+	d->last_path = path; /* valid while the store's locks are held, i.e. for the next call */
+	d->last_len = len;
+	fprintf(d->f, "\t0x%llx\n", (unsigned long long)watcher_session(d->srv, watcher));
+}
+
+static void dump_session(void *ctx, int64_t session_id, int32_t timeout_ms)
+{
+	struct dump_ctx *d = ctx;
+	fprintf(d->f, "0x%llx\t%dms\n", (unsigned long long)session_id, timeout_ms);
+}
+
+static void dump_ephemeral(void *ctx, int64_t session_id, const char *path, size_t len)
+{
+	struct dump_ctx *d = ctx;
+	if (!d->any || session_id != d->last_session)
+		fprintf(d->f, "0x%llx:\n", (unsigned long long)session_id);
+	d->any = true;
+	d->last_session = session_id;
+	fprintf(d->f, "\t%.*s\n", (int)len, path);
+}
+
+static void write_dump(struct server *srv, FILE *f)
+{
+	struct store_stats st;
+	store_stats(srv->store, &st);
+	struct dump_ctx d = { .srv = srv, .f = f };
+	fprintf(f, "SessionTracker dump:\nGlobal Sessions(%llu):\n", (unsigned long long)st.session_count);
+	store_sessions_dump(srv->store, dump_session, NULL, &d);
+	fprintf(f, "ephemeral nodes dump:\n");
+	char *eph = NULL;
+	size_t eph_len = 0;
+	FILE *e = open_memstream(&eph, &eph_len);
+	if (e) {
+		d.f = e;
+		store_sessions_dump(srv->store, NULL, dump_ephemeral, &d);
+		fclose(e);
+	}
+	fprintf(f, "Sessions with Ephemerals (%llu):\n%s", (unsigned long long)st.ephemerals_count, eph ? eph : "");
+	free(eph);
+}
+
 void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4])
 {
 	struct server *srv = w->srv;
@@ -347,6 +432,14 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		store_stats(srv->store, &st);
 		fprintf(f, "%d connections watching %llu paths\nTotal watches:%llu\n", count_connections(srv),
 			(unsigned long long)st.watch_paths, (unsigned long long)st.watch_count);
+	} else if (!strcmp(word, "wchc")) {
+		struct dump_ctx d = { .srv = srv, .f = f };
+		store_watches_by_watcher(srv->store, wchc_one, &d);
+	} else if (!strcmp(word, "wchp")) {
+		struct dump_ctx d = { .srv = srv, .f = f };
+		store_watches_by_path(srv->store, wchp_one, &d);
+	} else if (!strcmp(word, "dump")) {
+		write_dump(srv, f);
 	} else if (!strcmp(word, "lgif")) {
 		struct raft_stats rs;
 		raft_pipeline_stats(srv->raft, &rs);

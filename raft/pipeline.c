@@ -50,6 +50,8 @@
 #define RAFT_BATCH_ENTRIES_MAX 4096
 #define RAFT_EXPIRY_CHECK_MS 100
 #define RAFT_EXPIRING_MAX 4096
+/* deleteContainer entries one sweep may propose (ZooKeeper caps its sweep too). */
+#define RAFT_REAP_PER_SWEEP_MAX 1000
 
 enum { UD_RAFT_WAKE = 1, UD_RAFT_WAL = 2 };
 
@@ -78,6 +80,7 @@ struct raft_pipeline {
 	size_t pending_count;
 	bool disk_full_logged;
 	int64_t durable_index; /* last index known on disk */
+	int64_t next_reap_ms;
 };
 
 void raft_pipeline_wake(struct raft_pipeline *p, struct io_uring *sender_ring)
@@ -265,6 +268,41 @@ static void raft_expire_one(void *ctx, int64_t session_id)
 	m->session_id = session_id;
 	m->len = (uint32_t)(w.len - sizeof *m);
 	p->expiring[p->expiring_count++] = session_id;
+	p->batch[p->batch_count++] = m;
+}
+
+/*
+ * The container and TTL sweep (ZooKeeper's ContainerManager): each candidate the store
+ * lists becomes a deleteContainer entry; the store re-checks it when it applies, so a
+ * node that gained a child meanwhile survives.
+ */
+static void raft_reap_one(void *ctx, const char *path, size_t path_len)
+{
+	struct raft_pipeline *p = ctx;
+	if (p->batch_count == RAFT_BATCH_ENTRIES_MAX)
+		return; /* the next sweep finds it again */
+	struct jute_writer body;
+	jute_writer_init(&body, path_len + 8);
+	jute_write_string(&body, path, (int32_t)path_len);
+	struct jute_writer w;
+	jute_writer_init(&w, sizeof(struct rk_msg) + RK_ENTRY_HEADER_BYTES + path_len + 64);
+	uint8_t *hdr = jute_writer_reserve(&w, sizeof(struct rk_msg));
+	if (!hdr || !jute_writer_ok(&body)) {
+		jute_writer_free(&body);
+		jute_writer_free(&w);
+		return;
+	}
+	memset(hdr, 0, sizeof(struct rk_msg));
+	entry_encode(&w, 0, ZK_OP_DELETE_CONTAINER, false, NULL, 0, body.buf, body.len);
+	jute_writer_free(&body);
+	if (!jute_writer_ok(&w)) {
+		jute_writer_free(&w);
+		return;
+	}
+	struct rk_msg *m = (struct rk_msg *)w.buf;
+	m->kind = RK_MSG_PROPOSAL;
+	m->conn_id = RK_CONN_ID_NONE;
+	m->len = (uint32_t)(w.len - sizeof *m);
 	p->batch[p->batch_count++] = m;
 }
 
@@ -464,6 +502,10 @@ static void *raft_main(void *arg)
 		if (now >= p->next_expiry_ms) {
 			p->next_expiry_ms = now + RAFT_EXPIRY_CHECK_MS;
 			store_sessions_expired(srv->store, now, raft_expire_one, p);
+		}
+		if (now >= p->next_reap_ms) {
+			p->next_reap_ms = now + srv->cfg.container_check_interval_ms;
+			store_reap_candidates(srv->store, now, raft_reap_one, p, RAFT_REAP_PER_SWEEP_MAX);
 		}
 		raft_stage_batch(p);
 		raft_submit(p);

@@ -7,7 +7,9 @@
  *     session table: store_apply() runs there, strictly in log order.
  *   - Worker threads call store_read(), store_set_watches(), store_add_watch(),
  *     store_remove_watches(), store_watcher_drop(),
- *     store_session_*() and store_stats() concurrently with the applier and each other.
+ *     store_session_*() and store_stats() concurrently with the applier and each other;
+ *     any thread may call store_reap_candidates() and the dumps
+ *     (store_watches_by_watcher/_by_path, store_sessions_dump).
  *   The tree is a hash table of znodes split into STORE_SHARDS shards, each with its own
  *   lock and the watches of its paths. An operation touching several nodes locks their
  *   shards in ascending shard order, so no reader sees half of a create, delete or multi.
@@ -39,7 +41,54 @@ struct store;
 struct store_config {
 	/* Data of /zookeeper/config (empty in standalone). */
 	const char *config_text;
+	/*
+	 * ClickHouse Keeper's system nodes: /keeper, /keeper/api_version and
+	 * /keeper/feature_flags exist (world-readable, listed by getChildren("/"), every
+	 * write to the /keeper subtree answers BADARGUMENTS). Off (the zero value): they do
+	 * not exist, reads give NONODE and /keeper is an ordinary path. The server turns
+	 * it on by default.
+	 */
+	bool keeper_api;
+	/*
+	 * Watch registrations one watcher (connection) may hold, all kinds and paths
+	 * together; 0 means STORE_WATCHES_PER_WATCHER_MAX. Past it a read with the watch
+	 * flag answers ZK_SYSTEMERROR with no body and registers nothing, addWatch answers
+	 * ZK_SYSTEMERROR, setWatches skips the path; each refusal counts in
+	 * store_stats.watch_refused_count. Re-registering a watch already held never fails.
+	 */
+	uint32_t watches_per_watcher_max;
 };
+
+#define STORE_WATCHES_PER_WATCHER_MAX 1000000u
+
+/*
+ * ClickHouse Keeper opcodes the store implements beyond net/zk_proto.h's (wire
+ * values, ClickHouse's Coordination::OpNum). Both are writes (store_apply), allowed
+ * at top level and inside multi:
+ *   CheckStat (504): {ustring path; int version; Stat stat}: like check (13), and each
+ *     Stat field that is not -1 must equal the node's Stat as clients see it, else
+ *     BADVERSION. Reply body empty.
+ *   TryRemove (505): {ustring path; int version} (RemoveRequest): delete, but a missing
+ *     node (or parent), a version mismatch or children answer OK with no change;
+ *     NOAUTH and BADARGUMENTS stay errors. Reply body empty.
+ */
+enum store_keeper_op {
+	STORE_OP_CHECK_STAT = 504,
+	STORE_OP_TRY_REMOVE = 505,
+};
+
+/*
+ * /keeper/api_version: decimal KeeperApiVersion (3 = WITH_CHECK_NOT_EXISTS, the
+ * highest value ClickHouse defines that its client maps to features).
+ * /keeper/feature_flags: KeeperFeatureFlag bitset, flag n = bit (7 - n % 8) of byte
+ * n / 8. Set: 0 FILTERED_LIST, 1 MULTI_READ, 2 CHECK_NOT_EXISTS, 3 CREATE_IF_NOT_EXISTS,
+ * 4 REMOVE_RECURSIVE, 5 MULTI_WATCHES (watch flags of multiRead sub-ops register),
+ * 6 CHECK_STAT, 7 PERSISTENT_WATCHES (addWatch), 9 TRY_REMOVE. Not set: 8
+ * CREATE_WITH_STATS (a create2 inside multi answers path-only, as ZooKeeper), 10
+ * LIST_WITH_STAT_AND_DATA (op 506 not implemented).
+ */
+#define STORE_KEEPER_API_VERSION "3"
+#define STORE_KEEPER_FEATURE_FLAGS { 0xFF, 0x40 }
 
 /* Called for every fired watch; type is an enum zk_event_type. path is not NUL-terminated. */
 typedef void (*store_event_fn)(void *ctx, uint64_t watcher, int32_t type, const char *path, size_t path_len,
@@ -72,6 +121,7 @@ struct store_stats {
 	uint64_t approximate_data_size; /* sum of path + data bytes */
 	uint64_t session_count;
 	int64_t last_zxid;
+	uint64_t watch_refused_count; /* registrations refused by the per-watcher limit */
 };
 
 struct store *store_create(const struct store_config *cfg);
@@ -80,8 +130,10 @@ void store_destroy(struct store *s);
 /*
  * Applies one committed txn. On the applier thread only.
  * Writes ops: create(1) create2(15) createContainer(19) createTTL(21) delete(2)
- * setData(5) setACL(7) check(13) multi(14) sync(9, no state change; echoes the path)
- * and the session ops:
+ * setData(5) setACL(7) check(13) multi(14) sync(9, no state change; echoes the path),
+ * deleteContainer(20, see store_reap_candidates), ClickHouse's CheckNotExists(501)
+ * CreateIfNotExists(502) RemoveRecursive(503) CheckStat(504) TryRemove(505), and the
+ * session ops:
  *   ZK_OP_CREATE_SESSION (-10): body = int timeout_ms, buffer passwd (16 bytes);
  *     creates session txn->session_id. Reply body empty.
  *   ZK_OP_CLOSE_SESSION (-11): body empty; deletes the session's ephemerals (firing
@@ -114,6 +166,29 @@ int32_t store_read(struct store *s, int64_t session_id, uint64_t watcher, const 
  */
 int32_t store_set_watches(struct store *s, uint64_t watcher, int32_t opcode, const uint8_t *body, size_t body_len,
 			  store_event_fn on_event, void *ctx);
+
+/*
+ * Watch dumps for the four-letter words wchc (per watcher, its paths) and wchp (per
+ * path, its watchers), on any thread. Each (watcher, path) pair with any watch (data,
+ * child, persistent, persistent-recursive) is reported once; by_watcher reports a
+ * watcher's paths consecutively, by_path a path's watchers consecutively. The dump is
+ * one consistent snapshot: every shard, the recursive table and the watcher table are
+ * locked while the callbacks run, so they must be quick and must not call the store.
+ * path is not NUL-terminated.
+ */
+void store_watches_by_watcher(struct store *s, void (*fn)(void *ctx, uint64_t watcher, const char *path, size_t len),
+			      void *ctx);
+void store_watches_by_path(struct store *s, void (*fn)(void *ctx, const char *path, size_t len, uint64_t watcher),
+			   void *ctx);
+
+/*
+ * Session dump for the four-letter word dump, on any thread: session_fn once per
+ * session (id, negotiated timeout), then ephemeral_fn once per ephemeral node, grouped
+ * by session. One consistent snapshot under the session table's read lock; the
+ * callbacks must not call the store. Either callback may be NULL.
+ */
+void store_sessions_dump(struct store *s, void (*session_fn)(void *ctx, int64_t session_id, int32_t timeout_ms),
+			 void (*ephemeral_fn)(void *ctx, int64_t session_id, const char *path, size_t len), void *ctx);
 
 /* Forgets every watch registered by `watcher` (its connection closed). Any thread. */
 void store_watcher_drop(struct store *s, uint64_t watcher);
@@ -173,6 +248,26 @@ bool store_session_get(struct store *s, int64_t session_id, int32_t *timeout_ms,
 void store_session_touch(struct store *s, int64_t session_id, int64_t now_ms, int32_t timeout_ms);
 /* Calls fn for each session with last touch + timeout < now_ms. Any thread. */
 void store_sessions_expired(struct store *s, int64_t now_ms, void (*fn)(void *ctx, int64_t session_id), void *ctx);
+
+/*
+ * Container and TTL reaping (ZooKeeper's ContainerManager), on any thread (the
+ * leader's reaper, e.g. every znode.container.checkIntervalMs = 60 s). Calls fn for at
+ * most `max` nodes that are, at now_ms:
+ *   - containers with no children that once had one (stored create counter > 0), or
+ *   - TTL nodes with no children and now_ms - mtime > ttl.
+ * The candidates are kept in their own list, so the cost is O(containers + TTL
+ * nodes), not O(tree); all shards are locked for that walk. fn runs after the locks
+ * are released, so it may call into the store. Order is unspecified.
+ * For each path the leader proposes a txn {opcode ZK_OP_DELETE_CONTAINER (20), body =
+ * ustring path, any session id (not checked)}; store_apply re-checks the condition at
+ * txn->time_ms and deletes like a delete (NodeDeleted to the node's watchers,
+ * NodeChildrenChanged to the parent's, persistent and recursive watches too), or
+ * answers NONODE (gone), NOTEMPTY (has children) or BADVERSION (not a container/TTL
+ * node, or no longer due) with no change. Reply body empty. Never accept opcode 20
+ * from a client (ZooKeeper does not).
+ */
+void store_reap_candidates(struct store *s, int64_t now_ms, void (*fn)(void *ctx, const char *path, size_t path_len),
+			   void *ctx, size_t max);
 
 void store_stats(struct store *s, struct store_stats *out);
 int64_t store_last_zxid(const struct store *s);

@@ -64,6 +64,18 @@ static bool path_is_special(const char *p, size_t len)
 	return false;
 }
 
+/*
+ * ClickHouse Keeper's system subtree (/keeper, /keeper/api_version,
+ * /keeper/feature_flags), present when store_config.keeper_api is on: read-only,
+ * every write to it answers BADARGUMENTS as ClickHouse Keeper does.
+ */
+static bool path_is_keeper(const struct store *s, const char *p, size_t len)
+{
+	static const char keeper[] = "/keeper";
+	size_t klen = sizeof keeper - 1;
+	return s->keeper_api && len >= klen && memcmp(p, keeper, klen) == 0 && (len == klen || p[klen] == '/');
+}
+
 void store_lock_all(struct store *s)
 {
 	for (unsigned i = 0; i < STORE_SHARDS; i++)
@@ -87,6 +99,7 @@ struct req {
 	int32_t flags;
 	int32_t version;
 	int64_t ttl;
+	struct zk_stat stat; /* CheckStat: fields equal to -1 match anything */
 };
 
 static void req_free(struct req *rq)
@@ -131,8 +144,14 @@ static bool req_read(struct jute_reader *r, int32_t type, struct req *rq)
 	case ZK_OP_DELETE:
 	case ZK_OP_CHECK:
 	case ZK_OP_CHECK_NOT_EXISTS:
+	case STORE_OP_TRY_REMOVE:
 		rq->path = jute_read_string(r);
 		rq->version = jute_read_int(r);
+		return true;
+	case STORE_OP_CHECK_STAT:
+		rq->path = jute_read_string(r);
+		rq->version = jute_read_int(r);
+		jute_read_stat(r, &rq->stat);
 		return true;
 	case ZK_OP_REMOVE_RECURSIVE:
 		rq->path = jute_read_string(r);
@@ -149,6 +168,7 @@ static bool req_read(struct jute_reader *r, int32_t type, struct req *rq)
 		rq->version = jute_read_int(r);
 		return true;
 	case ZK_OP_SYNC:
+	case ZK_OP_DELETE_CONTAINER:
 		rq->path = jute_read_string(r);
 		return true;
 	default:
@@ -377,7 +397,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 		return ZK_BADARGUMENTS;
 	const char *path = (const char *)rq->path.data;
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
-	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len))
+	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_keeper(s, path, len))
 		return ZK_BADARGUMENTS;
 	struct acl_list *acl = NULL;
 	int32_t rc = store_acl_fixup(rq->acls, rq->acl_count, txn->auth, &acl);
@@ -508,22 +528,52 @@ static int32_t op_delete(struct apply_ctx *c, const struct req *rq)
 	struct store *s = c->s;
 	const char *path = (const char *)rq->path.data;
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
-	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len))
+	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len) ||
+	    path_is_keeper(s, path, len))
 		return ZK_BADARGUMENTS;
 	size_t parent_len = (size_t)((const char *)memrchr(path, '/', len) - path);
 	struct znode *parent = parent_len == 0 ? s->root : find(s, path, parent_len);
 	if (!parent)
-		return ZK_NONODE;
+		return rq->type == STORE_OP_TRY_REMOVE ? ZK_OK : ZK_NONODE;
 	if (!store_acl_permits(parent->acl, ZK_PERM_DELETE, c->txn->auth))
 		return ZK_NOAUTH;
 	struct znode *n = find(s, path, len);
+	/* ClickHouse TryRemove: the "nothing to delete" outcomes are success, unchanged. */
+	bool try_remove = rq->type == STORE_OP_TRY_REMOVE;
 	if (!n)
-		return ZK_NONODE;
+		return try_remove ? ZK_OK : ZK_NONODE;
 	if (rq->version != -1 && rq->version != n->version)
-		return ZK_BADVERSION;
+		return try_remove ? ZK_OK : ZK_BADVERSION;
+	if (n->child_count > 0)
+		return try_remove ? ZK_OK : ZK_NOTEMPTY;
+	ctx_lock(c, shard_bit(n->hash) | shard_bit(parent->hash));
+	delete_node(c, n);
+	return ZK_OK;
+}
+
+/*
+ * deleteContainer (20), proposed by the leader's reaper (store_reap_candidates), never
+ * by a client. Deletes the container or TTL node only if the reaper's condition still
+ * holds at the txn's time: missing -> NONODE, has children -> NOTEMPTY, not a
+ * container/TTL node or the condition no longer holds -> BADVERSION (ZooKeeper's
+ * PrepRequestProcessor answers the same codes). No ACL check: the server acts.
+ */
+static int32_t op_delete_container(struct apply_ctx *c, const struct req *rq)
+{
+	struct store *s = c->s;
+	const char *path = (const char *)rq->path.data;
+	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
+	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len) ||
+	    path_is_keeper(s, path, len))
+		return ZK_BADARGUMENTS;
+	struct znode *n = find(s, path, len);
+	if (!n || !n->parent)
+		return ZK_NONODE;
 	if (n->child_count > 0)
 		return ZK_NOTEMPTY;
-	ctx_lock(c, shard_bit(n->hash) | shard_bit(parent->hash));
+	if (!store_owner_is_reapable(n->ephemeral_owner) || !store_node_reapable_at(n, c->txn->time_ms))
+		return ZK_BADVERSION;
+	ctx_lock(c, shard_bit(n->hash) | shard_bit(n->parent->hash));
 	delete_node(c, n);
 	return ZK_OK;
 }
@@ -533,7 +583,7 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 	struct store *s = c->s;
 	const char *path = (const char *)rq->path.data;
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
-	if (!store_path_valid(path, len))
+	if (!store_path_valid(path, len) || path_is_keeper(s, path, len))
 		return ZK_BADARGUMENTS;
 	struct znode *n = find(s, path, len);
 	if (!n)
@@ -571,7 +621,7 @@ static int32_t op_set_acl(struct apply_ctx *c, const struct req *rq, struct jute
 	struct store *s = c->s;
 	const char *path = (const char *)rq->path.data;
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
-	if (!store_path_valid(path, len))
+	if (!store_path_valid(path, len) || path_is_keeper(s, path, len))
 		return ZK_BADARGUMENTS;
 	struct acl_list *acl;
 	int32_t rc = store_acl_fixup(rq->acls, rq->acl_count, c->txn->auth, &acl);
@@ -598,6 +648,19 @@ static int32_t op_set_acl(struct apply_ctx *c, const struct req *rq, struct jute
 	return ZK_OK;
 }
 
+/* ClickHouse CheckStat: every field of want that is not -1 equals the node's (client) Stat. */
+static bool stat_matches(const struct znode *n, const struct zk_stat *want)
+{
+	struct zk_stat st;
+	store_node_stat(n, &st);
+#define STAT_FIELD_OK(f) (want->f == -1 || want->f == st.f)
+	return STAT_FIELD_OK(czxid) && STAT_FIELD_OK(mzxid) && STAT_FIELD_OK(ctime) && STAT_FIELD_OK(mtime) &&
+	       STAT_FIELD_OK(version) && STAT_FIELD_OK(cversion) && STAT_FIELD_OK(aversion) &&
+	       STAT_FIELD_OK(ephemeral_owner) && STAT_FIELD_OK(data_length) && STAT_FIELD_OK(num_children) &&
+	       STAT_FIELD_OK(pzxid);
+#undef STAT_FIELD_OK
+}
+
 static int32_t op_check(struct apply_ctx *c, const struct req *rq)
 {
 	const char *path = (const char *)rq->path.data;
@@ -617,6 +680,8 @@ static int32_t op_check(struct apply_ctx *c, const struct req *rq)
 		return ZK_NOAUTH;
 	if (rq->version != -1 && rq->version != n->version)
 		return ZK_BADVERSION;
+	if (rq->type == STORE_OP_CHECK_STAT && !stat_matches(n, &rq->stat))
+		return ZK_BADVERSION;
 	return ZK_OK;
 }
 
@@ -630,7 +695,8 @@ static int32_t op_remove_recursive(struct apply_ctx *c, const struct req *rq)
 	struct store *s = c->s;
 	const char *path = (const char *)rq->path.data;
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
-	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len))
+	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len) ||
+	    path_is_keeper(s, path, len))
 		return ZK_BADARGUMENTS;
 	size_t parent_len = (size_t)((const char *)memrchr(path, '/', len) - path);
 	struct znode *parent = parent_len == 0 ? s->root : find(s, path, parent_len);
@@ -680,13 +746,17 @@ static int32_t op_write(struct apply_ctx *c, const struct req *rq, struct jute_w
 	case ZK_OP_CREATE_IF_NOT_EXISTS:
 		return op_create(c, rq, out);
 	case ZK_OP_DELETE:
+	case STORE_OP_TRY_REMOVE:
 		return op_delete(c, rq);
+	case ZK_OP_DELETE_CONTAINER:
+		return op_delete_container(c, rq);
 	case ZK_OP_SET_DATA:
 		return op_set_data(c, rq, out);
 	case ZK_OP_SET_ACL:
 		return op_set_acl(c, rq, out);
 	case ZK_OP_CHECK:
 	case ZK_OP_CHECK_NOT_EXISTS:
+	case STORE_OP_CHECK_STAT:
 		return op_check(c, rq);
 	case ZK_OP_REMOVE_RECURSIVE:
 		return op_remove_recursive(c, rq);
@@ -712,6 +782,8 @@ static bool multi_op_allowed(int32_t type)
 	case ZK_OP_CHECK_NOT_EXISTS:
 	case ZK_OP_CREATE_IF_NOT_EXISTS:
 	case ZK_OP_REMOVE_RECURSIVE:
+	case STORE_OP_CHECK_STAT:
+	case STORE_OP_TRY_REMOVE:
 		return true;
 	default:
 		return false;
@@ -849,7 +921,8 @@ int32_t store_apply(struct store *s, const struct store_txn *txn, struct jute_wr
 		goto done;
 	}
 	c.session = store_session_find(s, txn->session_id);
-	if (!c.session) {
+	/* deleteContainer is the server's own txn: no session (ZooKeeper proposes it as 0). */
+	if (!c.session && txn->opcode != ZK_OP_DELETE_CONTAINER) {
 		rc = ZK_SESSIONEXPIRED;
 		goto done;
 	}
@@ -953,6 +1026,19 @@ struct store *store_create(const struct store_config *cfg)
 	(void)rc;
 	config->acl = acl;
 	config->aversion = -1;
+	s->keeper_api = cfg && cfg->keeper_api;
+	s->watches_per_watcher_max = cfg && cfg->watches_per_watcher_max ? cfg->watches_per_watcher_max
+									  : STORE_WATCHES_PER_WATCHER_MAX;
+	if (s->keeper_api) {
+		struct znode *keeper = system_node(s, s->root, "/keeper", NULL);
+		system_node(s, keeper, "/keeper/api_version", STORE_KEEPER_API_VERSION);
+		struct znode *flags = system_node(s, keeper, "/keeper/feature_flags", NULL);
+		static const uint8_t bits[] = STORE_KEEPER_FEATURE_FLAGS;
+		flags->data = xrealloc(NULL, sizeof bits);
+		memcpy(flags->data, bits, sizeof bits);
+		flags->data_len = (int32_t)sizeof bits;
+		atomic_fetch_add_explicit(&s->data_bytes, sizeof bits, memory_order_relaxed);
+	}
 	return s;
 }
 
@@ -990,6 +1076,7 @@ void store_stats(struct store *s, struct store_stats *out)
 	out->session_count = s->sessions.count;
 	pthread_rwlock_unlock(&s->sessions.lock);
 	out->last_zxid = atomic_load(&s->last_zxid);
+	out->watch_refused_count = atomic_load(&s->watch_refused_count);
 }
 
 int64_t store_last_zxid(const struct store *s)

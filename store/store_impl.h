@@ -108,6 +108,12 @@ struct znode {
 	int64_t mtime;
 	int64_t ephemeral_owner;
 	struct acl_list *acl;
+	/*
+	 * Link in store->reapable while this is a linked container or TTL node (the
+	 * reaper's candidate set). Mutated by the applier with the node's shard locked,
+	 * read with every shard locked.
+	 */
+	struct znode *reap_prev, *reap_next;
 	uint32_t path_len;
 	uint32_t name_off; /* name = path + name_off; "/" has an empty name */
 	char path[];       /* not NUL-terminated */
@@ -155,6 +161,7 @@ struct watcher {
 	struct watcher *next; /* in the watcher table */
 	uint64_t id;
 	uint64_t fired_seq; /* last trigger that notified it; applier only (one event per change) */
+	_Atomic uint32_t reg_count; /* its registrations, all tables; <= watches_per_watcher_max */
 	struct watch_list regs[STORE_WATCH_TABLES]; /* regs[i] guarded by table i's mutex */
 };
 
@@ -192,12 +199,17 @@ struct store {
 		size_t count;
 	} sessions;
 	struct znode *root;
+	bool keeper_api;        /* store_config.keeper_api: /keeper system nodes exist */
+	uint32_t watches_per_watcher_max; /* store_config's, or STORE_WATCHES_PER_WATCHER_MAX */
+	struct znode *reapable; /* containers and TTL nodes; see znode.reap_prev */
+	size_t reapable_count;
 	_Atomic int64_t last_zxid;
 	_Atomic uint64_t node_count;
 	_Atomic uint64_t watch_count;
 	_Atomic uint64_t watch_paths;
 	_Atomic uint64_t ephemerals_count;
 	_Atomic uint64_t data_bytes;
+	_Atomic uint64_t watch_refused_count; /* registrations refused by the per-watcher limit */
 };
 
 uint64_t store_hash_bytes(const void *p, size_t n);
@@ -222,6 +234,19 @@ static inline bool store_owner_is_session(int64_t owner)
 	return owner != 0 && owner != ZK_EPHEMERAL_OWNER_CONTAINER &&
 	       (owner & ZK_EPHEMERAL_OWNER_TTL_MASK) != ZK_EPHEMERAL_OWNER_TTL_MASK;
 }
+/* A container or TTL node: what the reaper (ZooKeeper's ContainerManager) looks at. */
+static inline bool store_owner_is_reapable(int64_t owner)
+{
+	return owner == ZK_EPHEMERAL_OWNER_CONTAINER ||
+	       (owner != 0 && (owner & ZK_EPHEMERAL_OWNER_TTL_MASK) == ZK_EPHEMERAL_OWNER_TTL_MASK);
+}
+/* The TTL in ms of a TTL node's owner marker (low 40 bits as created; 48 as ZooKeeper reads). */
+static inline int64_t store_owner_ttl_ms(int64_t owner)
+{
+	return owner & 0x0000FFFFFFFFFFFFLL;
+}
+/* Reaper condition (container empty after having had a child / TTL expired). Shard locked. */
+bool store_node_reapable_at(const struct znode *n, int64_t now_ms);
 /* Makes room for one more child (before any mutation). 0, -ENOMEM or -E2BIG. */
 int store_node_children_reserve(struct znode *p);
 /* Gives back memory of a mostly empty children array (shard locked). */
@@ -245,7 +270,9 @@ void store_watches_destroy(struct store *s);
 /*
  * Registers watcher on path. The caller holds the mutex of watch table `table`:
  * STORE_WATCH_RECURSIVE for WATCH_PERSISTENT_RECURSIVE, else the path's shard.
- * Returns 0 or -ENOMEM.
+ * Returns 0 (also when already registered), -ENOMEM, or -E2BIG when the watcher
+ * already holds s->watches_per_watcher_max registrations (nothing registered,
+ * counted in watch_refused_count).
  */
 int store_watch_add(struct store *s, unsigned table, const char *path, size_t len, uint64_t hash, uint64_t watcher,
 		    enum watch_kind kind);

@@ -80,9 +80,9 @@ static int32_t read_children(struct store *s, uint64_t watcher, const struct sto
 		rc = ZK_NONODE;
 	} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
 		rc = ZK_NOAUTH;
+	} else if (rq->watch && store_watch_add(s, si, path, len, hash, watcher, WATCH_CHILD) != 0) {
+		rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 	} else {
-		if (rq->watch)
-			store_watch_add(s, si, path, len, hash, watcher, WATCH_CHILD);
 		uint8_t list_type = rq->type == ZK_OP_FILTERED_LIST ? rq->list_type : 0;
 		size_t count_at = out->len;
 		jute_write_int(out, (int32_t)n->child_count);
@@ -208,9 +208,9 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 		 * still gets the Stat (and the watch). The watch is set whether or not the
 		 * node exists.
 		 */
-		if (rq->watch)
-			store_watch_add(s, si, path, len, hash, watcher, WATCH_DATA);
-		if (!n)
+		if (rq->watch && store_watch_add(s, si, path, len, hash, watcher, WATCH_DATA) != 0)
+			rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
+		else if (!n)
 			rc = ZK_NONODE;
 		else
 			write_stat(out, n);
@@ -220,9 +220,9 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 			rc = ZK_NONODE;
 		} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
 			rc = ZK_NOAUTH;
+		} else if (rq->watch && store_watch_add(s, si, path, len, hash, watcher, WATCH_DATA) != 0) {
+			rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 		} else {
-			if (rq->watch)
-				store_watch_add(s, si, path, len, hash, watcher, WATCH_DATA);
 			jute_write_buffer(out, n->data, n->data_len);
 			write_stat(out, n);
 		}

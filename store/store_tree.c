@@ -10,6 +10,10 @@
  *      fixes its parent_slot, so unlink is O(1).
  *   3. A session's ephemerals array holds exactly the linked znodes whose
  *      ephemeral_owner is that session id, each at ephemerals[session_slot].
+ *   4. store->reapable lists exactly the linked containers and TTL nodes (doubly
+ *      linked through reap_prev/reap_next), so the reaper's scan costs O(those nodes),
+ *      not O(tree). Only the applier changes it, always with the node's shard locked;
+ *      store_reap_candidates() reads it with every shard locked.
  * Thread: mutations on the applier with the relevant shard locks (and the sessions
  * write lock for session changes) held; see store_impl.h.
  */
@@ -137,6 +141,14 @@ void store_node_link(struct store *s, struct znode *parent, struct znode *n)
 		n->parent_slot = parent->child_count;
 		parent->children[parent->child_count++] = n;
 	}
+	if (store_owner_is_reapable(n->ephemeral_owner)) {
+		n->reap_prev = NULL;
+		n->reap_next = s->reapable;
+		if (s->reapable)
+			s->reapable->reap_prev = n;
+		s->reapable = n;
+		s->reapable_count++;
+	}
 	atomic_fetch_add_explicit(&s->node_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->data_bytes, n->path_len + (uint64_t)(n->data_len > 0 ? n->data_len : 0),
 				  memory_order_relaxed);
@@ -163,6 +175,16 @@ void store_node_unlink(struct store *s, struct znode *n)
 		 * No shrinking here: a rolled-back multi re-links deleted children and must
 		 * find the room it left. store_node_children_trim() shrinks after commit.
 		 */
+	}
+	if (store_owner_is_reapable(n->ephemeral_owner)) {
+		if (n->reap_prev)
+			n->reap_prev->reap_next = n->reap_next;
+		else
+			s->reapable = n->reap_next;
+		if (n->reap_next)
+			n->reap_next->reap_prev = n->reap_prev;
+		n->reap_prev = n->reap_next = NULL;
+		s->reapable_count--;
 	}
 	atomic_fetch_sub_explicit(&s->node_count, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&s->data_bytes, n->path_len + (uint64_t)(n->data_len > 0 ? n->data_len : 0),
@@ -201,6 +223,60 @@ void store_node_stat(const struct znode *n, struct zk_stat *st)
 	st->data_length = n->data_len > 0 ? n->data_len : 0;
 	st->num_children = (int32_t)n->child_count;
 	st->pzxid = n->pzxid;
+}
+
+/* ---------------------------------------------------------------- reaper */
+
+/* ZooKeeper's ContainerManager test, evaluated at now_ms. Caller holds n's shard lock. */
+bool store_node_reapable_at(const struct znode *n, int64_t now_ms)
+{
+	if (n->child_count != 0)
+		return false;
+	if (n->ephemeral_owner == ZK_EPHEMERAL_OWNER_CONTAINER)
+		return n->cversion_stored > 0; /* had a child once */
+	if (!store_owner_is_reapable(n->ephemeral_owner))
+		return false;
+	int64_t ttl = store_owner_ttl_ms(n->ephemeral_owner);
+	/* now - mtime > ttl, written so that it cannot overflow */
+	return ttl > 0 && now_ms > n->mtime && now_ms - n->mtime > ttl;
+}
+
+void store_reap_candidates(struct store *s, int64_t now_ms, void (*fn)(void *ctx, const char *path, size_t path_len),
+			   void *ctx, size_t max)
+{
+	/*
+	 * Copy the paths under the locks, call fn after unlocking (fn typically proposes a
+	 * deleteContainer txn). Every shard is locked because the candidates live in all
+	 * of them; the walk costs O(containers + TTL nodes). Out of memory: no candidates
+	 * this round (the reaper runs again later).
+	 */
+	store_lock_all(s);
+	size_t count = 0, bytes = 0;
+	for (const struct znode *n = s->reapable; n && count < max; n = n->reap_next)
+		if (store_node_reapable_at(n, now_ms)) {
+			count++;
+			bytes += n->path_len;
+		}
+	size_t *lens = count ? malloc(count * sizeof *lens) : NULL;
+	char *paths = bytes ? malloc(bytes) : NULL;
+	size_t listed = 0, off = 0;
+	if (lens && paths) {
+		for (const struct znode *n = s->reapable; n && listed < count; n = n->reap_next) {
+			if (!store_node_reapable_at(n, now_ms))
+				continue;
+			memcpy(paths + off, n->path, n->path_len);
+			lens[listed++] = n->path_len;
+			off += n->path_len;
+		}
+	}
+	store_unlock_all(s);
+	off = 0;
+	for (size_t i = 0; i < listed; i++) {
+		fn(ctx, paths + off, lens[i]);
+		off += lens[i];
+	}
+	free(lens);
+	free(paths);
 }
 
 /* ---------------------------------------------------------------- sessions */
@@ -391,4 +467,22 @@ void store_sessions_expired(struct store *s, int64_t now_ms, void (*fn)(void *ct
 	for (size_t i = 0; i < n; i++)
 		fn(ctx, ids[i]);
 	free(ids);
+}
+
+void store_sessions_dump(struct store *s, void (*session_fn)(void *ctx, int64_t session_id, int32_t timeout_ms),
+			 void (*ephemeral_fn)(void *ctx, int64_t session_id, const char *path, size_t len), void *ctx)
+{
+	/*
+	 * The read lock keeps every listed ephemeral alive: the applier takes the write
+	 * lock to drop a node from its session's array, and frees it only after that.
+	 */
+	pthread_rwlock_rdlock(&s->sessions.lock);
+	for (size_t i = 0; session_fn && i <= s->sessions.mask; i++)
+		for (const struct session *se = s->sessions.buckets[i]; se; se = se->next)
+			session_fn(ctx, se->id, se->timeout_ms);
+	for (size_t i = 0; ephemeral_fn && i <= s->sessions.mask; i++)
+		for (const struct session *se = s->sessions.buckets[i]; se; se = se->next)
+			for (uint32_t k = 0; k < se->ephemeral_count; k++)
+				ephemeral_fn(ctx, se->id, se->ephemerals[k]->path, se->ephemerals[k]->path_len);
+	pthread_rwlock_unlock(&s->sessions.lock);
 }

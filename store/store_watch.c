@@ -233,6 +233,7 @@ static void reg_remove(struct store *s, struct shard *sh, struct watch_reg *r)
 	if (r->w_next)
 		r->w_next->w_prev = r->w_prev;
 	atomic_fetch_sub_explicit(&s->watch_count, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&r->w->reg_count, 1, memory_order_relaxed);
 	if (r->kind == WATCH_PERSISTENT_RECURSIVE)
 		atomic_fetch_sub_explicit(&s->recursive_watch_count, 1, memory_order_relaxed);
 	free(r);
@@ -289,6 +290,10 @@ int store_watch_add(struct store *s, unsigned table, const char *path, size_t le
 	struct watcher *w = watcher_get(s, watcher, true);
 	if (!w)
 		return -ENOMEM;
+	if (atomic_load_explicit(&w->reg_count, memory_order_relaxed) >= s->watches_per_watcher_max) {
+		atomic_fetch_add_explicit(&s->watch_refused_count, 1, memory_order_relaxed);
+		return -E2BIG;
+	}
 	if (!wp) {
 		wp = calloc(1, sizeof *wp + len);
 		if (!wp)
@@ -327,6 +332,7 @@ int store_watch_add(struct store *s, unsigned table, const char *path, size_t le
 		r->w_next->w_prev = r;
 	w->regs[table].head = r;
 	atomic_fetch_add_explicit(&s->watch_count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->reg_count, 1, memory_order_relaxed);
 	if (kind == WATCH_PERSISTENT_RECURSIVE)
 		atomic_fetch_add_explicit(&s->recursive_watch_count, 1, memory_order_relaxed);
 	return 0;
@@ -641,4 +647,109 @@ int32_t store_remove_watches(struct store *s, uint64_t watcher, int32_t opcode, 
 		found |= regs_match(s, STORE_WATCH_RECURSIVE, path, len, hash, watcher,
 				    1u << WATCH_PERSISTENT_RECURSIVE, remove);
 	return found ? ZK_OK : ZK_NOWATCHER;
+}
+
+/* ---------------------------------------------------------------- dumps (wchc, wchp) */
+
+/*
+ * Both dumps lock every watch table (shards, then recursive) and the watcher table, in
+ * the store's lock order, so they see one consistent state; the callbacks run under
+ * those locks and must not call the store. Each (watcher, path) pair is reported once,
+ * whatever kinds of watch it holds (data, child, persistent, recursive).
+ */
+static void dump_lock(struct store *s)
+{
+	store_lock_all(s);
+	pthread_mutex_lock(&s->recursive.lock);
+	pthread_mutex_lock(&s->watchers.lock);
+}
+
+static void dump_unlock(struct store *s)
+{
+	pthread_mutex_unlock(&s->watchers.lock);
+	pthread_mutex_unlock(&s->recursive.lock);
+	store_unlock_all(s);
+}
+
+/* True when watcher holds a registration on wp of a kind below `kind` (same table). */
+static bool reg_earlier_kind(struct shard *sh, const struct watch_path *wp, uint64_t watcher, unsigned kind)
+{
+	for (unsigned k = 0; k < kind; k++)
+		if (wp->regs[k] && reg_find(sh, wp, watcher, k))
+			return true;
+	return false;
+}
+
+/* True when watcher holds any shard-table registration on path (reported there). */
+static bool reg_in_shard(struct store *s, const char *path, size_t len, uint64_t hash, uint64_t watcher)
+{
+	struct shard *sh = &s->shards[store_shard_of(hash)];
+	struct watch_path *wp = wp_find(sh, path, len, hash);
+	return wp && reg_earlier_kind(sh, wp, watcher, WATCH_PERSISTENT_RECURSIVE);
+}
+
+void store_watches_by_watcher(struct store *s, void (*fn)(void *ctx, uint64_t watcher, const char *path, size_t len),
+			      void *ctx)
+{
+	dump_lock(s);
+	for (size_t b = 0; b <= s->watchers.mask; b++) {
+		for (struct watcher *w = s->watchers.buckets[b]; w; w = w->next) {
+			for (unsigned t = 0; t < STORE_WATCH_TABLES; t++) {
+				struct shard *sh = table_at(s, t);
+				for (struct watch_reg *r = w->regs[t].head; r; r = r->w_next) {
+					const struct watch_path *wp = r->wp;
+					bool dup = t == STORE_WATCH_RECURSIVE
+							   ? reg_in_shard(s, wp->path, wp->path_len, wp->hash, w->id)
+							   : reg_earlier_kind(sh, wp, w->id, r->kind);
+					if (!dup)
+						fn(ctx, w->id, wp->path, wp->path_len);
+				}
+			}
+		}
+	}
+	dump_unlock(s);
+}
+
+/* Reports every watcher of wp (kinds deduplicated) that is not in `skip`'s table too. */
+static void dump_path_watchers(struct store *s, struct shard *sh, const struct watch_path *wp, bool skip_shard_dups,
+			       void (*fn)(void *ctx, const char *path, size_t len, uint64_t watcher), void *ctx)
+{
+	for (unsigned k = 0; k < WATCH_KINDS; k++) {
+		for (const struct watch_reg *r = wp->regs[k]; r; r = r->p_next) {
+			uint64_t id = r->w->id;
+			if (reg_earlier_kind(sh, wp, id, k))
+				continue;
+			if (skip_shard_dups && reg_in_shard(s, wp->path, wp->path_len, wp->hash, id))
+				continue;
+			fn(ctx, wp->path, wp->path_len, id);
+		}
+	}
+}
+
+void store_watches_by_path(struct store *s, void (*fn)(void *ctx, const char *path, size_t len, uint64_t watcher),
+			   void *ctx)
+{
+	dump_lock(s);
+	struct shard *rt = &s->recursive;
+	/* A path's watchers are reported together: shard-table kinds, then its recursive ones. */
+	for (unsigned i = 0; i < STORE_SHARDS; i++) {
+		struct shard *sh = &s->shards[i];
+		for (size_t b = 0; b <= sh->wp_mask; b++) {
+			for (const struct watch_path *wp = sh->wp_buckets[b]; wp; wp = wp->next) {
+				dump_path_watchers(s, sh, wp, false, fn, ctx);
+				const struct watch_path *rwp = wp_find(rt, wp->path, wp->path_len, wp->hash);
+				if (rwp)
+					dump_path_watchers(s, rt, rwp, true, fn, ctx);
+			}
+		}
+	}
+	for (size_t b = 0; b <= rt->wp_mask; b++) {
+		for (const struct watch_path *wp = rt->wp_buckets[b]; wp; wp = wp->next) {
+			struct shard *sh = &s->shards[store_shard_of(wp->hash)];
+			if (wp_find(sh, wp->path, wp->path_len, wp->hash))
+				continue; /* reported with the shard table's entry */
+			dump_path_watchers(s, rt, wp, false, fn, ctx);
+		}
+	}
+	dump_unlock(s);
 }

@@ -388,6 +388,9 @@ def make_pair(tmpdir):
                 "--znode.container.checkIntervalMs=1000",
                 "--superDigest=" + SUPER_DIGEST,
                 "--metricsPort=0",
+                # ClickHouse's /keeper nodes are RingKeeper's own (on by default);
+                # off here so the tree matches ZooKeeper's node for node
+                "--keeperApiNodes=no",
             ]
 
     out = {}

@@ -919,7 +919,8 @@ Test(config, conf_standalone)
 		"metricsPort=7000\n"
 		"logLevel=info\n"
 		"raft.batchBytesMax=1048576\n"
-		"raft.batchEntriesMax=4096\n");
+		"raft.batchEntriesMax=4096\n"
+		"keeperApiNodes=true\n");
 	free(text);
 }
 
@@ -978,7 +979,8 @@ Test(config, conf_quorum)
 		"metricsPort=7000\n"
 		"logLevel=info\n"
 		"raft.batchBytesMax=1048576\n"
-		"raft.batchEntriesMax=4096\n", test_dir);
+		"raft.batchEntriesMax=4096\n"
+		"keeperApiNodes=true\n", test_dir);
 	cr_assert_str_eq(text, want);
 	free(text);
 }
