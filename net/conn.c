@@ -223,6 +223,8 @@ static void conn_handshake(struct worker *w, struct conn *c, const uint8_t *body
 		worker_conn_close(w, c);
 		return;
 	}
+	c->packets_received++; /* ZooKeeper counts the ConnectRequest as a packet */
+	atomic_fetch_add_explicit(&srv->stats.packets_received, 1, memory_order_relaxed);
 	int64_t last_zxid = store_last_zxid(srv->store);
 	if (last_zxid_seen > last_zxid) {
 		/* The client saw a newer state than ours: it must try another server. */
