@@ -39,8 +39,8 @@ if [ -z "${RK_SKIP_ASAN_INTEGRATION:-}" ]; then
 	step "integration: RingKeeper built with ASan+UBSan"
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		RINGKEEPER_BIN="$PWD/build-asan/core/ringkeeper" RK_TARGETS=ringkeeper \
-		tests/integration/run.sh -q --ignore=test_crash.py --ignore=test_full_disk.py
+		tests/integration/run.sh --ignore=test_crash.py --ignore=test_full_disk.py
 fi
 
 step "integration: RingKeeper and ZooKeeper 3.8"
-RINGKEEPER_BIN="$PWD/build/core/ringkeeper" RK_TARGETS=ringkeeper,zookeeper tests/integration/run.sh -q
+RINGKEEPER_BIN="$PWD/build/core/ringkeeper" RK_TARGETS=ringkeeper,zookeeper tests/integration/run.sh
