@@ -1,0 +1,66 @@
+"""Four-letter words beyond the basic set: crst, srst, wchc, wchp, dump (ZooKeeper's
+words, checked against ZooKeeper 3.8.0 too) and RingKeeper's admin words lgif, rqld,
+ydld, csnp, uptm (RingKeeper only).
+
+Pins: wchc lists a watching session with its paths, wchp a path with its sessions,
+dump a session with its ephemeral nodes; the reset words answer ZooKeeper's text and
+reset the counters srvr shows.
+"""
+import re
+import time
+
+import pytest
+
+
+def _sid(zk):
+    return "0x%x" % zk.client_id[0]
+
+
+def test_watch_and_session_dumps(server, zk, root):
+    zk.create(root, b"")
+    zk.create(root + "/w", b"")
+    zk.create(root + "/e", b"", ephemeral=True)
+    zk.get(root + "/w", watch=lambda ev: None)
+    sid = _sid(zk)
+    deadline = time.time() + 5
+    while True:  # ZooKeeper registers the watch right after the reply
+        wchc = server.four_letter("wchc")
+        if root + "/w" in wchc or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert re.search(r"^%s\n(\t/.*\n)*\t%s/w\n" % (sid, re.escape(root)), wchc, re.M), wchc
+    wchp = server.four_letter("wchp")
+    assert re.search(r"^%s/w\n(\t0x[0-9a-f]+\n)*\t%s\n" % (re.escape(root), sid), wchp, re.M), wchp
+    dump = server.four_letter("dump")
+    assert re.search(r"^%s:\n(\t/.*\n)*\t%s/e\n" % (sid, re.escape(root)), dump, re.M), dump
+
+
+def test_reset_words(server, zk, root):
+    zk.create(root, b"")
+    assert server.four_letter("srst") == "Server stats reset.\n"
+    srvr = server.four_letter("srvr")
+    received = int(re.search(r"^Received: (\d+)$", srvr, re.M).group(1))
+    assert received < 50, srvr  # counted from the reset, not from the start
+    assert server.four_letter("crst") == "Connection stats reset.\n"
+    cons = server.four_letter("cons")
+    line = [ln for ln in cons.splitlines() if "sid=%s" % _sid(zk) in ln]
+    assert len(line) == 1, cons
+    assert re.search(r"recved=0,sent=0", line[0]), line[0]
+
+
+def test_ringkeeper_admin_words(server, zk, root):
+    if server.target != "ringkeeper":
+        pytest.skip("RingKeeper's own admin words")
+    zk.create(root, b"x")
+    lgif = dict(ln.split("\t") for ln in server.four_letter("lgif").splitlines())
+    assert set(lgif) == {"first_log_idx", "first_log_term", "last_log_idx", "last_log_term",
+                         "last_committed_log_idx", "leader_committed_log_idx",
+                         "target_committed_log_idx", "last_snapshot_idx"}
+    last = int(lgif["last_log_idx"])
+    assert last >= zk.exists(root).czxid and int(lgif["first_log_idx"]) == 1
+    assert int(lgif["last_committed_log_idx"]) == last
+    assert server.four_letter("rqld").startswith("Failed to send leadership request")
+    assert server.four_letter("ydld").startswith("Failed to yield leadership")
+    assert server.four_letter("csnp") == "Failed to schedule snapshot creation task.\n"
+    up = dict(ln.split("\t") for ln in server.four_letter("uptm").splitlines())
+    assert int(up["uptime_ms"]) > 0 and int(up["started_ms"]) > 1_600_000_000_000
