@@ -442,11 +442,25 @@ static void raft_apply_durable(struct raft_pipeline *p, int64_t durable)
 	if (n > p->stats.batch_entries_max)
 		p->stats.batch_entries_max = n;
 	p->stats.last_index = (uint64_t)durable;
-	if (p->wal) {
-		wal_stats_get(p->wal, &p->stats.wal);
-		p->stats.first_index = wal_first_index(p->wal);
-		p->stats.last_term = wal_last_term(p->wal);
-	}
+	pthread_mutex_unlock(&p->stats_lock);
+}
+
+/*
+ * The log's statistics for mntr/lgif. wal_stats_get sorts its latency samples, so it
+ * runs on the expiry tick (every RAFT_EXPIRY_CHECK_MS), not per batch.
+ */
+static void raft_publish_log_stats(struct raft_pipeline *p)
+{
+	if (!p->wal)
+		return;
+	struct wal_stats ws;
+	wal_stats_get(p->wal, &ws);
+	uint64_t first = wal_first_index(p->wal);
+	uint64_t term = wal_last_term(p->wal);
+	pthread_mutex_lock(&p->stats_lock);
+	p->stats.wal = ws;
+	p->stats.first_index = first;
+	p->stats.last_term = term;
 	pthread_mutex_unlock(&p->stats_lock);
 }
 
@@ -502,6 +516,7 @@ static void *raft_main(void *arg)
 		if (now >= p->next_expiry_ms) {
 			p->next_expiry_ms = now + RAFT_EXPIRY_CHECK_MS;
 			store_sessions_expired(srv->store, now, raft_expire_one, p);
+			raft_publish_log_stats(p);
 		}
 		if (now >= p->next_reap_ms) {
 			p->next_reap_ms = now + srv->cfg.container_check_interval_ms;
