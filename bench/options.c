@@ -42,6 +42,8 @@ int bench_preset_apply(struct bench_config *cfg, const char *name)
 	const char *mix;
 	if (strcmp(name, "create") == 0)
 		mix = "create=100";
+	else if (strcmp(name, "set") == 0)
+		mix = "set=100"; /* the write-path counterpart of create: no tree growth */
 	else if (strcmp(name, "mixed") == 0)
 		mix = "create=1,set=8,get=45,list=45,delete=1";
 	else if (strcmp(name, "clickhouse") == 0)
@@ -63,7 +65,7 @@ void bench_options_usage(void)
 {
 	fputs("usage: ringkeeper-bench [options]\n"
 	      "  --servers H:P[,H:P]   servers (IPv4 literal or localhost; default 127.0.0.1:2181)\n"
-	      "  --preset NAME         create | mixed | clickhouse (default mixed)\n"
+	      "  --preset NAME         create | set | mixed | clickhouse (default mixed)\n"
 	      "  --mix OP=W[,OP=W]     ops: create set get exists list children delete multi\n"
 	      "                        (list = getChildren2 of the list node, children = getChildren)\n"
 	      "  --threads N           event-loop threads (default 2)\n"
@@ -262,7 +264,7 @@ int bench_options_parse(struct bench_config *cfg, int argc, char **argv, char *e
 		else if (strncmp(argv[i], "--preset=", 9) == 0)
 			name = argv[i] + 9;
 		if (name && bench_preset_apply(cfg, name))
-			return fail(err, err_cap, "unknown preset '%s' (create, mixed, clickhouse)", name);
+			return fail(err, err_cap, "unknown preset '%s' (create, set, mixed, clickhouse)", name);
 	}
 	optind = 0; /* glibc: full re-initialisation, so repeated parses (tests) work */
 	opterr = 0;
