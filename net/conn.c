@@ -459,7 +459,14 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 	case ZK_OP_SET_WATCHES:
 	case ZK_OP_SET_WATCHES2: {
 		struct event_sink sink = { w, c };
-		int32_t err = store_set_watches(srv->store, c->id, opcode, body, len, conn_event_to_self, &sink);
+		struct zk_id ids[CONN_AUTH_IDS_MAX];
+		for (int i = 0; i < c->auth_count; i++) {
+			ids[i].scheme = (struct jute_bytes){ (const uint8_t *)c->auth[i].scheme, (int32_t)strlen(c->auth[i].scheme) };
+			ids[i].id = (struct jute_bytes){ (const uint8_t *)c->auth[i].id, (int32_t)strlen(c->auth[i].id) };
+		}
+		struct store_auth auth = { ids, c->auth_count, c->super };
+		int32_t err = store_set_watches_auth(srv->store, c->id, &auth, opcode, body, len, conn_event_to_self,
+						     &sink);
 		if (c->state == CONN_ESTABLISHED)
 			conn_reply_empty(w, c, xid, store_last_zxid(srv->store), err);
 		return;
@@ -468,7 +475,13 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 		conn_who_am_i(w, c, xid);
 		return;
 	case ZK_OP_ADD_WATCH: {
-		int32_t err = store_add_watch(srv->store, c->id, body, len);
+		struct zk_id ids[CONN_AUTH_IDS_MAX];
+		for (int i = 0; i < c->auth_count; i++) {
+			ids[i].scheme = (struct jute_bytes){ (const uint8_t *)c->auth[i].scheme, (int32_t)strlen(c->auth[i].scheme) };
+			ids[i].id = (struct jute_bytes){ (const uint8_t *)c->auth[i].id, (int32_t)strlen(c->auth[i].id) };
+		}
+		struct store_auth auth = { ids, c->auth_count, c->super };
+		int32_t err = store_add_watch_auth(srv->store, c->id, &auth, body, len);
 		size_t start = frame_begin(&c->out, xid, store_last_zxid(srv->store), err);
 		if (err == ZK_OK)
 			jute_write_int(&c->out, 0); /* ErrorResponse{0}: Java reads this int */

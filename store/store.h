@@ -24,6 +24,18 @@
  *   store calls the event sink for every watch fired by an apply, while it still holds
  *   the locks of the changed nodes (so an event is queued before any reader can see the
  *   change). Standard watches are one-shot and deduplicated per (path, watcher, table).
+ *   As ZooKeeper 3.8.0: there is a data table (exists/getData watches) and a child
+ *   table (getChildren watches) holding one entry per (path, watcher) each, with a
+ *   mode (standard, persistent, persistent-recursive); addWatch puts an entry in both
+ *   tables, and a later registration replaces the mode of the entry it meets (so a
+ *   getData watch on a path with a persistent watch makes the data part one-shot).
+ *   Every event is delivered only to a watcher whose identities grant READ on the
+ *   node the event is about (the created / changed / deleted node; for
+ *   NodeChildrenChanged the parent), as ZooKeeper's CVE-2024-23944 fix does. The
+ *   identities are those passed (auth) with the watcher's latest registration
+ *   (store_read, store_add_watch_auth, store_set_watches_auth); a watcher that never
+ *   passed any holds none (world:anyone only). Catch-up events of setWatches are not
+ *   filtered.
  */
 #ifndef RK_STORE_H
 #define RK_STORE_H
@@ -82,13 +94,13 @@ enum store_keeper_op {
  * highest value ClickHouse defines that its client maps to features).
  * /keeper/feature_flags: KeeperFeatureFlag bitset, flag n = bit (7 - n % 8) of byte
  * n / 8. Set: 0 FILTERED_LIST, 1 MULTI_READ, 2 CHECK_NOT_EXISTS, 3 CREATE_IF_NOT_EXISTS,
- * 4 REMOVE_RECURSIVE, 5 MULTI_WATCHES (watch flags of multiRead sub-ops register),
- * 6 CHECK_STAT, 7 PERSISTENT_WATCHES (addWatch), 9 TRY_REMOVE. Not set: 8
+ * 4 REMOVE_RECURSIVE, 6 CHECK_STAT, 7 PERSISTENT_WATCHES (addWatch), 9 TRY_REMOVE.
+ * Not set: 5 MULTI_WATCHES (multiRead sub-ops register no watch, as in ZooKeeper), 8
  * CREATE_WITH_STATS (a create2 inside multi answers path-only, as ZooKeeper), 10
  * LIST_WITH_STAT_AND_DATA (op 506 not implemented).
  */
 #define STORE_KEEPER_API_VERSION "3"
-#define STORE_KEEPER_FEATURE_FLAGS { 0xFF, 0x40 }
+#define STORE_KEEPER_FEATURE_FLAGS { 0xFB, 0x40 }
 
 /* Called for every fired watch; type is an enum zk_event_type. path is not NUL-terminated. */
 typedef void (*store_event_fn)(void *ctx, uint64_t watcher, int32_t type, const char *path, size_t path_len,
@@ -166,6 +178,12 @@ int32_t store_read(struct store *s, int64_t session_id, uint64_t watcher, const 
  */
 int32_t store_set_watches(struct store *s, uint64_t watcher, int32_t opcode, const uint8_t *body, size_t body_len,
 			  store_event_fn on_event, void *ctx);
+/*
+ * The same, and auth (NULL: unchanged) becomes the watcher's identities for the READ
+ * filter of its events (see "Watches" above). store_set_watches() passes NULL.
+ */
+int32_t store_set_watches_auth(struct store *s, uint64_t watcher, const struct store_auth *auth, int32_t opcode,
+			       const uint8_t *body, size_t body_len, store_event_fn on_event, void *ctx);
 
 /*
  * Watch dumps for the four-letter words wchc (per watcher, its paths) and wchp (per
@@ -214,24 +232,39 @@ enum store_watcher_type {
  *     NodeChildrenChanged for P's children;
  *   PERSISTENT_RECURSIVE on P: NodeCreated / NodeDeleted / NodeDataChanged for P and
  *     every descendant, never NodeChildrenChanged.
- * Neither is removed by firing nor by the deletion of the node (which need not exist);
- * only by store_remove_watches() or store_watcher_drop(). They coexist with standard
- * watches on the same path; one change gives a watcher at most one event.
+ * Either registers an entry in the data and in the child table (ZooKeeper 3.8.0's
+ * DataTree.addWatch), replacing the watcher's entries of another mode on P. Neither
+ * is removed by firing nor by the deletion of the node (which need not exist); only
+ * by store_remove_watches(), store_watcher_drop(), or a later standard registration
+ * on the same path and table (which makes that entry one-shot). One change gives a
+ * watcher at most one event.
  * Returns ZK_OK (the caller answers with the 4-byte ErrorResponse{0} body),
  * ZK_MARSHALLINGERROR for a short body or an unknown mode (ZooKeeper's
  * WatcherMode.fromZooDef throws, which its FinalRequestProcessor answers with
- * MARSHALLINGERROR), ZK_SYSTEMERROR when out of memory.
+ * MARSHALLINGERROR), ZK_SYSTEMERROR when out of memory or past the per-watcher limit
+ * (one of the two entries may then be registered).
+ * store_add_watch_auth also makes auth (NULL: unchanged) the watcher's identities for
+ * the READ filter of its events; store_add_watch passes NULL.
  */
 int32_t store_add_watch(struct store *s, uint64_t watcher, const uint8_t *body, size_t body_len);
+int32_t store_add_watch_auth(struct store *s, uint64_t watcher, const struct store_auth *auth, const uint8_t *body,
+			     size_t body_len);
 
 /*
- * checkWatches (17: only checks) or removeWatches (18), on the caller's thread.
- * body = {ustring path; int type} with type an enum store_watcher_type: Children and
- * Data name the standard (one-shot) child / data-or-exist watch, Persistent and
- * PersistentRecursive the addWatch kinds, Any all four. Returns ZK_OK when `watcher`
- * holds at least one such watch on exactly that path (18: and removes them all),
- * ZK_NOWATCHER otherwise, ZK_MARSHALLINGERROR for a short body or an unknown type,
- * ZK_UNIMPLEMENTED for another opcode. A removed watch fires no event.
+ * checkWatches (17: only checks) or removeWatches (18), on the caller's thread, as
+ * ZooKeeper 3.8.0. body = {ustring path; int type}, type Children (1: the child
+ * table), Data (2: the data table) or Any (3: both). Persistent (4) and
+ * PersistentRecursive (5) are unknown to 3.8.0 (WatcherType.fromInt throws):
+ * ZK_MARSHALLINGERROR, like any other type. So a persistent or recursive watch is
+ * checked and removed through its two table entries (remove type 2 leaves its child
+ * part).
+ *   17: ZK_OK when the table has an entry for exactly that path, of ANY watcher
+ *       (3.8.0's WatchManager.containsWatcher looks the path up only), else
+ *       ZK_NOWATCHER;
+ *   18: removes `watcher`'s entry (any mode) from the table(s); ZK_OK when one was
+ *       removed, else ZK_NOWATCHER.
+ * ZK_MARSHALLINGERROR for a short body, ZK_UNIMPLEMENTED for another opcode. A
+ * removed watch fires no event.
  */
 int32_t store_remove_watches(struct store *s, uint64_t watcher, int32_t opcode, const uint8_t *body, size_t body_len);
 

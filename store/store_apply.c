@@ -198,6 +198,12 @@ struct trigger {
 	size_t len;
 	uint64_t hash;
 	int32_t type;
+	/*
+	 * The ACL of the node at the time of the change, for the READ filter of the
+	 * events. Lists replaced or freed by this txn (setACL, delete) are freed only
+	 * after the triggers fired.
+	 */
+	const struct acl_list *acl;
 };
 
 struct apply_ctx {
@@ -256,7 +262,7 @@ static void trigger_push(struct apply_ctx *c, const struct znode *n, int32_t typ
 		c->trig_cap = c->trig_cap ? c->trig_cap * 2 : 8;
 		c->trig = xrealloc(c->trig, c->trig_cap * sizeof *c->trig);
 	}
-	c->trig[c->trig_count++] = (struct trigger){ n->path, n->path_len, n->hash, type };
+	c->trig[c->trig_count++] = (struct trigger){ n->path, n->path_len, n->hash, type, n->acl };
 }
 
 /* Locks held. Fires triggers, publishes the zxid, unlocks, frees what was replaced. */
@@ -265,7 +271,7 @@ static void ctx_commit(struct apply_ctx *c, store_event_fn fn, void *ctx)
 	struct store *s = c->s;
 	for (size_t i = 0; i < c->trig_count; i++)
 		store_watch_trigger(s, c->trig[i].path, c->trig[i].len, c->trig[i].hash, c->trig[i].type,
-				    c->txn->zxid, fn, ctx);
+				    c->txn->zxid, c->trig[i].acl, fn, ctx);
 	/* Parents that lost children may give memory back (still under their locks). */
 	for (size_t i = 0; i < c->undo_count; i++)
 		if (c->undo[i].kind == UNDO_DELETE && c->undo[i].node->parent)
@@ -391,10 +397,22 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	bool sequential = flags == ZK_CREATE_PERSISTENT_SEQUENTIAL || flags == ZK_CREATE_EPHEMERAL_SEQUENTIAL ||
 			  flags == ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL;
 	bool ephemeral = flags == ZK_CREATE_EPHEMERAL || flags == ZK_CREATE_EPHEMERAL_SEQUENTIAL;
+	/*
+	 * A top-level createContainer (19) makes a container whatever the (non-TTL) flags:
+	 * ZooKeeper proposes a CreateContainerTxn, which ignores the ephemeral bit, while
+	 * the sequential bit still names the node. Inside a multi ZooKeeper rebuilds the
+	 * op from its flags alone (Op.create), so there only flags 4 makes a container.
+	 */
+	bool container = flags == ZK_CREATE_CONTAINER || (rq->type == ZK_OP_CREATE_CONTAINER && !c->in_multi);
+	if (container)
+		ephemeral = false;
 	if (is_ttl ? (rq->ttl <= 0 || rq->ttl > TTL_MAX_MS) : rq->ttl >= 0)
 		return ZK_BADARGUMENTS;
 	if (rq->type == ZK_OP_CREATE_IF_NOT_EXISTS && sequential)
 		return ZK_BADARGUMENTS;
+	/* A null path: ZooKeeper's path.lastIndexOf throws NPE, answered MARSHALLINGERROR. */
+	if (rq->path.len < 0)
+		return ZK_MARSHALLINGERROR;
 	const char *path = (const char *)rq->path.data;
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
 	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_keeper(s, path, len))
@@ -461,7 +479,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	n->ctime = n->mtime = txn->time_ms;
 	if (ephemeral)
 		n->ephemeral_owner = txn->session_id;
-	else if (flags == ZK_CREATE_CONTAINER)
+	else if (container)
 		n->ephemeral_owner = ZK_EPHEMERAL_OWNER_CONTAINER;
 	else if (is_ttl)
 		n->ephemeral_owner = ZK_EPHEMERAL_OWNER_TTL_MASK | rq->ttl;
@@ -526,6 +544,8 @@ static void delete_node(struct apply_ctx *c, struct znode *n)
 static int32_t op_delete(struct apply_ctx *c, const struct req *rq)
 {
 	struct store *s = c->s;
+	if (rq->path.len < 0)
+		return ZK_MARSHALLINGERROR; /* NPE in ZooKeeper's getParentPathAndValidate */
 	const char *path = (const char *)rq->path.data;
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
 	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len) ||
@@ -687,12 +707,16 @@ static int32_t op_check(struct apply_ctx *c, const struct req *rq)
 
 /*
  * ClickHouse RemoveRecursive: deletes the node and its whole subtree atomically.
- * Missing node -> OK; more than `limit` nodes in the subtree -> NOTEMPTY. Requires
+ * Missing node -> OK; more than `limit` nodes in the subtree, the node itself
+ * included (ClickHouse Keeper counts the root: a single node needs limit >= 1), ->
+ * NOTEMPTY. Requires
  * all shards locked (it runs inside a multi context or sets one up itself).
  */
 static int32_t op_remove_recursive(struct apply_ctx *c, const struct req *rq)
 {
 	struct store *s = c->s;
+	if (rq->path.len < 0)
+		return ZK_MARSHALLINGERROR; /* as delete */
 	const char *path = (const char *)rq->path.data;
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
 	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len) ||
@@ -705,8 +729,10 @@ static int32_t op_remove_recursive(struct apply_ctx *c, const struct req *rq)
 		return ZK_OK;
 	if (!store_acl_permits(parent->acl, ZK_PERM_DELETE, c->txn->auth))
 		return ZK_NOAUTH;
-	/* Collect the subtree in pre-order with an explicit stack, bounded by the limit. */
+	/* Collect the subtree breadth-first, bounded by the limit (the root counts). */
 	size_t limit = rq->version > 0 ? (size_t)rq->version : 0;
+	if (limit == 0)
+		return ZK_NOTEMPTY;
 	size_t cap = 16, count = 0;
 	struct znode **order = xrealloc(NULL, cap * sizeof *order);
 	order[count++] = n;
@@ -716,7 +742,7 @@ static int32_t op_remove_recursive(struct apply_ctx *c, const struct req *rq)
 			free(order);
 			return ZK_NOAUTH;
 		}
-		if (count - 1 + x->child_count > limit) {
+		if (count + x->child_count > limit) {
 			free(order);
 			return ZK_NOTEMPTY;
 		}
@@ -847,6 +873,13 @@ static int32_t apply_multi(struct apply_ctx *c, const uint8_t *body, size_t body
 			size_t mark = out->len;
 			multi_header_write(out, multi_result_type(&rq), false, 0);
 			int32_t rc = op_write(c, &rq, out);
+			if (rc == ZK_MARSHALLINGERROR) {
+				/* ZooKeeper: an exception other than a KeeperException (a null
+				 * path's NPE) fails the whole request with MARSHALLINGERROR. */
+				req_free(&rq);
+				bad = true;
+				break;
+			}
 			if (rc != ZK_OK) {
 				out->len = mark;
 				failed_at = ops;

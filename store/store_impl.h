@@ -136,18 +136,29 @@ struct shard {
 } __attribute__((aligned(64)));
 
 /*
- * Watch registration kinds. DATA and CHILD are one-shot; the two persistent kinds
- * (addWatch, setWatches2) stay until removeWatches or the watcher is dropped.
- * PERSISTENT_RECURSIVE registrations live in store->recursive, not in the shard of
- * their path, because a change must find them on every ancestor of its path.
+ * Watch registration kinds, modelled on ZooKeeper 3.8.0's WatchManager: two tables,
+ * data (exist/getData watches) and child (getChildren watches), each holding at most
+ * one entry per (path, watcher) with a mode: standard (one-shot), persistent or
+ * persistent-recursive. addWatch(PERSISTENT) and addWatch(PERSISTENT_RECURSIVE) put
+ * an entry in both tables (DataTree.addWatch); a later registration on the same
+ * (path, watcher, table) replaces the mode (a standard watch turns a persistent one
+ * into a one-shot one, as 3.8.0 does: ZOOKEEPER-4466 changed that only in 3.9).
+ * Kind = mode * 2 + table (data even, child odd). The recursive kinds live in
+ * store->recursive, not in the shard of their path, because a change must find them
+ * on every ancestor of its path.
  */
 enum watch_kind {
-	WATCH_DATA = 0,
-	WATCH_CHILD = 1,
-	WATCH_PERSISTENT = 2,
-	WATCH_PERSISTENT_RECURSIVE = 3,
-	WATCH_KINDS = 4,
+	WATCH_DATA = 0,                 /* standard, data table */
+	WATCH_CHILD = 1,                /* standard, child table */
+	WATCH_PERSISTENT = 2,           /* persistent, data table */
+	WATCH_PERSISTENT_CHILD = 3,     /* persistent, child table */
+	WATCH_PERSISTENT_RECURSIVE = 4, /* persistent-recursive, data table */
+	WATCH_RECURSIVE_CHILD = 5,      /* persistent-recursive, child table */
+	WATCH_KINDS = 6,
 };
+
+static inline bool watch_kind_is_child(unsigned kind) { return kind & 1u; }
+static inline bool watch_kind_is_recursive(unsigned kind) { return kind >= WATCH_PERSISTENT_RECURSIVE; }
 
 /* Index of the recursive-watch table among the watch tables (after the shards). */
 #define STORE_WATCH_RECURSIVE STORE_SHARDS
@@ -160,6 +171,16 @@ struct watch_list {
 struct watcher {
 	struct watcher *next; /* in the watcher table */
 	uint64_t id;
+	/*
+	 * The identities the watcher's connection held at its latest registration (events
+	 * are delivered only if they grant READ on the changed node, as ZooKeeper's
+	 * CVE-2024-23944 fix does). One allocation: ids then their string bytes. Guarded
+	 * by auth_lock (registrations on worker threads, checks on the applier).
+	 */
+	pthread_mutex_t auth_lock;
+	struct zk_id *auth_ids;
+	int auth_count;
+	bool auth_super;
 	uint64_t fired_seq; /* last trigger that notified it; applier only (one event per change) */
 	_Atomic uint32_t reg_count; /* its registrations, all tables; <= watches_per_watcher_max */
 	struct watch_list regs[STORE_WATCH_TABLES]; /* regs[i] guarded by table i's mutex */
@@ -268,26 +289,33 @@ void store_session_remove(struct store *s, int64_t id);
 void store_watches_init(struct store *s);
 void store_watches_destroy(struct store *s);
 /*
- * Registers watcher on path. The caller holds the mutex of watch table `table`:
- * STORE_WATCH_RECURSIVE for WATCH_PERSISTENT_RECURSIVE, else the path's shard.
- * Returns 0 (also when already registered), -ENOMEM, or -E2BIG when the watcher
- * already holds s->watches_per_watcher_max registrations (nothing registered,
- * counted in watch_refused_count).
+ * Registers watcher on path with this kind, replacing the watcher's entry of another
+ * mode in the same table (data or child) for that path. The caller holds the path's
+ * shard lock; the recursive table's lock is taken inside when needed. auth (may be
+ * NULL: unchanged) becomes the watcher's identities for the READ filter of its
+ * events. Returns 0 (also when already registered), -ENOMEM, or -E2BIG when the
+ * watcher already holds s->watches_per_watcher_max registrations (nothing
+ * registered, counted in watch_refused_count).
  */
-int store_watch_add(struct store *s, unsigned table, const char *path, size_t len, uint64_t hash, uint64_t watcher,
-		    enum watch_kind kind);
+int store_watch_add(struct store *s, const char *path, size_t len, uint64_t hash, uint64_t watcher,
+		    enum watch_kind kind, const struct store_auth *auth);
 /*
  * Fires the watches for one change (shard of path locked by the caller; takes the
- * recursive table's lock itself), removing the one-shot ones. Each watcher gets at
- * most one event per call:
- *   NODE_CREATED / NODE_DATA_CHANGED: data and persistent watchers of path,
- *     recursive watchers of path and of every ancestor;
- *   NODE_DELETED: the same plus the child watchers of path;
- *   NODE_CHILDREN_CHANGED: child and persistent watchers of path (never recursive).
+ * recursive table's lock itself), removing the one-shot ones, as ZooKeeper 3.8's
+ * triggerWatch on the data table (created, changed, deleted) and on the child table
+ * (children changed, deleted). Each watcher gets at most one event per call:
+ *   NODE_CREATED / NODE_DATA_CHANGED: data-table entries of path (standard and
+ *     persistent), recursive data entries of path and of every ancestor;
+ *   NODE_DELETED: the same plus the child-table entries of path and the recursive
+ *     child entries of path and its ancestors;
+ *   NODE_CHILDREN_CHANGED: child-table standard and persistent entries of path.
+ * acl is the ACL of the node the event is about (for NODE_CHILDREN_CHANGED: of path,
+ * the parent): a watcher whose identities lack READ on it gets no event (the
+ * one-shot watch is consumed all the same). NULL: no filter.
  * Applier only.
  */
 void store_watch_trigger(struct store *s, const char *path, size_t len, uint64_t hash, int32_t type, int64_t zxid,
-			 store_event_fn fn, void *ctx);
+			 const struct acl_list *acl, store_event_fn fn, void *ctx);
 
 /* Reads (store_read.c) used by multiRead. */
 int32_t store_read_one(struct store *s, int64_t session_id, uint64_t watcher, const struct store_auth *auth,

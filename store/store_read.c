@@ -80,7 +80,7 @@ static int32_t read_children(struct store *s, uint64_t watcher, const struct sto
 		rc = ZK_NONODE;
 	} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
 		rc = ZK_NOAUTH;
-	} else if (rq->watch && store_watch_add(s, si, path, len, hash, watcher, WATCH_CHILD) != 0) {
+	} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth) != 0) {
 		rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 	} else {
 		uint8_t list_type = rq->type == ZK_OP_FILTERED_LIST ? rq->list_type : 0;
@@ -165,7 +165,10 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 			 const struct read_req *rq, struct jute_writer *out)
 {
 	if (rq->type == ZK_OP_GET_EPHEMERALS)
-		return read_ephemerals(s, session_id, rq, out);
+		return read_ephemerals(s, session_id, rq, out); /* a null prefix lists all */
+	/* A null path: ZooKeeper's lookup throws NPE, answered MARSHALLINGERROR. */
+	if (rq->path.len < 0)
+		return ZK_MARSHALLINGERROR;
 	const char *path = (const char *)rq->path.data;
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
 	if (rq->type == ZK_OP_EXISTS && len && memchr(path, '\0', len))
@@ -208,7 +211,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 		 * still gets the Stat (and the watch). The watch is set whether or not the
 		 * node exists.
 		 */
-		if (rq->watch && store_watch_add(s, si, path, len, hash, watcher, WATCH_DATA) != 0)
+		if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth) != 0)
 			rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 		else if (!n)
 			rc = ZK_NONODE;
@@ -220,7 +223,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 			rc = ZK_NONODE;
 		} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
 			rc = ZK_NOAUTH;
-		} else if (rq->watch && store_watch_add(s, si, path, len, hash, watcher, WATCH_DATA) != 0) {
+		} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth) != 0) {
 			rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 		} else {
 			jute_write_buffer(out, n->data, n->data_len);
@@ -280,8 +283,8 @@ static int32_t read_multi(struct store *s, int64_t session_id, uint64_t watcher,
 			break;
 		struct read_req rq;
 		if (!multi_read_op_allowed(type) || ++ops > STORE_MULTI_OPS_MAX || !read_req_decode(&r, type, &rq) ||
-		    !jute_reader_ok(&r))
-			return ZK_MARSHALLINGERROR;
+		    !jute_reader_ok(&r) || rq.path.len < 0)
+			return ZK_MARSHALLINGERROR; /* a null path's NPE fails the whole request */
 	}
 	jute_reader_init(&r, body, body_len);
 	for (size_t i = 0; i < ops; i++) {
@@ -290,6 +293,9 @@ static int32_t read_multi(struct store *s, int64_t session_id, uint64_t watcher,
 		jute_read_int(&r);
 		struct read_req rq;
 		read_req_decode(&r, type, &rq);
+		/* ZooKeeper 3.8 registers no watch from a multiRead sub-op (and we do not
+		 * advertise ClickHouse's MULTI_WATCHES, which would ask for them). */
+		rq.watch = false;
 		size_t mark = out->len;
 		jute_write_int(out, type);
 		jute_write_bool(out, false);

@@ -28,10 +28,12 @@
  *      match (standard, persistent, recursive on several ancestors): firing stamps
  *      watcher->fired_seq with the trigger's sequence number (applier only).
  *
- * Semantics (ZooKeeper 3.6+ WatchManager, with standard and persistent watches on the
- * same path kept apart as ZOOKEEPER-4466 does): firing removes DATA and CHILD
- * registrations and keeps the persistent ones; persistent ones survive the deletion
- * of their node.
+ * Semantics: ZooKeeper 3.8.0's WatchManager (see enum watch_kind): a data and a
+ * child table, one mode per (path, watcher, table), replaced by a later registration;
+ * firing removes standard entries and keeps the persistent ones, which survive the
+ * deletion of their node. Events are filtered by READ on the changed node with the
+ * identities the watcher registered with (CVE-2024-23944 fix, in the Debian 3.8.0
+ * build the back-to-back tests run against).
  */
 #include <assert.h>
 #include <errno.h>
@@ -68,9 +70,9 @@ static struct shard *table_at(struct store *s, unsigned table)
 	return table == STORE_WATCH_RECURSIVE ? &s->recursive : &s->shards[table];
 }
 
-static unsigned table_of(enum watch_kind kind, uint64_t hash)
+static unsigned table_of(unsigned kind, uint64_t hash)
 {
-	return kind == WATCH_PERSISTENT_RECURSIVE ? STORE_WATCH_RECURSIVE : store_shard_of(hash);
+	return watch_kind_is_recursive(kind) ? STORE_WATCH_RECURSIVE : store_shard_of(hash);
 }
 
 static uint64_t reg_key(const struct watch_path *wp, uint64_t watcher, unsigned kind)
@@ -96,6 +98,13 @@ void store_watches_init(struct store *s)
 	s->watchers.mask = 63;
 	s->watchers.buckets = calloc(64, sizeof *s->watchers.buckets);
 	assert(s->watchers.buckets);
+}
+
+static void watcher_free(struct watcher *w)
+{
+	pthread_mutex_destroy(&w->auth_lock);
+	free(w->auth_ids);
+	free(w);
 }
 
 void store_watches_destroy(struct store *s)
@@ -125,7 +134,7 @@ void store_watches_destroy(struct store *s)
 		struct watcher *w = s->watchers.buckets[b];
 		while (w) {
 			struct watcher *next = w->next;
-			free(w);
+			watcher_free(w);
 			w = next;
 		}
 	}
@@ -234,7 +243,7 @@ static void reg_remove(struct store *s, struct shard *sh, struct watch_reg *r)
 		r->w_next->w_prev = r->w_prev;
 	atomic_fetch_sub_explicit(&s->watch_count, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&r->w->reg_count, 1, memory_order_relaxed);
-	if (r->kind == WATCH_PERSISTENT_RECURSIVE)
+	if (watch_kind_is_recursive(r->kind))
 		atomic_fetch_sub_explicit(&s->recursive_watch_count, 1, memory_order_relaxed);
 	free(r);
 }
@@ -250,6 +259,7 @@ static struct watcher *watcher_get(struct store *s, uint64_t id, bool create)
 		w = calloc(1, sizeof *w);
 		if (w) {
 			w->id = id;
+			pthread_mutex_init(&w->auth_lock, NULL);
 			if (s->watchers.count >= s->watchers.mask + 1) {
 				size_t count = (s->watchers.mask + 1) * 2;
 				struct watcher **nb = calloc(count, sizeof *nb);
@@ -279,21 +289,86 @@ static struct watcher *watcher_get(struct store *s, uint64_t id, bool create)
 	return w;
 }
 
-int store_watch_add(struct store *s, unsigned table, const char *path, size_t len, uint64_t hash, uint64_t watcher,
-		    enum watch_kind kind)
+/* True when the watcher's stored identities equal auth. Caller holds w->auth_lock. */
+static bool watcher_auth_same(const struct watcher *w, const struct store_auth *auth)
 {
-	assert(kind < WATCH_KINDS && table == table_of(kind, hash));
+	if (w->auth_count != auth->ids_count || w->auth_super != auth->super)
+		return false;
+	for (int i = 0; i < auth->ids_count; i++) {
+		const struct zk_id *a = &w->auth_ids[i], *b = &auth->ids[i];
+		if (a->scheme.len != b->scheme.len || a->id.len != b->id.len ||
+		    (a->scheme.len > 0 && memcmp(a->scheme.data, b->scheme.data, (size_t)a->scheme.len) != 0) ||
+		    (a->id.len > 0 && memcmp(a->id.data, b->id.data, (size_t)a->id.len) != 0))
+			return false;
+	}
+	return true;
+}
+
+/* Replaces the watcher's identities with a copy of auth (unchanged on NULL or OOM). */
+static void watcher_auth_set(struct watcher *w, const struct store_auth *auth)
+{
+	if (!auth)
+		return;
+	pthread_mutex_lock(&w->auth_lock);
+	bool same = watcher_auth_same(w, auth);
+	pthread_mutex_unlock(&w->auth_lock);
+	if (same)
+		return; /* the common case: a connection's identities rarely change */
+	int count = auth->ids_count > 0 ? auth->ids_count : 0;
+	size_t bytes = (size_t)count * sizeof(struct zk_id);
+	for (int i = 0; i < count; i++)
+		bytes += (size_t)(auth->ids[i].scheme.len > 0 ? auth->ids[i].scheme.len : 0) +
+			 (size_t)(auth->ids[i].id.len > 0 ? auth->ids[i].id.len : 0);
+	struct zk_id *ids = count ? malloc(bytes) : NULL;
+	if (count && !ids)
+		return;
+	uint8_t *p = (uint8_t *)(ids + count);
+	for (int i = 0; i < count; i++) {
+		const struct zk_id *src = &auth->ids[i];
+		struct jute_bytes parts[2] = { src->scheme, src->id };
+		for (int k = 0; k < 2; k++) {
+			if (parts[k].len > 0) {
+				memcpy(p, parts[k].data, (size_t)parts[k].len);
+				parts[k].data = p;
+				p += parts[k].len;
+			} else {
+				parts[k].data = NULL;
+			}
+		}
+		ids[i].scheme = parts[0];
+		ids[i].id = parts[1];
+	}
+	pthread_mutex_lock(&w->auth_lock);
+	struct zk_id *old = w->auth_ids;
+	w->auth_ids = ids;
+	w->auth_count = count;
+	w->auth_super = auth->super;
+	pthread_mutex_unlock(&w->auth_lock);
+	free(old);
+}
+
+/* True when the watcher's identities grant READ under acl (NULL: no filter). */
+static bool watcher_may_read(struct watcher *w, const struct acl_list *acl)
+{
+	if (!acl || store_acl_permits(acl, ZK_PERM_READ, NULL))
+		return true; /* open to world:anyone: no need to look at the identities */
+	pthread_mutex_lock(&w->auth_lock);
+	struct store_auth a = { w->auth_ids, w->auth_count, w->auth_super };
+	bool ok = store_acl_permits(acl, ZK_PERM_READ, &a);
+	pthread_mutex_unlock(&w->auth_lock);
+	return ok;
+}
+
+/* Links a new registration (none of this kind yet). Caller holds table `table`. */
+static int reg_add(struct store *s, unsigned table, const char *path, size_t len, uint64_t hash, struct watcher *w,
+		   unsigned kind)
+{
 	struct shard *sh = table_at(s, table);
-	struct watch_path *wp = wp_find(sh, path, len, hash);
-	if (wp && reg_find(sh, wp, watcher, kind))
-		return 0;
-	struct watcher *w = watcher_get(s, watcher, true);
-	if (!w)
-		return -ENOMEM;
 	if (atomic_load_explicit(&w->reg_count, memory_order_relaxed) >= s->watches_per_watcher_max) {
 		atomic_fetch_add_explicit(&s->watch_refused_count, 1, memory_order_relaxed);
 		return -E2BIG;
 	}
+	struct watch_path *wp = wp_find(sh, path, len, hash);
 	if (!wp) {
 		wp = calloc(1, sizeof *wp + len);
 		if (!wp)
@@ -313,7 +388,7 @@ int store_watch_add(struct store *s, unsigned table, const char *path, size_t le
 		wp_release_if_empty(s, sh, wp);
 		return -ENOMEM;
 	}
-	r->key = reg_key(wp, watcher, kind);
+	r->key = reg_key(wp, w->id, kind);
 	r->wp = wp;
 	r->w = w;
 	r->kind = (uint8_t)kind;
@@ -333,44 +408,95 @@ int store_watch_add(struct store *s, unsigned table, const char *path, size_t le
 	w->regs[table].head = r;
 	atomic_fetch_add_explicit(&s->watch_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->reg_count, 1, memory_order_relaxed);
-	if (kind == WATCH_PERSISTENT_RECURSIVE)
+	if (watch_kind_is_recursive(kind))
 		atomic_fetch_add_explicit(&s->recursive_watch_count, 1, memory_order_relaxed);
 	return 0;
 }
 
+/* This watcher's registration of exactly this kind on path, or NULL. Table locked. */
+static struct watch_reg *reg_lookup(struct store *s, unsigned kind, const char *path, size_t len, uint64_t hash,
+				    uint64_t watcher)
+{
+	struct shard *sh = table_at(s, table_of(kind, hash));
+	struct watch_path *wp = wp_find(sh, path, len, hash);
+	return wp ? reg_find(sh, wp, watcher, kind) : NULL;
+}
+
+int store_watch_add(struct store *s, const char *path, size_t len, uint64_t hash, uint64_t watcher,
+		    enum watch_kind kind, const struct store_auth *auth)
+{
+	assert(kind < WATCH_KINDS);
+	struct watcher *w = watcher_get(s, watcher, true);
+	if (!w)
+		return -ENOMEM;
+	watcher_auth_set(w, auth);
+	/*
+	 * The watcher's own recursive registrations are visible here (it registers on one
+	 * thread), so a zero count means there is none to replace.
+	 */
+	bool rec = watch_kind_is_recursive(kind) ||
+		   atomic_load_explicit(&s->recursive_watch_count, memory_order_relaxed) > 0;
+	if (rec)
+		pthread_mutex_lock(&s->recursive.lock);
+	int rc = 0;
+	bool held = false;
+	/* The watcher's entry in the same table (data or child), whatever its mode. */
+	for (unsigned k = kind & 1u; k < WATCH_KINDS; k += 2) {
+		if (watch_kind_is_recursive(k) && !rec)
+			continue;
+		struct watch_reg *r = reg_lookup(s, k, path, len, hash, watcher);
+		if (!r)
+			continue;
+		if (k == (unsigned)kind) {
+			held = true;
+		} else {
+			struct shard *sh = table_at(s, r->shard);
+			struct watch_path *wp = r->wp;
+			reg_remove(s, sh, r);
+			wp_release_if_empty(s, sh, wp);
+		}
+	}
+	if (!held)
+		rc = reg_add(s, table_of(kind, hash), path, len, hash, w, kind);
+	if (rec)
+		pthread_mutex_unlock(&s->recursive.lock);
+	return rc;
+}
+
 /* Notifies the registration's watcher unless this trigger (seq) already did. */
 static void notify(struct watch_reg *r, uint64_t seq, const char *path, size_t len, int32_t type, int64_t zxid,
-		   store_event_fn fn, void *ctx)
+		   const struct acl_list *acl, store_event_fn fn, void *ctx)
 {
 	if (r->w->fired_seq == seq)
 		return;
 	r->w->fired_seq = seq;
-	if (fn)
+	if (fn && watcher_may_read(r->w, acl))
 		fn(ctx, r->w->id, type, path, len, zxid);
 }
 
 /* One-shot kinds: notify and remove every registration. */
 static void fire_once(struct store *s, struct shard *sh, struct watch_path *wp, unsigned kind, uint64_t seq,
-		      const char *path, size_t len, int32_t type, int64_t zxid, store_event_fn fn, void *ctx)
+		      const char *path, size_t len, int32_t type, int64_t zxid, const struct acl_list *acl,
+		      store_event_fn fn, void *ctx)
 {
 	while (wp->regs[kind]) {
 		struct watch_reg *r = wp->regs[kind];
-		notify(r, seq, path, len, type, zxid, fn, ctx);
+		notify(r, seq, path, len, type, zxid, acl, fn, ctx);
 		reg_remove(s, sh, r);
 	}
 }
 
 /* Persistent kinds: notify and keep (the callback cannot touch the store). */
 static void fire_keep(struct watch_path *wp, unsigned kind, uint64_t seq, const char *path, size_t len, int32_t type,
-		      int64_t zxid, store_event_fn fn, void *ctx)
+		      int64_t zxid, const struct acl_list *acl, store_event_fn fn, void *ctx)
 {
 	for (struct watch_reg *r = wp->regs[kind]; r; r = r->p_next)
-		notify(r, seq, path, len, type, zxid, fn, ctx);
+		notify(r, seq, path, len, type, zxid, acl, fn, ctx);
 }
 
-/* Recursive watches on path and each of its ancestors, up to "/". */
+/* Recursive watches (data entries; child entries too with `child`) on path and each ancestor. */
 static void fire_recursive(struct store *s, uint64_t seq, const char *path, size_t len, int32_t type, int64_t zxid,
-			   store_event_fn fn, void *ctx)
+			   bool child, const struct acl_list *acl, store_event_fn fn, void *ctx)
 {
 	struct shard *rt = &s->recursive;
 	pthread_mutex_lock(&rt->lock);
@@ -378,8 +504,11 @@ static void fire_recursive(struct store *s, uint64_t seq, const char *path, size
 	for (;;) {
 		uint64_t hash = store_hash_bytes(path, prefix_len);
 		struct watch_path *wp = wp_find(rt, path, prefix_len, hash);
-		if (wp)
-			fire_keep(wp, WATCH_PERSISTENT_RECURSIVE, seq, path, len, type, zxid, fn, ctx);
+		if (wp) {
+			fire_keep(wp, WATCH_PERSISTENT_RECURSIVE, seq, path, len, type, zxid, acl, fn, ctx);
+			if (child)
+				fire_keep(wp, WATCH_RECURSIVE_CHILD, seq, path, len, type, zxid, acl, fn, ctx);
+		}
 		if (prefix_len <= 1 || !memchr(path, '/', prefix_len))
 			break;
 		prefix_len = store_parent_len(path, prefix_len);
@@ -388,40 +517,41 @@ static void fire_recursive(struct store *s, uint64_t seq, const char *path, size
 }
 
 void store_watch_trigger(struct store *s, const char *path, size_t len, uint64_t hash, int32_t type, int64_t zxid,
-			 store_event_fn fn, void *ctx)
+			 const struct acl_list *acl, store_event_fn fn, void *ctx)
 {
 	uint64_t seq = ++s->trigger_seq;
 	struct shard *sh = &s->shards[store_shard_of(hash)];
 	struct watch_path *wp = wp_find(sh, path, len, hash);
-	bool data_event = false;
+	bool data_table = false, child_table = false;
 	switch (type) {
 	case ZK_EVENT_NODE_CREATED:
 	case ZK_EVENT_NODE_DATA_CHANGED:
-		if (wp)
-			fire_once(s, sh, wp, WATCH_DATA, seq, path, len, type, zxid, fn, ctx);
-		data_event = true;
+		data_table = true;
 		break;
 	case ZK_EVENT_NODE_CHILDREN_CHANGED:
-		if (wp)
-			fire_once(s, sh, wp, WATCH_CHILD, seq, path, len, type, zxid, fn, ctx);
+		child_table = true;
 		break;
 	case ZK_EVENT_NODE_DELETED:
-		/* A watcher holding both a data and a child watch gets one NodeDeleted. */
-		if (wp) {
-			fire_once(s, sh, wp, WATCH_DATA, seq, path, len, type, zxid, fn, ctx);
-			fire_once(s, sh, wp, WATCH_CHILD, seq, path, len, type, zxid, fn, ctx);
-		}
-		data_event = true;
+		/* Both tables; a watcher in both gets one NodeDeleted. */
+		data_table = child_table = true;
 		break;
 	default:
 		assert(!"unexpected event type");
 	}
 	if (wp) {
-		fire_keep(wp, WATCH_PERSISTENT, seq, path, len, type, zxid, fn, ctx);
+		if (data_table) {
+			fire_once(s, sh, wp, WATCH_DATA, seq, path, len, type, zxid, acl, fn, ctx);
+			fire_keep(wp, WATCH_PERSISTENT, seq, path, len, type, zxid, acl, fn, ctx);
+		}
+		if (child_table) {
+			fire_once(s, sh, wp, WATCH_CHILD, seq, path, len, type, zxid, acl, fn, ctx);
+			fire_keep(wp, WATCH_PERSISTENT_CHILD, seq, path, len, type, zxid, acl, fn, ctx);
+		}
 		wp_release_if_empty(s, sh, wp);
 	}
-	if (data_event && atomic_load_explicit(&s->recursive_watch_count, memory_order_relaxed) > 0)
-		fire_recursive(s, seq, path, len, type, zxid, fn, ctx);
+	/* Recursive entries never see NodeChildrenChanged. */
+	if (data_table && atomic_load_explicit(&s->recursive_watch_count, memory_order_relaxed) > 0)
+		fire_recursive(s, seq, path, len, type, zxid, child_table, acl, fn, ctx);
 }
 
 void store_watcher_drop(struct store *s, uint64_t watcher)
@@ -450,7 +580,7 @@ void store_watcher_drop(struct store *s, uint64_t watcher)
 		}
 		pthread_mutex_unlock(&sh->lock);
 	}
-	free(w);
+	watcher_free(w);
 }
 
 /* ---------------------------------------------------------------- setWatches */
@@ -463,27 +593,33 @@ static void set_watches_no_event(void *ctx, uint64_t watcher, int32_t type, cons
 {
 }
 
+/* Registers one persistent or recursive watch: an entry in the data and the child table. */
+static int add_both_tables(struct store *s, const char *path, size_t len, uint64_t hash, uint64_t watcher,
+			   bool recursive, const struct store_auth *auth)
+{
+	enum watch_kind data = recursive ? WATCH_PERSISTENT_RECURSIVE : WATCH_PERSISTENT;
+	enum watch_kind child = recursive ? WATCH_RECURSIVE_CHILD : WATCH_PERSISTENT_CHILD;
+	int rc = store_watch_add(s, path, len, hash, watcher, data, auth);
+	if (rc == 0)
+		rc = store_watch_add(s, path, len, hash, watcher, child, NULL);
+	return rc;
+}
+
 static void set_watches_one(struct store *s, uint64_t watcher, int list, struct jute_bytes p, int64_t rel_zxid,
-			    store_event_fn fn, void *ctx)
+			    const struct store_auth *auth, store_event_fn fn, void *ctx)
 {
 	const char *path = (const char *)p.data;
 	size_t len = (size_t)p.len;
 	if (p.len <= 0)
 		return; /* ZooKeeper would look up "" / null: nothing to watch */
 	uint64_t hash = store_hash_bytes(path, len);
-	if (list == SW_PERSISTENT_RECURSIVE) {
-		/* Registered unconditionally, no catch-up event (DataTree.setWatches). */
-		pthread_mutex_lock(&s->recursive.lock);
-		store_watch_add(s, STORE_WATCH_RECURSIVE, path, len, hash, watcher, WATCH_PERSISTENT_RECURSIVE);
-		pthread_mutex_unlock(&s->recursive.lock);
-		return;
-	}
 	unsigned si = store_shard_of(hash);
 	struct shard *sh = &s->shards[si];
 	pthread_mutex_lock(&sh->lock);
 	struct znode *n = store_node_find(s, path, len, hash);
 	if (!fn)
 		fn = set_watches_no_event;
+	/* Catch-up events are not filtered by ACL (ZooKeeper sends them with no ACL). */
 	switch (list) {
 	case SW_DATA:
 		if (!n)
@@ -491,13 +627,13 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 		else if (n->mzxid > rel_zxid)
 			fn(ctx, watcher, ZK_EVENT_NODE_DATA_CHANGED, path, len, -1);
 		else
-			store_watch_add(s, si, path, len, hash, watcher, WATCH_DATA);
+			store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth);
 		break;
 	case SW_EXIST:
 		if (n)
 			fn(ctx, watcher, ZK_EVENT_NODE_CREATED, path, len, -1);
 		else
-			store_watch_add(s, si, path, len, hash, watcher, WATCH_DATA);
+			store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth);
 		break;
 	case SW_CHILD:
 		if (!n)
@@ -505,10 +641,12 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 		else if (n->pzxid > rel_zxid)
 			fn(ctx, watcher, ZK_EVENT_NODE_CHILDREN_CHANGED, path, len, -1);
 		else
-			store_watch_add(s, si, path, len, hash, watcher, WATCH_CHILD);
+			store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth);
 		break;
 	case SW_PERSISTENT:
-		store_watch_add(s, si, path, len, hash, watcher, WATCH_PERSISTENT);
+	case SW_PERSISTENT_RECURSIVE:
+		/* Registered unconditionally, no catch-up event (DataTree.setWatches). */
+		add_both_tables(s, path, len, hash, watcher, list == SW_PERSISTENT_RECURSIVE, auth);
 		break;
 	default:
 		assert(!"unexpected setWatches list");
@@ -516,8 +654,8 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 	pthread_mutex_unlock(&sh->lock);
 }
 
-int32_t store_set_watches(struct store *s, uint64_t watcher, int32_t opcode, const uint8_t *body, size_t body_len,
-			  store_event_fn on_event, void *ctx)
+int32_t store_set_watches_auth(struct store *s, uint64_t watcher, const struct store_auth *auth, int32_t opcode,
+			       const uint8_t *body, size_t body_len, store_event_fn on_event, void *ctx)
 {
 	int lists = opcode == ZK_OP_SET_WATCHES2 ? SW_LISTS_MAX : opcode == ZK_OP_SET_WATCHES ? SW_CHILD + 1 : 0;
 	if (!lists)
@@ -539,16 +677,23 @@ int32_t store_set_watches(struct store *s, uint64_t watcher, int32_t opcode, con
 		int32_t count = jute_read_vector_count(&r, 4);
 		for (int32_t i = 0; i < count; i++) {
 			struct jute_bytes p = jute_read_string(&r);
-			set_watches_one(s, watcher, l, p, rel_zxid, on_event, ctx);
+			set_watches_one(s, watcher, l, p, rel_zxid, auth, on_event, ctx);
 		}
 	}
 	assert(jute_reader_ok(&r));
 	return ZK_OK;
 }
 
+int32_t store_set_watches(struct store *s, uint64_t watcher, int32_t opcode, const uint8_t *body, size_t body_len,
+			  store_event_fn on_event, void *ctx)
+{
+	return store_set_watches_auth(s, watcher, NULL, opcode, body, body_len, on_event, ctx);
+}
+
 /* ---------------------------------------------------------------- addWatch, check/removeWatches */
 
-int32_t store_add_watch(struct store *s, uint64_t watcher, const uint8_t *body, size_t body_len)
+int32_t store_add_watch_auth(struct store *s, uint64_t watcher, const struct store_auth *auth, const uint8_t *body,
+			     size_t body_len)
 {
 	struct jute_reader r;
 	jute_reader_init(&r, body, body_len);
@@ -556,51 +701,52 @@ int32_t store_add_watch(struct store *s, uint64_t watcher, const uint8_t *body, 
 	int32_t mode = jute_read_int(&r);
 	if (!jute_reader_ok(&r))
 		return ZK_MARSHALLINGERROR;
-	enum watch_kind kind;
-	switch (mode) {
-	case STORE_ADD_WATCH_PERSISTENT:
-		kind = WATCH_PERSISTENT;
-		break;
-	case STORE_ADD_WATCH_PERSISTENT_RECURSIVE:
-		kind = WATCH_PERSISTENT_RECURSIVE;
-		break;
-	default:
-		/* WatcherMode.fromZooDef throws; FinalRequestProcessor answers MARSHALLINGERROR. */
-		return ZK_MARSHALLINGERROR;
-	}
+	if (mode != STORE_ADD_WATCH_PERSISTENT && mode != STORE_ADD_WATCH_PERSISTENT_RECURSIVE)
+		return ZK_MARSHALLINGERROR; /* WatcherMode.fromZooDef throws */
 	/* No path check and no node needed, as ZooKeeper (null reads as ""). */
 	const char *path = p.len > 0 ? (const char *)p.data : "";
 	size_t len = p.len > 0 ? (size_t)p.len : 0;
 	uint64_t hash = store_hash_bytes(path, len);
-	unsigned table = table_of(kind, hash);
-	struct shard *sh = table_at(s, table);
+	struct shard *sh = &s->shards[store_shard_of(hash)];
 	pthread_mutex_lock(&sh->lock);
-	int rc = store_watch_add(s, table, path, len, hash, watcher, kind);
+	int rc = add_both_tables(s, path, len, hash, watcher, mode == STORE_ADD_WATCH_PERSISTENT_RECURSIVE, auth);
 	pthread_mutex_unlock(&sh->lock);
 	return rc == 0 ? ZK_OK : ZK_SYSTEMERROR;
 }
 
-/* Finds (and with remove, removes) this watcher's registrations of the kinds in mask. */
-static bool regs_match(struct store *s, unsigned table, const char *path, size_t len, uint64_t hash,
-		       uint64_t watcher, unsigned kind_mask, bool remove)
+int32_t store_add_watch(struct store *s, uint64_t watcher, const uint8_t *body, size_t body_len)
 {
-	struct shard *sh = table_at(s, table);
+	return store_add_watch_auth(s, watcher, NULL, body, body_len);
+}
+
+/*
+ * One table (child: 1, data: 0) of ZooKeeper 3.8.0's WatchManager for
+ * checkWatches / removeWatches. Caller holds the path's shard and the recursive table.
+ *   check:  containsWatcher answers true when the table has an entry for the path,
+ *           of any watcher (3.8.0 looks the path up in watchTable only);
+ *   remove: removes this watcher's entry for the path, whatever its mode.
+ */
+static bool table_match(struct store *s, unsigned child, const char *path, size_t len, uint64_t hash,
+			uint64_t watcher, bool remove)
+{
 	bool found = false;
-	pthread_mutex_lock(&sh->lock);
-	struct watch_path *wp = wp_find(sh, path, len, hash);
-	for (unsigned kind = 0; wp && kind < WATCH_KINDS; kind++) {
-		if (!(kind_mask & (1u << kind)))
+	for (unsigned k = child; k < WATCH_KINDS; k += 2) {
+		struct shard *sh = table_at(s, table_of(k, hash));
+		struct watch_path *wp = wp_find(sh, path, len, hash);
+		if (!wp)
 			continue;
-		struct watch_reg *r = reg_find(sh, wp, watcher, kind);
-		if (!r)
+		if (!remove) {
+			if (wp->regs[k])
+				return true;
 			continue;
-		found = true;
-		if (remove)
+		}
+		struct watch_reg *r = reg_find(sh, wp, watcher, k);
+		if (r) {
 			reg_remove(s, sh, r);
+			wp_release_if_empty(s, sh, wp);
+			found = true;
+		}
 	}
-	if (wp && remove)
-		wp_release_if_empty(s, sh, wp);
-	pthread_mutex_unlock(&sh->lock);
 	return found;
 }
 
@@ -614,38 +760,27 @@ int32_t store_remove_watches(struct store *s, uint64_t watcher, int32_t opcode, 
 	int32_t type = jute_read_int(&r);
 	if (!jute_reader_ok(&r))
 		return ZK_MARSHALLINGERROR;
-	unsigned mask;
-	switch (type) {
-	case STORE_WATCHER_TYPE_CHILDREN:
-		mask = 1u << WATCH_CHILD;
-		break;
-	case STORE_WATCHER_TYPE_DATA:
-		mask = 1u << WATCH_DATA;
-		break;
-	case STORE_WATCHER_TYPE_ANY:
-		mask = (1u << WATCH_KINDS) - 1;
-		break;
-	case STORE_WATCHER_TYPE_PERSISTENT:
-		mask = 1u << WATCH_PERSISTENT;
-		break;
-	case STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE:
-		mask = 1u << WATCH_PERSISTENT_RECURSIVE;
-		break;
-	default:
-		/* WatcherType.fromInt throws; FinalRequestProcessor answers MARSHALLINGERROR. */
+	/*
+	 * ZooKeeper 3.8.0's WatcherType knows Children, Data and Any only: Persistent (4)
+	 * and PersistentRecursive (5) make WatcherType.fromInt throw, answered
+	 * MARSHALLINGERROR. A persistent watch is removed through its table entries.
+	 */
+	if (type != STORE_WATCHER_TYPE_CHILDREN && type != STORE_WATCHER_TYPE_DATA && type != STORE_WATCHER_TYPE_ANY)
 		return ZK_MARSHALLINGERROR;
-	}
 	const char *path = p.len > 0 ? (const char *)p.data : "";
 	size_t len = p.len > 0 ? (size_t)p.len : 0;
 	uint64_t hash = store_hash_bytes(path, len);
 	bool remove = opcode == ZK_OP_REMOVE_WATCHES;
-	unsigned shard_mask = mask & ~(1u << WATCH_PERSISTENT_RECURSIVE);
+	struct shard *sh = &s->shards[store_shard_of(hash)];
+	pthread_mutex_lock(&sh->lock);
+	pthread_mutex_lock(&s->recursive.lock);
 	bool found = false;
-	if (shard_mask)
-		found |= regs_match(s, store_shard_of(hash), path, len, hash, watcher, shard_mask, remove);
-	if (mask & (1u << WATCH_PERSISTENT_RECURSIVE))
-		found |= regs_match(s, STORE_WATCH_RECURSIVE, path, len, hash, watcher,
-				    1u << WATCH_PERSISTENT_RECURSIVE, remove);
+	if (type != STORE_WATCHER_TYPE_DATA)
+		found |= table_match(s, 1, path, len, hash, watcher, remove);
+	if (type != STORE_WATCHER_TYPE_CHILDREN)
+		found |= table_match(s, 0, path, len, hash, watcher, remove);
+	pthread_mutex_unlock(&s->recursive.lock);
+	pthread_mutex_unlock(&sh->lock);
 	return found ? ZK_OK : ZK_NOWATCHER;
 }
 
@@ -685,7 +820,7 @@ static bool reg_in_shard(struct store *s, const char *path, size_t len, uint64_t
 {
 	struct shard *sh = &s->shards[store_shard_of(hash)];
 	struct watch_path *wp = wp_find(sh, path, len, hash);
-	return wp && reg_earlier_kind(sh, wp, watcher, WATCH_PERSISTENT_RECURSIVE);
+	return wp && reg_earlier_kind(sh, wp, watcher, WATCH_PERSISTENT_RECURSIVE); /* all shard kinds */
 }
 
 void store_watches_by_watcher(struct store *s, void (*fn)(void *ctx, uint64_t watcher, const char *path, size_t len),
@@ -698,9 +833,9 @@ void store_watches_by_watcher(struct store *s, void (*fn)(void *ctx, uint64_t wa
 				struct shard *sh = table_at(s, t);
 				for (struct watch_reg *r = w->regs[t].head; r; r = r->w_next) {
 					const struct watch_path *wp = r->wp;
-					bool dup = t == STORE_WATCH_RECURSIVE
-							   ? reg_in_shard(s, wp->path, wp->path_len, wp->hash, w->id)
-							   : reg_earlier_kind(sh, wp, w->id, r->kind);
+					bool dup = reg_earlier_kind(sh, wp, w->id, r->kind) ||
+						   (t == STORE_WATCH_RECURSIVE &&
+						    reg_in_shard(s, wp->path, wp->path_len, wp->hash, w->id));
 					if (!dup)
 						fn(ctx, w->id, wp->path, wp->path_len);
 				}

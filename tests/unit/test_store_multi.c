@@ -326,7 +326,7 @@ Test(store_multi, multi_read_per_op_errors)
 	cr_assert(jute_reader_ok(&r) && jute_reader_remaining(&r) == 0);
 	struct store_stats ss;
 	store_stats(T.s, &ss);
-	cr_assert_eq(ss.watch_count, 1);
+	cr_assert_eq(ss.watch_count, 0, "multiRead sub-ops register no watch (ZooKeeper 3.8)");
 	/* a write op inside multiRead is malformed and registers nothing */
 	w = t_body();
 	mh(w, ZK_OP_GET_CHILDREN);
@@ -338,7 +338,7 @@ Test(store_multi, multi_read_per_op_errors)
 	mh_end(w);
 	cr_assert_eq(t_read(5, ZK_OP_MULTI_READ, w), ZK_MARSHALLINGERROR);
 	store_stats(T.s, &ss);
-	cr_assert_eq(ss.watch_count, 1);
+	cr_assert_eq(ss.watch_count, 0);
 }
 
 Test(store_multi, clickhouse_extensions)
@@ -355,9 +355,10 @@ Test(store_multi, clickhouse_extensions)
 	cr_assert_eq(t_create("/ch/n/deep", "", 0), ZK_OK);
 	cr_assert_eq(t_create("/ch/m", "", 0), ZK_OK);
 	cr_assert_eq(t_read(1, ZK_OP_GET_DATA, t_path_watch_body("/ch/n/deep", true)), ZK_OK);
-	cr_assert_eq(t_apply(ZK_OP_REMOVE_RECURSIVE, t_path_int_body("/ch", 2)), ZK_NOTEMPTY);
+	/* the limit counts the subtree's root too (ClickHouse Keeper): 4 nodes need 4 */
+	cr_assert_eq(t_apply(ZK_OP_REMOVE_RECURSIVE, t_path_int_body("/ch", 3)), ZK_NOTEMPTY);
 	cr_assert(t_exists("/ch/n/deep"));
-	cr_assert_eq(t_apply(ZK_OP_REMOVE_RECURSIVE, t_path_int_body("/ch", 3)), ZK_OK);
+	cr_assert_eq(t_apply(ZK_OP_REMOVE_RECURSIVE, t_path_int_body("/ch", 4)), ZK_OK);
 	cr_assert(!t_exists("/ch"));
 	cr_assert(!t_exists("/ch/n/deep"));
 	cr_assert_eq(T.events_count, 1);

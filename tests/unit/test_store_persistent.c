@@ -3,7 +3,9 @@
  * checkWatches / removeWatches, setWatches2's persistent lists, one event per change.
  * The first three tests mirror tests/integration/test_wire_ext.py (verified against
  * ZooKeeper 3.8.0): test_check_and_remove_watches, test_add_watch_persistent_recursive,
- * test_add_watch_persistent.
+ * test_add_watch_persistent. The watch model is 3.8.0's (test_b2b_persistent_watches):
+ * a data and a child table with one mode per (path, watcher); addWatch fills both;
+ * checkWatches/removeWatches know types 1-3 only; a check matches any watcher's entry.
  */
 #include "store_test_util.h"
 #include "store/store_impl.h"
@@ -66,8 +68,10 @@ Test(store_persistent, check_and_remove_watches)
 	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_DATA), ZK_OK);
 	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_CHILDREN), ZK_NOWATCHER);
 	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_ANY), ZK_OK);
-	cr_assert_eq(check_watches(2, "/r", STORE_WATCHER_TYPE_DATA), ZK_NOWATCHER, "another connection's watch");
-	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_PERSISTENT), ZK_NOWATCHER);
+	/* 3.8.0's containsWatcher looks the path up only: another connection's entry counts */
+	cr_assert_eq(check_watches(2, "/r", STORE_WATCHER_TYPE_DATA), ZK_OK, "another connection's watch");
+	cr_assert_eq(remove_watches(2, "/r", STORE_WATCHER_TYPE_DATA), ZK_NOWATCHER, "removal is per connection");
+	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_PERSISTENT), ZK_MARSHALLINGERROR);
 	cr_assert_eq(stats().watch_count, 1, "checkWatches must not remove");
 	cr_assert_eq(remove_watches(1, "/r", STORE_WATCHER_TYPE_DATA), ZK_OK);
 	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_DATA), ZK_NOWATCHER);
@@ -111,9 +115,10 @@ Test(store_persistent, add_watch_persistent_recursive)
 	cr_assert_eq(t_create("/r/b", "", 0), ZK_OK);
 	cr_assert_eq(T.events_count, 5);
 	t_assert_event(4, 1, ZK_EVENT_NODE_CREATED, "/r/b", T.zxid);
-	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE), ZK_OK);
-	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_PERSISTENT), ZK_NOWATCHER);
-	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_DATA), ZK_NOWATCHER);
+	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE), ZK_MARSHALLINGERROR);
+	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_PERSISTENT), ZK_MARSHALLINGERROR);
+	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_DATA), ZK_OK);
+	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_CHILDREN), ZK_OK);
 	/* the watched node itself may go and come back */
 	cr_assert_eq(delete_node("/r/b"), ZK_OK);
 	cr_assert_eq(delete_node("/r/a"), ZK_OK);
@@ -137,18 +142,21 @@ Test(store_persistent, add_watch_persistent)
 	cr_assert_eq(set_data("/r", "2"), ZK_OK); /* still armed */
 	t_assert_event(2, 1, ZK_EVENT_NODE_DATA_CHANGED, "/r", T.zxid);
 	cr_assert_eq(T.events_count, 3);
-	/* a standard data watch on the same path: still one event per change */
+	/*
+	 * A standard data watch on the same path replaces the persistent data entry (3.8.0
+	 * keeps one mode per path and watcher): one event, then the data part is gone.
+	 */
+	cr_assert_eq(stats().watch_count, 2); /* data and child entries */
 	cr_assert_eq(t_read(1, ZK_OP_GET_DATA, t_path_watch_body("/r", true)), ZK_OK);
 	cr_assert_eq(stats().watch_count, 2);
 	cr_assert_eq(set_data("/r", "3"), ZK_OK);
 	cr_assert_eq(T.events_count, 4);
 	t_assert_event(3, 1, ZK_EVENT_NODE_DATA_CHANGED, "/r", T.zxid);
-	/* firing cleared the standard watch only */
 	cr_assert_eq(stats().watch_count, 1);
 	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_DATA), ZK_NOWATCHER);
-	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_PERSISTENT), ZK_OK);
+	cr_assert_eq(check_watches(1, "/r", STORE_WATCHER_TYPE_CHILDREN), ZK_OK);
 	cr_assert_eq(set_data("/r", "4"), ZK_OK);
-	cr_assert_eq(T.events_count, 5);
+	cr_assert_eq(T.events_count, 4, "the persistent data part was made one-shot");
 	/* on a missing path: OK, and it survives the node's deletion */
 	cr_assert_eq(add_watch(1, "/r/missing", STORE_ADD_WATCH_PERSISTENT), ZK_OK);
 	T.events_count = 0;
@@ -182,7 +190,8 @@ Test(store_persistent, one_event_per_change_per_watcher)
 	cr_assert_eq(add_watch(1, "/", STORE_ADD_WATCH_PERSISTENT_RECURSIVE), ZK_OK);
 	/* watcher 2: recursive on the root only */
 	cr_assert_eq(add_watch(2, "/", STORE_ADD_WATCH_PERSISTENT_RECURSIVE), ZK_OK);
-	cr_assert_eq(stats().watch_count, 7);
+	/* the recursive mode replaced the others on /r/a: 4 paths x (data + child) entries */
+	cr_assert_eq(stats().watch_count, 8);
 	cr_assert_eq(set_data("/r/a", "x"), ZK_OK);
 	cr_assert_eq(T.events_count, 2);
 	cr_assert_eq(events_for(1), 1);
@@ -192,8 +201,8 @@ Test(store_persistent, one_event_per_change_per_watcher)
 		cr_assert_str_eq(T.events[i].path, "/r/a");
 		cr_assert_eq(T.events[i].zxid, T.zxid);
 	}
-	cr_assert_eq(stats().watch_count, 6, "the data watch fired, the child watch stays");
-	/* delete: one NodeDeleted each, and the child watch of /r/a is consumed too */
+	cr_assert_eq(stats().watch_count, 8, "persistent entries stay");
+	/* delete: one NodeDeleted each */
 	T.events_count = 0;
 	cr_assert_eq(delete_node("/r/a"), ZK_OK);
 	cr_assert_eq(T.events_count, 2);
@@ -201,7 +210,7 @@ Test(store_persistent, one_event_per_change_per_watcher)
 	cr_assert_eq(events_for(2), 1);
 	cr_assert_eq(T.events[0].type, ZK_EVENT_NODE_DELETED);
 	cr_assert_eq(T.events[1].type, ZK_EVENT_NODE_DELETED);
-	cr_assert_eq(stats().watch_count, 5);
+	cr_assert_eq(stats().watch_count, 8);
 	/* NodeChildrenChanged of /r reaches no one: recursive watches never get it */
 	T.events_count = 0;
 	cr_assert_eq(t_create("/r/b", "", 0), ZK_OK);
@@ -214,37 +223,41 @@ Test(store_persistent, remove_by_type)
 {
 	cr_assert_eq(t_create("/p", "", 0), ZK_OK);
 	cr_assert_eq(add_watch(1, "/p", STORE_ADD_WATCH_PERSISTENT), ZK_OK);
-	cr_assert_eq(add_watch(1, "/p", STORE_ADD_WATCH_PERSISTENT_RECURSIVE), ZK_OK);
-	cr_assert_eq(T.s->recursive_watch_count, 1);
-	/* standard types do not name persistent watches */
-	cr_assert_eq(check_watches(1, "/p", STORE_WATCHER_TYPE_DATA), ZK_NOWATCHER);
-	cr_assert_eq(check_watches(1, "/p", STORE_WATCHER_TYPE_CHILDREN), ZK_NOWATCHER);
-	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_DATA), ZK_NOWATCHER);
+	cr_assert_eq(add_watch(1, "/p", STORE_ADD_WATCH_PERSISTENT_RECURSIVE), ZK_OK); /* replaces the mode */
+	cr_assert_eq(T.s->recursive_watch_count, 2);
+	cr_assert_eq(stats().watch_count, 2);
+	/* the recursive watch has an entry in both tables */
+	cr_assert_eq(check_watches(1, "/p", STORE_WATCHER_TYPE_DATA), ZK_OK);
+	cr_assert_eq(check_watches(1, "/p", STORE_WATCHER_TYPE_CHILDREN), ZK_OK);
 	cr_assert_eq(check_watches(1, "/p", STORE_WATCHER_TYPE_ANY), ZK_OK);
-	cr_assert_eq(check_watches(1, "/p/x", STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE), ZK_NOWATCHER, "exact path only");
-	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE), ZK_OK);
-	cr_assert_eq(T.s->recursive_watch_count, 0);
-	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE), ZK_NOWATCHER);
+	cr_assert_eq(check_watches(1, "/p/x", STORE_WATCHER_TYPE_DATA), ZK_NOWATCHER, "exact path only");
+	/* 3.8.0 does not know the persistent types */
+	cr_assert_eq(check_watches(1, "/p", STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE), ZK_MARSHALLINGERROR);
+	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE), ZK_MARSHALLINGERROR);
+	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_PERSISTENT), ZK_MARSHALLINGERROR);
+	cr_assert_eq(stats().watch_count, 2);
+	/* removing the data part leaves the child part */
+	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_DATA), ZK_OK);
 	cr_assert_eq(stats().watch_count, 1);
-	cr_assert_eq(t_create("/p/c", "", 0), ZK_OK); /* PERSISTENT: children changed only */
+	cr_assert_eq(T.s->recursive_watch_count, 1);
+	cr_assert_eq(t_create("/p/c", "", 0), ZK_OK); /* no NodeCreated: that was the data part */
+	cr_assert_eq(T.events_count, 0);
+	cr_assert_eq(delete_node("/p/c"), ZK_OK); /* the child table's recursive entry sees deletes */
 	cr_assert_eq(T.events_count, 1);
-	t_assert_event(0, 1, ZK_EVENT_NODE_CHILDREN_CHANGED, "/p", T.zxid);
-	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_PERSISTENT), ZK_OK);
+	t_assert_event(0, 1, ZK_EVENT_NODE_DELETED, "/p/c", T.zxid);
+	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_CHILDREN), ZK_OK);
 	cr_assert_eq(stats().watch_count, 0);
 	cr_assert_eq(stats().watch_paths, 0);
-	cr_assert_eq(set_data("/p", "x"), ZK_OK);
-	cr_assert_eq(T.events_count, 1);
-	/* Any removes every kind at once, standard and persistent */
+	cr_assert_eq(T.s->recursive_watch_count, 0);
+	/* Any removes this watcher's entries in both tables, whatever their mode */
 	cr_assert_eq(t_read(1, ZK_OP_GET_DATA, t_path_watch_body("/p", true)), ZK_OK);
-	cr_assert_eq(add_watch(1, "/p", STORE_ADD_WATCH_PERSISTENT), ZK_OK);
-	cr_assert_eq(add_watch(1, "/p", STORE_ADD_WATCH_PERSISTENT_RECURSIVE), ZK_OK);
+	cr_assert_eq(t_read(1, ZK_OP_GET_CHILDREN, t_path_watch_body("/p", true)), ZK_OK);
 	cr_assert_eq(add_watch(2, "/p", STORE_ADD_WATCH_PERSISTENT), ZK_OK);
 	cr_assert_eq(stats().watch_count, 4);
-	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_DATA), ZK_OK); /* only the standard one */
-	cr_assert_eq(stats().watch_count, 3);
 	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_ANY), ZK_OK);
-	cr_assert_eq(stats().watch_count, 1);
-	cr_assert_eq(T.s->recursive_watch_count, 0);
+	cr_assert_eq(stats().watch_count, 2);
+	cr_assert_eq(remove_watches(1, "/p", STORE_WATCHER_TYPE_ANY), ZK_NOWATCHER);
+	cr_assert_eq(check_watches(1, "/p", STORE_WATCHER_TYPE_ANY), ZK_OK, "watcher 2's entries count");
 	cr_assert_eq(set_data("/p", "y"), ZK_OK);
 	cr_assert_eq(T.events_count, 2);
 	t_assert_event(1, 2, ZK_EVENT_NODE_DATA_CHANGED, "/p", T.zxid);
@@ -274,13 +287,14 @@ Test(store_persistent, watcher_drop_and_stats)
 	cr_assert_eq(t_read(5, ZK_OP_GET_DATA, t_path_watch_body("/d", true)), ZK_OK);
 	cr_assert_eq(add_watch(6, "/", STORE_ADD_WATCH_PERSISTENT_RECURSIVE), ZK_OK);
 	struct store_stats st = stats();
-	cr_assert_eq(st.watch_count, 5);
+	/* watcher 5: /d standard data + recursive child, /elsewhere recursive x2; watcher 6: / x2 */
+	cr_assert_eq(st.watch_count, 6);
 	cr_assert_eq(st.watch_paths, 4); /* /d (shard), /d, /elsewhere, / (recursive table) */
 	store_watcher_drop(T.s, 5);
 	st = stats();
-	cr_assert_eq(st.watch_count, 1);
+	cr_assert_eq(st.watch_count, 2);
 	cr_assert_eq(st.watch_paths, 1);
-	cr_assert_eq(T.s->recursive_watch_count, 1);
+	cr_assert_eq(T.s->recursive_watch_count, 2);
 	cr_assert_eq(set_data("/d", "x"), ZK_OK);
 	cr_assert_eq(T.events_count, 1);
 	t_assert_event(0, 6, ZK_EVENT_NODE_DATA_CHANGED, "/d", T.zxid);
@@ -315,9 +329,9 @@ Test(store_persistent, set_watches2_registers_persistent_lists)
 	cr_assert_eq(store_set_watches(T.s, 7, ZK_OP_SET_WATCHES2, w->buf, w->len, t_on_event, &T), ZK_OK);
 	cr_assert_eq(T.events_count, 1);
 	t_assert_event(0, 7, ZK_EVENT_NODE_DELETED, "/gone", -1);
-	cr_assert_eq(stats().watch_count, 2);
-	cr_assert_eq(check_watches(7, "/s", STORE_WATCHER_TYPE_PERSISTENT), ZK_OK);
-	cr_assert_eq(check_watches(7, "/gone", STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE), ZK_OK);
+	cr_assert_eq(stats().watch_count, 4); /* a data and a child entry each */
+	cr_assert_eq(check_watches(7, "/s", STORE_WATCHER_TYPE_CHILDREN), ZK_OK);
+	cr_assert_eq(check_watches(7, "/gone", STORE_WATCHER_TYPE_DATA), ZK_OK);
 	cr_assert_eq(t_create("/s/k", "", 0), ZK_OK);
 	t_assert_event(1, 7, ZK_EVENT_NODE_CHILDREN_CHANGED, "/s", T.zxid);
 	cr_assert_eq(t_create("/gone", "", 0), ZK_OK);
@@ -327,7 +341,7 @@ Test(store_persistent, set_watches2_registers_persistent_lists)
 	cr_assert_eq(T.events_count, 4);
 	/* SetWatches (101) has no persistent lists: the same first three vectors only */
 	cr_assert_eq(store_set_watches(T.s, 8, ZK_OP_SET_WATCHES, w->buf, w->len, t_on_event, &T), ZK_OK);
-	cr_assert_eq(check_watches(8, "/s", STORE_WATCHER_TYPE_ANY), ZK_NOWATCHER);
+	cr_assert_eq(remove_watches(8, "/s", STORE_WATCHER_TYPE_ANY), ZK_NOWATCHER);
 }
 
 Test(store_persistent, multi_and_close_session_fire_recursive)
@@ -399,7 +413,7 @@ static void *race_worker(void *p)
 			failed = "add";
 		jute_writer_reset(&w);
 		jute_write_string(&w, "/race", 5);
-		jute_write_int(&w, (i & 1) ? STORE_WATCHER_TYPE_PERSISTENT_RECURSIVE : STORE_WATCHER_TYPE_PERSISTENT);
+		jute_write_int(&w, STORE_WATCHER_TYPE_ANY); /* both table entries */
 		if (!failed && store_remove_watches(T.s, a->watcher, ZK_OP_REMOVE_WATCHES, w.buf, w.len) != ZK_OK)
 			failed = "remove";
 	}

@@ -2,8 +2,11 @@
  * test_wal.c — the write-ahead log: CRC32C, the record codec, group commit through a
  * real io_uring with O_DIRECT, recovery (torn tails at every byte offset, zeroed tails,
  * mid-log corruption), truncate/compact, ENOSPC on a size-limited tmpfs, and a write
- * error. Logs live under the test's working directory (the meson build dir, on the
- * real disk), never /tmp.
+ * error. Most tests run once per inflight_max (suffix _k1, _k2, some _k4): the packed
+ * one-batch-in-flight layout and the 4 KiB-aligned pipelined one. The wal_pipeline
+ * suite covers several batches in flight: tags, out-of-order completions reported in
+ * order, torn earlier batches with intact later ones, padding. Logs live under the
+ * test's working directory (the meson build dir, on the real disk), never /tmp.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -21,6 +24,18 @@
 #include "raft/wal.h"
 
 /* ------------------------------------------------------------------ helpers */
+
+/* inflight_max of the test being run (set by the _k<N> wrapper; 0: the default). */
+static uint32_t g_inflight;
+
+#define UD_BASE 0xab0u  /* low WAL_USER_DATA_TAG_BITS zero */
+
+/* Defines Test(suite, name_k1) and Test(suite, name_k2) running name(). */
+#define TEST_K12(suite, name)                                                      \
+	static void name(void);                                                    \
+	Test(suite, name##_k1) { g_inflight = 1; name(); }                         \
+	Test(suite, name##_k2) { g_inflight = 2; name(); }                         \
+	static void name(void)
 
 struct rec {
 	uint64_t term;
@@ -99,7 +114,7 @@ static void test_dir(char *out, size_t cap, const char *name)
 	char cwd[1024];
 	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
 	mkdir("wal-test", 0755);
-	snprintf(out, cap, "%s/wal-test/%s", cwd, name);
+	snprintf(out, cap, "%s/wal-test/%s-k%u", cwd, name, g_inflight);
 	char cmd[2200];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", out);
 	cr_assert_eq(system(cmd), 0);
@@ -112,6 +127,7 @@ static void config_init(struct wal_config *cfg, const char *dir, uint64_t segmen
 	cfg->dir = dir;
 	cfg->segment_size_bytes = segment_size;
 	cfg->batch_bytes_max = batch_bytes_max;
+	cfg->inflight_max = g_inflight;
 }
 
 static int stage_one(struct wal *w, uint64_t index)
@@ -122,7 +138,7 @@ static int stage_one(struct wal *w, uint64_t index)
 	return wal_stage(w, term_of(index), index, data, size);
 }
 
-/* Pipelined writer: stages batch N+1 while batch N is in flight. */
+/* Pipelined writer: stages the next batch while up to inflight_max are in flight. */
 static void write_pipelined(struct wal *w, struct io_uring *ring, uint64_t first,
 			    uint64_t last, uint32_t per_batch)
 {
@@ -136,15 +152,20 @@ static void write_pipelined(struct wal *w, struct io_uring *ring, uint64_t first
 			cr_assert_eq(rc, 0, "stage %" PRIu64 ": %d", next, rc);
 			next++;
 		}
-		if (!wal_in_flight(w) && wal_staged_count(w) > 0) {
-			cr_assert_eq(wal_submit(w, ring, 0xabc), 0);
+		if (wal_can_submit(w)) {
+			cr_assert_eq(wal_submit(w, ring, UD_BASE), 0);
+			cr_assert_leq(wal_in_flight_count(w), wal_inflight_max(w));
 			continue;
 		}
 		if (!wal_in_flight(w))
 			continue;
 		struct io_uring_cqe *cqe;
 		cr_assert_eq(io_uring_wait_cqe(ring, &cqe), 0);
-		cr_assert_eq(cqe->user_data, 0xabc);
+		if (wal_inflight_max(w) == 1)
+			cr_assert_eq(cqe->user_data, UD_BASE);
+		else
+			cr_assert(wal_user_data_match(UD_BASE, cqe->user_data), "ud %llx",
+				  (unsigned long long)cqe->user_data);
 		uint64_t durable = 0;
 		int rc = wal_complete(w, cqe, &durable);
 		io_uring_cqe_seen(ring, cqe);
@@ -193,13 +214,21 @@ static void file_write(const char *path, const uint8_t *buf, size_t size)
 	fclose(f);
 }
 
-/* Offsets of every record in a segment image. */
+/* Offsets of every record in a segment image (skipping padding between batches);
+ * offsets[n] is the end of the last one. */
 static size_t record_offsets(const uint8_t *img, size_t size, uint64_t *offsets, size_t cap)
 {
 	size_t n = 0, pos = 0;
 	while (pos < size && n < cap) {
 		struct wal_record_view v;
 		long len = wal_record_decode(img + pos, size - pos, &v);
+		if (len < 0 && pos % WAL_BLOCK_SIZE) {
+			size_t q = (pos + WAL_BLOCK_SIZE - 1) / WAL_BLOCK_SIZE * WAL_BLOCK_SIZE;
+			if (q < size && wal_record_decode(img + q, size - q, &v) > 0) {
+				pos = q;
+				continue;
+			}
+		}
 		if (len < 0)
 			break;
 		offsets[n++] = pos;
@@ -207,6 +236,12 @@ static size_t record_offsets(const uint8_t *img, size_t size, uint64_t *offsets,
 	}
 	offsets[n] = pos;
 	return n;
+}
+
+/* End offset of record `index` (1-based) given its start offset. */
+static uint64_t record_end(const uint64_t *off, uint64_t index)
+{
+	return off[index - 1] + WAL_RECORD_HEADER_SIZE + payload_size(index);
 }
 
 /* ------------------------------------------------------------------ crc32c */
@@ -331,14 +366,24 @@ static void roundtrip(const char *name, enum wal_sync_mode mode)
 	replayed_free(&r);
 }
 
-Test(wal, roundtrip_dsync) { roundtrip("roundtrip_dsync", WAL_SYNC_WRITE_DSYNC); }
-Test(wal, roundtrip_linked_fdatasync)
+TEST_K12(wal, roundtrip_dsync) { roundtrip("roundtrip_dsync", WAL_SYNC_WRITE_DSYNC); }
+TEST_K12(wal, roundtrip_linked_fdatasync)
 {
 	roundtrip("roundtrip_linked", WAL_SYNC_WRITE_LINKED_FDATASYNC);
 }
-Test(wal, roundtrip_nosync) { roundtrip("roundtrip_nosync", WAL_SYNC_NONE); }
+TEST_K12(wal, roundtrip_nosync) { roundtrip("roundtrip_nosync", WAL_SYNC_NONE); }
+Test(wal, roundtrip_linked_k4)
+{
+	g_inflight = 4;
+	roundtrip("roundtrip_linked", WAL_SYNC_WRITE_LINKED_FDATASYNC);
+}
+Test(wal, roundtrip_dsync_k8)
+{
+	g_inflight = 8;
+	roundtrip("roundtrip_dsync", WAL_SYNC_WRITE_DSYNC);
+}
 
-Test(wal, limits)
+TEST_K12(wal, limits)
 {
 	char dir[1100];
 	test_dir(dir, sizeof(dir), "limits");
@@ -364,10 +409,18 @@ Test(wal, limits)
 	struct wal *bad = NULL;
 	cr_assert_eq(wal_open(&bad, &cfg, NULL, NULL), -EINVAL);
 	cr_assert_null(bad);
+	config_init(&cfg, dir, 64 << 10, 4096);
+	cfg.inflight_max = WAL_INFLIGHT_CAP + 1;
+	cr_assert_eq(wal_open(&bad, &cfg, NULL, NULL), -EINVAL);
+	cr_assert_null(bad);
 	replayed_free(&r);
 }
 
-Test(wal, segment_rollover)
+static void segment_rollover(void);
+Test(wal, segment_rollover_k1) { g_inflight = 1; segment_rollover(); }
+Test(wal, segment_rollover_k2) { g_inflight = 2; segment_rollover(); }
+Test(wal, segment_rollover_k4) { g_inflight = 4; segment_rollover(); }
+static void segment_rollover(void)
 {
 	char dir[1100];
 	test_dir(dir, sizeof(dir), "rollover");
@@ -382,6 +435,9 @@ Test(wal, segment_rollover)
 	wal_stats_get(w, &st);
 	/* ~3000 * 190 bytes over 64 KiB segments. */
 	cr_assert_geq(st.segment_roll_count, 8);
+	cr_assert_leq(st.inflight_peak, g_inflight);
+	cr_log_info("rollover k%u: %" PRIu64 " rolls, in-flight peak %u, held %" PRIu64,
+		    g_inflight, st.segment_roll_count, st.inflight_peak, st.held_count);
 	cr_assert_eq(st.segment_count, st.segment_roll_count);
 	wal_close(w);
 
@@ -436,7 +492,8 @@ Test(wal, segment_rollover)
 static uint8_t *build_torn_base(const char *dir, struct wal_config *cfg, size_t *size,
 				uint64_t *offsets)
 {
-	config_init(cfg, dir, 64 << 10, 16 << 10);
+	/* 128 KiB: 19 batches fit one segment even 4 KiB-aligned. */
+	config_init(cfg, dir, 128 << 10, 16 << 10);
 	struct replayed r = { 0 };
 	struct wal *w = open_ok(cfg, &r);
 	for (uint64_t i = 1; i <= 18; i++) {
@@ -450,8 +507,11 @@ static uint8_t *build_torn_base(const char *dir, struct wal_config *cfg, size_t 
 	char path[1200];
 	segment_path(path, sizeof(path), dir, 1);
 	uint8_t *img = file_read(path, size);
-	cr_assert_eq(*size, 64 << 10);
+	cr_assert_eq(*size, 128 << 10);
 	cr_assert_eq(record_offsets(img, *size, offsets, 32), 20);
+	if (g_inflight > 1)     /* every batch starts on a block */
+		for (int i = 0; i < 19; i++)
+			cr_assert_eq(offsets[i] % WAL_BLOCK_SIZE, 0, "record %d", i + 1);
 	return img;
 }
 
@@ -477,7 +537,7 @@ static void expect_log_then_append(const struct wal_config *cfg, uint64_t last,
 	replayed_free(&r);
 }
 
-Test(wal_recovery, torn_tail_every_offset)
+TEST_K12(wal_recovery, torn_tail_every_offset)
 {
 	char dir[1100], path[1200];
 	test_dir(dir, sizeof(dir), "torn");
@@ -506,7 +566,7 @@ Test(wal_recovery, torn_tail_every_offset)
 	free(img);
 }
 
-Test(wal_recovery, zeroed_tail)
+TEST_K12(wal_recovery, zeroed_tail)
 {
 	char dir[1100], path[1200];
 	test_dir(dir, sizeof(dir), "zeroed");
@@ -570,76 +630,120 @@ static void expect_open_error(const struct wal_config *cfg_in, const char *file_
 	replayed_free(&r);
 }
 
-Test(wal_recovery, mid_log_corruption_is_an_error)
+/* Writes records first.. (each its own batch, bfi = index, flags of inflight_max k)
+ * packed from offset 0 into segment `seq` (64 KiB). */
+static void write_segment_batches(const char *dir, uint64_t seq, uint64_t first,
+				  uint32_t count, uint32_t k)
 {
-	char dir[1100], path[1200];
+	char path[1200];
+	segment_path(path, sizeof(path), dir, seq);
+	uint8_t *seg = calloc(1, 64 << 10);
+	size_t pos = 0;
+	for (uint32_t j = 0; j < count; j++) {
+		uint8_t data[512];
+		uint64_t index = first + j;
+		payload_fill(index, data, payload_size(index));
+		pos += wal_record_encode_window(seg + pos, (64 << 10) - pos, term_of(index), index,
+						index, data, payload_size(index), k);
+	}
+	file_write(path, seg, 64 << 10);
+	free(seg);
+}
+
+/*
+ * Batches are {1} .. {18}, {19, 20}. With inflight_max k, damage in batch r followed by
+ * k later batches is corruption; followed by k-1 it is a torn tail. In the aligned
+ * layout the damage is reported (and cut) at the end of the last intact record, which
+ * is where the packed layout's damaged record starts.
+ */
+static void mid_log_corruption(void)
+{
+	uint32_t k = g_inflight;
+	char dir[1100], path[1200], path2[1200];
 	test_dir(dir, sizeof(dir), "midlog");
 	struct wal_config cfg;
 	size_t size;
 	uint64_t off[33];
 	uint8_t *img = build_torn_base(dir, &cfg, &size, off);
 	segment_path(path, sizeof(path), dir, 1);
+	segment_path(path2, sizeof(path2), dir, 2);
 	uint8_t *copy = malloc(size);
+	const char *seg1 = "log.00000000000000000001";
 
 	/* Record 10 (its own batch) is damaged but batches 11..20 are intact. */
-	for (size_t x = off[9]; x < off[10]; x += 7) {
+	for (size_t x = off[9]; x < record_end(off, 10); x += 7) {
 		memcpy(copy, img, size);
 		copy[x] ^= 0x01;
 		file_write(path, copy, size);
-		expect_open_error(&cfg, "log.00000000000000000001", off[9]);
+		expect_open_error(&cfg, seg1, record_end(off, 9));
 	}
-	/* Record 18 damaged, batch {19, 20} intact after it. */
+	/* Record r damaged, k later batches intact after it. */
+	uint64_t r = 19 - k;
 	memcpy(copy, img, size);
-	copy[off[17] + 3] ^= 0x80;
+	copy[off[r - 1] + 3] ^= 0x80;
 	file_write(path, copy, size);
-	expect_open_error(&cfg, "log.00000000000000000001", off[17]);
+	expect_open_error(&cfg, seg1, record_end(off, r - 1));
 	/* The damaged file was left untouched by the failed open. */
 	size_t now_size;
 	uint8_t *now = file_read(path, &now_size);
 	cr_assert_eq(memcmp(now, copy, size), 0);
 	free(now);
-	/* Zeroed record 18: 19 then follows a hole. */
+	/* Zeroed record r: k later batches follow a hole. */
 	memcpy(copy, img, size);
-	memset(copy + off[17], 0, off[18] - off[17]);
+	memset(copy + off[r - 1], 0, record_end(off, r) - off[r - 1]);
 	file_write(path, copy, size);
-	expect_open_error(&cfg, "log.00000000000000000001", off[17]);
+	expect_open_error(&cfg, seg1, record_end(off, r - 1));
+	/* One batch later (k-1 later batches intact): a torn tail, cut at the damage. */
+	memcpy(copy, img, size);
+	copy[off[r] + 5] ^= 0x10;
+	file_write(path, copy, size);
+	expect_log_then_append(&cfg, r, "torn with later batches", off[r]);
+	memcpy(copy, img, size);
+	memset(copy + off[r], 0, record_end(off, r + 1) - off[r]);
+	file_write(path, copy, size);
+	expect_log_then_append(&cfg, r, "lost with later batches", off[r]);
 
-	/* Damage at the end of segment 1 while segment 2 holds records. */
+	/* Damage at the end of segment 1 while segment 2 holds k batches: corruption. */
 	memcpy(copy, img, size);
 	memset(copy + off[18], 0, size - off[18]);
 	copy[off[18]] = 0x77;
 	file_write(path, copy, size);
-	char path2[1200];
-	segment_path(path2, sizeof(path2), dir, 2);
-	uint8_t rec[256];
-	size_t n = wal_record_encode(rec, sizeof(rec), 1, 19, 19, "x", 1);
-	uint8_t *seg2 = calloc(1, 64 << 10);
-	memcpy(seg2, rec, n);
-	file_write(path2, seg2, 64 << 10);
-	expect_open_error(&cfg, "log.00000000000000000001", off[18]);
+	write_segment_batches(dir, 2, 19, k, 1);
+	expect_open_error(&cfg, seg1, record_end(off, 18));
+	/* ... k-1 batches there (the new segment's first batches were in flight too): torn. */
+	if (k > 1) {
+		write_segment_batches(dir, 2, 19, k - 1, k);
+		file_write(path, copy, size);
+		expect_log_then_append(&cfg, 18, "torn across segments", off[18]);
+	}
 
-	/* An index gap between segments. */
-	memcpy(copy, img, size);
-	file_write(path, copy, size);
-	n = wal_record_encode(rec, sizeof(rec), 1, 22, 22, "x", 1);
-	memcpy(seg2, rec, n);
-	file_write(path2, seg2, 64 << 10);
+	/* An index gap at the start of segment 2 followed by k batches: corruption. */
+	file_write(path, img, size);
+	write_segment_batches(dir, 2, 22, k, 1);
 	expect_open_error(&cfg, "log.00000000000000000002", 0);
+	/* ... by k-1 batches: batch 21 was lost in flight, a torn tail. */
+	if (k > 1) {
+		write_segment_batches(dir, 2, 22, k - 1, 1);
+		expect_log_then_append(&cfg, 20, "gap at segment start", 0);
+	}
 	unlink(path2);
 
 	/* Restored: opens again. */
 	file_write(path, img, size);
-	struct replayed r = { 0 };
-	struct wal *w = open_ok(&cfg, &r);
-	assert_replayed(&r, 1, 20);
+	struct replayed r2 = { 0 };
+	struct wal *w = open_ok(&cfg, &r2);
+	assert_replayed(&r2, 1, 20);
 	wal_close(w);
-	replayed_free(&r);
-	free(seg2);
+	replayed_free(&r2);
 	free(copy);
 	free(img);
 }
 
-Test(wal, truncate_suffix)
+Test(wal_recovery, mid_log_corruption_k1) { g_inflight = 1; mid_log_corruption(); }
+Test(wal_recovery, mid_log_corruption_k2) { g_inflight = 2; mid_log_corruption(); }
+Test(wal_recovery, mid_log_corruption_k4) { g_inflight = 4; mid_log_corruption(); }
+
+TEST_K12(wal, truncate_suffix)
 {
 	char dir[1100];
 	test_dir(dir, sizeof(dir), "truncate");
@@ -690,8 +794,9 @@ Test(wal, truncate_suffix)
 
 /* ------------------------------------------------------------------ errors */
 
-Test(wal, write_error_is_sticky)
+TEST_K12(wal, write_error_is_sticky)
 {
+	uint64_t ud = g_inflight == 1 ? 5 : 8;  /* any value with inflight_max 1 */
 	char dir[1100];
 	test_dir(dir, sizeof(dir), "write_error");
 	struct wal_config cfg;
@@ -702,7 +807,7 @@ Test(wal, write_error_is_sticky)
 	struct io_uring ring;
 	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
 	cr_assert_eq(stage_one(w, 1), 0);
-	cr_assert_eq(wal_submit(w, &ring, 5), 0);
+	cr_assert_eq(wal_submit(w, &ring, ud), 0);
 	cr_assert(wal_in_flight(w));
 	struct io_uring_cqe *cqe;
 	cr_assert_eq(io_uring_wait_cqe(&ring, &cqe), 0);
@@ -715,14 +820,14 @@ Test(wal, write_error_is_sticky)
 	cr_assert_not(wal_in_flight(w));
 	cr_assert_eq(wal_durable_index(w), 0);
 	cr_assert_eq(stage_one(w, 2), -EIO);
-	cr_assert_eq(wal_submit(w, &ring, 5), -EIO);
+	cr_assert_eq(wal_submit(w, &ring, ud), -EIO);
 	cr_assert_eq(wal_flush_sync(w), -EIO);
 	wal_close(w);
 
 	/* A short write is an error too. */
 	w = open_ok(&cfg, &r);
 	cr_assert_eq(stage_one(w, 2), 0);
-	cr_assert_eq(wal_submit(w, &ring, 5), 0);
+	cr_assert_eq(wal_submit(w, &ring, ud), 0);
 	cr_assert_eq(io_uring_wait_cqe(&ring, &cqe), 0);
 	fake = *cqe;
 	io_uring_cqe_seen(&ring, cqe);
@@ -733,10 +838,12 @@ Test(wal, write_error_is_sticky)
 	replayed_free(&r);
 }
 
-Test(wal, enospc_then_resume)
+TEST_K12(wal, enospc_then_resume)
 {
 	char dir[1200], mnt[1100];
-	umount2("wal-test/enospc-mnt", MNT_DETACH);     /* left over by a failed run */
+	char stale[64];
+	snprintf(stale, sizeof(stale), "wal-test/enospc-mnt-k%u", g_inflight);
+	umount2(stale, MNT_DETACH);     /* left over by a failed run */
 	test_dir(mnt, sizeof(mnt), "enospc-mnt");
 	cr_assert_eq(mkdir(mnt, 0755), 0);
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=512k") != 0) {
@@ -794,4 +901,366 @@ Test(wal, enospc_then_resume)
 	wal_close(w);
 	replayed_free(&r);
 	cr_assert_eq(umount(mnt), 0);
+}
+
+/* ------------------------------------------------------------------ pipeline */
+
+struct cqe_copy {
+	uint64_t user_data;
+	int32_t res;
+};
+
+/* Waits for `count` CQEs of the ring and copies them (consumed). */
+static void reap_all(struct io_uring *ring, struct cqe_copy *out, unsigned count)
+{
+	for (unsigned i = 0; i < count; i++) {
+		struct io_uring_cqe *cqe;
+		cr_assert_eq(io_uring_wait_cqe(ring, &cqe), 0);
+		out[i].user_data = cqe->user_data;
+		out[i].res = cqe->res;
+		io_uring_cqe_seen(ring, cqe);
+	}
+}
+
+/* Feeds every copied CQE of the batch tagged `tag` (the write first); returns the last
+ * wal_complete() result. */
+static int feed_batch(struct wal *w, const struct cqe_copy *c, unsigned count, uint64_t tag,
+		      uint64_t *durable)
+{
+	int rc = -1000;
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned i = 0; i < count; i++) {
+			if (c[i].user_data != (UD_BASE | tag))
+				continue;
+			if ((pass == 0) != (c[i].res != 0))
+				continue;       /* write (res = bytes) before the fdatasync (0) */
+			struct io_uring_cqe fake = { .user_data = c[i].user_data, .res = c[i].res };
+			int prev = rc;
+			rc = wal_complete(w, &fake, durable);
+			if (prev != -1000 && prev >= 0)
+				cr_assert_eq(prev, 0, "a non-final CQE of a batch reported %d", prev);
+		}
+	}
+	cr_assert_neq(rc, -1000, "no CQE tagged %" PRIu64, tag);
+	return rc;
+}
+
+static void stage_range(struct wal *w, uint64_t first, uint64_t last)
+{
+	for (uint64_t i = first; i <= last; i++)
+		cr_assert_eq(stage_one(w, i), 0);
+}
+
+static void out_of_order(const char *name, enum wal_sync_mode mode)
+{
+	g_inflight = 3;
+	char dir[1100];
+	test_dir(dir, sizeof(dir), name);
+	struct wal_config cfg;
+	config_init(&cfg, dir, 1 << 20, 64 << 10);
+	cfg.sync_mode = mode;
+	struct replayed r = { 0 };
+	struct wal *w = open_ok(&cfg, &r);
+	cr_assert(wal_direct_io(w));
+	unsigned per = mode == WAL_SYNC_WRITE_LINKED_FDATASYNC ? 2 : 1;
+	struct io_uring ring;
+	cr_assert_eq(io_uring_queue_init(32, &ring, 0), 0);
+
+	/* Three batches in flight at once: {1,2} {3,4,5} {6}, tags 0 1 2. */
+	cr_assert_not(wal_can_submit(w));
+	stage_range(w, 1, 2);
+	cr_assert(wal_can_submit(w));
+	cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+	stage_range(w, 3, 5);
+	cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+	stage_range(w, 6, 6);
+	cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+	cr_assert_eq(wal_in_flight_count(w), 3);
+	stage_range(w, 7, 7);                   /* staging goes on ... */
+	cr_assert_not(wal_can_submit(w));       /* ... but the window is full */
+	struct cqe_copy c[16];
+	reap_all(&ring, c, 3 * per);
+	for (unsigned i = 0; i < 3 * per; i++) {
+		cr_assert(wal_user_data_match(UD_BASE, c[i].user_data));
+		cr_assert_lt(c[i].user_data & WAL_USER_DATA_TAG_MASK, 3);
+		cr_assert_geq(c[i].res, 0);
+	}
+	uint64_t durable = 0;
+	/* Reverse order: the later batches are held until the first one is durable. */
+	cr_assert_eq(feed_batch(w, c, 3 * per, 2, &durable), 0);
+	cr_assert_eq(wal_durable_index(w), 0);
+	cr_assert_eq(feed_batch(w, c, 3 * per, 1, &durable), 0);
+	cr_assert_eq(wal_durable_index(w), 0);
+	cr_assert_eq(wal_in_flight_count(w), 3);
+	cr_assert_eq(feed_batch(w, c, 3 * per, 0, &durable), 1);
+	cr_assert_eq(durable, 6);
+	cr_assert_eq(wal_durable_index(w), 6);
+	cr_assert_not(wal_in_flight(w));
+
+	/* Middle first: {7} {8,9} {10}, tags 3 4 5. */
+	cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+	stage_range(w, 8, 9);
+	cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+	stage_range(w, 10, 10);
+	cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+	reap_all(&ring, c, 3 * per);
+	cr_assert_eq(feed_batch(w, c, 3 * per, 4, &durable), 0);
+	cr_assert_eq(wal_durable_index(w), 6);
+	cr_assert_eq(feed_batch(w, c, 3 * per, 3, &durable), 1);
+	cr_assert_eq(durable, 9, "both the first and the held batch are reported");
+	cr_assert_eq(feed_batch(w, c, 3 * per, 5, &durable), 1);
+	cr_assert_eq(durable, 10);
+
+	/* Tags wrap modulo WAL_INFLIGHT_CAP: tags 6 7 0 1 ... stay distinct in flight. */
+	uint64_t next = 11;
+	for (int round = 0; round < 4; round++) {
+		uint64_t tags[3];
+		for (int b = 0; b < 3; b++) {
+			stage_range(w, next, next);
+			next++;
+			cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+		}
+		reap_all(&ring, c, 3 * per);
+		for (int b = 0; b < 3; b++)
+			tags[b] = (6 + (uint64_t)round * 3 + (uint64_t)b) % WAL_INFLIGHT_CAP;
+		cr_assert_eq(feed_batch(w, c, 3 * per, tags[2], &durable), 0);
+		cr_assert_eq(feed_batch(w, c, 3 * per, tags[0], &durable), 1);
+		cr_assert_eq(durable, next - 3);
+		cr_assert_eq(feed_batch(w, c, 3 * per, tags[1], &durable), 1);
+		cr_assert_eq(durable, next - 1);
+	}
+	struct wal_stats st;
+	wal_stats_get(w, &st);
+	cr_assert_eq(st.inflight_peak, 3);
+	cr_assert_eq(st.inflight_max, 3);
+	cr_assert_eq(st.held_count, 2 + 1 + 4);
+	cr_assert_eq(st.write_bytes, st.batch_count * WAL_BLOCK_SIZE);
+	cr_assert_eq(st.write_bytes, st.record_bytes + st.pad_bytes);
+	wal_close(w);
+	io_uring_queue_exit(&ring);
+
+	w = open_ok(&cfg, &r);
+	assert_replayed(&r, 1, next - 1);
+	wal_close(w);
+	replayed_free(&r);
+}
+
+Test(wal_pipeline, out_of_order_linked)
+{
+	out_of_order("ooo_linked", WAL_SYNC_WRITE_LINKED_FDATASYNC);
+}
+Test(wal_pipeline, out_of_order_dsync) { out_of_order("ooo_dsync", WAL_SYNC_WRITE_DSYNC); }
+
+Test(wal_pipeline, error_in_later_batch_is_sticky)
+{
+	g_inflight = 2;
+	char dir[1100];
+	test_dir(dir, sizeof(dir), "pipe_error");
+	struct wal_config cfg;
+	config_init(&cfg, dir, 1 << 20, 64 << 10);
+	cfg.sync_mode = WAL_SYNC_WRITE_LINKED_FDATASYNC;
+	struct replayed r = { 0 };
+	struct wal *w = open_ok(&cfg, &r);
+	struct io_uring ring;
+	cr_assert_eq(io_uring_queue_init(16, &ring, 0), 0);
+	stage_range(w, 1, 1);
+	cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+	stage_range(w, 2, 3);
+	cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+	struct cqe_copy c[4];
+	reap_all(&ring, c, 4);
+	for (int i = 0; i < 4; i++)     /* the second batch's fdatasync failed */
+		if (c[i].user_data == (UD_BASE | 1) && c[i].res == 0)
+			c[i].res = -EIO;
+	uint64_t durable = 0;
+	cr_assert_eq(feed_batch(w, c, 4, 1, &durable), -EIO);
+	cr_assert_eq(feed_batch(w, c, 4, 0, &durable), -EIO);  /* sticky */
+	cr_assert_eq(wal_durable_index(w), 0);
+	cr_assert_not(wal_in_flight(w));
+	cr_assert_eq(stage_one(w, 4), -EIO);
+	cr_assert_eq(wal_submit(w, &ring, UD_BASE), -EIO);
+	wal_close(w);
+	io_uring_queue_exit(&ring);
+	replayed_free(&r);
+}
+
+Test(wal_pipeline, user_data_scheme)
+{
+	struct io_uring ring;
+	cr_assert_eq(io_uring_queue_init(16, &ring, 0), 0);
+	for (uint32_t k = 1; k <= 2; k++) {
+		g_inflight = k;
+		char dir[1100];
+		test_dir(dir, sizeof(dir), "user_data");
+		struct wal_config cfg;
+		config_init(&cfg, dir, 1 << 20, 64 << 10);
+		cfg.sync_mode = WAL_SYNC_WRITE_DSYNC;
+		struct replayed r = { 0 };
+		struct wal *w = open_ok(&cfg, &r);
+		cr_assert_eq(wal_inflight_max(w), k);
+		stage_range(w, 1, 1);
+		struct io_uring_cqe *cqe;
+		uint64_t durable = 0;
+		if (k == 1) {
+			/* Passed unchanged, any value. */
+			cr_assert_eq(wal_submit(w, &ring, 0xab3), 0);
+			cr_assert_eq(io_uring_wait_cqe(&ring, &cqe), 0);
+			cr_assert_eq(cqe->user_data, 0xab3);
+		} else {
+			/* Low tag bits must be free: refused, not sticky. */
+			cr_assert_eq(wal_submit(w, &ring, 0xab3), -EINVAL);
+			cr_assert_not(wal_in_flight(w));
+			cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
+			cr_assert_eq(io_uring_wait_cqe(&ring, &cqe), 0);
+			cr_assert_eq(cqe->user_data, UD_BASE | 0);
+		}
+		cr_assert_eq(wal_complete(w, cqe, &durable), 1);
+		io_uring_cqe_seen(&ring, cqe);
+		cr_assert_eq(durable, 1);
+		wal_close(w);
+		replayed_free(&r);
+	}
+	cr_assert(wal_user_data_match(0x100, 0x107));
+	cr_assert_not(wal_user_data_match(0x100, 0x108));
+	io_uring_queue_exit(&ring);
+}
+
+/* Padding between batches is zeros, accounted, and skipped; layouts mix across opens. */
+Test(wal_pipeline, padding_and_mixed_layouts)
+{
+	g_inflight = 2;
+	char dir[1100], path[1200];
+	test_dir(dir, sizeof(dir), "padding");
+	struct wal_config cfg;
+	config_init(&cfg, dir, 1 << 20, 64 << 10);
+	struct replayed r = { 0 };
+	struct wal *w = open_ok(&cfg, &r);
+	struct io_uring ring;
+	cr_assert_eq(io_uring_queue_init(16, &ring, 0), 0);
+	write_pipelined(w, &ring, 1, 30, 3);
+	struct wal_stats st;
+	wal_stats_get(w, &st);
+	cr_assert_eq(st.batch_count, 10);
+	cr_assert_gt(st.pad_bytes, 0);
+	cr_assert_eq(st.write_bytes, st.record_bytes + st.pad_bytes);
+	cr_assert_eq(st.write_bytes, 10 * WAL_BLOCK_SIZE);
+	wal_close(w);
+
+	segment_path(path, sizeof(path), dir, 1);
+	size_t size;
+	uint8_t *img = file_read(path, &size);
+	uint64_t off[64];
+	cr_assert_eq(record_offsets(img, size, off, 63), 30);
+	for (int b = 0; b < 10; b++) {
+		cr_assert_eq(off[b * 3], (uint64_t)b * WAL_BLOCK_SIZE, "batch %d", b);
+		uint64_t end = record_end(off, (uint64_t)b * 3 + 3);
+		for (uint64_t x = end; x < (uint64_t)(b + 1) * WAL_BLOCK_SIZE; x++)
+			cr_assert_eq(img[x], 0);
+		struct wal_record_view v;
+		cr_assert_gt(wal_record_decode(img + off[b * 3], size - off[b * 3], &v), 0);
+		cr_assert_eq(v.inflight_max, 2);
+		cr_assert_eq(v.batch_first_index, (uint64_t)b * 3 + 1);
+	}
+	free(img);
+
+	/* inflight 1 continues packed after the padded tail; 4 pads again. */
+	g_inflight = 1;
+	config_init(&cfg, dir, 1 << 20, 64 << 10);
+	w = open_ok(&cfg, &r);
+	assert_replayed(&r, 1, 30);
+	replayed_free(&r);
+	write_pipelined(w, &ring, 31, 50, 4);
+	wal_stats_get(w, &st);
+	cr_assert_leq(st.pad_bytes + st.record_bytes, st.write_bytes);  /* + tail rewrites */
+	wal_close(w);
+	g_inflight = 4;
+	config_init(&cfg, dir, 1 << 20, 64 << 10);
+	w = open_ok(&cfg, &r);
+	assert_replayed(&r, 1, 50);
+	replayed_free(&r);
+	write_pipelined(w, &ring, 51, 80, 5);
+	wal_close(w);
+	g_inflight = 1;
+	config_init(&cfg, dir, 1 << 20, 64 << 10);
+	w = open_ok(&cfg, &r);
+	assert_replayed(&r, 1, 80);
+	wal_close(w);
+	replayed_free(&r);
+	io_uring_queue_exit(&ring);
+}
+
+/*
+ * Written with inflight 2, crashed with batch 18 torn and batch {19,20} intact, reopened
+ * with inflight 1: the records' flags say two batches were in flight, so it is a torn
+ * tail, not corruption.
+ */
+Test(wal_pipeline, recorded_window_beats_smaller_config)
+{
+	g_inflight = 2;
+	char dir[1100], path[1200];
+	test_dir(dir, sizeof(dir), "window");
+	struct wal_config cfg;
+	size_t size;
+	uint64_t off[33];
+	uint8_t *img = build_torn_base(dir, &cfg, &size, off);
+	segment_path(path, sizeof(path), dir, 1);
+	img[off[17] + 2] ^= 0x04;
+	file_write(path, img, size);
+	cfg.inflight_max = 1;
+	struct replayed r = { 0 };
+	struct wal *w = open_ok(&cfg, &r);
+	assert_replayed(&r, 1, 17);
+	wal_close(w);
+	replayed_free(&r);
+	/* The torn tail was zeroed: the old batch {19,20} is gone from the file. */
+	size_t now_size;
+	uint8_t *now = file_read(path, &now_size);
+	for (size_t x = record_end(off, 17); x < now_size; x++)
+		cr_assert_eq(now[x], 0, "byte %zu", x);
+	free(now);
+	free(img);
+}
+
+/* Batches ending 0..5 bytes before a block boundary: padding shorter than a magic. */
+Test(wal_pipeline, short_padding)
+{
+	g_inflight = 2;
+	char dir[1100];
+	test_dir(dir, sizeof(dir), "short_pad");
+	struct wal_config cfg;
+	config_init(&cfg, dir, 1 << 20, 64 << 10);
+	struct replayed r = { 0 };
+	struct wal *w = open_ok(&cfg, &r);
+	static uint8_t data[8192];
+	uint64_t index = 1;
+	for (uint32_t d = 0; d <= 5; d++) {
+		memset(data, (int)(0x40 + d), sizeof(data));
+		cr_assert_eq(wal_stage(w, 1, index++, data, 4096 - WAL_RECORD_HEADER_SIZE - d), 0);
+		cr_assert_eq(wal_flush_sync(w), 0);
+	}
+	cr_assert_eq(wal_stage(w, 1, index++, data, 10), 0);
+	cr_assert_eq(wal_flush_sync(w), 0);
+	wal_close(w);
+	for (int round = 0; round < 2; round++) {
+		w = open_ok(&cfg, &r);
+		cr_assert_eq(r.count, index - 1);
+		for (size_t i = 0; i < r.count; i++)
+			cr_assert_eq(r.recs[i].index, i + 1);
+		cr_assert_eq(r.recs[3].size, 4096 - WAL_RECORD_HEADER_SIZE - 3);
+		replayed_free(&r);
+		/* A tail batch ending 1 byte before a boundary, then more after reopen. */
+		cr_assert_eq(wal_stage(w, 1, index++, data, 4096 - WAL_RECORD_HEADER_SIZE - 1), 0);
+		cr_assert_eq(wal_flush_sync(w), 0);
+		wal_close(w);
+	}
+	w = open_ok(&cfg, &r);
+	cr_assert_eq(r.count, index - 1);
+	cr_assert_eq(wal_truncate_suffix(w, 5), 0);     /* walks the padded tail segment */
+	cr_assert_eq(wal_last_index(w), 5);
+	wal_close(w);
+	replayed_free(&r);
+	w = open_ok(&cfg, &r);
+	cr_assert_eq(r.count, 5);
+	wal_close(w);
+	replayed_free(&r);
 }
