@@ -139,6 +139,9 @@ static const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_KEY_KEEPER_API_NODES] = { "keeperApiNodes", CONFIG_TYPE_BOOL, NULL, "yes",
 		"serve ClickHouse Keeper's /keeper/api_version and /keeper/feature_flags",
 		0, 0, FIELD(keeper_api_nodes) },
+	[CONFIG_KEY_RAFT_LOG_INFLIGHT] = { "raft.logInflightMax", CONFIG_TYPE_INT, NULL, "1",
+		"group-commit batches on the disk at once (1 = one at a time)",
+		1, 8, FIELD(raft_log_inflight_max) },
 };
 
 /*
@@ -673,6 +676,7 @@ void config_defaults(struct rk_config *cfg)
 	cfg->raft_batch_bytes_max = MIB;
 	cfg->raft_batch_entries_max = 4096;
 	cfg->keeper_api_nodes = true;
+	cfg->raft_log_inflight_max = 1;
 }
 
 int config_set_flag(struct rk_config *cfg, const char *key, const char *value, char *err,

@@ -142,6 +142,7 @@ struct rk_config {
 	int32_t raft_batch_bytes_max;            /* raft.batchBytesMax */
 	int32_t raft_batch_entries_max;          /* raft.batchEntriesMax */
 	bool keeper_api_nodes;                   /* keeperApiNodes */
+	int32_t raft_log_inflight_max;           /* raft.logInflightMax */
 
 	/* server.N lines; none = standalone */
 	uint32_t server_count;

@@ -53,7 +53,8 @@
 /* deleteContainer entries one sweep may propose (ZooKeeper caps its sweep too). */
 #define RAFT_REAP_PER_SWEEP_MAX 1000
 
-enum { UD_RAFT_WAKE = 1, UD_RAFT_WAL = 2 };
+/* The log's CQEs carry UD_RAFT_WAL | batch tag (low WAL_USER_DATA_TAG_BITS bits). */
+enum { UD_RAFT_WAKE = 1, UD_RAFT_WAL = 1 << 8 };
 
 /* Entries staged or in flight, waiting for durability: a FIFO ring. */
 #define RAFT_PENDING_MAX (2 * RAFT_BATCH_ENTRIES_MAX)
@@ -473,8 +474,8 @@ static void raft_submit(struct raft_pipeline *p)
 	}
 	/* Refusals at the head of the FIFO wait for nothing: answer them now. */
 	raft_apply_durable(p, p->durable_index);
-	if (wal_in_flight(p->wal) || wal_staged_count(p->wal) == 0)
-		return;
+	if (!wal_can_submit(p->wal))
+		return; /* nothing staged, or inflight_max batches already on the disk */
 	int rc = wal_submit(p->wal, &p->ring, UD_RAFT_WAL);
 	if (rc < 0) {
 		log_error("log: submit failed: %s; stopping", strerror(-rc));
@@ -526,41 +527,40 @@ static void *raft_main(void *arg)
 		raft_submit(p);
 		raft_wake_workers(p);
 		bool in_flight = p->wal && wal_in_flight(p->wal);
-		if (!in_flight && p->batch_count)
-			continue; /* more to stage right away */
-		bool idle = !in_flight && raft_queues_empty(p);
-		if (idle) {
+		bool stuck = p->batch_count > 0; /* staging full: only a completion frees it */
+		if (stuck && !in_flight)
+			continue; /* the submit above made room: stage the rest now */
+		if (!stuck) {
+			/* Announce sleep so a worker's next proposal wakes us: with fewer than
+			 * inflight_max batches on the disk it goes out at once, in a batch of
+			 * its own (group commit needs no timer: batches grow with the load). */
 			atomic_store_explicit(&p->sleeping, 1, memory_order_seq_cst);
 			if (!raft_queues_empty(p)) {
 				atomic_store_explicit(&p->sleeping, 0, memory_order_relaxed);
 				continue;
 			}
 		}
-		/* Busy (a batch on the disk): do not sleep past it; collect more meanwhile. */
 		struct __kernel_timespec ts = { 0, RAFT_EXPIRY_CHECK_MS * 1000000LL };
 		struct io_uring_cqe *cqe;
-		if (idle || in_flight)
-			io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
+		io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
 		atomic_store_explicit(&p->sleeping, 0, memory_order_relaxed);
 		unsigned head, count = 0;
 		io_uring_for_each_cqe(&p->ring, head, cqe)
 		{
 			count++;
-			if (cqe->user_data == UD_RAFT_WAL)
+			if (wal_user_data_match(UD_RAFT_WAL, cqe->user_data))
 				raft_on_wal_cqe(p, cqe);
 		}
 		io_uring_cq_advance(&p->ring, count);
 	}
-	if (p->wal && wal_in_flight(p->wal)) {
-		/* Let the batch on the disk finish so the log is closed cleanly. */
-		while (wal_in_flight(p->wal)) {
-			struct io_uring_cqe *cqe;
-			if (io_uring_wait_cqe(&p->ring, &cqe) < 0)
-				break;
-			if (cqe->user_data == UD_RAFT_WAL)
-				raft_on_wal_cqe(p, cqe);
-			io_uring_cqe_seen(&p->ring, cqe);
-		}
+	/* Let the batches on the disk finish so the log is closed cleanly. */
+	while (p->wal && wal_in_flight(p->wal)) {
+		struct io_uring_cqe *cqe;
+		if (io_uring_wait_cqe(&p->ring, &cqe) < 0)
+			break;
+		if (wal_user_data_match(UD_RAFT_WAL, cqe->user_data))
+			raft_on_wal_cqe(p, cqe);
+		io_uring_cqe_seen(&p->ring, cqe);
 	}
 	return NULL;
 }
@@ -641,6 +641,7 @@ static int raft_open_log(struct raft_pipeline *p)
 		.batch_bytes_max = (uint32_t)srv->cfg.raft_batch_bytes_max,
 		.batch_entries_max = (uint32_t)srv->cfg.raft_batch_entries_max,
 		.sync_mode = srv->cfg.force_sync ? WAL_SYNC_DEFAULT : WAL_SYNC_NONE,
+		.inflight_max = (uint32_t)srv->cfg.raft_log_inflight_max,
 		.error_text = why,
 		.error_text_size = sizeof why,
 	};

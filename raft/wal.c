@@ -1,9 +1,10 @@
 /*
  * wal.c — the write-ahead log (see wal.h for the API and the batch lifecycle).
  *
- * What this file owns: the segment files under <dir>/log/, two 4 KiB-aligned batch
- * buffers (one staging, one in flight), the list of live segments, and one helper
- * thread (the "preparer") that creates the next segment file off the hot path.
+ * What this file owns: the segment files under <dir>/log/, inflight_max + 1 4 KiB-
+ * aligned batch buffers (one staging, up to inflight_max in flight, used round-robin),
+ * the list of live segments, and one helper thread (the "preparer") that creates the
+ * next segment file off the hot path.
  *
  * ON-DISK LAYOUT
  *
@@ -13,7 +14,9 @@
  *   A segment is segment_size_bytes long (64 MiB by default), fully allocated and
  *   zero-filled before its first record is written, so an append never changes the
  *   file size or its extents (fdatasync then flushes data only). Records are packed
- *   back to back from offset 0; unwritten space is zero. A batch never spans two
+ *   back to back within a batch from offset 0; with inflight_max > 1 every batch starts on a
+ *   4 KiB boundary and the rest of the previous batch's last block is zero padding
+ *   (written by that batch); unwritten space is zero. A batch never spans two
  *   segments: when a batch's first record does not fit the rest of the segment, the
  *   batch goes to the next segment and the rest of the old one stays zero. Segments are
  *   named by sequence number, not first index, because the helper creates them before
@@ -22,7 +25,8 @@
  *   Record (little-endian):
  *     0   u32  magic "RKWL"            zero magic = unwritten space
  *     4   u16  version (1)
- *     6   u16  flags (0, reserved)
+ *     6   u16  flags: bits 0..2 = the writer's inflight_max - 1 (0 with
+ *                  inflight_max 1, byte-identical to the old format); others 0
  *     8   u32  payload size
  *     12  u32  CRC32C of bytes 0..40 (this field taken as 0) and the payload
  *     16  u64  term
@@ -34,19 +38,33 @@
  *
  *   1. Indexes are contiguous across the whole log and terms never go down (asserted
  *      on staging, verified on recovery).
- *   2. At most one batch is in flight. A batch is written as whole 4 KiB blocks from
- *      a 4 KiB-aligned offset: it starts at the block holding the end of the previous
- *      batch and rewrites that block's bytes unchanged (the partial tail block is kept
- *      in memory), so a torn rewrite can only damage the new batch.
+ *   2. At most inflight_max batches are in flight; they form a FIFO in index order.
+ *      inflight_max == 1: a batch is written as whole 4 KiB blocks from a 4 KiB-aligned
+ *      offset: it starts at the block holding the end of the previous batch and
+ *      rewrites that block's bytes unchanged (the partial tail block is kept in
+ *      memory), so a torn rewrite can only damage the new batch. inflight_max > 1:
+ *      every batch starts at a 4 KiB boundary (nothing is rewritten), so two writes in
+ *      flight never touch the same block and neither can damage the other.
  *   3. Bytes of a batch buffer at or past `used` are zero, so the padding of the last
  *      block writes zeros over zeros.
- *   4. Hence after a crash, damage can only lie inside the last batch. Recovery
- *      truncates a damaged tail only when every intact record after the damage belongs
- *      to the damaged batch (its batch_first_index says so) and no later segment holds
- *      data; anything else is corruption of acknowledged data and wal_open fails with
- *      -EUCLEAN naming the file and offset. Damage confined to the last batch looks
- *      exactly like a torn write of it and is truncated: that batch can never have
- *      been reported durable unless the disk lied.
+ *   4. A batch is durable when its own write and its own sync (on its own segment's
+ *      file) completed. durable_index only moves over a prefix of batches that are all
+ *      durable, so nothing is acknowledged past a batch that is not on the disk. Hence
+ *      after a crash, damage can only lie in the last W = inflight_max batches, and
+ *      everything after the first damage is unacknowledged. Recovery truncates at the
+ *      first damage when the intact records after it belong to the damaged batch or to
+ *      at most W-1 later batches (W = max(configured, recorded in their flags)); the
+ *      damaged batch is the batch of the last intact record or one starting exactly at
+ *      the damage. A batch never spans segments, so records in a later segment always
+ *      belong to later batches (a later segment with non-zero bytes but no intact
+ *      record counts as one later batch). An index that jumps forward at the start of
+ *      a segment is damage at that point (the whole batch before it was lost); W-1
+ *      later batches after it are allowed likewise. Anything else is corruption of
+ *      acknowledged data and wal_open fails with -EUCLEAN naming the file and offset.
+ *      Damage confined to the last W batches looks exactly like a torn write of them
+ *      and is truncated: it can never have been reported durable unless the disk lied.
+ *      Zero padding before a 4 KiB boundary where a batch with the expected index
+ *      starts is skipped; zeros running to the end of a segment end it.
  *   5. Only the raft thread touches struct wal, except the `preparer` sub-struct,
  *      which is shared with the helper under its mutex (taken only when rolling).
  *
@@ -68,6 +86,14 @@
  *   default is the faster of the two on the reference disk (wal-bench, see
  *   wal_sync_mode_default below). Registered buffers are not used: the ring belongs to
  *   the caller and its fixed-buffer table is the caller's to manage.
+ *
+ *   With several batches in flight each has its own write and sync SQEs tagged
+ *   user_data | tag (see wal.h). CQEs may arrive in any order; a batch whose CQEs are
+ *   all in is "done", and done batches are popped from the head of the FIFO only, which
+ *   is what makes durability reports come in index order. On a segment roll the old
+ *   segment's last batch and the new segment's first batch may both be in flight: each
+ *   syncs its own file, and the old file's descriptor is closed only when no in-flight
+ *   batch targets it any more.
  *
  * FILESYSTEMS
  *
@@ -102,7 +128,8 @@
 #define WAL_ZERO_CHUNK_BYTES (1u << 20)
 #define WAL_LATENCY_SAMPLE_COUNT 1024u
 #define WAL_SYNC_RING_ENTRIES 4u
-#define WAL_SYNC_USER_DATA 0x57414c53594e43ull
+#define WAL_SYNC_USER_DATA 0x57414c53594e4300ull  /* low tag bits zero */
+#define WAL_RECORD_FLAG_WINDOW_MASK 0x7u
 #define WAL_SEGMENT_NAME_LEN 24         /* "log." + 20 digits */
 #define WAL_TMPFS_MAGIC 0x01021994
 #define WAL_OVERLAYFS_MAGIC 0x794c7630
@@ -144,6 +171,8 @@ struct wal_batch {
 	uint32_t write_size;    /* set by submit: used rounded up to a block */
 	int pending;            /* CQEs still expected */
 	bool write_done;
+	bool done;              /* all CQEs in (durable unless w->failed) */
+	uint64_t tag;           /* low user_data bits of its SQEs */
 	uint64_t submit_ns;
 };
 
@@ -183,10 +212,14 @@ struct wal {
 	uint32_t seg_cap;
 	uint64_t next_seq;
 
-	struct wal_batch batches[2];
+	/* Ring of inflight_max + 1 buffers: flight_count in flight from flight_head, in
+	 * index order, then the staging one. */
+	struct wal_batch batches[WAL_INFLIGHT_CAP + 1];
+	uint32_t batch_slots;
+	uint32_t flight_head;
+	uint32_t flight_count;
 	struct wal_batch *staging;
-	struct wal_batch *flight;
-	bool in_flight;
+	uint64_t submit_seq;            /* batches submitted since open */
 	uint32_t batch_buf_size;
 
 	uint64_t first_index;
@@ -263,13 +296,21 @@ static uint64_t wal_get_le64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); r
 size_t wal_record_encode(void *dst, size_t cap, uint64_t term, uint64_t index,
 			 uint64_t batch_first_index, const void *data, uint32_t size)
 {
+	return wal_record_encode_window(dst, cap, term, index, batch_first_index, data, size, 1);
+}
+
+size_t wal_record_encode_window(void *dst, size_t cap, uint64_t term, uint64_t index,
+				uint64_t batch_first_index, const void *data, uint32_t size,
+				uint32_t inflight_max)
+{
+	assert(inflight_max >= 1 && inflight_max <= WAL_INFLIGHT_CAP);
 	size_t total = WAL_RECORD_HEADER_SIZE + (size_t)size;
 	if (total > cap)
 		return 0;
 	uint8_t *p = dst;
 	wal_put_le32(p + 0, WAL_RECORD_MAGIC);
 	wal_put_le16(p + 4, WAL_RECORD_VERSION);
-	wal_put_le16(p + 6, 0);
+	wal_put_le16(p + 6, (uint16_t)((inflight_max - 1) & WAL_RECORD_FLAG_WINDOW_MASK));
 	wal_put_le32(p + 8, size);
 	wal_put_le32(p + 12, 0);
 	wal_put_le64(p + 16, term);
@@ -295,7 +336,7 @@ long wal_record_decode(const void *src, size_t avail, struct wal_record_view *ou
 	if (magic == 0)
 		return -ENODATA;
 	if (magic != WAL_RECORD_MAGIC || wal_get_le16(p + 4) != WAL_RECORD_VERSION ||
-	    wal_get_le16(p + 6) != 0)
+	    (wal_get_le16(p + 6) & ~WAL_RECORD_FLAG_WINDOW_MASK) != 0)
 		return -EBADMSG;
 	uint32_t size = wal_get_le32(p + 8);
 	if (size > avail - WAL_RECORD_HEADER_SIZE)
@@ -312,6 +353,7 @@ long wal_record_decode(const void *src, size_t avail, struct wal_record_view *ou
 	out->batch_first_index = wal_get_le64(p + 32);
 	out->data = p + WAL_RECORD_HEADER_SIZE;
 	out->size = size;
+	out->inflight_max = (wal_get_le16(p + 6) & WAL_RECORD_FLAG_WINDOW_MASK) + 1u;
 	return (long)(WAL_RECORD_HEADER_SIZE + size);
 }
 
@@ -566,7 +608,29 @@ static int wal_segment_delete(struct wal *w, uint32_t i)
 	return 0;
 }
 
-/* Points the staging batch at the end of the tail segment, with its tail block. */
+static bool wal_aligned_batches(const struct wal *w)
+{
+	return w->cfg.inflight_max > 1;
+}
+
+/* The k-th in-flight batch, oldest first. */
+static struct wal_batch *wal_flight_at(struct wal *w, uint32_t k)
+{
+	assert(k < w->flight_count);
+	return &w->batches[(w->flight_head + k) % w->batch_slots];
+}
+
+/* Whether an in-flight batch still writes segment s (its descriptor must stay open). */
+static bool wal_segment_busy(struct wal *w, const struct wal_segment *s)
+{
+	for (uint32_t k = 0; k < w->flight_count; k++)
+		if (wal_flight_at(w, k)->seg == s)
+			return true;
+	return false;
+}
+
+/* Points the staging batch at the end of the tail segment: with inflight_max 1 it
+ * starts with the tail block (rewritten unchanged), otherwise at the next boundary. */
 static void wal_staging_reset(struct wal *w, const uint8_t *tail_block)
 {
 	struct wal_batch *b = w->staging;
@@ -578,6 +642,11 @@ static void wal_staging_reset(struct wal *w, const uint8_t *tail_block)
 	b->last_index = 0;
 	if (!tail) {
 		b->file_offset = 0;
+		b->used = b->prefix_size = 0;
+		return;
+	}
+	if (wal_aligned_batches(w)) {
+		b->file_offset = wal_round_up(tail->data_bytes);
 		b->used = b->prefix_size = 0;
 		return;
 	}
@@ -607,10 +676,10 @@ static int wal_segment_roll(struct wal *w)
 		return rc;
 	}
 	w->next_seq++;
-	/* The old tail's descriptor stays open while the in-flight batch writes it. */
+	/* The old tail's descriptor stays open while an in-flight batch writes it. */
 	if (w->seg_count >= 2) {
 		struct wal_segment *old = w->segs[w->seg_count - 2];
-		if (old->fd >= 0 && !(w->in_flight && w->flight->seg == old)) {
+		if (old->fd >= 0 && !wal_segment_busy(w, old)) {
 			close(old->fd);
 			old->fd = -1;
 		}
@@ -649,8 +718,9 @@ int wal_stage(struct wal *w, uint64_t term, uint64_t index, const void *data, si
 	}
 	if (b->entry_count == 0)
 		b->first_index = index;
-	size_t n = wal_record_encode(b->buf + b->used, w->batch_buf_size - b->used, term, index,
-				     b->first_index, data, (uint32_t)size);
+	size_t n = wal_record_encode_window(b->buf + b->used, w->batch_buf_size - b->used, term,
+					    index, b->first_index, data, (uint32_t)size,
+					    w->cfg.inflight_max);
 	assert(n == record_size);
 	b->used += record_size;
 	b->entry_count++;
@@ -660,20 +730,36 @@ int wal_stage(struct wal *w, uint64_t term, uint64_t index, const void *data, si
 	if (s->first_index == 0)
 		s->first_index = index;
 	s->last_index = index;
+	uint64_t old_end = s->data_bytes;
 	s->data_bytes = b->file_offset + b->used;
+	w->stats.log_bytes += s->data_bytes - old_end;  /* padding before the batch too */
 	if (w->first_index == 0)
 		w->first_index = index;
 	w->last_index = index;
 	w->last_term = term;
 	w->stats.entry_count++;
 	w->stats.record_bytes += record_size;
-	w->stats.log_bytes += record_size;
 	return 0;
 }
 
 bool wal_in_flight(const struct wal *w)
 {
-	return w->in_flight;
+	return w->flight_count > 0;
+}
+
+uint32_t wal_in_flight_count(const struct wal *w)
+{
+	return w->flight_count;
+}
+
+uint32_t wal_inflight_max(const struct wal *w)
+{
+	return w->cfg.inflight_max;
+}
+
+bool wal_can_submit(const struct wal *w)
+{
+	return w->flight_count < w->cfg.inflight_max && w->staging->entry_count > 0;
 }
 
 uint32_t wal_staged_count(const struct wal *w)
@@ -685,10 +771,17 @@ int wal_submit(struct wal *w, struct io_uring *ring, uint64_t user_data)
 {
 	if (w->failed)
 		return w->failed;
-	assert(!w->in_flight);
+	assert(w->flight_count < w->cfg.inflight_max);
 	struct wal_batch *b = w->staging;
 	if (b->entry_count == 0)
 		return 0;
+	uint64_t tag = 0;
+	if (w->cfg.inflight_max > 1) {
+		if (user_data & WAL_USER_DATA_TAG_MASK)
+			return -EINVAL;
+		tag = w->submit_seq % WAL_INFLIGHT_CAP;
+		user_data |= tag;
+	}
 	b->write_size = (uint32_t)wal_round_up(b->used);
 	assert(b->write_size <= w->batch_buf_size);
 	assert(b->file_offset + b->write_size <= b->seg->size_bytes);
@@ -723,6 +816,8 @@ int wal_submit(struct wal *w, struct io_uring *ring, uint64_t user_data)
 	}
 	b->pending = (int)sqe_count;
 	b->write_done = false;
+	b->done = false;
+	b->tag = tag;
 	b->submit_ns = wal_now_ns();
 	int rc = io_uring_submit(ring);
 	if (rc < 0) {
@@ -733,24 +828,33 @@ int wal_submit(struct wal *w, struct io_uring *ring, uint64_t user_data)
 
 	w->stats.batch_count++;
 	w->stats.write_bytes += b->write_size;
+	w->stats.pad_bytes += b->write_size - b->used;
 	if (b->entry_count > w->stats.batch_entries_max_seen)
 		w->stats.batch_entries_max_seen = b->entry_count;
 	if (b->used - b->prefix_size > w->stats.batch_bytes_max_seen)
 		w->stats.batch_bytes_max_seen = b->used - b->prefix_size;
 
-	/* Swap: the next batch starts at the block holding this batch's end (invariant 2). */
-	w->in_flight = true;
-	w->flight = b;
-	struct wal_batch *next = b == &w->batches[0] ? &w->batches[1] : &w->batches[0];
+	/* The next buffer of the ring becomes the staging batch. It starts at the block
+	 * holding this batch's end (inflight_max 1) or at the next boundary (invariant 2). */
+	w->submit_seq++;
+	w->flight_count++;
+	if (w->flight_count > w->stats.inflight_peak)
+		w->stats.inflight_peak = w->flight_count;
+	struct wal_batch *next = &w->batches[(w->flight_head + w->flight_count) % w->batch_slots];
 	w->staging = next;
-	assert(next->used == 0);
+	assert(next->used == 0 && next != b);
 	uint64_t end = b->file_offset + b->used;
 	next->seg = b->seg;
+	next->entry_count = 0;
+	next->first_index = next->last_index = 0;
+	if (wal_aligned_batches(w)) {
+		next->file_offset = wal_round_up(end);
+		next->used = next->prefix_size = 0;
+		return 0;
+	}
 	next->file_offset = wal_round_down(end);
 	next->used = next->prefix_size = (uint32_t)(end - next->file_offset);
 	memcpy(next->buf, b->buf + (next->file_offset - b->file_offset), next->used);
-	next->entry_count = 0;
-	next->first_index = next->last_index = 0;
 	return 0;
 }
 
@@ -766,9 +870,22 @@ static void wal_latency_record(struct wal *w, uint64_t ns)
 
 int wal_complete(struct wal *w, const struct io_uring_cqe *cqe, uint64_t *durable_index)
 {
-	assert(w->in_flight);
-	struct wal_batch *b = w->flight;
-	assert(b->pending > 0);
+	assert(w->flight_count > 0);
+	struct wal_batch *b = NULL;
+	if (w->cfg.inflight_max == 1) {
+		b = wal_flight_at(w, 0);
+	} else {
+		uint64_t tag = cqe->user_data & WAL_USER_DATA_TAG_MASK;
+		for (uint32_t k = 0; k < w->flight_count && !b; k++) {
+			struct wal_batch *c = wal_flight_at(w, k);
+			if (!c->done && c->tag == tag)
+				b = c;
+		}
+	}
+	if (!b || b->pending <= 0) {
+		assert(!"wal: CQE of no in-flight batch");
+		return -EINVAL;
+	}
 	int res = cqe->res;
 	int err = 0;
 	if (res < 0)
@@ -784,21 +901,39 @@ int wal_complete(struct wal *w, const struct io_uring_cqe *cqe, uint64_t *durabl
 	b->pending--;
 	if (b->pending > 0)
 		return w->failed ? w->failed : 0;
-	w->in_flight = false;
+	b->done = true;
+	if (!w->failed) {
+		wal_latency_record(w, wal_now_ns() - b->submit_ns);
+		if (b != wal_flight_at(w, 0))
+			w->stats.held_count++;   /* durable, but an earlier batch is not yet */
+	}
+
+	/* Pop done batches from the head only: durability is reported in index order. */
+	bool advanced = false;
+	while (w->flight_count > 0 && wal_flight_at(w, 0)->done) {
+		struct wal_batch *h = wal_flight_at(w, 0);
+		if (!w->failed) {
+			w->durable_index = h->last_index;
+			advanced = true;
+		}
+		w->flight_head = (w->flight_head + 1) % w->batch_slots;
+		w->flight_count--;
+		struct wal_segment *seg = h->seg;
+		if (seg != w->staging->seg && seg->fd >= 0 && !wal_segment_busy(w, seg)) {
+			close(seg->fd);
+			seg->fd = -1;
+		}
+		memset(h->buf, 0, h->write_size);
+		h->used = h->prefix_size = 0;
+		h->entry_count = 0;
+		h->seg = NULL;
+		h->done = false;
+	}
 	if (w->failed)
 		return w->failed;
-
-	wal_latency_record(w, wal_now_ns() - b->submit_ns);
-	w->durable_index = b->last_index;
-	*durable_index = b->last_index;
-	if (b->seg != w->staging->seg && b->seg->fd >= 0) {
-		close(b->seg->fd);
-		b->seg->fd = -1;
-	}
-	memset(b->buf, 0, b->write_size);
-	b->used = b->prefix_size = 0;
-	b->entry_count = 0;
-	b->seg = NULL;
+	if (!advanced)
+		return 0;
+	*durable_index = w->durable_index;
 	return 1;
 }
 
@@ -806,13 +941,13 @@ int wal_flush_sync(struct wal *w)
 {
 	if (w->failed)
 		return w->failed;
-	assert(!w->in_flight);
+	assert(w->flight_count == 0);
 	if (w->staging->entry_count == 0)
 		return 0;
 	int rc = wal_submit(w, &w->sync_ring, WAL_SYNC_USER_DATA);
 	if (rc)
 		return rc;
-	while (w->in_flight) {
+	while (w->flight_count > 0) {
 		struct io_uring_cqe *cqe;
 		int wait = io_uring_wait_cqe(&w->sync_ring, &cqe);
 		if (wait == -EINTR)
@@ -821,7 +956,7 @@ int wal_flush_sync(struct wal *w)
 			w->failed = wait;
 			return wait;
 		}
-		assert(cqe->user_data == WAL_SYNC_USER_DATA);
+		assert(wal_user_data_match(WAL_SYNC_USER_DATA, cqe->user_data));
 		uint64_t durable;
 		rc = wal_complete(w, cqe, &durable);
 		io_uring_cqe_seen(&w->sync_ring, cqe);
@@ -846,6 +981,7 @@ void wal_stats_get(const struct wal *w, struct wal_stats *out)
 {
 	*out = w->stats;
 	out->segment_count = w->seg_count;
+	out->inflight_max = w->cfg.inflight_max;
 	out->commit_latency_sample_count = w->latency_count;
 	out->commit_latency_p50_ns = out->commit_latency_p99_ns = 0;
 	if (w->latency_count == 0)
@@ -859,13 +995,31 @@ void wal_stats_get(const struct wal *w, struct wal_stats *out)
 
 /* ---------------------------------------------------------------- recovery */
 
+/* An intact record (or a non-zero later segment without one) found after the damage. */
+struct wal_later {
+	uint64_t batch;                 /* batch_first_index; UINT64_MAX - seg: anonymous */
+	uint64_t index;                 /* 0 for an anonymous entry */
+	uint32_t seg;
+	uint64_t offset;
+};
+
 struct wal_scan {
 	uint64_t expected_index;        /* 0: any (nothing seen yet) */
 	uint64_t last_term;
+	uint32_t last_window;           /* inflight_max recorded by the last intact record */
 	bool damaged;                   /* a torn tail was found in an earlier segment */
+	bool damage_is_gap;             /* an index jump at a segment start */
+	uint64_t gap_index;
 	uint32_t damage_seg;
 	uint64_t damage_offset;
 	uint64_t damage_end;            /* end of non-zero bytes to clear */
+	/* Batches the damaged one may be (their records after the damage are not "later"),
+	 * in the damage segment only. */
+	bool excl_a_set, excl_b_set;
+	uint64_t excl_a, excl_b;
+	uint32_t window_max;            /* max inflight_max recorded around the damage */
+	uint32_t later_count;           /* distinct later batches, at most WAL_INFLIGHT_CAP */
+	struct wal_later later[WAL_INFLIGHT_CAP];
 	uint32_t tail_seg;              /* last segment holding a record */
 	bool have_tail;
 	uint8_t tail_block[WAL_BLOCK_SIZE];
@@ -902,36 +1056,109 @@ static uint64_t wal_nonzero_end(const uint8_t *buf, uint64_t from, uint64_t to)
 	return to;
 }
 
-/*
- * Decides whether the non-zero bytes [pos, end) after the last intact record of
- * segment i can be a torn write of the last batch (invariant 4). An intact record in
- * there must carry the batch_first_index of the batch the damage started in: either the
- * batch of the last intact record (batch_a, 0 if this segment has none) or a batch
- * starting exactly at pos (the expected index).
- */
-static int wal_check_torn(struct wal *w, uint32_t i, const uint8_t *buf, uint64_t pos,
-			  uint64_t end, uint64_t batch_a, uint64_t expected)
+static bool wal_all_zero(const uint8_t *p, uint64_t n)
 {
-	char name[64];
-	wal_segment_name(name, sizeof(name), w->segs[i]->seq, false);
-	uint64_t batch_b = expected;
-	for (uint64_t off = pos + 1; off + 4 <= end; off++) {
-		if (wal_get_le32(buf + off) != WAL_RECORD_MAGIC)
+	for (uint64_t k = 0; k < n; k++)
+		if (p[k])
+			return false;
+	return true;
+}
+
+static void wal_later_add(struct wal_scan *sc, uint64_t batch, uint64_t index, uint32_t seg,
+			  uint64_t offset)
+{
+	for (uint32_t k = 0; k < sc->later_count; k++)
+		if (sc->later[k].batch == batch)
+			return;
+	if (sc->later_count < WAL_INFLIGHT_CAP)
+		sc->later[sc->later_count++] = (struct wal_later){ batch, index, seg, offset };
+}
+
+/*
+ * Collects the intact records in the non-zero bytes [from, end) of segment i, which lie
+ * after the damage (invariant 4): their batches, unless they may be the damaged batch
+ * itself (same segment only), count as later batches. Stops once WAL_INFLIGHT_CAP
+ * later batches were seen: more than any allowance. Intact records are skipped whole,
+ * so a record-like payload inside one is never mistaken for a record.
+ */
+static void wal_collect_after_damage(struct wal *w, uint32_t i, const uint8_t *buf,
+				     uint64_t from, uint64_t end, struct wal_scan *sc)
+{
+	bool same = i == sc->damage_seg;
+	uint32_t before = sc->later_count;
+	bool any = false;
+	for (uint64_t off = from; off + 4 <= end && sc->later_count < WAL_INFLIGHT_CAP;) {
+		if (wal_get_le32(buf + off) != WAL_RECORD_MAGIC) {
+			off++;
 			continue;
+		}
 		struct wal_record_view q;
-		if (wal_record_decode(buf + off, w->segs[i]->size_bytes - off, &q) < 0)
+		long n = wal_record_decode(buf + off, w->segs[i]->size_bytes - off, &q);
+		if (n < 0) {
+			off++;
 			continue;
-		if (batch_b == 0)
-			batch_b = q.batch_first_index;
-		if (q.batch_first_index == batch_a || q.batch_first_index == batch_b)
-			continue;
+		}
+		any = true;
+		if (q.inflight_max > sc->window_max)
+			sc->window_max = q.inflight_max;
+		bool excluded = same && ((sc->excl_a_set && q.batch_first_index == sc->excl_a) ||
+					 (sc->excl_b_set && q.batch_first_index == sc->excl_b));
+		if (same && !sc->excl_b_set && !sc->damage_is_gap) {
+			/* Nothing seen before the damage: the first intact record's batch may be
+			 * the damaged one. */
+			sc->excl_b_set = true;
+			sc->excl_b = q.batch_first_index;
+			excluded = true;
+		}
+		if (!excluded)
+			wal_later_add(sc, q.batch_first_index, q.index, i, off);
+		off += (uint64_t)n;
+	}
+	if (!same && !any && sc->later_count == before)
+		wal_later_add(sc, UINT64_MAX - i, 0, i, from);
+}
+
+/* After the scan: is the damage a torn tail (at most W-1 later batches)? */
+static int wal_check_torn(struct wal *w, const struct wal_scan *sc)
+{
+	uint32_t window = sc->window_max;
+	if (sc->last_window > window)
+		window = sc->last_window;
+	if (w->cfg.inflight_max > window)
+		window = w->cfg.inflight_max;
+	uint32_t allowed = window - 1;
+	if (sc->later_count <= allowed)
+		return 0;
+	const struct wal_later *x = &sc->later[allowed];
+	char name[64], later_name[64];
+	wal_segment_name(name, sizeof(name), w->segs[sc->damage_seg]->seq, false);
+	wal_segment_name(later_name, sizeof(later_name), w->segs[x->seg]->seq, false);
+	if (sc->damage_is_gap) {
+		wal_report(&w->cfg, "index gap in the log: %s/log/%s offset %" PRIu64
+			   " holds index %" PRIu64 ", expected %" PRIu64 " (%u later batches "
+			   "follow, at most %u can be a torn tail)", w->dir_path, name,
+			   sc->damage_offset, sc->gap_index, sc->expected_index,
+			   sc->later_count, allowed);
+	} else if (x->seg == sc->damage_seg) {
 		wal_report(&w->cfg, "corrupt record in the middle of the log: %s/log/%s offset %"
 			   PRIu64 " is damaged but an intact record of a later batch (index %"
-			   PRIu64 ") follows at offset %" PRIu64, w->dir_path, name, pos,
-			   q.index, off);
-		return -EUCLEAN;
+			   PRIu64 ") follows at offset %" PRIu64 " (more than %u later batches)",
+			   w->dir_path, name, sc->damage_offset, x->index, x->offset, allowed);
+	} else {
+		wal_report(&w->cfg, "corrupt record in the middle of the log: %s/log/%s offset %"
+			   PRIu64 " is damaged but later segment %s holds data (at its offset %"
+			   PRIu64 "; more than %u later batches)", w->dir_path, name,
+			   sc->damage_offset, later_name, x->offset, allowed);
 	}
-	return 0;
+	return -EUCLEAN;
+}
+
+static void wal_mark_damage(struct wal_scan *sc, uint32_t i, uint64_t pos, uint64_t end)
+{
+	sc->damaged = true;
+	sc->damage_seg = i;
+	sc->damage_offset = pos;
+	sc->damage_end = end;
 }
 
 static int wal_scan_segment(struct wal *w, uint32_t i, uint8_t *buf, struct wal_scan *sc,
@@ -942,23 +1169,41 @@ static int wal_scan_segment(struct wal *w, uint32_t i, uint8_t *buf, struct wal_
 	wal_segment_name(name, sizeof(name), s->seq, false);
 	if (sc->damaged) {
 		uint64_t end = wal_nonzero_end(buf, 0, s->size_bytes);
-		if (end == 0)
-			return 0;
-		char damaged_name[64];
-		wal_segment_name(damaged_name, sizeof(damaged_name),
-				 w->segs[sc->damage_seg]->seq, false);
-		wal_report(&w->cfg, "corrupt record in the middle of the log: %s/log/%s offset %"
-			   PRIu64 " is damaged but later segment %s holds data", w->dir_path,
-			   damaged_name, sc->damage_offset, name);
-		return -EUCLEAN;
+		if (end > 0)
+			wal_collect_after_damage(w, i, buf, 0, end, sc);
+		return 0;
 	}
 	uint64_t pos = 0;
 	uint64_t batch_a = 0;
+	bool have_a = false;
 	while (pos < s->size_bytes) {
 		struct wal_record_view v;
 		long n = wal_record_decode(buf + pos, s->size_bytes - pos, &v);
+		if (n < 0 && sc->expected_index) {
+			/* Zero padding up to a boundary where the next batch starts? (Padding
+			 * shorter than a magic makes the decode at pos see the next record's
+			 * bytes, so any failure is checked, not only a zero magic.) */
+			uint64_t q = wal_round_up(pos);
+			struct wal_record_view u;
+			if (q > pos && q < s->size_bytes && wal_all_zero(buf + pos, q - pos) &&
+			    wal_record_decode(buf + q, s->size_bytes - q, &u) > 0 &&
+			    u.index == sc->expected_index && u.batch_first_index == u.index) {
+				pos = q;
+				continue;
+			}
+		}
 		if (n < 0)
 			break;
+		if (pos == 0 && sc->expected_index && v.index > sc->expected_index &&
+		    v.term >= sc->last_term) {
+			/* A jump at a segment start: the batch(es) before it may have been lost
+			 * in flight. A torn tail if few enough batches follow (checked later). */
+			sc->damage_is_gap = true;
+			sc->gap_index = v.index;
+			wal_mark_damage(sc, i, 0, wal_nonzero_end(buf, 0, s->size_bytes));
+			wal_collect_after_damage(w, i, buf, 0, sc->damage_end, sc);
+			return 0;
+		}
 		if ((sc->expected_index && v.index != sc->expected_index) || v.index == 0) {
 			wal_report(&w->cfg, "index gap in the log: %s/log/%s offset %" PRIu64
 				   " holds index %" PRIu64 ", expected %" PRIu64, w->dir_path,
@@ -981,7 +1226,9 @@ static int wal_scan_segment(struct wal *w, uint32_t i, uint8_t *buf, struct wal_
 		s->last_index = v.index;
 		sc->expected_index = v.index + 1;
 		sc->last_term = v.term;
+		sc->last_window = v.inflight_max;
 		batch_a = v.batch_first_index;
+		have_a = true;
 		pos += (uint64_t)n;
 	}
 	s->data_bytes = pos;
@@ -995,13 +1242,12 @@ static int wal_scan_segment(struct wal *w, uint32_t i, uint8_t *buf, struct wal_
 	uint64_t end = wal_nonzero_end(buf, pos, s->size_bytes);
 	if (end == pos)
 		return 0;
-	int rc = wal_check_torn(w, i, buf, pos, end, batch_a, sc->expected_index);
-	if (rc)
-		return rc;
-	sc->damaged = true;
-	sc->damage_seg = i;
-	sc->damage_offset = pos;
-	sc->damage_end = end;
+	wal_mark_damage(sc, i, pos, end);
+	sc->excl_a_set = have_a;
+	sc->excl_a = batch_a;
+	sc->excl_b_set = sc->expected_index != 0;
+	sc->excl_b = sc->expected_index;
+	wal_collect_after_damage(w, i, buf, pos + 1, end, sc);
 	return 0;
 }
 
@@ -1144,6 +1390,8 @@ static int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
 			rc = wal_scan_segment(w, i, buf, sc, replay, ctx);
 	}
 	free(buf);
+	if (rc == 0 && sc->damaged)
+		rc = wal_check_torn(w, sc);
 	if (rc)
 		goto out;
 
@@ -1251,6 +1499,14 @@ int wal_open(struct wal **out, const struct wal_config *cfg, wal_replay_fn repla
 		w->cfg.batch_bytes_max = WAL_BATCH_BYTES_MAX_DEFAULT;
 	if (!w->cfg.batch_entries_max)
 		w->cfg.batch_entries_max = WAL_BATCH_ENTRIES_MAX_DEFAULT;
+	if (!w->cfg.inflight_max)
+		w->cfg.inflight_max = WAL_INFLIGHT_MAX_DEFAULT;
+	if (w->cfg.inflight_max > WAL_INFLIGHT_CAP) {
+		wal_report(&w->cfg, "bad config: inflight_max %u exceeds %u", w->cfg.inflight_max,
+			   WAL_INFLIGHT_CAP);
+		free(w);
+		return -EINVAL;
+	}
 	w->sync_mode = cfg->sync_mode == WAL_SYNC_DEFAULT ? wal_sync_mode_default
 							  : cfg->sync_mode;
 	if (w->cfg.segment_size_bytes % WAL_BLOCK_SIZE ||
@@ -1285,7 +1541,8 @@ int wal_open(struct wal **out, const struct wal_config *cfg, wal_replay_fn repla
 		goto fail;
 
 	w->batch_buf_size = w->cfg.batch_bytes_max + 2 * WAL_BLOCK_SIZE;
-	for (int k = 0; k < 2; k++) {
+	w->batch_slots = w->cfg.inflight_max + 1;
+	for (uint32_t k = 0; k < w->batch_slots; k++) {
 		if (posix_memalign((void **)&w->batches[k].buf, WAL_BLOCK_SIZE, w->batch_buf_size)) {
 			rc = -ENOMEM;
 			goto fail;
@@ -1293,7 +1550,6 @@ int wal_open(struct wal **out, const struct wal_config *cfg, wal_replay_fn repla
 		memset(w->batches[k].buf, 0, w->batch_buf_size);
 	}
 	w->staging = &w->batches[0];
-	w->flight = &w->batches[1];
 
 	rc = wal_preparer_start(&w->prep, w->dir_fd, w->cfg.segment_size_bytes, w->direct);
 	if (rc)
@@ -1317,7 +1573,7 @@ void wal_close(struct wal *w)
 {
 	if (!w)
 		return;
-	assert(!w->in_flight);
+	assert(w->flight_count == 0);
 	wal_preparer_stop(&w->prep);
 	for (uint32_t i = 0; i < w->seg_count; i++)
 		wal_segment_free(w->segs[i]);
@@ -1326,8 +1582,8 @@ void wal_close(struct wal *w)
 		io_uring_queue_exit(&w->sync_ring);
 	if (w->dir_fd >= 0)
 		close(w->dir_fd);
-	free(w->batches[0].buf);
-	free(w->batches[1].buf);
+	for (uint32_t k = 0; k < WAL_INFLIGHT_CAP + 1; k++)
+		free(w->batches[k].buf);
 	free(w->dir_path);
 	free(w);
 }
@@ -1338,7 +1594,7 @@ int wal_truncate_suffix(struct wal *w, uint64_t index)
 {
 	if (w->failed)
 		return w->failed;
-	assert(!w->in_flight);
+	assert(w->flight_count == 0);
 	assert(w->staging->entry_count == 0);
 	if (index >= w->last_index)
 		return 0;
@@ -1366,16 +1622,21 @@ int wal_truncate_suffix(struct wal *w, uint64_t index)
 	if (posix_memalign((void **)&buf, WAL_BLOCK_SIZE, tail->size_bytes))
 		return -ENOMEM;
 	rc = wal_read_segment(w, w->seg_count - 1, buf, tail->data_bytes);
-	uint64_t pos = 0, keep_last = 0, keep_term = 0;
-	while (rc == 0 && pos < tail->data_bytes) {
+	uint64_t pos = 0, scan = 0, keep_last = 0, keep_term = 0;
+	while (rc == 0 && scan < tail->data_bytes) {
 		struct wal_record_view v;
-		long n = wal_record_decode(buf + pos, tail->data_bytes - pos, &v);
+		long n = wal_record_decode(buf + scan, tail->data_bytes - scan, &v);
+		if (n < 0 && scan % WAL_BLOCK_SIZE) {
+			scan = wal_round_up(scan);      /* padding between batches */
+			continue;
+		}
 		assert(n > 0);  /* the tail was verified or written by us */
 		if (v.index > index)
 			break;
 		keep_last = v.index;
 		keep_term = v.term;
-		pos += (uint64_t)n;
+		scan += (uint64_t)n;
+		pos = scan;     /* the cut: end of the last kept record */
 	}
 	if (rc)
 		goto out;
@@ -1420,7 +1681,7 @@ int wal_compact_prefix(struct wal *w, uint64_t index)
 		struct wal_segment *s = w->segs[0];
 		if (s->first_index != 0 && s->last_index > index)
 			break;
-		if (w->in_flight && w->flight->seg == s)
+		if (wal_segment_busy(w, s))
 			break;
 		if ((rc = wal_segment_delete(w, 0)))
 			return rc;

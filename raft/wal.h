@@ -6,14 +6,29 @@
  * except that wal.c owns one private helper thread that prepares the next segment file.
  * A struct wal is never shared.
  *
- * Lifecycle of one batch (one batch in flight at a time, the next one is staged while
- * the previous one is on the disk):
+ * Lifecycle of a batch. Up to inflight_max batches (config, default 2, at most
+ * WAL_INFLIGHT_CAP) are on the disk at once while the next one is staged:
  *
  *     wal_stage() x N ──► wal_submit(ring) ──► CQEs ──► wal_complete() == 1
  *       (staging)            (in flight)                  (durable; durable_index set)
  *
- *     while a batch is in flight, wal_stage() fills the next one; wal_submit() of the
- *     next one is legal only after wal_complete() returned 1 for the previous one.
+ *     wal_submit() is legal when wal_can_submit(): something is staged and fewer than
+ *     inflight_max batches are in flight. Each in-flight batch is its own write (+ its
+ *     own linked fdatasync, or RWF_DSYNC) on its own 4 KiB-aligned blocks. Batches may
+ *     complete in any order; wal_complete() reports durability IN INDEX ORDER: it
+ *     returns 1 with the highest index such that it and every earlier batch are durable
+ *     (a later batch that finishes first is held until the earlier ones finish).
+ *     With inflight_max == 1 this is exactly the old one-batch-in-flight pipeline.
+ *
+ * user_data (how the caller routes CQEs back to wal_complete()):
+ *     inflight_max == 1: every SQE carries the caller's user_data unchanged, and
+ *         wal_complete() does not look at cqe->user_data (any value works, as before).
+ *     inflight_max  > 1: the caller's base user_data must have its low
+ *         WAL_USER_DATA_TAG_BITS (3) bits zero (wal_submit returns -EINVAL otherwise);
+ *         every SQE of a batch carries base | tag, tag = (batches submitted so far since
+ *         open) mod WAL_INFLIGHT_CAP, so all CQEs of the log match
+ *         wal_user_data_match(base, cqe->user_data). A base with zero low bits works for
+ *         both settings: use one.
  *
  * Errors: 0 or -errno everywhere. A write or fdatasync error reported by wal_complete()
  * is fatal for the caller (crash and recover; never retry). -EAGAIN from wal_stage()
@@ -42,6 +57,16 @@ struct wal;
 #define WAL_BATCH_BYTES_MAX_DEFAULT (1u << 20)
 #define WAL_BATCH_ENTRIES_MAX_DEFAULT 4096u
 #define WAL_SEGMENT_COUNT_MAX 65536u
+#define WAL_INFLIGHT_MAX_DEFAULT 2u
+#define WAL_INFLIGHT_CAP 8u                     /* batches in flight at most */
+#define WAL_USER_DATA_TAG_BITS 3u               /* log2(WAL_INFLIGHT_CAP) */
+#define WAL_USER_DATA_TAG_MASK ((uint64_t)WAL_INFLIGHT_CAP - 1)
+
+/* True when a CQE's user_data belongs to the log submitted with `base` (low bits 0). */
+static inline bool wal_user_data_match(uint64_t base, uint64_t user_data)
+{
+	return (user_data & ~WAL_USER_DATA_TAG_MASK) == base;
+}
 
 /*
  * How a batch is made durable. WAL_SYNC_DEFAULT picks the mode measured fastest on the
@@ -60,6 +85,8 @@ struct wal_config {
 	uint32_t batch_bytes_max;               /* 0: 1 MiB; record bytes per batch */
 	uint32_t batch_entries_max;             /* 0: 4096 */
 	enum wal_sync_mode sync_mode;
+	uint32_t inflight_max;                  /* 0: 2; batches in flight, 1..WAL_INFLIGHT_CAP;
+						 * > 1 starts every batch on a fresh 4 KiB block */
 	char *error_text;                       /* optional: why wal_open failed */
 	size_t error_text_size;
 };
@@ -74,13 +101,23 @@ typedef int (*wal_replay_fn)(void *ctx, uint64_t term, uint64_t index, const voi
 /*
  * Opens (creating if needed) the log under cfg->dir, verifies every record, replays the
  * valid ones through `replay` (may be NULL), truncates a torn tail, and starts the
- * segment helper thread. Damage that is not a torn tail (a bad record followed by
- * records of a later batch, data in a later segment, an index gap) fails with
- * -EUCLEAN and a message naming the file and byte offset (stderr and cfg->error_text).
+ * segment helper thread.
+ *
+ * Torn tail: damage (a bad record, or zeros where records should continue) followed
+ * only by intact records of at most W-1 later batches (in the same segment or in later
+ * ones), where W = max(cfg->inflight_max, the inflight_max recorded in the flags of the
+ * intact records around the damage). Everything from the damage on is dropped (zeroed
+ * in its segment, later segments deleted). This never drops an acknowledged record:
+ * acks are in index order, so nothing after a batch that was not durable at the crash
+ * was ever acknowledged. Zero padding up to a 4 KiB boundary before a record that
+ * starts a batch with the expected index is normal (inflight_max > 1), not damage.
+ * Anything else (damage followed by more later batches, an index gap that is not at a
+ * segment start, a term going down) fails with -EUCLEAN and a message naming the file
+ * and byte offset (stderr and cfg->error_text).
  */
 int wal_open(struct wal **out, const struct wal_config *cfg, wal_replay_fn replay, void *ctx);
 
-/* Precondition: no batch in flight (call wal_flush_sync() or reap it first). */
+/* Precondition: no batch in flight (reap them all first). */
 void wal_close(struct wal *w);
 
 /*
@@ -92,24 +129,34 @@ void wal_close(struct wal *w);
  */
 int wal_stage(struct wal *w, uint64_t term, uint64_t index, const void *data, size_t size);
 
-bool wal_in_flight(const struct wal *w);
+bool wal_in_flight(const struct wal *w);          /* at least one batch in flight */
+uint32_t wal_in_flight_count(const struct wal *w);
+uint32_t wal_inflight_max(const struct wal *w);   /* the resolved config value */
 uint32_t wal_staged_count(const struct wal *w);
+/* Something is staged and fewer than inflight_max batches are in flight. */
+bool wal_can_submit(const struct wal *w);
 
 /*
- * Issues the staged batch on `ring` (1 or 2 SQEs, all tagged `user_data`) and calls
- * io_uring_submit(). Precondition: !wal_in_flight(w). With nothing staged it does
- * nothing and returns 0.
+ * Issues the staged batch on `ring` (1 or 2 SQEs: the write, then with
+ * WAL_SYNC_WRITE_LINKED_FDATASYNC a linked fdatasync of the same file) and calls
+ * io_uring_submit(). The SQEs carry user_data as described at the top of this file.
+ * Precondition: fewer than inflight_max batches in flight (asserted). With nothing
+ * staged it does nothing and returns 0. -EINVAL: inflight_max > 1 and user_data has
+ * low tag bits set (nothing submitted, not sticky).
  */
 int wal_submit(struct wal *w, struct io_uring *ring, uint64_t user_data);
 
 /*
- * Feed every CQE whose user_data is the one given to wal_submit(). Returns 1 when the
- * batch is durable (*durable_index set to its last index), 0 while completions are
- * pending, -errno on a write or sync error (fatal).
+ * Feed every CQE of the log's SQEs (see user_data above), in any order. Returns 1 when
+ * the durable prefix grew (*durable_index set to its new last index: every batch up to
+ * it has completed its write and sync), 0 otherwise (completions pending, or a later
+ * batch finished first and is held), -errno on a write or sync error of any batch
+ * (fatal and sticky; later completions keep returning it).
  */
 int wal_complete(struct wal *w, const struct io_uring_cqe *cqe, uint64_t *durable_index);
 
-/* Submits whatever is staged on a private ring and waits. Precondition: !in_flight. */
+/* Submits whatever is staged on a private ring and waits. Precondition: nothing in
+ * flight. */
 int wal_flush_sync(struct wal *w);
 
 uint64_t wal_first_index(const struct wal *w);      /* 0 when the log is empty */
@@ -139,25 +186,32 @@ struct wal_stats {
 	uint64_t entry_count;
 	uint64_t record_bytes;          /* headers + payloads appended */
 	uint64_t write_bytes;           /* bytes handed to the disk (tail rewrites, padding) */
+	uint64_t pad_bytes;             /* zeros written after a batch's last record to
+					 * fill its last block (part of write_bytes) */
 	uint32_t batch_entries_max_seen;
 	uint64_t batch_bytes_max_seen;
 	uint64_t commit_latency_p50_ns; /* submit -> durable, over the last samples */
 	uint64_t commit_latency_p99_ns;
 	uint64_t commit_latency_max_ns;
 	uint32_t commit_latency_sample_count;
-	uint64_t log_bytes;             /* record bytes held in live segments */
+	uint64_t log_bytes;             /* bytes up to the last record of each live
+					 * segment (padding between batches included) */
 	uint32_t segment_count;
 	uint64_t segment_roll_count;
 	uint64_t segment_roll_stall_count;  /* rolls that had to wait for the helper */
 	uint64_t segment_prepare_fail_count;
 	uint64_t recovery_truncated_bytes;  /* torn-tail bytes zeroed by wal_open */
+	uint32_t inflight_max;              /* resolved config */
+	uint32_t inflight_peak;             /* most batches seen in flight at once */
+	uint64_t held_count;                /* batches durable before an earlier one */
 };
 
 void wal_stats_get(const struct wal *w, struct wal_stats *out);
 
 /*
  * Record format, exposed for tests and tools. Little-endian, records packed back to
- * back; see wal.c for the full layout.
+ * back within a batch (batches start on a 4 KiB boundary when inflight_max > 1); see
+ * wal.c for the full layout.
  */
 #define WAL_RECORD_HEADER_SIZE 40u
 
@@ -167,11 +221,19 @@ struct wal_record_view {
 	uint64_t batch_first_index;
 	const void *data;
 	uint32_t size;
+	uint32_t inflight_max;  /* of the writer, from the flags (1 for flags 0) */
 };
 
-/* Encodes into dst (capacity cap). Returns the record size, or 0 if it does not fit. */
+/*
+ * Encodes into dst (capacity cap). Returns the record size, or 0 if it does not fit.
+ * wal_record_encode() writes flags 0 (inflight_max 1); the _window variant records the
+ * writer's inflight_max (1..WAL_INFLIGHT_CAP) in the flags.
+ */
 size_t wal_record_encode(void *dst, size_t cap, uint64_t term, uint64_t index,
 			 uint64_t batch_first_index, const void *data, uint32_t size);
+size_t wal_record_encode_window(void *dst, size_t cap, uint64_t term, uint64_t index,
+				uint64_t batch_first_index, const void *data, uint32_t size,
+				uint32_t inflight_max);
 
 /*
  * Decodes the record at src (avail bytes readable). Returns the record size (> 0),

@@ -7,9 +7,13 @@
  *   dsync    one io_uring write SQE with RWF_DSYNC
  *   syscall  pwrite(2) + fdatasync(2)
  * Part 2 drives the real wal (wal_stage / wal_submit / wal_complete, pipelined: the next
- * batch is staged while the previous one is on the disk) with 128-byte entries and
- * reports entries/s and commit latency per batch size and sync mode.
+ * batch is staged while up to `inflight` batches are on the disk) with 128-byte entries
+ * and reports entries/s and commit latency per batch size, sync mode and inflight_max.
+ * Two producers: "open" always has entries ready (batches are full); "closed C" is C
+ * closed-loop clients with one entry outstanding each (an entry becomes ready again when
+ * the previous one of its client is durable), like ZooKeeper clients doing creates.
  *
+ * `wal-bench [dir] [pipeline]`: with "pipeline" only the inflight sweep runs.
  * The directory defaults to ./wal-bench-data (the build dir: keep it off tmpfs).
  * It is not a test; numbers are recorded in the wal.c header and the report.
  */
@@ -31,6 +35,7 @@
 #define BENCH_PROBE_ITERATIONS 400u
 #define BENCH_ENTRY_BYTES 128u
 #define BENCH_RUN_NS 1500000000ull
+#define BENCH_USER_DATA 0x100u      /* low WAL_USER_DATA_TAG_BITS zero */
 
 enum bench_probe_mode {
 	BENCH_PROBE_LINKED,
@@ -146,11 +151,13 @@ static int bench_probe(const char *dir)
 	return 0;
 }
 
+/* clients == 0: open loop (always an entry ready); else that many closed-loop clients. */
 static int bench_group_commit(const char *dir, enum wal_sync_mode mode, const char *mode_name,
-			      uint32_t per_batch)
+			      uint32_t per_batch, uint32_t inflight, uint32_t clients)
 {
 	char path[4200], cmd[4300];
-	snprintf(path, sizeof(path), "%s/wal-%s-%u", dir, mode_name, per_batch);
+	snprintf(path, sizeof(path), "%s/wal-%s-%u-%u-%u", dir, mode_name, per_batch, inflight,
+		 clients);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
 	if (system(cmd) != 0)
 		return -1;
@@ -160,6 +167,7 @@ static int bench_group_commit(const char *dir, enum wal_sync_mode mode, const ch
 		.batch_bytes_max = 1u << 20,
 		.batch_entries_max = per_batch,
 		.sync_mode = mode,
+		.inflight_max = inflight,
 	};
 	struct wal *w;
 	int rc = wal_open(&w, &cfg, NULL, NULL);
@@ -168,16 +176,17 @@ static int bench_group_commit(const char *dir, enum wal_sync_mode mode, const ch
 		return rc;
 	}
 	struct io_uring ring;
-	if (io_uring_queue_init(16, &ring, 0))
+	if (io_uring_queue_init(64, &ring, 0))
 		return -1;
 	uint8_t entry[BENCH_ENTRY_BYTES];
 	memset(entry, 0xab, sizeof(entry));
 	uint64_t index = 1;
+	uint64_t ready = clients;       /* closed loop: clients with an entry to send */
 	uint64_t t0 = bench_now_ns(), t_end = t0 + BENCH_RUN_NS;
 	uint64_t durable = 0;
 	for (;;) {
 		bool running = bench_now_ns() < t_end;
-		while (running && wal_staged_count(w) < per_batch) {
+		while (running && wal_staged_count(w) < per_batch && (clients == 0 || ready > 0)) {
 			rc = wal_stage(w, 1, index, entry, sizeof(entry));
 			if (rc == -EAGAIN)
 				break;
@@ -186,9 +195,11 @@ static int bench_group_commit(const char *dir, enum wal_sync_mode mode, const ch
 				return rc;
 			}
 			index++;
+			if (clients)
+				ready--;
 		}
-		if (!wal_in_flight(w) && wal_staged_count(w) > 0) {
-			rc = wal_submit(w, &ring, 1);
+		if (wal_can_submit(w)) {
+			rc = wal_submit(w, &ring, BENCH_USER_DATA);
 			if (rc)
 				return rc;
 			continue;
@@ -198,22 +209,32 @@ static int bench_group_commit(const char *dir, enum wal_sync_mode mode, const ch
 		struct io_uring_cqe *cqe;
 		if (io_uring_wait_cqe(&ring, &cqe))
 			return -1;
+		uint64_t before = durable;
 		rc = wal_complete(w, cqe, &durable);
 		io_uring_cqe_seen(&ring, cqe);
 		if (rc < 0) {
 			fprintf(stderr, "wal-bench: complete: %s\n", strerror(-rc));
 			return rc;
 		}
+		if (rc == 1 && clients)
+			ready += durable - before;      /* those clients send their next entry */
 	}
 	double secs = (double)(bench_now_ns() - t0) / 1e9;
 	struct wal_stats st;
 	wal_stats_get(w, &st);
-	printf("  %-8s batch<=%5u  %9.0f entries/s  %7.0f batches/s  %6.1f MB/s  "
-	       "commit p50 %7.1f us  p99 %7.1f us  (avg %.1f entries/batch)\n",
-	       mode_name, per_batch, (double)durable / secs, (double)st.batch_count / secs,
-	       (double)st.write_bytes / secs / 1e6, st.commit_latency_p50_ns / 1e3,
-	       st.commit_latency_p99_ns / 1e3,
-	       st.batch_count ? (double)st.entry_count / (double)st.batch_count : 0.0);
+	char producer[32];
+	if (clients)
+		snprintf(producer, sizeof(producer), "closed %u", clients);
+	else
+		snprintf(producer, sizeof(producer), "open");
+	printf("  %-6s %-9s batch<=%5u inflight %u  %9.0f entries/s  %7.0f batches/s  "
+	       "%6.1f MB/s  commit p50 %7.1f us  p99 %7.1f us  (avg %.1f entries/batch, "
+	       "peak %u in flight, %" PRIu64 " held)\n",
+	       mode_name, producer, per_batch, inflight, (double)durable / secs,
+	       (double)st.batch_count / secs, (double)st.write_bytes / secs / 1e6,
+	       st.commit_latency_p50_ns / 1e3, st.commit_latency_p99_ns / 1e3,
+	       st.batch_count ? (double)st.entry_count / (double)st.batch_count : 0.0,
+	       st.inflight_peak, st.held_count);
 	wal_close(w);
 	io_uring_queue_exit(&ring);
 	if (system(cmd) != 0)
@@ -221,20 +242,40 @@ static int bench_group_commit(const char *dir, enum wal_sync_mode mode, const ch
 	return 0;
 }
 
+static int bench_inflight_sweep(const char *dir)
+{
+	static const uint32_t batches[] = { 16, 128 };
+	static const uint32_t inflights[] = { 1, 2, 4 };
+	static const uint32_t client_counts[] = { 0, 64 };
+	printf("pipelined group commit by inflight_max (%u-byte entries, linked "
+	       "write+fdatasync, %.1f s each)\n", BENCH_ENTRY_BYTES, BENCH_RUN_NS / 1e9);
+	for (size_t c = 0; c < sizeof(client_counts) / sizeof(client_counts[0]); c++)
+		for (size_t b = 0; b < sizeof(batches) / sizeof(batches[0]); b++)
+			for (size_t i = 0; i < sizeof(inflights) / sizeof(inflights[0]); i++)
+				if (bench_group_commit(dir, WAL_SYNC_WRITE_LINKED_FDATASYNC, "linked",
+						       batches[b], inflights[i], client_counts[c]))
+					return -1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "./wal-bench-data";
+	bool pipeline_only = argc > 2 && strcmp(argv[2], "pipeline") == 0;
 	mkdir(dir, 0755);
+	if (pipeline_only)
+		return bench_inflight_sweep(dir) ? 1 : 0;
 	if (bench_probe(dir))
 		return 1;
 	static const uint32_t batches[] = { 1, 16, 128, 1024 };
-	printf("group commit through wal_* (%u-byte entries, pipelined, %.1f s each)\n",
-	       BENCH_ENTRY_BYTES, BENCH_RUN_NS / 1e9);
+	printf("group commit through wal_* (%u-byte entries, pipelined, inflight 1, %.1f s "
+	       "each)\n", BENCH_ENTRY_BYTES, BENCH_RUN_NS / 1e9);
 	for (size_t b = 0; b < sizeof(batches) / sizeof(batches[0]); b++) {
-		if (bench_group_commit(dir, WAL_SYNC_WRITE_LINKED_FDATASYNC, "linked", batches[b]))
+		if (bench_group_commit(dir, WAL_SYNC_WRITE_LINKED_FDATASYNC, "linked", batches[b],
+				       1, 0))
 			return 1;
-		if (bench_group_commit(dir, WAL_SYNC_WRITE_DSYNC, "dsync", batches[b]))
+		if (bench_group_commit(dir, WAL_SYNC_WRITE_DSYNC, "dsync", batches[b], 1, 0))
 			return 1;
 	}
-	return 0;
+	return bench_inflight_sweep(dir) ? 1 : 0;
 }

@@ -920,7 +920,8 @@ Test(config, conf_standalone)
 		"logLevel=info\n"
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
-		"keeperApiNodes=true\n");
+		"keeperApiNodes=true\n"
+		"raft.logInflightMax=1\n");
 	free(text);
 }
 
@@ -980,7 +981,8 @@ Test(config, conf_quorum)
 		"logLevel=info\n"
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
-		"keeperApiNodes=true\n", test_dir);
+		"keeperApiNodes=true\n"
+		"raft.logInflightMax=1\n", test_dir);
 	cr_assert_str_eq(text, want);
 	free(text);
 }
