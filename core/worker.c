@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/msg.h"
 #include "core/server.h"
+#include "core/wake.h"
 #include "net/conn.h"
 #include "raft/pipeline.h"
 #include "store/store.h"
@@ -89,21 +90,7 @@ bool worker_send_to_raft(struct worker *w, void *msg)
 
 void worker_wake_from(struct worker *w, struct io_uring *sender_ring)
 {
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!atomic_load_explicit(&w->sleeping, memory_order_seq_cst))
-		return;
-	if (!atomic_exchange_explicit(&w->sleeping, 0, memory_order_seq_cst))
-		return;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(sender_ring);
-	if (!sqe) {
-		io_uring_submit(sender_ring);
-		sqe = io_uring_get_sqe(sender_ring);
-	}
-	assert(sqe);
-	io_uring_prep_msg_ring(sqe, w->ring_fd, 0, ud_make(UD_WAKE, 0), 0);
-	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-	io_uring_sqe_set_data64(sqe, ud_make(UD_WAKE, 0));
-	io_uring_submit(sender_ring);
+	rk_ring_wake(&w->sleeping, w->ring_fd, ud_make(UD_WAKE, 0), sender_ring);
 }
 
 /* ---- connection table ---------------------------------------------------------- */

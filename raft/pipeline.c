@@ -40,6 +40,7 @@
 #include "core/log.h"
 #include "core/msg.h"
 #include "core/server.h"
+#include "core/wake.h"
 #include "core/worker.h"
 #include "net/frames.h"
 #include "net/zk_proto.h"
@@ -86,21 +87,7 @@ struct raft_pipeline {
 
 void raft_pipeline_wake(struct raft_pipeline *p, struct io_uring *sender_ring)
 {
-	atomic_thread_fence(memory_order_seq_cst);
-	if (!atomic_load_explicit(&p->sleeping, memory_order_seq_cst))
-		return;
-	if (!atomic_exchange_explicit(&p->sleeping, 0, memory_order_seq_cst))
-		return;
-	struct io_uring_sqe *sqe = io_uring_get_sqe(sender_ring);
-	if (!sqe) {
-		io_uring_submit(sender_ring);
-		sqe = io_uring_get_sqe(sender_ring);
-	}
-	assert(sqe);
-	io_uring_prep_msg_ring(sqe, p->ring.ring_fd, 0, UD_RAFT_WAKE, 0);
-	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-	io_uring_sqe_set_data64(sqe, UD_RAFT_WAKE);
-	io_uring_submit(sender_ring);
+	rk_ring_wake(&p->sleeping, p->ring.ring_fd, UD_RAFT_WAKE, sender_ring);
 }
 
 /* Hands a message to its worker; waits (never drops) if that worker's queue is full. */
@@ -179,6 +166,22 @@ static void raft_broadcast_session_gone(struct raft_pipeline *p, int64_t session
 	}
 }
 
+/* The store's view of a decoded entry at index zxid (views into the entry's bytes). */
+static void raft_txn_from_entry(const struct rk_entry *e, int64_t zxid, struct store_auth *auth,
+				struct store_txn *txn)
+{
+	*auth = (struct store_auth){ e->ids, e->ids_count, e->super };
+	*txn = (struct store_txn){
+		.zxid = zxid,
+		.time_ms = e->time_ms,
+		.session_id = e->session_id,
+		.opcode = e->opcode,
+		.body = e->body,
+		.body_len = e->body_len,
+		.auth = auth,
+	};
+}
+
 /* Applies one ordered entry and routes its reply. Consumes m. */
 static void raft_apply(struct raft_pipeline *p, struct rk_msg *m)
 {
@@ -186,16 +189,9 @@ static void raft_apply(struct raft_pipeline *p, struct rk_msg *m)
 	struct rk_entry e;
 	int rc = entry_decode(&e, m->data, m->len);
 	assert(rc == 0); /* workers encode entries; a bad one is a programming error */
-	struct store_auth auth = { e.ids, e.ids_count, e.super };
-	struct store_txn txn = {
-		.zxid = m->zxid,
-		.time_ms = e.time_ms,
-		.session_id = e.session_id,
-		.opcode = e.opcode,
-		.body = e.body,
-		.body_len = e.body_len,
-		.auth = &auth,
-	};
+	struct store_auth auth;
+	struct store_txn txn;
+	raft_txn_from_entry(&e, m->zxid, &auth, &txn);
 	jute_writer_reset(&p->reply);
 	uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
 	assert(hdr);
@@ -613,16 +609,9 @@ static int raft_replay_one(void *ctx, uint64_t term, uint64_t index, const void 
 			  (unsigned long long)index);
 		return -EPROTO;
 	}
-	struct store_auth auth = { e.ids, e.ids_count, e.super };
-	struct store_txn txn = {
-		.zxid = (int64_t)index,
-		.time_ms = e.time_ms,
-		.session_id = e.session_id,
-		.opcode = e.opcode,
-		.body = e.body,
-		.body_len = e.body_len,
-		.auth = &auth,
-	};
+	struct store_auth auth;
+	struct store_txn txn;
+	raft_txn_from_entry(&e, (int64_t)index, &auth, &txn);
 	jute_writer_reset(&rc->out);
 	store_apply(rc->p->srv->store, &txn, &rc->out, NULL, NULL);
 	replay_session_track(rc, &e);
