@@ -26,6 +26,8 @@ static const int32_t ops[] = {
 	ZK_OP_CREATE_CONTAINER, ZK_OP_CREATE_TTL, ZK_OP_MULTI_READ, ZK_OP_GET_EPHEMERALS,
 	ZK_OP_GET_ALL_CHILDREN_NUMBER, ZK_OP_FILTERED_LIST, ZK_OP_CHECK_NOT_EXISTS, ZK_OP_CREATE_IF_NOT_EXISTS,
 	ZK_OP_REMOVE_RECURSIVE, ZK_OP_SET_WATCHES, ZK_OP_SET_WATCHES2, ZK_OP_CLOSE_SESSION, 999,
+	STORE_OP_CHECK_STAT, STORE_OP_TRY_REMOVE, ZK_OP_DELETE_CONTAINER, ZK_OP_ADD_WATCH, ZK_OP_CHECK_WATCHES,
+	ZK_OP_REMOVE_WATCHES,
 };
 
 static struct store *store;
@@ -57,7 +59,7 @@ static void session_open(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!store) {
-		struct store_config cfg = { "" };
+		struct store_config cfg = { .config_text = "", .keeper_api = true };
 		store = store_create(&cfg);
 		session_open();
 	}
@@ -74,6 +76,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (op == ZK_OP_SET_WATCHES || op == ZK_OP_SET_WATCHES2) {
 		store_set_watches(store, 1, op, body, len, on_event, NULL);
 		store_watcher_drop(store, 1);
+	} else if (op == ZK_OP_ADD_WATCH) {
+		store_add_watch(store, 1, body, len);
+	} else if (op == ZK_OP_CHECK_WATCHES || op == ZK_OP_REMOVE_WATCHES) {
+		store_remove_watches(store, 1, op, body, len);
+		if (as_read)
+			store_watcher_drop(store, 1);
 	} else if (as_read) {
 		store_read(store, 7, 1, &auth, op, body, len, &out);
 	} else {
