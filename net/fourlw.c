@@ -451,6 +451,14 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		fprintf(f, "leader_committed_log_idx\t%llu\n", (unsigned long long)rs.last_index);
 		fprintf(f, "target_committed_log_idx\t%llu\n", (unsigned long long)rs.last_index);
 		fprintf(f, "last_snapshot_idx\t0\n");
+		/* RingKeeper's own: how the group commit is doing */
+		fprintf(f, "log_batch_entries_avg\t%.2f\n",
+			rs.wal.batch_count ? (double)rs.wal.entry_count / (double)rs.wal.batch_count : 0.0);
+		fprintf(f, "log_batch_entries_max\t%u\n", rs.wal.batch_entries_max_seen);
+		fprintf(f, "log_fsync_p50_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p50_ns / 1000));
+		fprintf(f, "log_fsync_p99_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p99_ns / 1000));
+		fprintf(f, "log_bytes\t%llu\n", (unsigned long long)rs.wal.log_bytes);
+		fprintf(f, "log_segments\t%u\n", rs.wal.segment_count);
 	} else if (!strcmp(word, "rqld")) {
 		/* A standalone server is always the leader: there is no one to ask. */
 		fprintf(f, "Failed to send leadership request: this server is standalone and already leads.\n");

@@ -55,10 +55,16 @@ def test_ringkeeper_admin_words(server, zk, root):
     lgif = dict(ln.split("\t") for ln in server.four_letter("lgif").splitlines())
     assert set(lgif) == {"first_log_idx", "first_log_term", "last_log_idx", "last_log_term",
                          "last_committed_log_idx", "leader_committed_log_idx",
-                         "target_committed_log_idx", "last_snapshot_idx"}
+                         "target_committed_log_idx", "last_snapshot_idx",
+                         "log_batch_entries_avg", "log_batch_entries_max", "log_fsync_p50_us",
+                         "log_fsync_p99_us", "log_bytes", "log_segments"}
     last = int(lgif["last_log_idx"])
     assert last >= zk.exists(root).czxid and int(lgif["first_log_idx"]) == 1
     assert int(lgif["last_committed_log_idx"]) == last
+    time.sleep(0.3)  # the log's statistics are published every 100 ms
+    lgif = dict(ln.split("\t") for ln in server.four_letter("lgif").splitlines())
+    assert int(lgif["log_bytes"]) > 0 and int(lgif["log_segments"]) >= 1
+    assert float(lgif["log_batch_entries_avg"]) >= 1 and int(lgif["log_batch_entries_max"]) >= 1
     assert server.four_letter("rqld").startswith("Failed to send leadership request")
     assert server.four_letter("ydld").startswith("Failed to yield leadership")
     assert server.four_letter("csnp") == "Failed to schedule snapshot creation task.\n"
