@@ -86,7 +86,7 @@ int main(int argc, char **argv)
 	atomic_store(&srv.next_session_id, seed);
 	pthread_mutex_init(&srv.ip_lock, NULL);
 
-	struct store_config store_cfg = { .config_text = "", .keeper_api = srv.cfg.keeper_api_nodes };
+	struct store_config store_cfg = { .config_text = "", .keeper_api = srv.cfg.keeper_api_nodes, .enforce_quota = srv.cfg.enforce_quota };
 	srv.store = store_create(&store_cfg);
 	if (!srv.store) {
 		log_error("cannot create the store");

@@ -65,6 +65,8 @@ static enum op_class op_classify(const struct server *srv, int32_t opcode)
 	case ZK_OP_GET_EPHEMERALS:
 	case ZK_OP_GET_ALL_CHILDREN_NUMBER:
 	case ZK_OP_FILTERED_LIST:
+	case ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA:
+	case ZK_OP_LIST_RECURSIVE:
 	case ZK_OP_PING:
 	case ZK_OP_AUTH:
 	case ZK_OP_SET_WATCHES:

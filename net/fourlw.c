@@ -242,6 +242,7 @@ static void write_mntr(struct server *srv, FILE *f)
 	fprintf(f, "zk_connection_rejected\t%llu\n",
 		(unsigned long long)atomic_load(&srv->stats.connections_refused));
 	fprintf(f, "zk_last_zxid\t%lld\n", (long long)st.last_zxid);
+	fprintf(f, "zk_quota_exceeded_count\t%llu\n", (unsigned long long)st.quota_exceeded_count);
 	/* RingKeeper's own */
 	fprintf(f, "rk_reads_served\t%llu\n", (unsigned long long)atomic_load(&srv->stats.reads_served));
 	fprintf(f, "rk_writes_committed\t%llu\n", (unsigned long long)atomic_load(&srv->stats.writes_committed));

@@ -36,6 +36,16 @@
  *   (store_read, store_add_watch_auth, store_set_watches_auth); a watcher that never
  *   passed any holds none (world:anyone only). Catch-up events of setWatches are not
  *   filtered.
+ *
+ * Quotas (ZooKeeper 3.8.0's, see store_apply.c "Quotas" for the exact rules)
+ *   Clients create /zookeeper/quota<P>/zookeeper_limits (StatsTrack text, e.g. zkCli's
+ *   "count=5,bytes=-1=;byteHardLimit=-1;countHardLimit=-1") and then
+ *   /zookeeper/quota<P>/zookeeper_stats; the store makes P a quota root when the limits
+ *   node is created, sets the stats node's data to "count=N,bytes=B" of P's subtree
+ *   when the stats node is created, and keeps it current on every create, delete and
+ *   setData under the nearest root (no version, mzxid or watch change, as ZooKeeper).
+ *   With store_config.enforce_quota, hard limits (countHardLimit, byteHardLimit) fail
+ *   creates and setData with ZK_QUOTAEXCEEDED; soft ones are counted only.
  */
 #ifndef RK_STORE_H
 #define RK_STORE_H
@@ -69,6 +79,13 @@ struct store_config {
 	 * store_stats.watch_refused_count. Re-registering a watch already held never fails.
 	 */
 	uint32_t watches_per_watcher_max;
+	/*
+	 * ZooKeeper's zookeeper.enforceQuota (the server's enforceQuota key): a create or
+	 * setData that would pass a quota's hard limit answers ZK_QUOTAEXCEEDED and changes
+	 * nothing. Off (the zero value): no quota is checked (ZooKeeper 3.8.0 then checks
+	 * nothing, not even soft limits); the stats nodes are maintained either way.
+	 */
+	bool enforce_quota;
 };
 
 #define STORE_WATCHES_PER_WATCHER_MAX 1000000u
@@ -94,13 +111,14 @@ enum store_keeper_op {
  * highest value ClickHouse defines that its client maps to features).
  * /keeper/feature_flags: KeeperFeatureFlag bitset, flag n = bit (7 - n % 8) of byte
  * n / 8. Set: 0 FILTERED_LIST, 1 MULTI_READ, 2 CHECK_NOT_EXISTS, 3 CREATE_IF_NOT_EXISTS,
- * 4 REMOVE_RECURSIVE, 6 CHECK_STAT, 7 PERSISTENT_WATCHES (addWatch), 9 TRY_REMOVE.
- * Not set: 5 MULTI_WATCHES (multiRead sub-ops register no watch, as in ZooKeeper), 8
- * CREATE_WITH_STATS (a create2 inside multi answers path-only, as ZooKeeper), 10
- * LIST_WITH_STAT_AND_DATA (op 506 not implemented).
+ * 4 REMOVE_RECURSIVE, 6 CHECK_STAT, 7 PERSISTENT_WATCHES (addWatch), 9 TRY_REMOVE,
+ * 10 LIST_WITH_STAT_AND_DATA (FilteredListWithStatsAndData, op 506; ListRecursive, op
+ * 507, has no flag). Not set: 5 MULTI_WATCHES (multiRead sub-ops register no watch, as
+ * in ZooKeeper), 8 CREATE_WITH_STATS (a create2 inside multi answers path-only, as
+ * ZooKeeper).
  */
 #define STORE_KEEPER_API_VERSION "3"
-#define STORE_KEEPER_FEATURE_FLAGS { 0xFB, 0x40 }
+#define STORE_KEEPER_FEATURE_FLAGS { 0xFB, 0x60 }
 
 /* Called for every fired watch; type is an enum zk_event_type. path is not NUL-terminated. */
 typedef void (*store_event_fn)(void *ctx, uint64_t watcher, int32_t type, const char *path, size_t path_len,
@@ -134,6 +152,11 @@ struct store_stats {
 	uint64_t session_count;
 	int64_t last_zxid;
 	uint64_t watch_refused_count; /* registrations refused by the per-watcher limit */
+	/*
+	 * Quota checks (enforce_quota on) that found a limit passed: ZooKeeper 3.8.0's
+	 * "Quota exceeded" warnings. A soft limit only counts; a hard one also fails the op.
+	 */
+	uint64_t quota_exceeded_count;
 };
 
 struct store *store_create(const struct store_config *cfg);
@@ -162,7 +185,8 @@ int32_t store_apply(struct store *s, const struct store_txn *txn, struct jute_wr
 /*
  * Runs a read on any thread: exists(3) getData(4) getACL(6) getChildren(8)
  * getChildren2(12) multiRead(22) getEphemerals(103) getAllChildrenNumber(104)
- * FilteredList(500). A watch flag registers `watcher` (exists: even on NONODE;
+ * FilteredList(500), FilteredListWithStatsAndData(506) and ListRecursive(507) (store_list.c;
+ * 506 also inside multiRead). A watch flag registers `watcher` (exists: even on NONODE;
  * getData/getChildren: only on success). Appends the reply record to *out and
  * returns the err, as store_apply.
  */

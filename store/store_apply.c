@@ -24,6 +24,7 @@
  * a txn would silently diverge from the others.
  */
 #include <assert.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,7 +179,8 @@ static bool req_read(struct jute_reader *r, int32_t type, struct req *rq)
 
 /* ---------------------------------------------------------------- apply context */
 
-enum undo_kind { UNDO_CREATE, UNDO_DELETE, UNDO_SET_DATA, UNDO_SET_ACL };
+/* UNDO_QUOTA_STATS: the store rewrote a zookeeper_stats node's data (no version change). */
+enum undo_kind { UNDO_CREATE, UNDO_DELETE, UNDO_SET_DATA, UNDO_SET_ACL, UNDO_QUOTA_STATS };
 
 struct undo {
 	enum undo_kind kind;
@@ -206,6 +208,30 @@ struct trigger {
 	const struct acl_list *acl;
 };
 
+/* A quota root's membership before this txn first changed it (also its undo). */
+struct quota_root_change {
+	char *root; /* normalized, malloc'd */
+	size_t len;
+	bool was_member;
+};
+
+/* A limits or stats node's state before this txn first touched it (enforce_quota only). */
+struct quota_node_before {
+	const char *path; /* points into a znode alive until commit or rollback */
+	size_t len;
+	bool existed;
+	const uint8_t *data; /* the node's data then: still owned by the node or the undo log */
+	int32_t data_len;
+};
+
+/* The per-txn quota logs, allocated on first use (most txns never touch quotas). */
+struct quota_txn_log {
+	struct quota_root_change *roots;
+	size_t root_count, root_cap;
+	struct quota_node_before *nodes;
+	size_t node_count, node_cap;
+};
+
 struct apply_ctx {
 	struct store *s;
 	const struct store_txn *txn;
@@ -217,6 +243,7 @@ struct apply_ctx {
 	size_t undo_count, undo_cap;
 	struct trigger *trig;
 	size_t trig_count, trig_cap;
+	struct quota_txn_log *quota_log; /* NULL until a quota root or node changes */
 };
 
 static void ctx_lock(struct apply_ctx *c, uint64_t mask)
@@ -297,10 +324,20 @@ static void ctx_commit(struct apply_ctx *c, store_event_fn fn, void *ctx)
 		case UNDO_SET_ACL:
 			store_acl_free(u->old_acl);
 			break;
+		case UNDO_QUOTA_STATS:
+			free(u->old_data);
+			break;
 		}
 	}
 	c->undo_count = 0;
 	c->trig_count = 0;
+	struct quota_txn_log *q = c->quota_log;
+	if (q) {
+		for (size_t i = 0; i < q->root_count; i++)
+			free(q->roots[i].root);
+		q->root_count = 0;
+		q->node_count = 0;
+	}
 }
 
 /* Locks held. Reverts every mutation of this context, newest first. */
@@ -354,10 +391,29 @@ static void ctx_rollback(struct apply_ctx *c)
 			n->acl = u->old_acl;
 			n->aversion = u->old_version;
 			break;
+		case UNDO_QUOTA_STATS:
+			atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0),
+						  memory_order_relaxed);
+			atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(u->old_data_len > 0 ? u->old_data_len : 0),
+						  memory_order_relaxed);
+			free(n->data);
+			n->data = u->old_data;
+			n->data_len = u->old_data_len;
+			break;
 		}
 	}
 	c->undo_count = 0;
 	c->trig_count = 0;
+	struct quota_txn_log *q = c->quota_log;
+	if (q) {
+		/* Newest first, so each root ends as it was before its first change. */
+		for (size_t i = q->root_count; i-- > 0;) {
+			store_quota_root_set(s, q->roots[i].root, q->roots[i].len, q->roots[i].was_member);
+			free(q->roots[i].root);
+		}
+		q->root_count = 0;
+		q->node_count = 0;
+	}
 }
 
 static struct znode *find(struct store *s, const char *path, size_t len)
@@ -375,6 +431,365 @@ static void write_stat(struct jute_writer *out, const struct znode *n)
 	struct zk_stat st;
 	store_node_stat(n, &st);
 	jute_write_stat(out, &st);
+}
+
+/* ---------------------------------------------------------------- quotas */
+
+/*
+ * Quotas, as ZooKeeper 3.8.0's DataTree (updateQuotaStat, getMaxPrefixWithQuota) and
+ * ZooKeeperServer.checkQuota:
+ *   1. Roots. Creating a node named zookeeper_limits whose parent path starts with
+ *      "/zookeeper/quota" (as a string) makes normalize(parent minus its first 16
+ *      bytes) a quota root; deleting one whose parent starts with "/zookeeper" and is
+ *      longer than 16 bytes removes normalize(parent minus 16 bytes). (For shorter
+ *      parents ZooKeeper throws in its apply thread; here nothing happens.)
+ *   2. Stats init. Creating a node named zookeeper_stats whose parent starts with
+ *      "/zookeeper/quota" replaces its data with "count=N,bytes=B": the nodes (itself
+ *      included) and data bytes of the subtree at the parent path minus 16 bytes (""
+ *      is the whole tree; no such node: 0, 0). The limits node plays no part.
+ *   3. Upkeep. After 1 and 2, a create (+1, data bytes), delete (-1, -data bytes) or
+ *      setData (0, new - old bytes) rewrites the stats text of the nearest root R of
+ *      its path (deepest root that is a prefix of the normalized path): the node
+ *      /zookeeper/quota<R>/zookeeper_stats if it exists and parses (else nothing;
+ *      ZooKeeper would throw). Always reformatted, even with both diffs 0. No version,
+ *      mzxid or watch change.
+ *   4. Enforcement (store->enforce_quota), for create (after NOCHILDRENFOREPHEMERALS)
+ *      and setData (after NOAUTH, before BADVERSION), against the state before the
+ *      txn (inside a multi: before the whole multi, as ZooKeeper preps every sub-op
+ *      against its committed tree): nearest root R; its limits node (missing: pass;
+ *      null or unparsable: MARSHALLINGERROR); the count is checked when the count diff
+ *      is not 0 and count or countHardLimit is > -1, bytes likewise; then the stats
+ *      node (missing: pass; null or unparsable: MARSHALLINGERROR); new = stat + diff,
+ *      limit = the hard limit if > -1, else the soft one; new > limit counts in
+ *      quota_exceeded_count and, for a hard limit, answers QUOTAEXCEEDED. Count first.
+ * Cost: with no quota root and enforcement off, a write pays a few inline flag
+ * tests and, for creates and deletes, a compare of its path's first bytes with
+ * "/zookeeper"; roots are looked up only while store->quota.count > 0.
+ * The pre-txn state inside a multi comes from two per-txn logs: the first change of
+ * each root (which is also the roots' undo) and the first state of each limits or
+ * stats node the txn touched.
+ */
+
+static bool name_is(const struct znode *n, const char *name)
+{
+	size_t len = strlen(name);
+	return n->path_len - n->name_off == len && memcmp(n->path + n->name_off, name, len) == 0;
+}
+
+/* Length of ZooKeeper's parentName of n: "" (0) for a child of "/". */
+static size_t parent_name_len(const struct znode *n)
+{
+	return n->name_off - 1;
+}
+
+static bool parent_starts_with(const struct znode *n, const char *prefix)
+{
+	size_t len = strlen(prefix);
+	return parent_name_len(n) >= len && memcmp(n->path, prefix, len) == 0;
+}
+
+/* Whether a check may later need n's pre-txn state: a limits or stats node. */
+static bool quota_node_tracked(const struct znode *n)
+{
+	return n->path_len > STORE_QUOTA_PREFIX_LEN + 1 &&
+	       memcmp(n->path, STORE_QUOTA_PREFIX "/", STORE_QUOTA_PREFIX_LEN + 1) == 0 &&
+	       (name_is(n, STORE_QUOTA_LIMITS_NAME) || name_is(n, STORE_QUOTA_STATS_NAME));
+}
+
+/* Before the txn first changes n (existed: false when the txn creates it). */
+static struct quota_txn_log *quota_log(struct apply_ctx *c)
+{
+	if (!c->quota_log) {
+		c->quota_log = xrealloc(NULL, sizeof *c->quota_log);
+		memset(c->quota_log, 0, sizeof *c->quota_log);
+	}
+	return c->quota_log;
+}
+
+static void quota_note_node_slow(struct apply_ctx *c, const struct znode *n, bool existed)
+{
+	if (!quota_node_tracked(n))
+		return;
+	struct quota_txn_log *q = quota_log(c);
+	for (size_t i = 0; i < q->node_count; i++)
+		if (q->nodes[i].len == n->path_len && memcmp(q->nodes[i].path, n->path, n->path_len) == 0)
+			return;
+	if (q->node_count == q->node_cap) {
+		q->node_cap = q->node_cap ? q->node_cap * 2 : 4;
+		q->nodes = xrealloc(q->nodes, q->node_cap * sizeof *q->nodes);
+	}
+	q->nodes[q->node_count++] = (struct quota_node_before){ n->path, n->path_len, existed, n->data, n->data_len };
+}
+
+static inline void quota_note_node(struct apply_ctx *c, const struct znode *n, bool existed)
+{
+	if (c->s->enforce_quota)
+		quota_note_node_slow(c, n, existed);
+}
+
+static void quota_root_change(struct apply_ctx *c, const char *root, size_t len, bool member)
+{
+	struct store *s = c->s;
+	bool was_member = store_quota_root_has(s, root, len);
+	if (was_member == member)
+		return;
+	struct quota_txn_log *q = quota_log(c);
+	if (q->root_count == q->root_cap) {
+		q->root_cap = q->root_cap ? q->root_cap * 2 : 4;
+		q->roots = xrealloc(q->roots, q->root_cap * sizeof *q->roots);
+	}
+	char *copy = xrealloc(NULL, len);
+	memcpy(copy, root, len);
+	q->roots[q->root_count++] = (struct quota_root_change){ copy, len, was_member };
+	store_quota_root_set(s, root, len, member);
+}
+
+static bool quota_root_member(struct apply_ctx *c, const char *root, size_t len, bool before_txn)
+{
+	const struct quota_txn_log *q = c->quota_log;
+	if (before_txn && q)
+		for (size_t i = 0; i < q->root_count; i++)
+			if (q->roots[i].len == len && memcmp(q->roots[i].root, root, len) == 0)
+				return q->roots[i].was_member;
+	return store_quota_root_has(c->s, root, len);
+}
+
+/*
+ * getMaxPrefixWithQuota: normalizes path into buf (room for len + 1) and returns the
+ * length of its deepest prefix that is a quota root, 0 when none.
+ */
+static size_t quota_nearest_root(struct apply_ctx *c, const char *path, size_t len, bool before_txn, char *buf)
+{
+	size_t end = store_quota_normalize(path, len, buf);
+	while (end > 1) {
+		if (quota_root_member(c, buf, end, before_txn))
+			return end;
+		while (buf[--end] != '/')
+			;
+	}
+	return 0;
+}
+
+/* "/zookeeper/quota" root "/" name, malloc'd, *out_len bytes. */
+static char *quota_node_path(const char *root, size_t root_len, const char *name, size_t *out_len)
+{
+	size_t name_len = strlen(name);
+	size_t len = STORE_QUOTA_PREFIX_LEN + root_len + 1 + name_len;
+	char *p = xrealloc(NULL, len);
+	memcpy(p, STORE_QUOTA_PREFIX, STORE_QUOTA_PREFIX_LEN);
+	memcpy(p + STORE_QUOTA_PREFIX_LEN, root, root_len);
+	p[STORE_QUOTA_PREFIX_LEN + root_len] = '/';
+	memcpy(p + STORE_QUOTA_PREFIX_LEN + root_len + 1, name, name_len);
+	*out_len = len;
+	return p;
+}
+
+/* The data of the node at path before this txn; false when it did not exist. */
+static bool quota_data_before(struct apply_ctx *c, const char *path, size_t len, const uint8_t **data,
+			      int32_t *data_len)
+{
+	const struct quota_txn_log *q = c->quota_log;
+	for (size_t i = 0; q && i < q->node_count; i++) {
+		const struct quota_node_before *b = &q->nodes[i];
+		if (b->len == len && memcmp(b->path, path, len) == 0) {
+			*data = b->data;
+			*data_len = b->data_len;
+			return b->existed;
+		}
+	}
+	struct znode *n = find(c->s, path, len);
+	if (!n)
+		return false;
+	*data = n->data;
+	*data_len = n->data_len;
+	return true;
+}
+
+/* One limit (ZooKeeperServer.checkQuota's count or byte part). */
+static int32_t quota_limit_check(struct store *s, int64_t current, int64_t diff, int64_t soft, int64_t hard)
+{
+	int64_t next = (int64_t)((uint64_t)current + (uint64_t)diff);
+	int64_t limit = hard > -1 ? hard : soft;
+	if (next <= limit)
+		return ZK_OK;
+	atomic_fetch_add_explicit(&s->quota_exceeded_count, 1, memory_order_relaxed);
+	return hard > -1 ? ZK_QUOTAEXCEEDED : ZK_OK;
+}
+
+/* Rule 4: ZK_OK, ZK_QUOTAEXCEEDED or ZK_MARSHALLINGERROR. Before any mutation of the op. */
+static int32_t quota_check_slow(struct apply_ctx *c, const char *path, size_t len, int64_t bytes_diff,
+				int64_t count_diff)
+{
+	struct store *s = c->s;
+	char *buf = xrealloc(NULL, len + 1);
+	size_t root_len = quota_nearest_root(c, path, len, true, buf);
+	int32_t rc = ZK_OK;
+	char *node_path = NULL;
+	size_t node_len;
+	const uint8_t *data;
+	int32_t data_len;
+	struct store_quota_text limits, stats;
+	if (root_len == 0)
+		goto out;
+	node_path = quota_node_path(buf, root_len, STORE_QUOTA_LIMITS_NAME, &node_len);
+	if (!quota_data_before(c, node_path, node_len, &data, &data_len))
+		goto out; /* ZooKeeper: "Missing limit node", no check */
+	if (!store_quota_text_parse(data, data_len, &limits)) {
+		rc = ZK_MARSHALLINGERROR;
+		goto out;
+	}
+	bool check_count = count_diff != 0 && (limits.count > -1 || limits.count_hard_limit > -1);
+	bool check_bytes = bytes_diff != 0 && (limits.bytes > -1 || limits.byte_hard_limit > -1);
+	if (!check_count && !check_bytes)
+		goto out;
+	free(node_path);
+	node_path = quota_node_path(buf, root_len, STORE_QUOTA_STATS_NAME, &node_len);
+	if (!quota_data_before(c, node_path, node_len, &data, &data_len))
+		goto out;
+	if (!store_quota_text_parse(data, data_len, &stats)) {
+		rc = ZK_MARSHALLINGERROR;
+		goto out;
+	}
+	if (check_count)
+		rc = quota_limit_check(s, stats.count, count_diff, limits.count, limits.count_hard_limit);
+	if (rc == ZK_OK && check_bytes)
+		rc = quota_limit_check(s, stats.bytes, bytes_diff, limits.bytes, limits.byte_hard_limit);
+out:
+	free(node_path);
+	free(buf);
+	return rc;
+}
+
+static inline int32_t quota_check(struct apply_ctx *c, const char *path, size_t len, int64_t bytes_diff,
+				  int64_t count_diff)
+{
+	struct store *s = c->s;
+	if (!s->enforce_quota || (s->quota.count == 0 && (!c->quota_log || c->quota_log->root_count == 0)))
+		return ZK_OK;
+	return quota_check_slow(c, path, len, bytes_diff, count_diff);
+}
+
+/*
+ * The stats node rule 3 will update for a change of path, by the current roots (so
+ * after rule 1's change): NULL when none. pending is a node about to be linked that
+ * may be it.
+ */
+static struct znode *quota_stats_target_slow(struct apply_ctx *c, const char *path, size_t len,
+					     struct znode *pending)
+{
+	struct store *s = c->s;
+	char *buf = xrealloc(NULL, len + 1);
+	size_t root_len = quota_nearest_root(c, path, len, false, buf);
+	struct znode *t = NULL;
+	if (root_len > 0) {
+		size_t stats_len;
+		char *stats_path = quota_node_path(buf, root_len, STORE_QUOTA_STATS_NAME, &stats_len);
+		t = find(s, stats_path, stats_len);
+		if (!t && pending && pending->path_len == stats_len && memcmp(pending->path, stats_path, stats_len) == 0)
+			t = pending;
+		free(stats_path);
+	}
+	free(buf);
+	return t;
+}
+
+static inline struct znode *quota_stats_target(struct apply_ctx *c, const char *path, size_t len,
+					       struct znode *pending)
+{
+	return c->s->quota.count == 0 ? NULL : quota_stats_target_slow(c, path, len, pending);
+}
+
+/* Replaces a stats node's data (its shard locked), recording the undo. Takes text. */
+static void quota_replace_data(struct apply_ctx *c, struct znode *t, uint8_t *text, int32_t len)
+{
+	struct store *s = c->s;
+	assert(c->all_locked || (c->locked_mask & shard_bit(t->hash)));
+	quota_note_node(c, t, true);
+	struct undo *u = undo_push(c, UNDO_QUOTA_STATS, t);
+	u->old_data = t->data;
+	u->old_data_len = t->data_len;
+	atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(t->data_len > 0 ? t->data_len : 0), memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(len > 0 ? len : 0), memory_order_relaxed);
+	t->data = text;
+	t->data_len = len;
+}
+
+static void quota_stats_add(struct apply_ctx *c, struct znode *t, int64_t count_diff, int64_t bytes_diff)
+{
+	int32_t len;
+	uint8_t *text = store_quota_stats_update(t->data, t->data_len, count_diff, bytes_diff, &len);
+	if (text)
+		quota_replace_data(c, t, text, len);
+}
+
+/* Rule 2 for n, a just linked zookeeper_stats node under "/zookeeper/quota". */
+static void quota_stats_init(struct apply_ctx *c, struct znode *n)
+{
+	struct store *s = c->s;
+	const char *real = n->path + STORE_QUOTA_PREFIX_LEN;
+	size_t real_len = parent_name_len(n) - STORE_QUOTA_PREFIX_LEN;
+	const struct znode *top = real_len == 0 ? s->root : find(s, real, real_len);
+	uint64_t count;
+	int64_t bytes;
+	store_quota_subtree_counts(top, &count, &bytes);
+	char *text = xrealloc(NULL, 64);
+	int len = snprintf(text, 64, "count=%" PRIu64 ",bytes=%" PRId64, count, bytes);
+	assert(len > 0 && len < 64);
+	quota_replace_data(c, n, (uint8_t *)text, len);
+}
+
+/* Whether n may be a limits or stats node of rules 1 and 2: its path starts "/zookeeper". */
+static inline bool quota_maybe_special(const struct znode *n)
+{
+	return n->path_len > 10 && memcmp(n->path, "/zookeeper", 10) == 0;
+}
+
+/* Rule 1 for a create of n (not linked yet); returns the stats node rule 3 updates. */
+static inline struct znode *quota_create_prepare(struct apply_ctx *c, struct znode *n)
+{
+	size_t parent_len = parent_name_len(n);
+	if (quota_maybe_special(n) && parent_len > STORE_QUOTA_PREFIX_LEN && name_is(n, STORE_QUOTA_LIMITS_NAME) &&
+	    parent_starts_with(n, STORE_QUOTA_PREFIX)) {
+		size_t rest = parent_len - STORE_QUOTA_PREFIX_LEN;
+		char *root = xrealloc(NULL, rest + 1);
+		size_t root_len = store_quota_normalize(n->path + STORE_QUOTA_PREFIX_LEN, rest, root);
+		if (root_len > 1)
+			quota_root_change(c, root, root_len, true);
+		free(root);
+	}
+	return quota_stats_target(c, n->path, n->path_len, n);
+}
+
+/* Rules 2 and 3 for n, just linked (all of it under the locks taken for target). */
+static inline void quota_create_apply(struct apply_ctx *c, struct znode *n, struct znode *target, int64_t data_bytes)
+{
+	quota_note_node(c, n, false);
+	if (quota_maybe_special(n) && name_is(n, STORE_QUOTA_STATS_NAME) && parent_starts_with(n, STORE_QUOTA_PREFIX))
+		quota_stats_init(c, n);
+	if (target)
+		quota_stats_add(c, target, 1, data_bytes);
+}
+
+/* Rule 1 for a delete of n; returns the stats node rule 3 updates (never n itself). */
+static inline struct znode *quota_delete_prepare(struct apply_ctx *c, struct znode *n)
+{
+	size_t parent_len = parent_name_len(n);
+	if (quota_maybe_special(n) && parent_len > STORE_QUOTA_PREFIX_LEN && name_is(n, STORE_QUOTA_LIMITS_NAME) &&
+	    parent_starts_with(n, "/zookeeper")) {
+		size_t rest = parent_len - STORE_QUOTA_PREFIX_LEN;
+		char *root = xrealloc(NULL, rest + 1);
+		size_t root_len = store_quota_normalize(n->path + STORE_QUOTA_PREFIX_LEN, rest, root);
+		if (root_len > 1)
+			quota_root_change(c, root, root_len, false);
+		free(root);
+	}
+	struct znode *t = quota_stats_target(c, n->path, n->path_len, NULL);
+	return t == n ? NULL : t;
+}
+
+static uint64_t quota_lock_bit(const struct znode *target)
+{
+	return target ? shard_bit(target->hash) : 0;
 }
 
 /* ---------------------------------------------------------------- ops */
@@ -459,6 +874,10 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 		rc = ZK_NOCHILDRENFOREPHEMERALS;
 		goto fail;
 	}
+	int64_t data_bytes = rq->data.len > 0 ? rq->data.len : 0;
+	rc = quota_check(c, path, full_len, data_bytes, 1);
+	if (rc != ZK_OK)
+		goto fail;
 	if (parent->child_count >= STORE_CHILDREN_MAX) {
 		rc = ZK_SYSTEMERROR;
 		goto fail;
@@ -484,7 +903,8 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	else if (is_ttl)
 		n->ephemeral_owner = ZK_EPHEMERAL_OWNER_TTL_MASK | rq->ttl;
 
-	ctx_lock(c, shard_bit(hash) | shard_bit(parent->hash));
+	struct znode *quota_target = quota_create_prepare(c, n);
+	ctx_lock(c, shard_bit(hash) | shard_bit(parent->hash) | quota_lock_bit(quota_target));
 	/* Under the parent's lock: readers may be walking the array realloc moves. */
 	if (store_node_children_reserve(parent) != 0)
 		abort();
@@ -499,6 +919,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 		if (store_session_ephemeral_add(s, c->session, n) != 0)
 			abort();
 	}
+	quota_create_apply(c, n, quota_target, data_bytes);
 	trigger_push(c, n, ZK_EVENT_NODE_CREATED);
 	trigger_push(c, parent, ZK_EVENT_NODE_CHILDREN_CHANGED);
 	free(full);
@@ -516,12 +937,16 @@ fail:
 	return rc;
 }
 
-/* Unlinks one node (locks held), recording undo and triggers. */
-static void delete_node(struct apply_ctx *c, struct znode *n)
+/*
+ * Unlinks one node (its, its parent's and quota_target's shards locked), recording
+ * undo and triggers. quota_target comes from quota_delete_prepare(c, n).
+ */
+static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znode *quota_target)
 {
 	struct store *s = c->s;
 	struct znode *parent = n->parent;
 	assert(parent && n->child_count == 0);
+	quota_note_node(c, n, true);
 	struct undo *u = undo_push(c, UNDO_DELETE, n);
 	u->old_cversion_stored = parent->cversion_stored;
 	u->old_pzxid = parent->pzxid;
@@ -537,8 +962,17 @@ static void delete_node(struct apply_ctx *c, struct znode *n)
 	 * because numChildren dropped (see store_node_stat).
 	 */
 	parent->pzxid = c->txn->zxid;
+	if (quota_target)
+		quota_stats_add(c, quota_target, -1, -(int64_t)(n->data_len > 0 ? n->data_len : 0));
 	trigger_push(c, n, ZK_EVENT_NODE_DELETED);
 	trigger_push(c, parent, ZK_EVENT_NODE_CHILDREN_CHANGED);
+}
+
+/* delete_node_locked with every shard locked (multi, closeSession, removeRecursive). */
+static void delete_node(struct apply_ctx *c, struct znode *n)
+{
+	assert(c->all_locked);
+	delete_node_locked(c, n, quota_delete_prepare(c, n));
 }
 
 static int32_t op_delete(struct apply_ctx *c, const struct req *rq)
@@ -566,8 +1000,9 @@ static int32_t op_delete(struct apply_ctx *c, const struct req *rq)
 		return try_remove ? ZK_OK : ZK_BADVERSION;
 	if (n->child_count > 0)
 		return try_remove ? ZK_OK : ZK_NOTEMPTY;
-	ctx_lock(c, shard_bit(n->hash) | shard_bit(parent->hash));
-	delete_node(c, n);
+	struct znode *quota_target = quota_delete_prepare(c, n);
+	ctx_lock(c, shard_bit(n->hash) | shard_bit(parent->hash) | quota_lock_bit(quota_target));
+	delete_node_locked(c, n, quota_target);
 	return ZK_OK;
 }
 
@@ -593,8 +1028,9 @@ static int32_t op_delete_container(struct apply_ctx *c, const struct req *rq)
 		return ZK_NOTEMPTY;
 	if (!store_owner_is_reapable(n->ephemeral_owner) || !store_node_reapable_at(n, c->txn->time_ms))
 		return ZK_BADVERSION;
-	ctx_lock(c, shard_bit(n->hash) | shard_bit(n->parent->hash));
-	delete_node(c, n);
+	struct znode *quota_target = quota_delete_prepare(c, n);
+	ctx_lock(c, shard_bit(n->hash) | shard_bit(n->parent->hash) | quota_lock_bit(quota_target));
+	delete_node_locked(c, n, quota_target);
 	return ZK_OK;
 }
 
@@ -610,6 +1046,10 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 		return ZK_NONODE;
 	if (!store_acl_permits(n->acl, ZK_PERM_WRITE, c->txn->auth))
 		return ZK_NOAUTH;
+	int64_t bytes_diff = (int64_t)(rq->data.len > 0 ? rq->data.len : 0) - (n->data_len > 0 ? n->data_len : 0);
+	int32_t rc = quota_check(c, path, len, bytes_diff, 0);
+	if (rc != ZK_OK)
+		return rc;
 	if (rq->version != -1 && rq->version != n->version)
 		return ZK_BADVERSION;
 	uint8_t *data = NULL;
@@ -617,7 +1057,9 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 		data = xrealloc(NULL, (size_t)rq->data.len);
 		memcpy(data, rq->data.data, (size_t)rq->data.len);
 	}
-	ctx_lock(c, shard_bit(n->hash));
+	struct znode *quota_target = quota_stats_target(c, n->path, n->path_len, NULL);
+	ctx_lock(c, shard_bit(n->hash) | quota_lock_bit(quota_target));
+	quota_note_node(c, n, true);
 	struct undo *u = undo_push(c, UNDO_SET_DATA, n);
 	u->old_data = n->data;
 	u->old_data_len = n->data_len;
@@ -631,6 +1073,8 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 	n->version = version_next(n->version);
 	n->mzxid = c->txn->zxid;
 	n->mtime = c->txn->time_ms;
+	if (quota_target)
+		quota_stats_add(c, quota_target, 0, bytes_diff);
 	trigger_push(c, n, ZK_EVENT_NODE_DATA_CHANGED);
 	write_stat(out, n);
 	return ZK_OK;
@@ -1006,6 +1450,12 @@ done:
 out:
 	free(c.undo);
 	free(c.trig);
+	if (c.quota_log) {
+		assert(c.quota_log->root_count == 0);
+		free(c.quota_log->roots);
+		free(c.quota_log->nodes);
+		free(c.quota_log);
+	}
 	return rc;
 }
 
@@ -1045,6 +1495,8 @@ struct store *store_create(const struct store_config *cfg)
 	}
 	store_watches_init(s);
 	store_sessions_init(s);
+	store_quota_init(s);
+	s->enforce_quota = cfg && cfg->enforce_quota;
 	/* As ZooKeeper's DataTree: system nodes with zxid 0, linked without stat changes. */
 	s->root = system_node(s, NULL, "/", NULL);
 	struct znode *zk = system_node(s, s->root, "/zookeeper", NULL);
@@ -1093,6 +1545,7 @@ void store_destroy(struct store *s)
 	}
 	store_watches_destroy(s);
 	store_sessions_destroy(s);
+	store_quota_destroy(s);
 	for (unsigned i = 0; i < STORE_SHARDS; i++)
 		pthread_mutex_destroy(&s->shards[i].lock);
 	free(s);
@@ -1110,6 +1563,7 @@ void store_stats(struct store *s, struct store_stats *out)
 	pthread_rwlock_unlock(&s->sessions.lock);
 	out->last_zxid = atomic_load(&s->last_zxid);
 	out->watch_refused_count = atomic_load(&s->watch_refused_count);
+	out->quota_exceeded_count = atomic_load(&s->quota_exceeded_count);
 }
 
 int64_t store_last_zxid(const struct store *s)

@@ -231,6 +231,17 @@ struct store {
 	_Atomic uint64_t ephemerals_count;
 	_Atomic uint64_t data_bytes;
 	_Atomic uint64_t watch_refused_count; /* registrations refused by the per-watcher limit */
+	/*
+	 * Quotas (store_quota.c, applied in store_apply.c). Applier only, no lock: the
+	 * normalized quota roots; count == 0 makes every write skip quota work.
+	 */
+	struct {
+		struct quota_root **buckets;
+		size_t mask;
+		size_t count;
+	} quota;
+	bool enforce_quota; /* store_config.enforce_quota (ZooKeeper's zookeeper.enforceQuota) */
+	_Atomic uint64_t quota_exceeded_count;
 };
 
 uint64_t store_hash_bytes(const void *p, size_t n);
@@ -317,9 +328,54 @@ int store_watch_add(struct store *s, const char *path, size_t len, uint64_t hash
 void store_watch_trigger(struct store *s, const char *path, size_t len, uint64_t hash, int32_t type, int64_t zxid,
 			 const struct acl_list *acl, store_event_fn fn, void *ctx);
 
+/* Quotas (store_quota.c), applier only. */
+#define STORE_QUOTA_PREFIX "/zookeeper/quota"
+#define STORE_QUOTA_PREFIX_LEN 16
+#define STORE_QUOTA_LIMITS_NAME "zookeeper_limits"
+#define STORE_QUOTA_STATS_NAME "zookeeper_stats"
+
+struct quota_root;
+
+/* StatsTrack's four known fields; an absent one reads -1. */
+struct store_quota_text {
+	int64_t count;
+	int64_t bytes;
+	int64_t count_hard_limit;
+	int64_t byte_hard_limit;
+};
+
+void store_quota_init(struct store *s);
+void store_quota_destroy(struct store *s);
+/* PathTrie's normalized form of raw[0..len) into out (room for len + 1); its length. */
+size_t store_quota_normalize(const char *raw, size_t len, char *out);
+bool store_quota_root_has(struct store *s, const char *root, size_t len);
+/* Adds or removes a normalized root (len > 1); no-op when already so. */
+void store_quota_root_set(struct store *s, const char *root, size_t len, bool member);
+/* StatsTrack(byte[]): false where Java throws (null data, malformed text). */
+bool store_quota_text_parse(const uint8_t *data, int32_t data_len, struct store_quota_text *out);
+/*
+ * DataTree.updateQuotaStat's rewrite: parse, add the diffs to count and bytes, format.
+ * Returns the new text (malloc'd, *out_len bytes) or NULL where Java throws.
+ */
+uint8_t *store_quota_stats_update(const uint8_t *data, int32_t data_len, int64_t count_diff, int64_t bytes_diff,
+				  int32_t *out_len);
+/* DataTree.getCounts: nodes (top included) and data bytes of the subtree; 0, 0 for NULL. */
+void store_quota_subtree_counts(const struct znode *top, uint64_t *count, int64_t *bytes);
+
 /* Reads (store_read.c) used by multiRead. */
 int32_t store_read_one(struct store *s, int64_t session_id, uint64_t watcher, const struct store_auth *auth,
 		       int32_t opcode, struct jute_reader *r, struct jute_writer *out);
+
+/*
+ * ClickHouse's FilteredListWithStatsAndData (506) and ListRecursive (507), store_list.c.
+ * store_list_read decodes the request from r and appends the reply (nothing on error);
+ * watch_allowed false ignores 506's watch flag (multiRead). store_list_decode only
+ * checks that r holds a well-formed request (non-null path) and consumes it.
+ */
+bool store_list_op(int32_t opcode);
+bool store_list_decode(struct jute_reader *r, int32_t opcode);
+int32_t store_list_read(struct store *s, uint64_t watcher, const struct store_auth *auth, int32_t opcode,
+			struct jute_reader *r, bool watch_allowed, struct jute_writer *out);
 
 void store_lock_all(struct store *s);
 void store_unlock_all(struct store *s);

@@ -252,6 +252,8 @@ int32_t store_read_one(struct store *s, int64_t session_id, uint64_t watcher, co
 		       int32_t opcode, struct jute_reader *r, struct jute_writer *out)
 {
 	struct read_req rq;
+	if (store_list_op(opcode)) /* 506, 507: store_list.c */
+		return store_list_read(s, watcher, auth, opcode, r, true, out);
 	if (!read_req_decode(r, opcode, &rq))
 		return ZK_UNIMPLEMENTED;
 	if (!jute_reader_ok(r))
@@ -281,6 +283,8 @@ static int32_t read_multi(struct store *s, int64_t session_id, uint64_t watcher,
 			return ZK_MARSHALLINGERROR;
 		if (done)
 			break;
+		if (store_list_op(type) && ++ops <= STORE_MULTI_OPS_MAX && store_list_decode(&r, type))
+			continue;
 		struct read_req rq;
 		if (!multi_read_op_allowed(type) || ++ops > STORE_MULTI_OPS_MAX || !read_req_decode(&r, type, &rq) ||
 		    !jute_reader_ok(&r) || rq.path.len < 0)
@@ -291,8 +295,10 @@ static int32_t read_multi(struct store *s, int64_t session_id, uint64_t watcher,
 		int32_t type = jute_read_int(&r);
 		jute_read_bool(&r);
 		jute_read_int(&r);
-		struct read_req rq;
-		read_req_decode(&r, type, &rq);
+		struct read_req rq = { .type = type };
+		bool list = store_list_op(type);
+		if (!list)
+			read_req_decode(&r, type, &rq);
 		/* ZooKeeper 3.8 registers no watch from a multiRead sub-op (and we do not
 		 * advertise ClickHouse's MULTI_WATCHES, which would ask for them). */
 		rq.watch = false;
@@ -300,7 +306,8 @@ static int32_t read_multi(struct store *s, int64_t session_id, uint64_t watcher,
 		jute_write_int(out, type);
 		jute_write_bool(out, false);
 		jute_write_int(out, 0);
-		int32_t rc = read_exec(s, session_id, watcher, auth, &rq, out);
+		int32_t rc = list ? store_list_read(s, watcher, auth, type, &r, false, out)
+				  : read_exec(s, session_id, watcher, auth, &rq, out);
 		if (rc != ZK_OK) {
 			out->len = mark;
 			jute_write_int(out, ZK_OP_ERROR);

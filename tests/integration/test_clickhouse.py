@@ -507,3 +507,248 @@ def test_ch_close_session_xid_int32_max(rk, base, ch):
             break
         time.sleep(0.1)
     assert err == NONODE, "closeSession with xid INT32_MAX did not end the session"
+
+
+# ---------------------------------------------------------------------------------------
+# FilteredListWithStatsAndData (506) and ListRecursive (507).
+#
+# Facts from ClickHouse's public source (read for facts only, no code copied):
+# * src/Common/ZooKeeper/ZooKeeperConstants.h, enum OpNum: FilteredListWithStatsAndData =
+#   506, ListRecursive = 507.
+# * src/Common/ZooKeeper/KeeperFeatureFlags.h, enum KeeperFeatureFlag: ... TRY_REMOVE = 9,
+#   LIST_WITH_STAT_AND_DATA = 10 (the last flag: ListRecursive has none). Flag 10 is bit
+#   0x20 of byte 1.
+# * Request 506 (ZooKeeperListRequest with list_request_type, with_stat, with_data):
+#   ustring path, bool has_watch, uint8 list_request_type, bool with_stat, bool with_data.
+#   Response 506 (ZooKeeperFilteredListWithStatsAndDataResponse): vector<string> names,
+#   Stat of the listed node, vector<Stat> stats, vector<buffer> data -- both vectors always
+#   present, empty when their switch is off. (ClickHouse's C++ serializer was not in the
+#   searchable index; the order is the one RaftKeeper's ClickHouse-compatible kazoo
+#   extension decodes -- names, stat, stats, data -- and matches the fields the storage
+#   fills in KeeperStorage.cpp, processLocal(ZooKeeperListRequest).)
+# * src/Coordination/KeeperStorage.cpp, processLocal(const ZooKeeperListRequest &):
+#   NONODE; NOAUTH without READ on the node; without stat, data and filter the names are
+#   listed with no look at the children; otherwise every child is checked for READ
+#   *before* the filter and one unreadable child makes the reply NOAUTH; the filter drops
+#   ephemerals for PERSISTENT_ONLY (1) and persistents for EPHEMERAL_ONLY (2), nothing
+#   for other values. The watch is a list (child) watch, set only when the reply is OK
+#   (KeeperStorage::processRequest registers list watches for 506 like List/FilteredList).
+# * KeeperStorage.cpp, processLocal(const ZooKeeperListRecursiveRequest &): request
+#   ustring path + uint32 children_nodes_limit; response vector<string> of full paths
+#   (parent path / child name), breadth first from the node (excluded); children without
+#   READ are skipped with their subtree; when `limit` paths are held and another readable
+#   child comes, the walk stops and answers OK with what it has (0 -> empty list).
+# ---------------------------------------------------------------------------------------
+
+OP_LIST_WITH_STATS_AND_DATA, OP_LIST_RECURSIVE = 506, 507
+NOAUTH = -102
+
+
+def lwsd_body(path, list_type, with_stat, with_data, watch=False):
+    return (Enc().ustring(path).bool(watch).bytes() + struct.pack(">B", list_type)
+            + Enc().bool(with_stat).bool(with_data).bytes())
+
+
+def lr_body(path, limit):
+    return Enc().ustring(path).bytes() + struct.pack(">I", limit)
+
+
+def _raw_stat(c, path):
+    err, d = c.call(3, w.path_watch_body(path))
+    assert err == 0, (path, err)
+    raw = bytes(d._take(w.STAT_LEN))
+    done(d)
+    return raw
+
+
+def _names(c, path):
+    err, d = c.call(8, w.path_watch_body(path))
+    assert err == 0
+    names = d.strings()
+    done(d)
+    return names
+
+
+def _expected_lwsd(c, path, kids, list_type, with_stat, with_data):
+    """kids: {name: (data, ephemeral)}; children in the server's getChildren order."""
+    keep = [n for n in _names(c, path)
+            if not ((list_type == 1 and kids[n][1]) or (list_type == 2 and not kids[n][1]))]
+    e = Enc().int(len(keep))
+    for n in keep:
+        e.ustring(n)
+    out = e.bytes() + _raw_stat(c, path)
+    out += struct.pack(">i", len(keep) if with_stat else 0)
+    if with_stat:
+        out += b"".join(_raw_stat(c, path + "/" + n) for n in keep)
+    e = Enc().int(len(keep) if with_data else 0)
+    if with_data:
+        for n in keep:
+            e.buffer(kids[n][0])
+    return out + e.bytes()
+
+
+LWSD_KIDS = {"p1": (b"one", False), "p2": (b"", False), "e1": (b"eph", True)}
+
+
+def _lwsd_tree(ch, base):
+    for name, (data, eph) in LWSD_KIDS.items():
+        mk(ch, base + "/" + name, data, flags=1 if eph else 0)
+
+
+@pytest.mark.parametrize("list_type", [0, 1, 2])
+@pytest.mark.parametrize("with_stat,with_data", [(False, False), (True, False),
+                                                 (False, True), (True, True)])
+def test_ch_list_with_stats_and_data_exact_bytes(ch, base, list_type, with_stat, with_data):
+    _lwsd_tree(ch, base)
+    want = _expected_lwsd(ch, base, LWSD_KIDS, list_type, with_stat, with_data)
+    err, d = ch.call(OP_LIST_WITH_STATS_AND_DATA, lwsd_body(base, list_type, with_stat, with_data))
+    assert err == 0, "FilteredListWithStatsAndData (506) failed with %d" % err
+    assert bytes(d.d[d.o:]) == want
+    # and it parses the way ClickHouse reads it, with nothing left over
+    names = d.strings()
+    d.stat()
+    stats = [d.stat() for _ in range(d.int())]
+    data = [d.buffer() for _ in range(d.int())]
+    done(d)
+    assert len(stats) == (len(names) if with_stat else 0)
+    assert len(data) == (len(names) if with_data else 0)
+
+
+def test_ch_list_with_stats_and_data_literal_bytes(ch, base):
+    mk(ch, base + "/c", b"hi")
+    parent = _raw_stat(ch, base)
+    err, d = ch.call(OP_LIST_WITH_STATS_AND_DATA, lwsd_body(base, 0, False, True))
+    assert err == 0
+    assert bytes(d.d[d.o:]) == (b"\0\0\0\x01" b"\0\0\0\x01c" + parent
+                                + b"\0\0\0\0" b"\0\0\0\x01" b"\0\0\0\x02hi")
+
+
+def test_ch_list_with_stats_and_data_feature_flag(rk):
+    c = ChClient(rk.port)
+    try:
+        flags, _api = _probe(c)
+    finally:
+        c.close()
+    assert flags is not None and len(flags) >= 2
+    assert flags[1] & 0x20, "LIST_WITH_STAT_AND_DATA (flag 10) not advertised: %s" % flags.hex()
+
+
+def test_ch_list_with_stats_and_data_errors(ch, base):
+    err, d = ch.call(OP_LIST_WITH_STATS_AND_DATA, lwsd_body(base + "/missing", 0, True, True))
+    assert err == NONODE
+    done(d)
+    locked = [(31, "digest", "someone:c2VjcmV0c2VjcmV0c2VjcmV0")]
+    mk(ch, base + "/open", b"o")
+    err, d = ch.call(1, w.create_body(base + "/secret", b"s", acls=locked))
+    assert err == 0
+    # names only: children's ACLs are not looked at
+    err, d = ch.call(OP_LIST_WITH_STATS_AND_DATA, lwsd_body(base, 0, False, False))
+    assert err == 0 and sorted(d.strings()) == ["open", "secret"]
+    d.stat()
+    assert d.int() == 0 and d.int() == 0
+    done(d)
+    # stat, data or a filter: NOAUTH for the whole request, header only
+    for lt, ws, wd in ((0, True, False), (0, False, True), (1, False, False), (2, False, False)):
+        err, d = ch.call(OP_LIST_WITH_STATS_AND_DATA, lwsd_body(base, lt, ws, wd))
+        assert err == NOAUTH, (lt, ws, wd, err)
+        done(d)
+    # no READ on the listed node itself
+    err, d = ch.call(OP_LIST_WITH_STATS_AND_DATA, lwsd_body(base + "/secret", 0, False, False))
+    assert err == NOAUTH
+    done(d)
+
+
+def test_ch_list_with_stats_and_data_watch(rk, ch, base):
+    mk(ch, base + "/a", b"x")
+    err, d = ch.call(OP_LIST_WITH_STATS_AND_DATA, lwsd_body(base, 0, True, True, watch=True))
+    assert err == 0
+    other = ChClient(rk.port)
+    try:
+        err, _ = other.call(5, w.setdata_body(base + "/a", b"y"))   # a child's data: no event
+        assert err == 0
+        err, _ = ch.call(3, w.path_watch_body(base))
+        assert err == 0 and ch.events == []
+        mk(other, base + "/b")                                      # a new child: NodeChildrenChanged
+    finally:
+        other.close()
+    err, _ = ch.call(3, w.path_watch_body(base))
+    assert err == 0
+    assert ch.events == [(4, 3, base)]
+
+
+def test_ch_list_with_stats_and_data_in_multi_read(ch, base):
+    _lwsd_tree(ch, base)
+    want = _expected_lwsd(ch, base, LWSD_KIDS, 2, True, True)
+    ops = [(OP_LIST_WITH_STATS_AND_DATA, lwsd_body(base, 2, True, True)),
+           (OP_LIST_WITH_STATS_AND_DATA, lwsd_body(base + "/missing", 0, False, True)),
+           (4, w.path_watch_body(base + "/p1"))]
+    err, d = ch.call(OP_MULTI_READ, w.multi_body(ops))
+    assert err == 0
+    hdr = struct.pack(">i?i", OP_LIST_WITH_STATS_AND_DATA, False, 0)
+    assert bytes(d._take(len(hdr))) == hdr
+    assert bytes(d._take(len(want))) == want
+    assert (d.int(), d.bool(), d.int(), d.int()) == (-1, False, NONODE, NONODE)
+    assert (d.int(), d.bool(), d.int()) == (4, False, 0)
+    assert d.buffer() == b"one"
+    d.stat()
+    assert (d.int(), d.bool(), d.int()) == (-1, True, -1)
+    done(d)
+
+
+def _lr_tree(ch, base):
+    # base/t: a, b; a: a1, a2; b: b1; a1: x (created in this order)
+    for p in ("/t", "/t/a", "/t/b", "/t/a/a1", "/t/a/a2", "/t/b/b1", "/t/a/a1/x"):
+        mk(ch, base + p)
+
+
+def _bfs(ch, root):
+    """Breadth first over getChildren, in the server's child order."""
+    out, queue = [], [root]
+    while queue:
+        p = queue.pop(0)
+        for n in _names(ch, p):
+            out.append(p + "/" + n)
+            queue.append(p + "/" + n)
+    return out
+
+
+def _paths_bytes(paths):
+    e = Enc().int(len(paths))
+    for p in paths:
+        e.ustring(p)
+    return e.bytes()
+
+
+def test_ch_list_recursive_exact_bytes(ch, base):
+    _lr_tree(ch, base)
+    every = _bfs(ch, base + "/t")
+    assert len(every) == 6
+    for limit in (0xFFFFFFFF, 100, 6):
+        err, d = ch.call(OP_LIST_RECURSIVE, lr_body(base + "/t", limit))
+        assert err == 0, "ListRecursive (507) failed with %d" % err
+        assert bytes(d.d[d.o:]) == _paths_bytes(every), limit
+    # over the limit: OK with the first `limit` paths (ClickHouse's truncation)
+    for limit in range(0, 6):
+        err, d = ch.call(OP_LIST_RECURSIVE, lr_body(base + "/t", limit))
+        assert err == 0, (limit, err)
+        assert bytes(d.d[d.o:]) == _paths_bytes(every[:limit]), limit
+    # a leaf: an empty vector
+    err, d = ch.call(OP_LIST_RECURSIVE, lr_body(base + "/t/b/b1", 10))
+    assert err == 0 and bytes(d.d[d.o:]) == b"\0\0\0\0"
+
+
+def test_ch_list_recursive_errors_and_acl(ch, base):
+    err, d = ch.call(OP_LIST_RECURSIVE, lr_body(base + "/missing", 10))
+    assert err == NONODE
+    done(d)
+    locked = [(31, "digest", "someone:c2VjcmV0c2VjcmV0c2VjcmV0")]
+    mk(ch, base + "/t")
+    err, _ = ch.call(1, w.create_body(base + "/t/hidden", acls=locked))
+    assert err == 0
+    mk(ch, base + "/t/seen")
+    err, d = ch.call(OP_LIST_RECURSIVE, lr_body(base + "/t", 10))
+    assert err == 0
+    assert bytes(d.d[d.o:]) == _paths_bytes([base + "/t/seen"])
+    err, d = ch.call(OP_LIST_RECURSIVE, lr_body(base + "/t/hidden", 10))
+    assert err == NOAUTH
+    done(d)

@@ -70,9 +70,9 @@ Test(store_keeper, system_nodes_readable_by_anyone)
 	cr_assert_eq(t_read_as(0, NULL, ZK_OP_GET_DATA, t_path_watch_body("/keeper/feature_flags", false)), ZK_OK);
 	struct jute_bytes f = reply_data();
 	cr_assert_eq(f.len, 2);
-	/* flags 0-7 (bit 7 - n % 8 of byte n / 8) and 9 (TRY_REMOVE); 8 and 10 clear */
+	/* flag n is bit 7 - n % 8 of byte n / 8; 5 MULTI_WATCHES and 8 CREATE_WITH_STATS clear */
 	cr_assert_eq(f.data[0], 0xFB); /* flags 0-4, 6, 7; not 5 MULTI_WATCHES */
-	cr_assert_eq(f.data[1], 0x40);
+	cr_assert_eq(f.data[1], 0x60); /* 9 TRY_REMOVE, 10 LIST_WITH_STAT_AND_DATA */
 	cr_assert_eq(t_read_as(0, &bob, ZK_OP_GET_DATA, t_path_watch_body("/keeper", false)), ZK_OK);
 	cr_assert_eq(reply_data().len, 0);
 	cr_assert_eq(t_read_as(0, &bob, ZK_OP_GET_ACL, t_path_body("/keeper/feature_flags")), ZK_OK);
