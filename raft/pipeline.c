@@ -489,8 +489,16 @@ static void raft_on_wal_cqe(struct raft_pipeline *p, const struct io_uring_cqe *
 		log_error("log: write or fdatasync failed: %s; stopping", strerror(-rc));
 		abort();
 	}
-	if (rc == 1)
+	if (rc == 1) {
+		/* Keep the disk busy: the next batch (staged while this one was on the disk,
+		 * plus whatever arrived since) goes out before this one is applied, so the
+		 * applies and replies overlap its write instead of delaying it. */
+		if (p->batch_count < RAFT_BATCH_ENTRIES_MAX)
+			raft_collect(p);
+		raft_stage_batch(p);
+		raft_submit(p);
 		raft_apply_durable(p, (int64_t)durable);
+	}
 }
 
 static bool raft_queues_empty(struct raft_pipeline *p)
