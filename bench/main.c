@@ -356,19 +356,25 @@ static struct cpu_report cpu_report(const struct bench_config *cfg, const struct
 	return c;
 }
 
+/* Every op type's counts and latencies merged into one. */
+static void result_totals(const struct bench_result *r, struct bench_op_stats *all)
+{
+	memset(all, 0, sizeof(*all));
+	hist_init(&all->latency);
+	for (int op = 0; op < BENCH_OP_COUNT; op++) {
+		all->ok += r->ops[op].ok;
+		for (int e = 0; e < BENCH_ERR_SLOTS; e++)
+			all->errors[e] += r->ops[op].errors[e];
+		hist_merge(&all->latency, &r->ops[op].latency);
+	}
+}
+
 static void print_human(const struct bench_config *cfg, const struct bench_result *r)
 {
 	char mix[256];
 	bench_mix_format(&cfg->mix, mix, sizeof(mix));
 	struct bench_op_stats all;
-	memset(&all, 0, sizeof(all));
-	hist_init(&all.latency);
-	for (int op = 0; op < BENCH_OP_COUNT; op++) {
-		all.ok += r->ops[op].ok;
-		for (int e = 0; e < BENCH_ERR_SLOTS; e++)
-			all.errors[e] += r->ops[op].errors[e];
-		hist_merge(&all.latency, &r->ops[op].latency);
-	}
+	result_totals(r, &all);
 	uint64_t errors = op_errors(&all);
 	printf("\npreset=%s mix=%s sessions=%u (connected %u) inflight=%u threads=%u %s", cfg->preset, mix, r->sessions,
 	       r->sessions_connected, cfg->inflight, cfg->threads, cfg->rate > 0 ? "open-loop" : "closed-loop");
@@ -423,14 +429,7 @@ static void print_json(const struct bench_config *cfg, const struct bench_result
 	char mix[256];
 	bench_mix_format(&cfg->mix, mix, sizeof(mix));
 	struct bench_op_stats all;
-	memset(&all, 0, sizeof(all));
-	hist_init(&all.latency);
-	for (int op = 0; op < BENCH_OP_COUNT; op++) {
-		all.ok += r->ops[op].ok;
-		for (int e = 0; e < BENCH_ERR_SLOTS; e++)
-			all.errors[e] += r->ops[op].errors[e];
-		hist_merge(&all.latency, &r->ops[op].latency);
-	}
+	result_totals(r, &all);
 	uint64_t errors = op_errors(&all);
 	struct cpu_report c = cpu_report(cfg, r, all.ok + errors);
 	printf("{\"preset\":\"%s\",\"mix\":\"%s\",\"servers\":\"%s\",\"sessions\":%u,\"sessions_connected\":%u,"

@@ -341,6 +341,17 @@ static void ctx_commit(struct apply_ctx *c, store_event_fn fn, void *ctx)
 }
 
 /* Locks held. Reverts every mutation of this context, newest first. */
+/* Puts a node's data (and the store's byte count) back as an undo entry saved it. */
+static void undo_restore_data(struct store *s, struct znode *n, const struct undo *u)
+{
+	atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0), memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(u->old_data_len > 0 ? u->old_data_len : 0),
+				  memory_order_relaxed);
+	free(n->data);
+	n->data = u->old_data;
+	n->data_len = u->old_data_len;
+}
+
 static void ctx_rollback(struct apply_ctx *c)
 {
 	struct store *s = c->s;
@@ -375,13 +386,7 @@ static void ctx_rollback(struct apply_ctx *c)
 			break;
 		}
 		case UNDO_SET_DATA:
-			atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0),
-						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(u->old_data_len > 0 ? u->old_data_len : 0),
-						  memory_order_relaxed);
-			free(n->data);
-			n->data = u->old_data;
-			n->data_len = u->old_data_len;
+			undo_restore_data(s, n, u);
 			n->version = u->old_version;
 			n->mzxid = u->old_mzxid;
 			n->mtime = u->old_mtime;
@@ -392,13 +397,7 @@ static void ctx_rollback(struct apply_ctx *c)
 			n->aversion = u->old_version;
 			break;
 		case UNDO_QUOTA_STATS:
-			atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0),
-						  memory_order_relaxed);
-			atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(u->old_data_len > 0 ? u->old_data_len : 0),
-						  memory_order_relaxed);
-			free(n->data);
-			n->data = u->old_data;
-			n->data_len = u->old_data_len;
+			undo_restore_data(s, n, u);
 			break;
 		}
 	}

@@ -212,6 +212,21 @@ static __attribute__((unused)) void t_session_create(int64_t id)
 	cr_assert_eq(t_apply_as(id, NULL, ZK_OP_CREATE_SESSION, w), ZK_OK);
 }
 
+/* A MultiHeader{type, done=false, err=-1}, and the terminating {-1, true, -1}. */
+static __attribute__((unused)) void mh(struct jute_writer *w, int32_t type)
+{
+	jute_write_int(w, type);
+	jute_write_bool(w, false);
+	jute_write_int(w, -1);
+}
+
+static __attribute__((unused)) void mh_end(struct jute_writer *w)
+{
+	jute_write_int(w, -1);
+	jute_write_bool(w, true);
+	jute_write_int(w, -1);
+}
+
 static __attribute__((unused)) void t_setup(void)
 {
 	memset(&T, 0, sizeof T);

@@ -19,19 +19,6 @@ static void keeper_setup(void)
 TestSuite(store_keeper, .init = keeper_setup, .fini = t_teardown);
 TestSuite(store_keeper_off, .init = t_setup, .fini = t_teardown);
 
-static void mh(struct jute_writer *w, int32_t type)
-{
-	jute_write_int(w, type);
-	jute_write_bool(w, false);
-	jute_write_int(w, -1);
-}
-
-static void mh_end(struct jute_writer *w)
-{
-	jute_write_int(w, -1);
-	jute_write_bool(w, true);
-	jute_write_int(w, -1);
-}
 
 /* Reads the reply of a getData: the data bytes (asserting the Stat follows). */
 static struct jute_bytes reply_data(void)

@@ -378,32 +378,25 @@ Test(store_list, recursive_errors)
 
 /* ---------------------------------------------------------------- multiRead */
 
-static void mh(struct jute_writer *w, int32_t type, bool done)
-{
-	jute_write_int(w, type);
-	jute_write_bool(w, done);
-	jute_write_int(w, -1);
-}
-
 Test(store_list, inside_multi_read_without_watch)
 {
 	make_p();
 	make_t();
 	struct jute_writer *want506 = expect_p(2, true, true);
 	struct jute_writer *body = t_body();
-	mh(body, ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA, false);
+	mh(body, ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA);
 	t_str(body, "/p");
 	jute_write_bool(body, true); /* ignored inside multiRead */
 	jute_write_byte(body, 2);
 	jute_write_bool(body, true);
 	jute_write_bool(body, true);
-	mh(body, ZK_OP_LIST_RECURSIVE, false);
+	mh(body, ZK_OP_LIST_RECURSIVE);
 	t_str(body, "/t");
 	jute_write_int(body, 2);
-	mh(body, ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA, false);
+	mh(body, ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA);
 	t_str(body, "/missing");
 	jute_write_raw(body, "\0\0\0\0", 4);
-	mh(body, -1, true);
+	mh_end(body);
 	cr_assert_eq(t_read(3, ZK_OP_MULTI_READ, body), ZK_OK);
 
 	struct jute_writer *want = t_body();
@@ -420,7 +413,7 @@ Test(store_list, inside_multi_read_without_watch)
 	jute_write_bool(want, false);
 	jute_write_int(want, ZK_NONODE);
 	jute_write_int(want, ZK_NONODE);
-	mh(want, -1, true);
+	mh_end(want);
 	assert_reply(want);
 
 	cr_assert_eq(t_create("/p/new", "", 0), ZK_OK);
@@ -428,9 +421,9 @@ Test(store_list, inside_multi_read_without_watch)
 
 	/* a malformed 506 sub-op fails the whole multiRead */
 	body = t_body();
-	mh(body, ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA, false);
+	mh(body, ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA);
 	t_str(body, "/p");
 	jute_write_bool(body, false);
-	mh(body, -1, true);
+	mh_end(body);
 	cr_assert_eq(t_read(0, ZK_OP_MULTI_READ, body), ZK_MARSHALLINGERROR);
 }

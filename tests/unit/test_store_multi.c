@@ -6,19 +6,6 @@
 
 TestSuite(store_multi, .init = t_setup, .fini = t_teardown);
 
-static void mh(struct jute_writer *w, int32_t type)
-{
-	jute_write_int(w, type);
-	jute_write_bool(w, false);
-	jute_write_int(w, -1);
-}
-
-static void mh_end(struct jute_writer *w)
-{
-	jute_write_int(w, -1);
-	jute_write_bool(w, true);
-	jute_write_int(w, -1);
-}
 
 struct res {
 	int32_t type;

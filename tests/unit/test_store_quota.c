@@ -92,19 +92,6 @@ static void enforce_on(void)
 	t_session_create(T_SESSION);
 }
 
-static void mh(struct jute_writer *w, int32_t type)
-{
-	jute_write_int(w, type);
-	jute_write_bool(w, false);
-	jute_write_int(w, -1);
-}
-
-static void mh_end(struct jute_writer *w)
-{
-	jute_write_int(w, -1);
-	jute_write_bool(w, true);
-	jute_write_int(w, -1);
-}
 
 /* Error of multi sub-op i (reply: header, then ErrorResponse for failures). */
 static int32_t multi_err(int i)
