@@ -534,7 +534,11 @@ static void *raft_main(void *arg)
 		bool stuck = p->batch_count > 0; /* staging full: only a completion frees it */
 		if (stuck && !in_flight)
 			continue; /* the submit above made room: stage the rest now */
-		if (!stuck) {
+		/* With inflight_max batches on the disk nothing can go out before a
+		 * completion, so proposals need not wake us: they wait in the queues and are
+		 * drained when the completion arrives (fewer wake-ups per batch). */
+		bool disk_full_up = p->wal && wal_in_flight_count(p->wal) >= wal_inflight_max(p->wal);
+		if (!stuck && !disk_full_up) {
 			/* Announce sleep so a worker's next proposal wakes us: with fewer than
 			 * inflight_max batches on the disk it goes out at once, in a batch of
 			 * its own (group commit needs no timer: batches grow with the load). */
