@@ -166,6 +166,26 @@ static void raft_broadcast_session_gone(struct raft_pipeline *p, int64_t session
 	}
 }
 
+/*
+ * Sends the frame built in p->reply to the worker that owns the proposal's
+ * connection. createSession answers become RK_MSG_SESSION_CREATED (the worker builds the
+ * ConnectResponse); a closeSession reply closes the connection once it is sent.
+ */
+static void raft_route_reply(struct raft_pipeline *p, const struct rk_msg *m, const struct rk_entry *e,
+			     int32_t err, int64_t zxid)
+{
+	struct rk_msg *r = raft_take_reply(p);
+	r->conn_id = m->conn_id;
+	r->xid = m->xid;
+	r->err = err;
+	r->zxid = zxid;
+	r->session_id = e->session_id;
+	r->start_us = m->start_us;
+	r->kind = e->opcode == ZK_OP_CREATE_SESSION ? RK_MSG_SESSION_CREATED : RK_MSG_REPLY;
+	r->flags = e->opcode == ZK_OP_CLOSE_SESSION ? RK_MSG_CLOSE_AFTER : 0;
+	raft_send(p, rk_conn_id_worker(m->conn_id), r);
+}
+
 /* The store's view of a decoded entry at index zxid (views into the entry's bytes). */
 static void raft_txn_from_entry(const struct rk_entry *e, int64_t zxid, struct store_auth *auth,
 				struct store_txn *txn)
@@ -231,16 +251,7 @@ static void raft_apply(struct raft_pipeline *p, struct rk_msg *m)
 		free(m);
 		return;
 	}
-	struct rk_msg *r = raft_take_reply(p);
-	r->conn_id = m->conn_id;
-	r->xid = m->xid;
-	r->err = err;
-	r->zxid = m->zxid;
-	r->session_id = e.session_id;
-	r->start_us = m->start_us;
-	r->kind = e.opcode == ZK_OP_CREATE_SESSION ? RK_MSG_SESSION_CREATED : RK_MSG_REPLY;
-	r->flags = e.opcode == ZK_OP_CLOSE_SESSION ? RK_MSG_CLOSE_AFTER : 0;
-	raft_send(p, rk_conn_id_worker(m->conn_id), r);
+	raft_route_reply(p, m, &e, err, m->zxid);
 	free(m);
 }
 
@@ -348,15 +359,7 @@ static void raft_refuse(struct raft_pipeline *p, struct rk_msg *m, int32_t err)
 	assert(hdr);
 	size_t start = frame_begin(&p->reply, m->xid, p->last_index, err);
 	frame_end(&p->reply, start);
-	struct rk_msg *r = raft_take_reply(p);
-	r->conn_id = m->conn_id;
-	r->xid = m->xid;
-	r->err = err;
-	r->zxid = p->last_index;
-	r->session_id = e.session_id;
-	r->start_us = m->start_us;
-	r->kind = e.opcode == ZK_OP_CREATE_SESSION ? RK_MSG_SESSION_CREATED : RK_MSG_REPLY;
-	raft_send(p, rk_conn_id_worker(m->conn_id), r);
+	raft_route_reply(p, m, &e, err, p->last_index);
 	free(m);
 }
 
