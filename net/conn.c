@@ -451,6 +451,12 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 	case OP_ORDERED:
 		break;
 	}
+	/* Invariant 2 of conn.h holds for every reply, not only reads: a ping that follows
+	 * another session's write must not overtake the event that write fired for this
+	 * session. (conn_read drains once more after taking its snapshot.) */
+	worker_drain_inbound(w);
+	if (c->state != CONN_ESTABLISHED)
+		return;
 	switch (opcode) {
 	case ZK_OP_PING:
 		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_OK);

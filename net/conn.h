@@ -18,9 +18,11 @@
  *      come back in that order; a read (or ping, auth, setWatches) that arrives while a
  *      write of this conn is unanswered waits in the deferred FIFO, and so does every
  *      request behind it.
- *   2. A read reply is appended only after the worker drained its inbound queue, so a
- *      watch notification queued by the applier before the change became visible is
- *      always sent before the read that reveals the change.
+ *   2. A reply to anything answered on the worker (read, ping, watch ops, auth) is
+ *      appended only after the worker drained its inbound queue, so a watch
+ *      notification queued by the applier before the change became visible is always
+ *      sent before the reply that reveals the change, on this session or after another
+ *      session's acknowledged write.
  *   3. outstanding_writes + deferred_count <= maxOutstandingPerConnection; past that
  *      the conn stops parsing input (it keeps the bytes; the socket backs up).
  */
