@@ -1,6 +1,7 @@
 /* log.c — see log.h. */
 #include "core/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +14,10 @@ static __thread char thread_name[16] = "main";
 void rk_log_thread_name(const char *name)
 {
 	snprintf(thread_name, sizeof thread_name, "%s", name);
+	/* The OS name too, so top -H, perf and ps show "rk-raft", "rk-w0", ... */
+	char os_name[16];
+	snprintf(os_name, sizeof os_name, "rk-%s", name);
+	pthread_setname_np(pthread_self(), os_name);
 }
 
 int rk_log_level_parse(const char *name, enum rk_log_level *out)
