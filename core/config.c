@@ -34,6 +34,7 @@ enum config_type {
 	CONFIG_TYPE_HOST,      /* char[] field, a host name or address without blanks */
 	CONFIG_TYPE_DIGEST,    /* char[] field, "user:base64" or empty */
 	CONFIG_TYPE_LOG_LEVEL, /* enum config_log_level field */
+	CONFIG_TYPE_SYNC_METHOD, /* enum config_sync_method field */
 	CONFIG_TYPE_4LW,       /* struct config_4lw_whitelist field */
 };
 
@@ -140,8 +141,11 @@ static const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 		"serve ClickHouse Keeper's /keeper/api_version and /keeper/feature_flags",
 		0, 0, FIELD(keeper_api_nodes) },
 	[CONFIG_KEY_RAFT_LOG_INFLIGHT] = { "raft.logInflightMax", CONFIG_TYPE_INT, NULL, "1",
-		"group-commit batches on the disk at once (1 = one at a time)",
+		"group-commit batches on the disk at once (linked and dsync only)",
 		1, 8, FIELD(raft_log_inflight_max) },
+	[CONFIG_KEY_RAFT_LOG_SYNC] = { "raft.logSyncMethod", CONFIG_TYPE_SYNC_METHOD, NULL, "syscall",
+		"log durability: syscall, linked or dsync (see README)",
+		0, 0, FIELD(raft_log_sync_method) },
 };
 
 /*
@@ -304,7 +308,26 @@ static const char *const config_log_level_names[] = {
 	[CONFIG_LOG_WARN] = "warn",
 	[CONFIG_LOG_INFO] = "info",
 	[CONFIG_LOG_DEBUG] = "debug",
+	NULL,
 };
+
+static const char *const config_sync_method_names[] = {
+	[CONFIG_SYNC_SYSCALL] = "syscall",
+	[CONFIG_SYNC_LINKED] = "linked",
+	[CONFIG_SYNC_DSYNC] = "dsync",
+	NULL,
+};
+
+/* The value names of an enum-typed key (a NULL-terminated table), or NULL. The field
+ * of such a key is an int-sized enum whose values index the table. */
+static const char *const *config_enum_names(enum config_type type)
+{
+	switch (type) {
+	case CONFIG_TYPE_LOG_LEVEL: return config_log_level_names;
+	case CONFIG_TYPE_SYNC_METHOD: return config_sync_method_names;
+	default: return NULL;
+	}
+}
 
 static bool config_is_base64(const char *s)
 {
@@ -442,14 +465,20 @@ static int config_set_key(struct rk_config *cfg, enum config_key_id id,
 		return 0;
 	}
 	case CONFIG_TYPE_LOG_LEVEL:
-		for (size_t i = 0; i < sizeof config_log_level_names / sizeof config_log_level_names[0]; i++) {
-			if (strcasecmp(value, config_log_level_names[i]) == 0) {
-				*(enum config_log_level *)field = (enum config_log_level)i;
+	case CONFIG_TYPE_SYNC_METHOD: {
+		const char *const *names = config_enum_names(k->type);
+		char expected[128] = "";
+		for (int i = 0; names[i]; i++) {
+			if (strcasecmp(value, names[i]) == 0) {
+				*(int *)field = i;
 				return 0;
 			}
+			size_t n = strlen(expected);
+			snprintf(expected + n, sizeof expected - n, "%s%s", i ? (names[i + 1] ? ", " : " or ") : "",
+				 names[i]);
 		}
-		return config_fail(err, err_len, where, key,
-				   "expected error, warn, info or debug, got '%s'", value);
+		return config_fail(err, err_len, where, key, "expected %s, got '%s'", expected, value);
+	}
 	case CONFIG_TYPE_4LW:
 		return config_set_4lw(field, where, key, value, err, err_len);
 	}
@@ -677,6 +706,7 @@ void config_defaults(struct rk_config *cfg)
 	cfg->raft_batch_entries_max = 4096;
 	cfg->keeper_api_nodes = true;
 	cfg->raft_log_inflight_max = 1;
+	cfg->raft_log_sync_method = CONFIG_SYNC_SYSCALL;
 }
 
 int config_set_flag(struct rk_config *cfg, const char *key, const char *value, char *err,
@@ -976,6 +1006,7 @@ static const char *config_type_name(enum config_type type)
 	case CONFIG_TYPE_HOST: return "host";
 	case CONFIG_TYPE_DIGEST: return "string";
 	case CONFIG_TYPE_LOG_LEVEL: return "level";
+	case CONFIG_TYPE_SYNC_METHOD: return "method";
 	case CONFIG_TYPE_4LW: return "list";
 	}
 	return "?";
@@ -1069,7 +1100,8 @@ static void config_write_value(const struct rk_config *cfg, enum config_key_id i
 		fputs(*(const char *)field ? "(set)\n" : "\n", out);
 		return;
 	case CONFIG_TYPE_LOG_LEVEL:
-		fprintf(out, "%s\n", config_log_level_names[*(const enum config_log_level *)field]);
+	case CONFIG_TYPE_SYNC_METHOD:
+		fprintf(out, "%s\n", config_enum_names(k->type)[*(const int *)field]);
 		return;
 	case CONFIG_TYPE_4LW: {
 		const struct config_4lw_whitelist *list = field;

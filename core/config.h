@@ -74,6 +74,13 @@ enum config_log_level {
 	CONFIG_LOG_DEBUG,
 };
 
+/* raft.logSyncMethod: how the raft thread makes a group-commit batch durable. */
+enum config_sync_method {
+	CONFIG_SYNC_SYSCALL, /* pwrite(2) + fdatasync(2) on the raft thread */
+	CONFIG_SYNC_LINKED,  /* io_uring write + linked fdatasync */
+	CONFIG_SYNC_DSYNC,   /* io_uring write with RWF_DSYNC */
+};
+
 enum config_server_role {
 	CONFIG_ROLE_PARTICIPANT, /* ZooKeeper's LearnerType ordinal 0 */
 	CONFIG_ROLE_OBSERVER,    /* ordinal 1 */
@@ -143,6 +150,7 @@ struct rk_config {
 	int32_t raft_batch_entries_max;          /* raft.batchEntriesMax */
 	bool keeper_api_nodes;                   /* keeperApiNodes */
 	int32_t raft_log_inflight_max;           /* raft.logInflightMax */
+	enum config_sync_method raft_log_sync_method; /* raft.logSyncMethod */
 
 	/* server.N lines; none = standalone */
 	uint32_t server_count;

@@ -44,6 +44,7 @@ enum config_key_id {
 	CONFIG_KEY_RAFT_BATCH_ENTRIES,      /* raft.batchEntriesMax */
 	CONFIG_KEY_KEEPER_API_NODES,        /* keeperApiNodes */
 	CONFIG_KEY_RAFT_LOG_INFLIGHT,       /* raft.logInflightMax */
+	CONFIG_KEY_RAFT_LOG_SYNC,           /* raft.logSyncMethod */
 	CONFIG_KEY_COUNT
 };
 

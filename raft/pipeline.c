@@ -477,9 +477,11 @@ static void raft_submit(struct raft_pipeline *p)
 		return; /* nothing staged, or inflight_max batches already on the disk */
 	int rc = wal_submit(p->wal, &p->ring, UD_RAFT_WAL);
 	if (rc < 0) {
-		log_error("log: submit failed: %s; stopping", strerror(-rc));
+		log_error("log: write, fdatasync or submit failed: %s; stopping", strerror(-rc));
 		abort();
 	}
+	if (rc == 1) /* raft.logSyncMethod=syscall: durable on return, no CQE comes */
+		raft_apply_durable(p, (int64_t)wal_durable_index(p->wal));
 }
 
 static void raft_on_wal_cqe(struct raft_pipeline *p, const struct io_uring_cqe *cqe)
@@ -635,6 +637,30 @@ static int raft_replay_one(void *ctx, uint64_t term, uint64_t index, const void 
 	return 0;
 }
 
+static enum wal_sync_mode raft_sync_mode(const struct rk_config *cfg)
+{
+	if (!cfg->force_sync)
+		return WAL_SYNC_NONE;
+	switch (cfg->raft_log_sync_method) {
+	case CONFIG_SYNC_LINKED: return WAL_SYNC_WRITE_LINKED_FDATASYNC;
+	case CONFIG_SYNC_DSYNC: return WAL_SYNC_WRITE_DSYNC;
+	case CONFIG_SYNC_SYSCALL: break;
+	}
+	return WAL_SYNC_SYSCALL;
+}
+
+static const char *raft_sync_mode_name(enum wal_sync_mode mode)
+{
+	switch (mode) {
+	case WAL_SYNC_SYSCALL: return "pwrite+fdatasync per batch on the raft thread";
+	case WAL_SYNC_WRITE_LINKED_FDATASYNC: return "io_uring write+linked fdatasync per batch";
+	case WAL_SYNC_WRITE_DSYNC: return "io_uring RWF_DSYNC write per batch";
+	case WAL_SYNC_NONE: return "NO SYNC";
+	case WAL_SYNC_DEFAULT: break;
+	}
+	return "?";
+}
+
 static int raft_open_log(struct raft_pipeline *p)
 {
 	struct server *srv = p->srv;
@@ -644,7 +670,7 @@ static int raft_open_log(struct raft_pipeline *p)
 		.segment_size_bytes = (uint64_t)srv->cfg.log_prealloc_kb * 1024,
 		.batch_bytes_max = (uint32_t)srv->cfg.raft_batch_bytes_max,
 		.batch_entries_max = (uint32_t)srv->cfg.raft_batch_entries_max,
-		.sync_mode = srv->cfg.force_sync ? WAL_SYNC_DEFAULT : WAL_SYNC_NONE,
+		.sync_mode = raft_sync_mode(&srv->cfg),
 		.inflight_max = (uint32_t)srv->cfg.raft_log_inflight_max,
 		.error_text = why,
 		.error_text_size = sizeof why,
@@ -687,7 +713,7 @@ static int raft_open_log(struct raft_pipeline *p)
 	log_info("log: recovered %llu entries (last index %lld, %zu live sessions) in %lld ms, %s, %s",
 		 (unsigned long long)rc.count, (long long)p->last_index, rc.sessions_count, (long long)(now - t0),
 		 wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
-		 srv->cfg.force_sync ? "fdatasync per batch" : "NO SYNC");
+		 raft_sync_mode_name(wal_sync_mode_get(p->wal)));
 	free(rc.sessions);
 	free(rc.timeouts);
 	return 0;

@@ -77,6 +77,9 @@ enum wal_sync_mode {
 	WAL_SYNC_WRITE_LINKED_FDATASYNC,        /* write SQE + IOSQE_IO_LINK + fdatasync SQE */
 	WAL_SYNC_WRITE_DSYNC,                   /* one write SQE with RWF_DSYNC */
 	WAL_SYNC_NONE,
+	WAL_SYNC_SYSCALL,                       /* pwrite(2) + fdatasync(2) inside wal_submit:
+						 * the batch is durable when it returns 1;
+						 * inflight_max is 1 */
 };
 
 struct wal_config {
@@ -140,11 +143,20 @@ bool wal_can_submit(const struct wal *w);
  * Issues the staged batch on `ring` (1 or 2 SQEs: the write, then with
  * WAL_SYNC_WRITE_LINKED_FDATASYNC a linked fdatasync of the same file) and calls
  * io_uring_submit(). The SQEs carry user_data as described at the top of this file.
+ * Where the ring has IORING_FEAT_CQE_SKIP the linked write is marked
+ * IOSQE_CQE_SKIP_SUCCESS, so every batch posts one CQE (wal_cqes_per_batch()).
  * Precondition: fewer than inflight_max batches in flight (asserted). With nothing
  * staged it does nothing and returns 0. -EINVAL: inflight_max > 1 and user_data has
  * low tag bits set (nothing submitted, not sticky).
+ * WAL_SYNC_SYSCALL: the calling thread writes and syncs the batch itself (the ring is
+ * not used) and 1 is returned once it is durable: wal_durable_index() has grown and
+ * no CQE will come. An I/O error returns -errno, sticky as in wal_complete().
  */
 int wal_submit(struct wal *w, struct io_uring *ring, uint64_t user_data);
+
+/* CQEs one successful batch posts on `ring`: 2 for a linked write + fdatasync on a
+ * kernel without CQE_SKIP_SUCCESS, else 1. */
+unsigned wal_cqes_per_batch(const struct wal *w, const struct io_uring *ring);
 
 /*
  * Feed every CQE of the log's SQEs (see user_data above), in any order. Returns 1 when

@@ -385,6 +385,19 @@ Test(config, log_level)
 	expect_line_error("logLevel=trace", "logLevel: expected error, warn, info or debug, got 'trace'");
 }
 
+Test(config, log_sync_method)
+{
+	struct rk_config cfg;
+	cr_assert_eq(load(&cfg, ""), 0, "%s", err);
+	cr_assert_eq(cfg.raft_log_sync_method, CONFIG_SYNC_SYSCALL);
+	cr_assert_eq(load(&cfg, "raft.logSyncMethod=linked\n"), 0, "%s", err);
+	cr_assert_eq(cfg.raft_log_sync_method, CONFIG_SYNC_LINKED);
+	cr_assert_eq(load(&cfg, "raft.logSyncMethod=DSYNC\n"), 0, "%s", err);
+	cr_assert_eq(cfg.raft_log_sync_method, CONFIG_SYNC_DSYNC);
+	expect_line_error("raft.logSyncMethod=fsync",
+			  "raft.logSyncMethod: expected syscall, linked or dsync, got 'fsync'");
+}
+
 Test(config, strings)
 {
 	expect_line_error("dataDir=", "dataDir: empty value");
@@ -921,7 +934,7 @@ Test(config, conf_standalone)
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
 		"keeperApiNodes=true\n"
-		"raft.logInflightMax=1\n");
+		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n");
 	free(text);
 }
 
@@ -982,7 +995,7 @@ Test(config, conf_quorum)
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
 		"keeperApiNodes=true\n"
-		"raft.logInflightMax=1\n", test_dir);
+		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n", test_dir);
 	cr_assert_str_eq(text, want);
 	free(text);
 }

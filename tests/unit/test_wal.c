@@ -128,6 +128,9 @@ static void config_init(struct wal_config *cfg, const char *dir, uint64_t segmen
 	cfg->segment_size_bytes = segment_size;
 	cfg->batch_bytes_max = batch_bytes_max;
 	cfg->inflight_max = g_inflight;
+	/* k1 tests run the default mode (pwrite + fdatasync on this thread); k > 1 tests
+	 * need batches in flight together, which only the io_uring modes have. */
+	cfg->sync_mode = g_inflight > 1 ? WAL_SYNC_WRITE_LINKED_FDATASYNC : WAL_SYNC_DEFAULT;
 }
 
 static int stage_one(struct wal *w, uint64_t index)
@@ -153,7 +156,15 @@ static void write_pipelined(struct wal *w, struct io_uring *ring, uint64_t first
 			next++;
 		}
 		if (wal_can_submit(w)) {
-			cr_assert_eq(wal_submit(w, ring, UD_BASE), 0);
+			int rc = wal_submit(w, ring, UD_BASE);
+			if (wal_sync_mode_get(w) == WAL_SYNC_SYSCALL) {
+				cr_assert_eq(rc, 1, "submit: %d", rc);  /* durable on return */
+				cr_assert_not(wal_in_flight(w));
+				cr_assert_gt(wal_durable_index(w), durable_seen);
+				durable_seen = wal_durable_index(w);
+			} else {
+				cr_assert_eq(rc, 0, "submit: %d", rc);
+			}
 			cr_assert_leq(wal_in_flight_count(w), wal_inflight_max(w));
 			continue;
 		}
@@ -334,6 +345,8 @@ static void roundtrip(const char *name, enum wal_sync_mode mode)
 	cr_assert_eq(wal_last_index(w), 0);
 	cr_assert_eq(wal_first_index(w), 0);
 	cr_assert(wal_direct_io(w), "the build dir is expected on a filesystem with O_DIRECT");
+	if (mode == WAL_SYNC_SYSCALL)
+		cr_assert_eq(wal_inflight_max(w), 1);
 
 	struct io_uring ring;
 	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
@@ -372,6 +385,11 @@ TEST_K12(wal, roundtrip_linked_fdatasync)
 	roundtrip("roundtrip_linked", WAL_SYNC_WRITE_LINKED_FDATASYNC);
 }
 TEST_K12(wal, roundtrip_nosync) { roundtrip("roundtrip_nosync", WAL_SYNC_NONE); }
+/* pwrite + fdatasync on the caller's thread: one batch at a time whatever is asked */
+TEST_K12(wal, roundtrip_syscall)
+{
+	roundtrip("roundtrip_syscall", WAL_SYNC_SYSCALL);
+}
 Test(wal, roundtrip_linked_k4)
 {
 	g_inflight = 4;
@@ -794,6 +812,60 @@ TEST_K12(wal, truncate_suffix)
 
 /* ------------------------------------------------------------------ errors */
 
+/* Linked write + fdatasync with the write's CQE skipped on success: one CQE a batch;
+ * 0 is the fdatasync's success, an error or a byte count is the failed write's. */
+Test(wal, linked_single_cqe)
+{
+	g_inflight = 1;
+	char dir[1100];
+	test_dir(dir, sizeof(dir), "linked_single");
+	struct wal_config cfg;
+	config_init(&cfg, dir, 64 << 10, 16 << 10);
+	cfg.sync_mode = WAL_SYNC_WRITE_LINKED_FDATASYNC;
+	struct replayed r = { 0 };
+	struct io_uring ring;
+	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
+	if (!(ring.features & IORING_FEAT_CQE_SKIP)) {
+		io_uring_queue_exit(&ring);
+		cr_skip_test("kernel without IORING_FEAT_CQE_SKIP");
+	}
+	struct wal *w = open_ok(&cfg, &r);
+	cr_assert_eq(wal_cqes_per_batch(w, &ring), 1);
+	uint64_t durable = 0;
+	struct io_uring_cqe *cqe;
+	for (uint64_t i = 1; i <= 3; i++) {     /* real completions: exactly one each */
+		cr_assert_eq(stage_one(w, i), 0);
+		cr_assert_eq(wal_submit(w, &ring, 7), 0);
+		cr_assert_eq(io_uring_wait_cqe(&ring, &cqe), 0);
+		cr_assert_eq(cqe->res, 0);
+		cr_assert_eq(wal_complete(w, cqe, &durable), 1);
+		io_uring_cqe_seen(&ring, cqe);
+		cr_assert_eq(durable, i);
+		cr_assert_eq(io_uring_peek_cqe(&ring, &cqe), -EAGAIN, "a second CQE for batch %" PRIu64, i);
+	}
+	int32_t failures[] = { 512, -EIO };
+	for (unsigned k = 0; k < 2; k++) {
+		wal_close(w);
+		replayed_free(&r);
+		memset(&r, 0, sizeof r);
+		w = open_ok(&cfg, &r);
+		cr_assert_eq(stage_one(w, 4 + k), 0);
+		cr_assert_eq(wal_submit(w, &ring, 7), 0);
+		cr_assert_eq(io_uring_wait_cqe(&ring, &cqe), 0);
+		struct io_uring_cqe fake = *cqe;
+		io_uring_cqe_seen(&ring, cqe);
+		fake.res = failures[k];         /* the short or failed write's own CQE */
+		durable = 99;
+		cr_assert_eq(wal_complete(w, &fake, &durable), -EIO);
+		cr_assert_eq(durable, 99);
+		cr_assert_not(wal_in_flight(w));
+		cr_assert_eq(wal_durable_index(w), 3 + k);
+	}
+	wal_close(w);
+	replayed_free(&r);
+	io_uring_queue_exit(&ring);
+}
+
 TEST_K12(wal, write_error_is_sticky)
 {
 	uint64_t ud = g_inflight == 1 ? 5 : 8;  /* any value with inflight_max 1 */
@@ -951,7 +1023,9 @@ static void stage_range(struct wal *w, uint64_t first, uint64_t last)
 		cr_assert_eq(stage_one(w, i), 0);
 }
 
-static void out_of_order(const char *name, enum wal_sync_mode mode)
+/* skip_cqe false: the ring is told it lacks CQE_SKIP_SUCCESS, so a linked batch posts
+ * two CQEs (the path kernels before 5.17 take). */
+static void out_of_order(const char *name, enum wal_sync_mode mode, bool skip_cqe)
 {
 	g_inflight = 3;
 	char dir[1100];
@@ -962,9 +1036,13 @@ static void out_of_order(const char *name, enum wal_sync_mode mode)
 	struct replayed r = { 0 };
 	struct wal *w = open_ok(&cfg, &r);
 	cr_assert(wal_direct_io(w));
-	unsigned per = mode == WAL_SYNC_WRITE_LINKED_FDATASYNC ? 2 : 1;
 	struct io_uring ring;
 	cr_assert_eq(io_uring_queue_init(32, &ring, 0), 0);
+	if (!skip_cqe)
+		ring.features &= ~IORING_FEAT_CQE_SKIP;
+	unsigned per = wal_cqes_per_batch(w, &ring);
+	bool kernel_skips = (ring.features & IORING_FEAT_CQE_SKIP) != 0;
+	cr_assert_eq(per, mode == WAL_SYNC_WRITE_LINKED_FDATASYNC && !kernel_skips ? 2u : 1u);
 
 	/* Three batches in flight at once: {1,2} {3,4,5} {6}, tags 0 1 2. */
 	cr_assert_not(wal_can_submit(w));
@@ -1047,9 +1125,13 @@ static void out_of_order(const char *name, enum wal_sync_mode mode)
 
 Test(wal_pipeline, out_of_order_linked)
 {
-	out_of_order("ooo_linked", WAL_SYNC_WRITE_LINKED_FDATASYNC);
+	out_of_order("ooo_linked", WAL_SYNC_WRITE_LINKED_FDATASYNC, true);
 }
-Test(wal_pipeline, out_of_order_dsync) { out_of_order("ooo_dsync", WAL_SYNC_WRITE_DSYNC); }
+Test(wal_pipeline, out_of_order_linked_two_cqes)
+{
+	out_of_order("ooo_linked2", WAL_SYNC_WRITE_LINKED_FDATASYNC, false);
+}
+Test(wal_pipeline, out_of_order_dsync) { out_of_order("ooo_dsync", WAL_SYNC_WRITE_DSYNC, true); }
 
 Test(wal_pipeline, error_in_later_batch_is_sticky)
 {
@@ -1068,13 +1150,14 @@ Test(wal_pipeline, error_in_later_batch_is_sticky)
 	stage_range(w, 2, 3);
 	cr_assert_eq(wal_submit(w, &ring, UD_BASE), 0);
 	struct cqe_copy c[4];
-	reap_all(&ring, c, 4);
-	for (int i = 0; i < 4; i++)     /* the second batch's fdatasync failed */
+	unsigned n = 2 * wal_cqes_per_batch(w, &ring);
+	reap_all(&ring, c, n);
+	for (unsigned i = 0; i < n; i++)        /* the second batch's fdatasync failed */
 		if (c[i].user_data == (UD_BASE | 1) && c[i].res == 0)
 			c[i].res = -EIO;
 	uint64_t durable = 0;
-	cr_assert_eq(feed_batch(w, c, 4, 1, &durable), -EIO);
-	cr_assert_eq(feed_batch(w, c, 4, 0, &durable), -EIO);  /* sticky */
+	cr_assert_eq(feed_batch(w, c, n, 1, &durable), -EIO);
+	cr_assert_eq(feed_batch(w, c, n, 0, &durable), -EIO);  /* sticky */
 	cr_assert_eq(wal_durable_index(w), 0);
 	cr_assert_not(wal_in_flight(w));
 	cr_assert_eq(stage_one(w, 4), -EIO);
