@@ -17,13 +17,18 @@
  *      workers' queues, whose producers stop reading clients when they fill.
  *
  * Durability (group commit): drained proposals are staged into the write-ahead log
- * (raft/wal.c) as one batch, written with O_DIRECT and made durable by a linked
- * fdatasync, all through this thread's io_uring. While that batch is on the disk the
- * next one is drained and staged; it is submitted the moment the first completes, so
- * batches grow with load by themselves, with no timer. An entry is applied, and its
- * client answered, only after its batch is durable (forceSync=no skips the sync).
+ * (raft/wal.c) as one batch, written with O_DIRECT and made durable. An entry is
+ * applied, and its client answered, only after its batch is durable (forceSync=no
+ * skips the sync). Batches grow with the load by themselves, with no timer:
+ *   - raft.logSyncMethod=syscall (default): wal_submit() writes and fdatasyncs the
+ *     batch on this thread and returns 1; the batch is applied at once, and the next
+ *     pass drains everything the workers queued meanwhile into the next batch.
+ *   - linked / dsync: the batch goes out on this thread's ring; while it is on the
+ *     disk the next one is drained and staged, and submitted the moment the first
+ *     completes (before the finished one is applied).
+ * wal.c (wal_sync_mode_default) has the measurements behind the default.
  *
- *   queues ─► batch ─stage─► staged ─submit─► in flight ─durable─► apply ─► replies
+ *   queues ─► batch ─stage─► staged ─submit─► on the disk ─durable─► apply ─► replies
  *
  * Session expiry: every RAFT_EXPIRY_CHECK_MS the thread asks the store for sessions
  * whose deadline passed and appends a closeSession entry for each (the leader's job).
