@@ -74,7 +74,6 @@ struct raft_pipeline {
 	int64_t last_index;
 	struct rk_msg *batch[RAFT_BATCH_ENTRIES_MAX];
 	size_t batch_count;
-	bool wake[RK_WORKERS_MAX];
 	struct jute_writer reply;
 	int64_t next_expiry_ms;
 	int64_t expiring[RAFT_EXPIRING_MAX];
@@ -108,17 +107,12 @@ static void raft_send(struct raft_pipeline *p, uint32_t worker_index, struct rk_
 		worker_wake_from(w, &p->ring);
 		sched_yield();
 	}
-	p->wake[worker_index] = true;
-}
-
-static void raft_wake_workers(struct raft_pipeline *p)
-{
-	for (int i = 0; i < p->srv->worker_count; i++) {
-		if (p->wake[i]) {
-			p->wake[i] = false;
-			worker_wake_from(p->srv->workers[i], &p->ring);
-		}
-	}
+	/* Wake it now, not after the batch: its wake-up (an IPI, ~15 us on a VM) overlaps
+	 * the rest of the applies, and it starts sending while we apply. Only a worker that
+	 * announced sleep costs a MSG_RING; one that is awake costs an atomic load. A worker
+	 * that drains and sleeps again mid-batch is woken again by the next message.
+	 * Measured: set at 64 sessions +6% against waking once after the batch. */
+	worker_wake_from(w, &p->ring);
 }
 
 /* Moves the reply writer's buffer into a message (one allocation per reply). */
@@ -539,7 +533,6 @@ static void *raft_main(void *arg)
 		}
 		raft_stage_batch(p);
 		raft_submit(p);
-		raft_wake_workers(p);
 		bool in_flight = p->wal && wal_in_flight(p->wal);
 		bool stuck = p->batch_count > 0; /* staging full: only a completion frees it */
 		if (stuck && !in_flight)

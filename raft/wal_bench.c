@@ -7,8 +7,9 @@
  *   dsync    one io_uring write SQE with RWF_DSYNC
  *   syscall  pwrite(2) + fdatasync(2)
  * Part 2 drives the real wal (wal_stage / wal_submit / wal_complete, pipelined: the next
- * batch is staged while up to `inflight` batches are on the disk) with 128-byte entries
- * and reports entries/s and commit latency per batch size, sync mode and inflight_max.
+ * batch is staged while up to `inflight` batches are on the disk; the syscall mode
+ * writes one batch at a time on this thread) with 128-byte entries and reports
+ * entries/s and commit latency per batch size, sync mode and inflight_max.
  * Two producers: "open" always has entries ready (batches are full); "closed C" is C
  * closed-loop clients with one entry outstanding each (an entry becomes ready again when
  * the previous one of its client is durable), like ZooKeeper clients doing creates.
@@ -199,9 +200,15 @@ static int bench_group_commit(const char *dir, enum wal_sync_mode mode, const ch
 				ready--;
 		}
 		if (wal_can_submit(w)) {
+			uint64_t before = durable;
 			rc = wal_submit(w, &ring, BENCH_USER_DATA);
-			if (rc)
+			if (rc < 0)
 				return rc;
+			if (rc == 1) {  /* syscall mode: durable on return */
+				durable = wal_durable_index(w);
+				if (clients)
+					ready += durable - before;
+			}
 			continue;
 		}
 		if (!wal_in_flight(w))
@@ -275,6 +282,8 @@ int main(int argc, char **argv)
 				       1, 0))
 			return 1;
 		if (bench_group_commit(dir, WAL_SYNC_WRITE_DSYNC, "dsync", batches[b], 1, 0))
+			return 1;
+		if (bench_group_commit(dir, WAL_SYNC_SYSCALL, "syscall", batches[b], 1, 0))
 			return 1;
 	}
 	return bench_inflight_sweep(dir) ? 1 : 0;
