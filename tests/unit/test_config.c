@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,25 +376,27 @@ Test(config, booleans)
 	expect_line_error("enforceQuota=maybe", "enforceQuota: expected yes, no, true or false, got 'maybe'");
 }
 
-Test(config, log_level)
+/* Keys whose value is one of a list of names, matched without regard to case. */
+Test(config, enum_keys)
 {
-	struct rk_config cfg;
-	cr_assert_eq(load(&cfg, "logLevel=error\n"), 0, "%s", err);
-	cr_assert_eq(cfg.log_level, CONFIG_LOG_ERROR);
-	cr_assert_eq(load(&cfg, "logLevel=Warn\n"), 0, "%s", err);
-	cr_assert_eq(cfg.log_level, CONFIG_LOG_WARN);
+	static const struct {
+		const char *line;
+		size_t offset;
+		int want;
+	} cases[] = {
+		{ "", offsetof(struct rk_config, log_level), CONFIG_LOG_INFO },
+		{ "logLevel=error\n", offsetof(struct rk_config, log_level), CONFIG_LOG_ERROR },
+		{ "logLevel=Warn\n", offsetof(struct rk_config, log_level), CONFIG_LOG_WARN },
+		{ "", offsetof(struct rk_config, raft_log_sync_method), CONFIG_SYNC_SYSCALL },
+		{ "raft.logSyncMethod=linked\n", offsetof(struct rk_config, raft_log_sync_method), CONFIG_SYNC_LINKED },
+		{ "raft.logSyncMethod=DSYNC\n", offsetof(struct rk_config, raft_log_sync_method), CONFIG_SYNC_DSYNC },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct rk_config cfg;
+		cr_assert_eq(load(&cfg, cases[i].line), 0, "%s: %s", cases[i].line, err);
+		cr_assert_eq(*(const int *)((const char *)&cfg + cases[i].offset), cases[i].want, "%s", cases[i].line);
+	}
 	expect_line_error("logLevel=trace", "logLevel: expected error, warn, info or debug, got 'trace'");
-}
-
-Test(config, log_sync_method)
-{
-	struct rk_config cfg;
-	cr_assert_eq(load(&cfg, ""), 0, "%s", err);
-	cr_assert_eq(cfg.raft_log_sync_method, CONFIG_SYNC_SYSCALL);
-	cr_assert_eq(load(&cfg, "raft.logSyncMethod=linked\n"), 0, "%s", err);
-	cr_assert_eq(cfg.raft_log_sync_method, CONFIG_SYNC_LINKED);
-	cr_assert_eq(load(&cfg, "raft.logSyncMethod=DSYNC\n"), 0, "%s", err);
-	cr_assert_eq(cfg.raft_log_sync_method, CONFIG_SYNC_DSYNC);
 	expect_line_error("raft.logSyncMethod=fsync",
 			  "raft.logSyncMethod: expected syscall, linked or dsync, got 'fsync'");
 }

@@ -190,6 +190,15 @@ static void write_pipelined(struct wal *w, struct io_uring *ring, uint64_t first
 	cr_assert_eq(wal_durable_index(w), last);
 }
 
+/* A fresh directory `name` and a config for it in `mode`; dir must outlive cfg. */
+static void fresh_config(struct wal_config *cfg, char *dir, size_t dir_cap, const char *name,
+			 uint64_t segment_size, uint32_t batch_bytes_max, enum wal_sync_mode mode)
+{
+	test_dir(dir, dir_cap, name);
+	config_init(cfg, dir, segment_size, batch_bytes_max);
+	cfg->sync_mode = mode;
+}
+
 static struct wal *open_ok(const struct wal_config *cfg, struct replayed *r)
 {
 	struct wal *w = NULL;
@@ -335,10 +344,8 @@ Test(wal_record, encode_decode)
 static void roundtrip(const char *name, enum wal_sync_mode mode)
 {
 	char dir[1100];
-	test_dir(dir, sizeof(dir), name);
 	struct wal_config cfg;
-	config_init(&cfg, dir, 1 << 20, 64 << 10);
-	cfg.sync_mode = mode;
+	fresh_config(&cfg, dir, sizeof(dir), name, 1 << 20, 64 << 10, mode);
 	struct replayed r = { 0 };
 	struct wal *w = open_ok(&cfg, &r);
 	cr_assert_eq(r.count, 0);
@@ -818,10 +825,9 @@ Test(wal, linked_single_cqe)
 {
 	g_inflight = 1;
 	char dir[1100];
-	test_dir(dir, sizeof(dir), "linked_single");
 	struct wal_config cfg;
-	config_init(&cfg, dir, 64 << 10, 16 << 10);
-	cfg.sync_mode = WAL_SYNC_WRITE_LINKED_FDATASYNC;
+	fresh_config(&cfg, dir, sizeof(dir), "linked_single", 64 << 10, 16 << 10,
+		     WAL_SYNC_WRITE_LINKED_FDATASYNC);
 	struct replayed r = { 0 };
 	struct io_uring ring;
 	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
@@ -870,10 +876,8 @@ TEST_K12(wal, write_error_is_sticky)
 {
 	uint64_t ud = g_inflight == 1 ? 5 : 8;  /* any value with inflight_max 1 */
 	char dir[1100];
-	test_dir(dir, sizeof(dir), "write_error");
 	struct wal_config cfg;
-	config_init(&cfg, dir, 64 << 10, 16 << 10);
-	cfg.sync_mode = WAL_SYNC_WRITE_DSYNC;
+	fresh_config(&cfg, dir, sizeof(dir), "write_error", 64 << 10, 16 << 10, WAL_SYNC_WRITE_DSYNC);
 	struct replayed r = { 0 };
 	struct wal *w = open_ok(&cfg, &r);
 	struct io_uring ring;
@@ -1029,10 +1033,8 @@ static void out_of_order(const char *name, enum wal_sync_mode mode, bool skip_cq
 {
 	g_inflight = 3;
 	char dir[1100];
-	test_dir(dir, sizeof(dir), name);
 	struct wal_config cfg;
-	config_init(&cfg, dir, 1 << 20, 64 << 10);
-	cfg.sync_mode = mode;
+	fresh_config(&cfg, dir, sizeof(dir), name, 1 << 20, 64 << 10, mode);
 	struct replayed r = { 0 };
 	struct wal *w = open_ok(&cfg, &r);
 	cr_assert(wal_direct_io(w));
@@ -1137,10 +1139,9 @@ Test(wal_pipeline, error_in_later_batch_is_sticky)
 {
 	g_inflight = 2;
 	char dir[1100];
-	test_dir(dir, sizeof(dir), "pipe_error");
 	struct wal_config cfg;
-	config_init(&cfg, dir, 1 << 20, 64 << 10);
-	cfg.sync_mode = WAL_SYNC_WRITE_LINKED_FDATASYNC;
+	fresh_config(&cfg, dir, sizeof(dir), "pipe_error", 1 << 20, 64 << 10,
+		     WAL_SYNC_WRITE_LINKED_FDATASYNC);
 	struct replayed r = { 0 };
 	struct wal *w = open_ok(&cfg, &r);
 	struct io_uring ring;
