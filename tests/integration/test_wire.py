@@ -505,6 +505,35 @@ def test_watch_notification_layout_and_order(server, root):
         assert c.events == [(1, 3, root + "/c")]
 
 
+def test_event_before_ping_after_another_sessions_write(server, root):
+    """A write acknowledged to session a fired a watch of session p: p's next ping must
+    be answered after that event, whichever worker p and a live on (CI once caught a
+    ping overtaking the event when they were on different workers)."""
+    with w.session(server.port) as a:
+        _mk(a, root, b"0")
+        watchers = [w.session(server.port) for _ in range(4)]
+        try:
+            for i in range(60):
+                for p in watchers:
+                    err, _ = p.call(w.OP_GETDATA, w.path_watch_body(root, True))
+                    assert err == 0
+                err, _ = a.call(w.OP_SETDATA, w.setdata_body(root, b"%d" % i))
+                assert err == 0
+                for n, p in enumerate(watchers):
+                    p.send_request(w.OP_PING, xid=-2)
+                    frames = []
+                    while True:
+                        d = Dec(p.recv_frame())
+                        xid = d.int()
+                        frames.append(xid)
+                        if xid == -2:
+                            break
+                    assert frames == [-1, -2], (i, n, frames)
+        finally:
+            for p in watchers:
+                p.close()
+
+
 # ---------------------------------------------------------------- four-letter words
 
 def test_4lw_ruok(server):
