@@ -58,6 +58,8 @@
 #define RAFT_EXPIRING_MAX 4096
 /* deleteContainer entries one sweep may propose (ZooKeeper caps its sweep too). */
 #define RAFT_REAP_PER_SWEEP_MAX 1000
+/* A repeated store warning is logged at most this often. */
+#define RAFT_WARN_REPEAT_MS 1000
 
 /* The log's CQEs carry UD_RAFT_WAL | batch tag (low WAL_USER_DATA_TAG_BITS bits). */
 enum { UD_RAFT_WAKE = 1, UD_RAFT_WAL = 1 << 8 };
@@ -81,6 +83,9 @@ struct raft_pipeline {
 	struct raft_stats stats;
 	pthread_mutex_t stats_lock;
 	struct wal *wal;
+	char warn_last[512]; /* raft_store_warn's rate limit */
+	int64_t warn_last_ms;
+	uint64_t warn_repeats;
 	struct rk_msg *pending[RAFT_PENDING_MAX];
 	size_t pending_head; /* oldest not yet durable */
 	size_t pending_count;
@@ -717,6 +722,27 @@ static int raft_open_log(struct raft_pipeline *p)
 	return 0;
 }
 
+/*
+ * The store's warnings (quota overruns), logged as ZooKeeper's RateLogger does: a new
+ * text at once; the same text again within RAFT_WARN_REPEAT_MS only counted, and the
+ * count logged with the next text that is logged. Raft thread only.
+ */
+static void raft_store_warn(void *ctx, const char *text)
+{
+	struct raft_pipeline *p = ctx;
+	int64_t now = rk_now_ms();
+	if (strcmp(text, p->warn_last) == 0 && now - p->warn_last_ms < RAFT_WARN_REPEAT_MS) {
+		p->warn_repeats++;
+		return;
+	}
+	if (p->warn_repeats)
+		log_warn("%s (%llu more times)", p->warn_last, (unsigned long long)p->warn_repeats);
+	log_warn("%s", text);
+	snprintf(p->warn_last, sizeof p->warn_last, "%s", text);
+	p->warn_last_ms = now;
+	p->warn_repeats = 0;
+}
+
 int raft_pipeline_create(struct server *srv, struct raft_pipeline **out)
 {
 	struct raft_pipeline *p = calloc(1, sizeof *p);
@@ -742,6 +768,9 @@ int raft_pipeline_create(struct server *srv, struct raft_pipeline **out)
 		return rc;
 	}
 	p->ring_ready = true;
+	/* Set after recovery: replaying the log re-runs quota checks, but their warnings
+	 * were logged when the entries were first applied. */
+	store_set_warn(srv->store, raft_store_warn, p);
 	*out = p;
 	return 0;
 }

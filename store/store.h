@@ -160,6 +160,14 @@ struct store_stats {
 };
 
 struct store *store_create(const struct store_config *cfg);
+
+/*
+ * Called on the applying thread with ZooKeeper's warning text each time an enforced
+ * quota check finds a limit passed ("Quota exceeded: /app [current count=4,
+ * hardCountLimit=3]"); the text is valid during the call. NULL (the default): silent.
+ */
+typedef void (*store_warn_fn)(void *ctx, const char *text);
+void store_set_warn(struct store *s, store_warn_fn fn, void *ctx);
 void store_destroy(struct store *s);
 
 /*

@@ -604,14 +604,29 @@ static bool quota_data_before(struct apply_ctx *c, const char *path, size_t len,
 	return true;
 }
 
-/* One limit (ZooKeeperServer.checkQuota's count or byte part). */
-static int32_t quota_limit_check(struct store *s, int64_t current, int64_t diff, int64_t soft, int64_t hard)
+void store_set_warn(struct store *s, store_warn_fn fn, void *ctx)
+{
+	s->warn = fn;
+	s->warn_ctx = ctx;
+}
+
+/* One limit (ZooKeeperServer.checkQuota's count or byte part); `what` is "count" or
+ * "bytes", and the warning text is ZooKeeper's. */
+static int32_t quota_limit_check(struct store *s, const char *root, size_t root_len, const char *what,
+				 int64_t current, int64_t diff, int64_t soft, int64_t hard)
 {
 	int64_t next = (int64_t)((uint64_t)current + (uint64_t)diff);
 	int64_t limit = hard > -1 ? hard : soft;
 	if (next <= limit)
 		return ZK_OK;
 	atomic_fetch_add_explicit(&s->quota_exceeded_count, 1, memory_order_relaxed);
+	if (s->warn) {
+		char text[512];
+		snprintf(text, sizeof text, "Quota exceeded: %.*s [current %s=%" PRId64 ", %s%sLimit=%" PRId64 "]",
+			 (int)(root_len > 400 ? 400 : root_len), root, what, next, hard > -1 ? "hard" : "soft",
+			 what[0] == 'c' ? "Count" : "Byte", limit);
+		s->warn(s->warn_ctx, text);
+	}
 	return hard > -1 ? ZK_QUOTAEXCEEDED : ZK_OK;
 }
 
@@ -650,9 +665,11 @@ static int32_t quota_check_slow(struct apply_ctx *c, const char *path, size_t le
 		goto out;
 	}
 	if (check_count)
-		rc = quota_limit_check(s, stats.count, count_diff, limits.count, limits.count_hard_limit);
+		rc = quota_limit_check(s, buf, root_len, "count", stats.count, count_diff, limits.count,
+				       limits.count_hard_limit);
 	if (rc == ZK_OK && check_bytes)
-		rc = quota_limit_check(s, stats.bytes, bytes_diff, limits.bytes, limits.byte_hard_limit);
+		rc = quota_limit_check(s, buf, root_len, "bytes", stats.bytes, bytes_diff, limits.bytes,
+				       limits.byte_hard_limit);
 out:
 	free(node_path);
 	free(buf);

@@ -242,6 +242,8 @@ struct store {
 	} quota;
 	bool enforce_quota; /* store_config.enforce_quota (ZooKeeper's zookeeper.enforceQuota) */
 	_Atomic uint64_t quota_exceeded_count;
+	store_warn_fn warn; /* store_set_warn */
+	void *warn_ctx;
 };
 
 uint64_t store_hash_bytes(const void *p, size_t n);

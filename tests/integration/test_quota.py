@@ -249,6 +249,9 @@ def test_quota_hard_limits_enforced(enforcing, root):
         _delete(c, root + "/b")
         _mk(c, root + "/c", b"123")
         assert _stats(c, root) == "count=3,bytes=4"
+    log = open(enforcing.stderr_path, errors="replace").read()
+    for text in ("count=4, hardCountLimit=3", "bytes=11, hardByteLimit=10"):
+        assert "Quota exceeded: %s [current %s]" % (root, text) in log, text
 
 
 def test_quota_soft_limits_only_warn(enforcing, root):
@@ -258,6 +261,11 @@ def test_quota_soft_limits_only_warn(enforcing, root):
         _mk(c, root + "/a", b"12")
         assert _set(c, root + "/a", b"12345") == w.OK
         assert _stats(c, root) == "count=2,bytes=5"
+    # ZooKeeper's warnings, one per limit crossed (rate-limited for repeats)
+    log = open(enforcing.stderr_path, errors="replace").read()
+    for text in ("count=2, softCountLimit=1", "bytes=2, softByteLimit=1",
+                 "bytes=5, softByteLimit=1"):
+        assert "Quota exceeded: %s [current %s]" % (root, text) in log, text
 
 
 def test_quota_multi_checked_against_prior_tree(enforcing, root):

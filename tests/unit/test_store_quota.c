@@ -325,6 +325,38 @@ Test(store_quota, soft_limits_are_counted)
 	assert_stats("/q", "count=4,bytes=3");
 }
 
+/* The store_set_warn sink: every text, in order, joined by '\n'. */
+static char warned[2048];
+
+static void warn_capture(void *ctx, const char *text)
+{
+	(void)ctx;
+	size_t n = strlen(warned);
+	snprintf(warned + n, sizeof warned - n, "%s\n", text);
+}
+
+Test(store_quota, overruns_are_reported_with_zookeepers_text)
+{
+	enforce_on();
+	warned[0] = '\0';
+	store_set_warn(T.s, warn_capture, NULL);
+	char lim[128];
+	cr_assert_eq(t_create("/q", NULL, 0), ZK_OK);
+	set_quota("/q", limits_text(lim, sizeof lim, 1, 4, -1, -1));
+	cr_assert_eq(t_create("/q/a", "12345", 0), ZK_OK);     /* soft count and bytes */
+	set_quota("/q/a", limits_text(lim, sizeof lim, -1, -1, 1, 6));
+	cr_assert_eq(set_data("/q/a", "1234567", -1), ZK_QUOTAEXCEEDED);
+	cr_assert_eq(t_create("/q/a/b", NULL, 0), ZK_QUOTAEXCEEDED);
+	cr_assert_str_eq(warned, "Quota exceeded: /q [current count=2, softCountLimit=1]\n"
+				 "Quota exceeded: /q [current bytes=5, softByteLimit=4]\n"
+				 "Quota exceeded: /q/a [current bytes=7, hardByteLimit=6]\n"
+				 "Quota exceeded: /q/a [current count=2, hardCountLimit=1]\n");
+	cr_assert_eq(exceeded_count(), 4);
+	store_set_warn(T.s, NULL, NULL); /* silent again */
+	cr_assert_eq(set_data("/q/a", "1234567", -1), ZK_QUOTAEXCEEDED);
+	cr_assert_eq(exceeded_count(), 5);
+}
+
 Test(store_quota, hard_limits_refuse)
 {
 	enforce_on();
