@@ -421,8 +421,15 @@ static void raft_stage_batch(struct raft_pipeline *p)
 static void raft_apply_durable(struct raft_pipeline *p, int64_t durable)
 {
 	size_t n = 0;
-	if (durable > p->durable_index)
+	if (durable > p->durable_index) {
 		p->durable_index = durable;
+		/* Published before any reply goes out (raft_send wakes workers at once): a
+		 * client that saw its write acknowledged finds lgif's committed index at or
+		 * past its zxid. */
+		pthread_mutex_lock(&p->stats_lock);
+		p->stats.last_index = (uint64_t)durable;
+		pthread_mutex_unlock(&p->stats_lock);
+	}
 	while (p->pending_count) {
 		struct rk_msg *m = p->pending[p->pending_head];
 		if (m->flags & RK_MSG_REFUSED) {
@@ -445,7 +452,6 @@ static void raft_apply_durable(struct raft_pipeline *p, int64_t durable)
 	p->stats.entries += n;
 	if (n > p->stats.batch_entries_max)
 		p->stats.batch_entries_max = n;
-	p->stats.last_index = (uint64_t)durable;
 	pthread_mutex_unlock(&p->stats_lock);
 }
 
