@@ -28,7 +28,8 @@ acknowledged, SIGKILL right after the last reply, restart, all present.
 Environment: RK_CRASH_SEED (int) replays a run's kill delays and request mix (timing itself
 is not replayable); RK_CRASH_CYCLES (default 15), RK_CRASH_CYCLES_ZK (default 4: JVM start
 is slow; ZooKeeper 3.8 is the reference that shows the checks themselves are right),
-RK_CRASH_BUDGET seconds for the cycle loop (default 100).
+RK_CRASH_CYCLES_VARIANT (default 5) for RingKeeper's non-default log method
+(ringkeeper-linked), RK_CRASH_BUDGET seconds for the cycle loop (default 100).
 """
 import os
 import random
@@ -47,13 +48,21 @@ WRITERS = 4
 NODES_PER_WRITER = 2
 
 
-@pytest.fixture(params=conftest.TARGETS)
+# RingKeeper's default log method (pwrite + fdatasync on the raft thread) runs as
+# "ringkeeper"; "ringkeeper-linked" is the io_uring write + linked fdatasync method.
+VARIANTS = {"ringkeeper-linked": ("ringkeeper", ["--raft.logSyncMethod=linked"])}
+PARAMS = list(conftest.TARGETS) + [v for v, (t, _) in VARIANTS.items() if t in conftest.TARGETS]
+
+
+@pytest.fixture(params=PARAMS)
 def durable(request):
-    reason = conftest._skip_reason(request.param)
+    target, extra = VARIANTS.get(request.param, (request.param, []))
+    reason = conftest._skip_reason(target)
     if reason:
         pytest.skip(reason)
     workdir = tempfile.mkdtemp(prefix="rk-crash-%s-" % request.param)
-    srv = cl.DurableServer(request.param, workdir)
+    srv = cl.DurableServer(target, workdir, extra_args=extra)
+    srv.variant = request.param
     request.node._rk_servers = [srv]
     try:
         srv.start()
@@ -425,12 +434,14 @@ def test_kill9_under_load(durable, capsys):
     rng = random.Random(seed)
     if srv.target == "zookeeper":
         cycles = int(os.environ.get("RK_CRASH_CYCLES_ZK", "4"))
+    elif srv.variant != srv.target:  # a non-default log method: fewer cycles
+        cycles = int(os.environ.get("RK_CRASH_CYCLES_VARIANT", "5"))
     else:
         cycles = int(os.environ.get("RK_CRASH_CYCLES", "15"))
     budget = float(os.environ.get("RK_CRASH_BUDGET", "100"))
     with capsys.disabled():
         print("\n[test_kill9_under_load] %s RK_CRASH_SEED=%d cycles=%d"
-              % (srv.target, seed, cycles))
+              % (srv.variant, seed, cycles))
     m = Model("/crash-%d" % seed, seed)
     _setup(srv, m)
     t0 = time.monotonic()
