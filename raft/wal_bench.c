@@ -159,7 +159,7 @@ static int bench_group_commit(const char *dir, enum wal_sync_mode mode, const ch
 	char path[4200], cmd[4300];
 	snprintf(path, sizeof(path), "%s/wal-%s-%u-%u-%u", dir, mode_name, per_batch, inflight,
 		 clients);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", path);
 	if (system(cmd) != 0)
 		return -1;
 	struct wal_config cfg = {
@@ -267,6 +267,12 @@ static int bench_inflight_sweep(const char *dir)
 
 int main(int argc, char **argv)
 {
+	if (argc > 3 || (argc > 1 && argv[1][0] == '-') || (argc > 2 && strcmp(argv[2], "pipeline"))) {
+		fprintf(stderr, "usage: wal-bench [DIR [pipeline]]\n"
+			"  measures log appends + durability in DIR (default ./wal-bench-data);\n"
+			"  'pipeline' runs only the inflight_max sweep\n");
+		return 2;
+	}
 	const char *dir = argc > 1 ? argv[1] : "./wal-bench-data";
 	bool pipeline_only = argc > 2 && strcmp(argv[2], "pipeline") == 0;
 	mkdir(dir, 0755);
