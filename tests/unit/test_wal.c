@@ -1,8 +1,9 @@
 /*
  * test_wal.c — the write-ahead log: CRC32C, the record codec, group commit through a
  * real io_uring with O_DIRECT, recovery (torn tails at every byte offset, zeroed tails,
- * mid-log corruption), truncate/compact, ENOSPC on a size-limited tmpfs, and a write
- * error. Most tests run once per inflight_max (suffix _k1, _k2, some _k4): the packed
+ * mid-log corruption), truncate/compact, ENOSPC on a size-limited tmpfs, and write
+ * errors (faked CQEs for the io_uring methods; real failing pwrite/fdatasync calls for
+ * the syscall method). Most tests run once per inflight_max (suffix _k1, _k2, some _k4): the packed
  * one-batch-in-flight layout and the 4 KiB-aligned pipelined one. The wal_pipeline
  * suite covers several batches in flight: tags, out-of-order completions reported in
  * order, torn earlier batches with intact later ones, padding. Logs live under the
@@ -912,6 +913,84 @@ TEST_K12(wal, write_error_is_sticky)
 	wal_close(w);
 	io_uring_queue_exit(&ring);
 	replayed_free(&r);
+}
+
+/*
+ * The descriptor of the segment file `path` in this process, found through
+ * /proc/self/fd (the log keeps it private); -1 if none.
+ */
+static int fd_of_path(const char *path)
+{
+	for (int fd = 0; fd < 1024; fd++) {
+		char link[64], target[1200];
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		ssize_t n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		if (strcmp(target, path) == 0)
+			return fd;
+	}
+	return -1;
+}
+
+/*
+ * raft.logSyncMethod=syscall, failures injected at the syscalls themselves: the
+ * segment's descriptor is replaced (dup2) by one on which pwrite(2) fails (EBADF:
+ * opened read-only) or on which pwrite succeeds and fdatasync(2) fails (EINVAL:
+ * /dev/null). Either error is returned by wal_submit, nothing later is made durable,
+ * the error sticks, and reopening finds exactly the records made durable before.
+ */
+static void syscall_failure(const char *name, int (*open_bad)(const char *segment), int expect_err)
+{
+	char dir[1100];
+	struct wal_config cfg;
+	g_inflight = 1;
+	fresh_config(&cfg, dir, sizeof(dir), name, 64 << 10, 16 << 10, WAL_SYNC_SYSCALL);
+	struct replayed r = { 0 };
+	struct wal *w = open_ok(&cfg, &r);
+	struct io_uring ring;
+	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
+	cr_assert_eq(stage_one(w, 1), 0);
+	cr_assert_eq(wal_submit(w, &ring, 0), 1);
+	cr_assert_eq(wal_durable_index(w), 1);
+
+	char seg[1200];
+	segment_path(seg, sizeof(seg), dir, 1);
+	int seg_fd = fd_of_path(seg);
+	cr_assert_geq(seg_fd, 0, "no descriptor of %s", seg);
+	int bad = open_bad(seg);
+	cr_assert_geq(bad, 0);
+	cr_assert_eq(dup2(bad, seg_fd), seg_fd);
+	close(bad);
+
+	cr_assert_eq(stage_one(w, 2), 0);
+	cr_assert_eq(wal_submit(w, &ring, 0), expect_err);
+	cr_assert_eq(wal_durable_index(w), 1);
+	cr_assert_not(wal_in_flight(w));
+	cr_assert_eq(stage_one(w, 3), expect_err);     /* sticky */
+	cr_assert_eq(wal_flush_sync(w), expect_err);
+	wal_close(w);
+	io_uring_queue_exit(&ring);
+
+	w = open_ok(&cfg, &r);
+	assert_replayed(&r, 1, 1);
+	cr_assert_eq(wal_last_index(w), 1);
+	wal_close(w);
+	replayed_free(&r);
+}
+
+static int open_read_only(const char *segment) { return open(segment, O_RDONLY); }
+static int open_dev_null(const char *segment) { (void)segment; return open("/dev/null", O_WRONLY); }
+
+Test(wal, syscall_pwrite_error_is_sticky)
+{
+	syscall_failure("syscall_pwrite_error", open_read_only, -EBADF);
+}
+
+Test(wal, syscall_fdatasync_error_is_sticky)
+{
+	syscall_failure("syscall_fdatasync_error", open_dev_null, -EINVAL);
 }
 
 TEST_K12(wal, enospc_then_resume)
