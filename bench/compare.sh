@@ -7,11 +7,15 @@
 # runs ringkeeper-bench against ZooKeeper and RingKeeper alternately (Z R Z R ...) for
 # --rounds rounds and prints medians: ops/s, the ratio RingKeeper/ZooKeeper, p99 and
 # server CPU us/op. Everything it starts is stopped by pid on exit; temp dirs removed.
+# Before the first round and after the last it measures this disk's durability cost in
+# the same directory (wal-bench probe: one 4 KiB O_DIRECT pwrite + fdatasync, 400
+# times) and prints each one-session run's p50 as a multiple of it.
 #
 # Usage: bench/compare.sh [--quick] [--rounds N] [--presets a,b] [--sessions 64,256]
 #                         [--duration S] [--warmup S] [--threads N] [--out DIR] [--nodes 1]
 # Env:   RINGKEEPER_BIN (default: newest build*/core/ringkeeper)
 #        BENCH_BIN      (default: newest build*/bench/ringkeeper-bench)
+#        WAL_BENCH_BIN  (default: newest build*/raft/wal-bench; no probe without it)
 #        COMPARE_TMP    (default /var/tmp; must not be tmpfs: durability is measured)
 set -euo pipefail
 
@@ -57,6 +61,7 @@ newest() { # newest existing file among the globbed candidates
 }
 bench_bin=${BENCH_BIN:-$(newest "$here"/build*/bench/ringkeeper-bench)}
 rk_bin=${RINGKEEPER_BIN:-$(newest "$here"/build*/core/ringkeeper)}
+wal_bench_bin=${WAL_BENCH_BIN:-$(newest "$here"/build*/raft/wal-bench)}
 [ -x "$bench_bin" ] || { echo "compare.sh: ringkeeper-bench not built (set BENCH_BIN)" >&2; exit 1; }
 
 tmp_base=${COMPARE_TMP:-/var/tmp}
@@ -182,6 +187,19 @@ echo "Warming ZooKeeper's JVM for ${jvm_warm_s}s (mixed, 64 sessions; not record
 round=0
 run_bench zookeeper "$zk_port" "$zk_pid" mixed 64 0 "$jvm_warm_s"
 
+probe_disk() { # probe_disk LABEL -> appends "LABEL p50 p99" to $work/probe.txt
+	[ -x "$wal_bench_bin" ] || return 0
+	local line
+	line=$("$wal_bench_bin" "$work/probe" probe 2>/dev/null | grep '^fdatasync_probe') || return 0
+	local p50 p99
+	p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<< "$line")
+	p99=$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' <<< "$line")
+	echo "$1 $p50 $p99" >> "$work/probe.txt"
+	echo "Disk ($1): one 4 KiB O_DIRECT pwrite + fdatasync: p50 $p50 us, p99 $p99 us"
+}
+: > "$work/probe.txt"
+probe_disk before
+
 IFS=, read -r -a preset_arr <<< "$presets"
 IFS=, read -r -a sessions_arr <<< "$sessions_list"
 for round in $(seq "$rounds"); do
@@ -196,7 +214,9 @@ for round in $(seq "$rounds"); do
 	done
 done
 
-python3 - "$results" <<'EOF'
+probe_disk after
+
+python3 - "$results" "$work/probe.txt" <<'EOF'
 import json, statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
@@ -220,5 +240,22 @@ for (preset, sessions), by in sorted(rows.items()):
           fmt(med(zk, lambda r: r["cpu_us_per_op"]["server"]), 1), fmt(med(rk, lambda r: r["cpu_us_per_op"]["server"]), 1),
           errs))
 print("\n(medians over rounds; us/op = server process CPU per completed request in the timed window)")
+cpu = [(p, s, med(by["ringkeeper"], lambda r: r["cpu_us_per_op"]["server"]) /
+        med(by["zookeeper"], lambda r: r["cpu_us_per_op"]["server"]))
+       for (p, s), by in sorted(rows.items()) if by.get("ringkeeper") and by.get("zookeeper")]
+if cpu:
+    print("server CPU per op, rk/zk: " + ", ".join("%s@%d %.2f" % c for c in cpu))
+probes = [l.split() for l in open(sys.argv[2]) if l.strip()]
+if probes:
+    p50 = statistics.mean(float(p[1]) for p in probes)
+    print("disk: one 4 KiB O_DIRECT pwrite + fdatasync p50 %s us (mean %.1f)" %
+          (" / ".join("%s %s" % (p[0], p[1]) for p in probes), p50))
+    for (preset, sessions), by in sorted(rows.items()):
+        if sessions != 1:
+            continue
+        for server in ("zookeeper", "ringkeeper"):
+            if by.get(server):
+                l50 = med(by[server], lambda r: r["latency_us"]["p50"])
+                print("one session, %-10s %-10s p50 %6.1f us = %.2fx one fdatasync" % (preset, server, l50, l50 / p50))
 EOF
 echo "raw results: $results"

@@ -94,7 +94,12 @@ static int bench_probe_once(enum bench_probe_mode mode, struct io_uring *ring, i
 	return rc;
 }
 
-static int bench_probe(const char *dir)
+/*
+ * One 4 KiB O_DIRECT write + durability, BENCH_PROBE_ITERATIONS times per method.
+ * syscall_only: just pwrite + fdatasync, one round, one machine-readable line (what
+ * bench/compare.sh prints as "one fdatasync on this disk").
+ */
+static int bench_probe(const char *dir, bool syscall_only)
 {
 	static const char *names[] = { "linked write+fdatasync", "write RWF_DSYNC",
 				       "pwrite+fdatasync syscalls" };
@@ -120,11 +125,12 @@ static int bench_probe(const char *dir)
 	if (io_uring_queue_init(8, &ring, 0))
 		return -1;
 	static uint64_t samples[BENCH_PROBE_ITERATIONS];
-	printf("raw 4 KiB O_DIRECT append + durability, %u iterations each\n",
-	       BENCH_PROBE_ITERATIONS);
+	if (!syscall_only)
+		printf("raw 4 KiB O_DIRECT append + durability, %u iterations each\n",
+		       BENCH_PROBE_ITERATIONS);
 	/* Two rounds, alternating A B C A B C, so drift shows. */
-	for (int round = 0; round < 2; round++) {
-		for (int m = 0; m < 3; m++) {
+	for (int round = 0; round < (syscall_only ? 1 : 2); round++) {
+		for (int m = syscall_only ? BENCH_PROBE_SYSCALL : 0; m < 3; m++) {
 			uint64_t total = 0;
 			for (uint32_t i = 0; i < BENCH_PROBE_ITERATIONS; i++) {
 				uint64_t off = ((uint64_t)i * 4096) % BENCH_PROBE_FILE_BYTES;
@@ -139,6 +145,13 @@ static int bench_probe(const char *dir)
 				}
 			}
 			qsort(samples, BENCH_PROBE_ITERATIONS, sizeof(samples[0]), bench_u64_cmp);
+			if (syscall_only) {
+				printf("fdatasync_probe p50_us=%.1f p99_us=%.1f mean_us=%.1f n=%u\n",
+				       samples[BENCH_PROBE_ITERATIONS / 2] / 1e3,
+				       samples[BENCH_PROBE_ITERATIONS * 99 / 100] / 1e3,
+				       (double)total / BENCH_PROBE_ITERATIONS / 1e3, BENCH_PROBE_ITERATIONS);
+				continue;
+			}
 			printf("  round %d  %-28s p50 %7.1f us  p99 %7.1f us  mean %7.1f us\n", round,
 			       names[m], samples[BENCH_PROBE_ITERATIONS / 2] / 1e3,
 			       samples[BENCH_PROBE_ITERATIONS * 99 / 100] / 1e3,
@@ -267,18 +280,22 @@ static int bench_inflight_sweep(const char *dir)
 
 int main(int argc, char **argv)
 {
-	if (argc > 3 || (argc > 1 && argv[1][0] == '-') || (argc > 2 && strcmp(argv[2], "pipeline"))) {
-		fprintf(stderr, "usage: wal-bench [DIR [pipeline]]\n"
+	if (argc > 3 || (argc > 1 && argv[1][0] == '-') ||
+	    (argc > 2 && strcmp(argv[2], "pipeline") && strcmp(argv[2], "probe"))) {
+		fprintf(stderr, "usage: wal-bench [DIR [pipeline|probe]]\n"
 			"  measures log appends + durability in DIR (default ./wal-bench-data);\n"
-			"  'pipeline' runs only the inflight_max sweep\n");
+			"  'pipeline' runs only the inflight_max sweep, 'probe' only one\n"
+			"  pwrite + fdatasync probe (one line)\n");
 		return 2;
 	}
 	const char *dir = argc > 1 ? argv[1] : "./wal-bench-data";
-	bool pipeline_only = argc > 2 && strcmp(argv[2], "pipeline") == 0;
+	const char *only = argc > 2 ? argv[2] : "";
 	mkdir(dir, 0755);
-	if (pipeline_only)
+	if (strcmp(only, "pipeline") == 0)
 		return bench_inflight_sweep(dir) ? 1 : 0;
-	if (bench_probe(dir))
+	if (strcmp(only, "probe") == 0)
+		return bench_probe(dir, true) ? 1 : 0;
+	if (bench_probe(dir, false))
 		return 1;
 	static const uint32_t batches[] = { 1, 16, 128, 1024 };
 	printf("group commit through wal_* (%u-byte entries, pipelined, inflight 1, %.1f s "
