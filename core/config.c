@@ -18,6 +18,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +124,7 @@ static const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 		"requests in flight on one connection before reading from it pauses",
 		1, INT32_MAX, FIELD(outstanding_per_connection_max) },
 	[CONFIG_KEY_THREADS] = { "threads", CONFIG_TYPE_INT, NULL, "0",
-		"worker threads, one pinned per core; 0 = one per online CPU",
+		"worker threads, one pinned per core; 0 = one per CPU this process may use",
 		0, CONFIG_THREADS_MAX, FIELD(worker_count) },
 	[CONFIG_KEY_METRICS_PORT] = { "metricsPort", CONFIG_TYPE_PORT, NULL, "7000",
 		"HTTP port serving /metrics; 0 = off",
@@ -846,9 +847,14 @@ int config_parse_args(struct rk_config *cfg, int argc, char **argv, char *err, s
 	return CONFIG_ARGS_RUN;
 }
 
-static int config_online_cpus(void)
+/*
+ * CPUs this process may run on: its affinity mask (taskset, a container's cpuset),
+ * not every CPU of the machine. A pod limited to 2 CPUs of 64 gets 2 workers.
+ */
+static int config_usable_cpus(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		return 1;
 	return n > CONFIG_THREADS_MAX ? CONFIG_THREADS_MAX : (int)n;
@@ -865,7 +871,7 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 	if (origins[CONFIG_KEY_DATA_LOG_DIR].kind == CONFIG_ORIGIN_DEFAULT)
 		strcpy(cfg->data_log_dir, cfg->data_dir);
 	if (cfg->worker_count == 0)
-		cfg->worker_count = config_online_cpus();
+		cfg->worker_count = config_usable_cpus();
 
 	if (cfg->autopurge_snap_retain_count < 3) {
 		struct config_where where =

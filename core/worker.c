@@ -658,12 +658,24 @@ int worker_start(struct worker *w)
 		w->thread = 0;
 		return boot.rc;
 	}
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	cpu_set_t set;
+	/* Worker i goes to the i-th CPU this process may use (taskset, a container's
+	 * cpuset), round robin when there are more workers than CPUs. */
+	cpu_set_t allowed, set;
+	int cpu = -1;
+	if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) {
+		int k = w->index % CPU_COUNT(&allowed);
+		for (int c = 0; c < CPU_SETSIZE && cpu < 0; c++)
+			if (CPU_ISSET(c, &allowed) && k-- == 0)
+				cpu = c;
+	}
+	if (cpu < 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		cpu = w->index % (int)(cpus > 0 ? cpus : 1);
+	}
 	CPU_ZERO(&set);
-	CPU_SET(w->index % (cpus > 0 ? cpus : 1), &set);
+	CPU_SET(cpu, &set);
 	if (pthread_setaffinity_np(w->thread, sizeof set, &set))
-		log_warn("worker %d: could not pin to a CPU", w->index);
+		log_warn("worker %d: could not pin to CPU %d", w->index, cpu);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -172,6 +173,23 @@ Test(config, derived_defaults_follow_the_file)
 	cr_assert_eq(cfg.session_timeout_ms_max, 60000);
 	cr_assert_str_eq(cfg.data_log_dir, "/var/lib/rk");
 	cr_assert_gt(cfg.worker_count, 0);
+}
+
+/* threads=0 counts the CPUs this process may run on (taskset, a cpuset), not the
+ * machine's. Criterion runs each test in its own process, so the mask does not leak. */
+Test(config, threads_zero_follows_the_affinity_mask)
+{
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(0, &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof one, &one), 0);
+	struct rk_config cfg;
+	cr_assert_eq(load(&cfg, "dataDir=/d\nthreads=0\n"), 0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.worker_count, 1);
+	cr_assert_eq(load(&cfg, "dataDir=/d\nthreads=3\n"), 0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.worker_count, 3);
 }
 
 Test(config, explicit_values_are_not_derived)
