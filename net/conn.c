@@ -269,14 +269,24 @@ static void conn_handshake(struct worker *w, struct conn *c, const uint8_t *body
 		c->state = CONN_ESTABLISHED;
 		store_session_touch(srv->store, session_id, w->now_ms, timeout_ms);
 		conn_send_connect_response(w, c, timeout_ms, session_id, stored_passwd);
-		/* Any other connection of this session, on any worker, must go. */
+		/* Any other connection of this session, on any worker, must go. If that
+		 * cannot be announced (no memory, raft queue full), this connection goes
+		 * instead, as a createSession that cannot be queued does: one session is
+		 * never served by two connections. The client reconnects. */
 		struct rk_msg *m = calloc(1, sizeof *m);
+		bool announced = false;
 		if (m) {
 			m->kind = RK_MSG_SESSION_ATTACH;
 			m->conn_id = c->id;
 			m->session_id = session_id;
-			if (!worker_send_to_raft(w, m))
+			announced = worker_send_to_raft(w, m);
+			if (!announced)
 				free(m);
+		}
+		if (!announced) {
+			log_warn("conn %s: cannot announce the reattach (raft queue full or no memory): closing it", c->peer);
+			c->close_after_flush = true;
+			c->state = CONN_CLOSING;
 		}
 		log_debug("conn %s: session 0x%llx reattached", c->peer, (unsigned long long)session_id);
 		return;
