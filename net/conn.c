@@ -287,6 +287,7 @@ static void conn_handshake(struct worker *w, struct conn *c, const uint8_t *body
 			log_warn("conn %s: cannot announce the reattach (raft queue full or no memory): closing it", c->peer);
 			c->close_after_flush = true;
 			c->state = CONN_CLOSING;
+			return;
 		}
 		log_debug("conn %s: session 0x%llx reattached", c->peer, (unsigned long long)session_id);
 		return;
