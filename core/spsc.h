@@ -77,6 +77,18 @@ static inline void *spsc_pop(struct spsc *q)
 	return item;
 }
 
+/* Consumer only: the item spsc_pop would return next, left in place; NULL when empty. */
+static inline void *spsc_peek(struct spsc *q)
+{
+	size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+	if (head == q->tail_cached) {
+		q->tail_cached = atomic_load_explicit(&q->tail, memory_order_acquire);
+		if (head == q->tail_cached)
+			return NULL;
+	}
+	return q->slots[head & q->mask];
+}
+
 /* Either side; a hint only. */
 static inline bool spsc_empty(struct spsc *q)
 {

@@ -434,6 +434,15 @@ void worker_drain_inbound(struct worker *w)
 		worker_on_msg(w, m);
 }
 
+void worker_drain_inbound_upto(struct worker *w, int64_t zxid)
+{
+	struct rk_msg *m;
+	while ((m = spsc_peek(&w->from_raft)) && m->zxid <= zxid) {
+		spsc_pop(&w->from_raft);
+		worker_on_msg(w, m);
+	}
+}
+
 static void worker_run_lists(struct worker *w)
 {
 	while (w->ready_list) {

@@ -72,6 +72,13 @@ void worker_conn_mark_ready(struct worker *w, struct conn *c);
 void worker_conn_mark_stalled(struct worker *w, struct conn *c);
 /* Handles every message waiting from the raft thread (never frees a conn). */
 void worker_drain_inbound(struct worker *w);
+/*
+ * Handles the waiting messages in queue order up to the first one for a zxid above
+ * `zxid` (net/conn.h, invariant 2). The applier queues in zxid order, and queues a
+ * change's notifications before it publishes the change's zxid, so every message for
+ * a zxid <= `zxid` is already queued when the caller saw `zxid` in the store.
+ */
+void worker_drain_inbound_upto(struct worker *w, int64_t zxid);
 void worker_conn_close(struct worker *w, struct conn *c);
 struct conn *worker_conn_lookup(struct worker *w, uint64_t conn_id);
 /* Pushes a message to the raft thread; false if the queue is full. */

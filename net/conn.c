@@ -392,9 +392,8 @@ static void conn_auth(struct worker *w, struct conn *c, int32_t xid, const uint8
 	conn_reply_empty(w, c, xid, 0, ZK_OK);
 }
 
-static void conn_who_am_i(struct worker *w, struct conn *c, int32_t xid)
+static void conn_who_am_i(struct worker *w, struct conn *c, int32_t xid, int64_t zxid)
 {
-	int64_t zxid = store_last_zxid(w->srv->store);
 	size_t start = frame_begin(&c->out, xid, zxid, ZK_OK);
 	jute_write_int(&c->out, c->auth_count + (c->super ? 1 : 0));
 	if (c->super) {
@@ -416,22 +415,29 @@ static void conn_who_am_i(struct worker *w, struct conn *c, int32_t xid)
 	conn_frame_done(w, c);
 }
 
+/* The connection's identities as the store checks them; views into c, valid while it lives. */
+static struct store_auth conn_store_auth(const struct conn *c, struct zk_id ids[CONN_AUTH_IDS_MAX])
+{
+	for (int i = 0; i < c->auth_count; i++) {
+		ids[i].scheme = (struct jute_bytes){ (const uint8_t *)c->auth[i].scheme, (int32_t)strlen(c->auth[i].scheme) };
+		ids[i].id = (struct jute_bytes){ (const uint8_t *)c->auth[i].id, (int32_t)strlen(c->auth[i].id) };
+	}
+	return (struct store_auth){ ids, c->auth_count, c->super };
+}
+
 static void conn_read(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
 		      size_t len)
 {
 	struct server *srv = w->srv;
 	struct zk_id ids[CONN_AUTH_IDS_MAX];
-	for (int i = 0; i < c->auth_count; i++) {
-		ids[i].scheme = (struct jute_bytes){ (const uint8_t *)c->auth[i].scheme, (int32_t)strlen(c->auth[i].scheme) };
-		ids[i].id = (struct jute_bytes){ (const uint8_t *)c->auth[i].id, (int32_t)strlen(c->auth[i].id) };
-	}
-	struct store_auth auth = { ids, c->auth_count, c->super };
+	struct store_auth auth = conn_store_auth(c, ids);
 	struct jute_writer *sw = &w->scratch;
 	jute_writer_reset(sw);
-	int32_t err = store_read(srv->store, c->session_id, c->id, &auth, opcode, body, len, sw);
-	int64_t zxid = store_last_zxid(srv->store);
-	/* Invariant 2 of conn.h: notifications queued before this read saw the store go first. */
-	worker_drain_inbound(w);
+	int64_t zxid;
+	int32_t err = store_read(srv->store, c->session_id, c->id, &auth, opcode, body, len, sw, &zxid);
+	/* Invariant 2 of conn.h: the notifications of changes this read reflects go
+	 * first; those of later changes (which may fire the watch it just set) after. */
+	worker_drain_inbound_upto(w, zxid);
 	if (c->state != CONN_ESTABLISHED)
 		return;
 	size_t start = frame_begin(&c->out, xid, zxid, err);
@@ -441,6 +447,45 @@ static void conn_read(struct worker *w, struct conn *c, int32_t xid, int32_t opc
 	c->last_zxid = zxid;
 	c->last_response_ms = w->now_ms;
 	atomic_fetch_add_explicit(&srv->stats.reads_served, 1, memory_order_relaxed);
+	conn_frame_done(w, c);
+}
+
+/* The requests conn_read answers from the store (the rest of OP_ORDERED is conn_run_ordered's). */
+static bool op_is_store_read(int32_t opcode)
+{
+	switch (opcode) {
+	case ZK_OP_EXISTS:
+	case ZK_OP_GET_DATA:
+	case ZK_OP_GET_ACL:
+	case ZK_OP_GET_CHILDREN:
+	case ZK_OP_GET_CHILDREN2:
+	case ZK_OP_MULTI_READ:
+	case ZK_OP_GET_EPHEMERALS:
+	case ZK_OP_GET_ALL_CHILDREN_NUMBER:
+	case ZK_OP_FILTERED_LIST:
+	case ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA:
+	case ZK_OP_LIST_RECURSIVE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void conn_add_watch(struct worker *w, struct conn *c, int32_t xid, const uint8_t *body, size_t len)
+{
+	struct zk_id ids[CONN_AUTH_IDS_MAX];
+	struct store_auth auth = conn_store_auth(c, ids);
+	int64_t zxid;
+	int32_t err = store_add_watch_auth(w->srv->store, c->id, &auth, body, len, &zxid);
+	/* As a read (invariant 2): an event of the new watch comes after this reply. */
+	worker_drain_inbound_upto(w, zxid);
+	if (c->state != CONN_ESTABLISHED)
+		return;
+	size_t start = frame_begin(&c->out, xid, zxid, err);
+	if (err == ZK_OK)
+		jute_write_int(&c->out, 0); /* ErrorResponse{0}: Java reads this int */
+	frame_end(&c->out, start);
+	c->last_zxid = zxid;
 	conn_frame_done(w, c);
 }
 
@@ -462,15 +507,26 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 	case OP_ORDERED:
 		break;
 	}
+	if (op_is_store_read(opcode)) {
+		conn_read(w, c, xid, opcode, body, len);
+		conn_record_latency(w, c, start_us);
+		return;
+	}
+	if (opcode == ZK_OP_ADD_WATCH) {
+		conn_add_watch(w, c, xid, body, len);
+		return;
+	}
 	/* Invariant 2 of conn.h holds for every reply, not only reads: a ping that follows
 	 * another session's write must not overtake the event that write fired for this
-	 * session. (conn_read drains once more after taking its snapshot.) */
-	worker_drain_inbound(w);
+	 * session. Nothing below sets a watch a later change could fire before the reply
+	 * (setWatches re-arms watches the client already holds). */
+	int64_t zxid = store_last_zxid(srv->store);
+	worker_drain_inbound_upto(w, zxid);
 	if (c->state != CONN_ESTABLISHED)
 		return;
 	switch (opcode) {
 	case ZK_OP_PING:
-		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_OK);
+		conn_reply_empty(w, c, xid, zxid, ZK_OK);
 		return;
 	case ZK_OP_AUTH:
 		conn_auth(w, c, xid, body, len);
@@ -479,47 +535,28 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 	case ZK_OP_SET_WATCHES2: {
 		struct event_sink sink = { w, c };
 		struct zk_id ids[CONN_AUTH_IDS_MAX];
-		for (int i = 0; i < c->auth_count; i++) {
-			ids[i].scheme = (struct jute_bytes){ (const uint8_t *)c->auth[i].scheme, (int32_t)strlen(c->auth[i].scheme) };
-			ids[i].id = (struct jute_bytes){ (const uint8_t *)c->auth[i].id, (int32_t)strlen(c->auth[i].id) };
-		}
-		struct store_auth auth = { ids, c->auth_count, c->super };
+		struct store_auth auth = conn_store_auth(c, ids);
 		int32_t err = store_set_watches_auth(srv->store, c->id, &auth, opcode, body, len, conn_event_to_self,
 						     &sink);
 		if (c->state == CONN_ESTABLISHED)
-			conn_reply_empty(w, c, xid, store_last_zxid(srv->store), err);
+			conn_reply_empty(w, c, xid, zxid, err);
 		return;
 	}
 	case ZK_OP_WHO_AM_I:
-		conn_who_am_i(w, c, xid);
+		conn_who_am_i(w, c, xid, zxid);
 		return;
-	case ZK_OP_ADD_WATCH: {
-		struct zk_id ids[CONN_AUTH_IDS_MAX];
-		for (int i = 0; i < c->auth_count; i++) {
-			ids[i].scheme = (struct jute_bytes){ (const uint8_t *)c->auth[i].scheme, (int32_t)strlen(c->auth[i].scheme) };
-			ids[i].id = (struct jute_bytes){ (const uint8_t *)c->auth[i].id, (int32_t)strlen(c->auth[i].id) };
-		}
-		struct store_auth auth = { ids, c->auth_count, c->super };
-		int32_t err = store_add_watch_auth(srv->store, c->id, &auth, body, len);
-		size_t start = frame_begin(&c->out, xid, store_last_zxid(srv->store), err);
-		if (err == ZK_OK)
-			jute_write_int(&c->out, 0); /* ErrorResponse{0}: Java reads this int */
-		frame_end(&c->out, start);
-		conn_frame_done(w, c);
-		return;
-	}
 	case ZK_OP_CHECK_WATCHES:
 	case ZK_OP_REMOVE_WATCHES:
-		conn_reply_empty(w, c, xid, store_last_zxid(srv->store),
+		conn_reply_empty(w, c, xid, zxid,
 				 store_remove_watches(srv->store, c->id, opcode, body, len));
 		return;
 	case ZK_OP_RECONFIG:
 		/* ZooKeeper answers this when reconfigEnabled is off, as it is standalone. */
-		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_RECONFIGDISABLED);
+		conn_reply_empty(w, c, xid, zxid, ZK_RECONFIGDISABLED);
 		return;
 	case ZK_OP_DELETE_CONTAINER:
 		/* The leader's container sweep proposes it; a client may not. */
-		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_BADARGUMENTS);
+		conn_reply_empty(w, c, xid, zxid, ZK_BADARGUMENTS);
 		return;
 	case ZK_OP_SASL: {
 		/* No SASL provider: ZooKeeper answers with a null token. */
@@ -530,11 +567,10 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 		return;
 	}
 	case ZK_OP_CREATE_TTL: /* only here when extendedTypesEnabled is off */
-		conn_reply_empty(w, c, xid, store_last_zxid(srv->store), ZK_UNIMPLEMENTED);
+		conn_reply_empty(w, c, xid, zxid, ZK_UNIMPLEMENTED);
 		return;
 	default:
-		conn_read(w, c, xid, opcode, body, len);
-		conn_record_latency(w, c, start_us);
+		assert(!"a store read or an opcode op_classify does not order");
 		return;
 	}
 }

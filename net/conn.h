@@ -18,11 +18,24 @@
  *      come back in that order; a read (or ping, auth, setWatches) that arrives while a
  *      write of this conn is unanswered waits in the deferred FIFO, and so does every
  *      request behind it.
- *   2. A reply to anything answered on the worker (read, ping, watch ops, auth) is
- *      appended only after the worker drained its inbound queue, so a watch
- *      notification queued by the applier before the change became visible is always
- *      sent before the reply that reveals the change, on this session or after another
- *      session's acknowledged write.
+ *   2. Replies and notifications leave in the order a single-threaded server would
+ *      produce them, in both directions:
+ *      a. a notification for a change at zxid z goes before any reply that reflects z
+ *         (a client never sees new data before the event of a watch it held on it),
+ *         and before the reply to a ping or any worker-answered request made after
+ *         another session's write at z was acknowledged;
+ *      b. a notification for a change the read did not reflect goes after that read's
+ *         reply (clients register a watcher when the reply arrives and drop an
+ *         earlier event, so the watch set by the read would be lost for good).
+ *      How: a read takes the zxid its state is at (store_read's seen_zxid, loaded under
+ *      the lock that also orders its watch registration against the applier), sends
+ *      ahead of its reply only the queued messages up to that zxid
+ *      (worker_drain_inbound_upto), and puts that zxid in the reply header. The
+ *      applier queues a change's notifications before it publishes the change's zxid,
+ *      and the queue is in zxid order, so (a) holds; a change after the read has a
+ *      larger zxid and stays queued, so (b) holds. addWatch does the same; other
+ *      worker-answered requests use the store's current zxid. Nothing here depends on
+ *      who proposed the change, so it holds on a follower too.
  *   3. outstanding_writes + deferred_count <= maxOutstandingPerConnection; past that
  *      the conn stops parsing input (it keeps the bytes; the socket backs up).
  */

@@ -197,9 +197,16 @@ int32_t store_apply(struct store *s, const struct store_txn *txn, struct jute_wr
  * 506 also inside multiRead). A watch flag registers `watcher` (exists: even on NONODE;
  * getData/getChildren: only on success). Appends the reply record to *out and
  * returns the err, as store_apply.
+ *
+ * *seen_zxid (if not NULL) gets the zxid of the state the read saw, taken under the
+ * same lock as the lookup and the watch registration: the read reflects every change
+ * with zxid <= *seen_zxid to what it read, and a change to it with a larger zxid comes
+ * after the read (and fires the watch it set). A caller sends ahead of the reply only
+ * the notifications up to *seen_zxid. (multiRead: the largest of its sub-reads'.)
  */
 int32_t store_read(struct store *s, int64_t session_id, uint64_t watcher, const struct store_auth *auth,
-		   int32_t opcode, const uint8_t *body, size_t body_len, struct jute_writer *out);
+		   int32_t opcode, const uint8_t *body, size_t body_len, struct jute_writer *out,
+		   int64_t *seen_zxid);
 
 /*
  * setWatches(101) / setWatches2(105) after a reconnect, on the caller's thread. Fires
@@ -276,11 +283,13 @@ enum store_watcher_type {
  * MARSHALLINGERROR), ZK_SYSTEMERROR when out of memory or past the per-watcher limit
  * (one of the two entries may then be registered).
  * store_add_watch_auth also makes auth (NULL: unchanged) the watcher's identities for
- * the READ filter of its events; store_add_watch passes NULL.
+ * the READ filter of its events; store_add_watch passes NULL. *seen_zxid (if not NULL)
+ * gets the zxid the registration saw, as store_read's: a change after it fires the
+ * new watch, and its zxid is larger.
  */
 int32_t store_add_watch(struct store *s, uint64_t watcher, const uint8_t *body, size_t body_len);
 int32_t store_add_watch_auth(struct store *s, uint64_t watcher, const struct store_auth *auth, const uint8_t *body,
-			     size_t body_len);
+			     size_t body_len, int64_t *seen_zxid);
 
 /*
  * checkWatches (17: only checks) or removeWatches (18), on the caller's thread, as

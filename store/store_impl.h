@@ -311,7 +311,7 @@ void store_watches_destroy(struct store *s);
  * registered, counted in watch_refused_count).
  */
 int store_watch_add(struct store *s, const char *path, size_t len, uint64_t hash, uint64_t watcher,
-		    enum watch_kind kind, const struct store_auth *auth);
+		    enum watch_kind kind, const struct store_auth *auth, int64_t *seen_zxid);
 /*
  * Fires the watches for one change (shard of path locked by the caller; takes the
  * recursive table's lock itself), removing the one-shot ones, as ZooKeeper 3.8's
@@ -364,9 +364,23 @@ uint8_t *store_quota_stats_update(const uint8_t *data, int32_t data_len, int64_t
 /* DataTree.getCounts: nodes (top included) and data bytes of the subtree; 0, 0 for NULL. */
 void store_quota_subtree_counts(const struct znode *top, uint64_t *count, int64_t *bytes);
 
+/*
+ * A read's view: called with the lock that orders the read against the applier held
+ * (the read's shard, or every shard), after any watch registration. The applier
+ * publishes last_zxid under the changed nodes' locks after firing their watches, so
+ * the value seen here covers every change the read reflects and no change to what it
+ * locked that it does not (conn.h, invariant 2). Keeps the largest value seen.
+ */
+static inline void store_seen_note(struct store *s, int64_t *seen_zxid)
+{
+	int64_t z = atomic_load_explicit(&s->last_zxid, memory_order_acquire);
+	if (z > *seen_zxid)
+		*seen_zxid = z;
+}
+
 /* Reads (store_read.c) used by multiRead. */
 int32_t store_read_one(struct store *s, int64_t session_id, uint64_t watcher, const struct store_auth *auth,
-		       int32_t opcode, struct jute_reader *r, struct jute_writer *out);
+		       int32_t opcode, struct jute_reader *r, struct jute_writer *out, int64_t *seen_zxid);
 
 /*
  * ClickHouse's FilteredListWithStatsAndData (506) and ListRecursive (507), store_list.c.
@@ -377,7 +391,7 @@ int32_t store_read_one(struct store *s, int64_t session_id, uint64_t watcher, co
 bool store_list_op(int32_t opcode);
 bool store_list_decode(struct jute_reader *r, int32_t opcode);
 int32_t store_list_read(struct store *s, uint64_t watcher, const struct store_auth *auth, int32_t opcode,
-			struct jute_reader *r, bool watch_allowed, struct jute_writer *out);
+			struct jute_reader *r, bool watch_allowed, struct jute_writer *out, int64_t *seen_zxid);
 
 void store_lock_all(struct store *s);
 void store_unlock_all(struct store *s);

@@ -108,7 +108,7 @@ static int32_t list_with_stats(struct store *s, uint64_t watcher, const struct s
 			return ZK_NOAUTH;
 		listed += list_type_passes(c, rq->list_type);
 	}
-	if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth) != 0)
+	if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth, NULL) != 0)
 		return ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 	jute_write_int(out, (int32_t)listed);
 	for (uint32_t i = 0; i < n->child_count; i++) {
@@ -178,7 +178,7 @@ static int32_t list_recursive(struct store *s, const struct store_auth *auth, co
 }
 
 int32_t store_list_read(struct store *s, uint64_t watcher, const struct store_auth *auth, int32_t opcode,
-			struct jute_reader *r, bool watch_allowed, struct jute_writer *out)
+			struct jute_reader *r, bool watch_allowed, struct jute_writer *out, int64_t *seen_zxid)
 {
 	struct list_req rq;
 	if (!store_list_op(opcode))
@@ -197,6 +197,7 @@ int32_t store_list_read(struct store *s, uint64_t watcher, const struct store_au
 	store_lock_all(s);
 	int32_t rc = opcode == ZK_OP_LIST_RECURSIVE ? list_recursive(s, auth, &rq, path, len, hash, out)
 						    : list_with_stats(s, watcher, auth, &rq, path, len, hash, out);
+	store_seen_note(s, seen_zxid);
 	store_unlock_all(s);
 	if (rc != ZK_OK)
 		out->len = mark;

@@ -67,7 +67,7 @@ static bool child_listed(const struct znode *child, uint8_t list_type)
 
 static int32_t read_children(struct store *s, uint64_t watcher, const struct store_auth *auth,
 			     const struct read_req *rq, const char *path, size_t len, uint64_t hash,
-			     struct jute_writer *out)
+			     struct jute_writer *out, int64_t *seen_zxid)
 {
 	if (rq->type == ZK_OP_FILTERED_LIST && rq->list_type > 2)
 		return ZK_BADARGUMENTS;
@@ -80,7 +80,7 @@ static int32_t read_children(struct store *s, uint64_t watcher, const struct sto
 		rc = ZK_NONODE;
 	} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
 		rc = ZK_NOAUTH;
-	} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth) != 0) {
+	} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth, NULL) != 0) {
 		rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 	} else {
 		uint8_t list_type = rq->type == ZK_OP_FILTERED_LIST ? rq->list_type : 0;
@@ -98,6 +98,7 @@ static int32_t read_children(struct store *s, uint64_t watcher, const struct sto
 		if (rq->type != ZK_OP_GET_CHILDREN)
 			write_stat(out, n);
 	}
+	store_seen_note(s, seen_zxid);
 	pthread_mutex_unlock(&sh->lock);
 	return rc;
 }
@@ -162,7 +163,7 @@ static int32_t read_ephemerals(struct store *s, int64_t session_id, const struct
 }
 
 static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, const struct store_auth *auth,
-			 const struct read_req *rq, struct jute_writer *out)
+			 const struct read_req *rq, struct jute_writer *out, int64_t *seen_zxid)
 {
 	if (rq->type == ZK_OP_GET_EPHEMERALS)
 		return read_ephemerals(s, session_id, rq, out); /* a null prefix lists all */
@@ -183,7 +184,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 	case ZK_OP_GET_CHILDREN:
 	case ZK_OP_GET_CHILDREN2:
 	case ZK_OP_FILTERED_LIST:
-		return read_children(s, watcher, auth, rq, path, len, hash, out);
+		return read_children(s, watcher, auth, rq, path, len, hash, out, seen_zxid);
 	case ZK_OP_GET_ALL_CHILDREN_NUMBER: {
 		store_lock_all(s);
 		struct znode *n = store_node_find(s, path, len, hash);
@@ -196,6 +197,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 			rc = ZK_SYSTEMERROR;
 		else
 			jute_write_int(out, count > INT32_MAX ? INT32_MAX : (int32_t)count);
+		store_seen_note(s, seen_zxid);
 		store_unlock_all(s);
 		return rc;
 	}
@@ -211,7 +213,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 		 * still gets the Stat (and the watch). The watch is set whether or not the
 		 * node exists.
 		 */
-		if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth) != 0)
+		if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth, NULL) != 0)
 			rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 		else if (!n)
 			rc = ZK_NONODE;
@@ -223,7 +225,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 			rc = ZK_NONODE;
 		} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
 			rc = ZK_NOAUTH;
-		} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth) != 0) {
+		} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth, NULL) != 0) {
 			rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 		} else {
 			jute_write_buffer(out, n->data, n->data_len);
@@ -244,21 +246,22 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 		assert(!"unhandled read op");
 		rc = ZK_UNIMPLEMENTED;
 	}
+	store_seen_note(s, seen_zxid);
 	pthread_mutex_unlock(&sh->lock);
 	return rc;
 }
 
 int32_t store_read_one(struct store *s, int64_t session_id, uint64_t watcher, const struct store_auth *auth,
-		       int32_t opcode, struct jute_reader *r, struct jute_writer *out)
+		       int32_t opcode, struct jute_reader *r, struct jute_writer *out, int64_t *seen_zxid)
 {
 	struct read_req rq;
 	if (store_list_op(opcode)) /* 506, 507: store_list.c */
-		return store_list_read(s, watcher, auth, opcode, r, true, out);
+		return store_list_read(s, watcher, auth, opcode, r, true, out, seen_zxid);
 	if (!read_req_decode(r, opcode, &rq))
 		return ZK_UNIMPLEMENTED;
 	if (!jute_reader_ok(r))
 		return ZK_MARSHALLINGERROR;
-	return read_exec(s, session_id, watcher, auth, &rq, out);
+	return read_exec(s, session_id, watcher, auth, &rq, out, seen_zxid);
 }
 
 static bool multi_read_op_allowed(int32_t type)
@@ -269,7 +272,7 @@ static bool multi_read_op_allowed(int32_t type)
 }
 
 static int32_t read_multi(struct store *s, int64_t session_id, uint64_t watcher, const struct store_auth *auth,
-			  const uint8_t *body, size_t body_len, struct jute_writer *out)
+			  const uint8_t *body, size_t body_len, struct jute_writer *out, int64_t *seen_zxid)
 {
 	struct jute_reader r;
 	jute_reader_init(&r, body, body_len);
@@ -306,8 +309,8 @@ static int32_t read_multi(struct store *s, int64_t session_id, uint64_t watcher,
 		jute_write_int(out, type);
 		jute_write_bool(out, false);
 		jute_write_int(out, 0);
-		int32_t rc = list ? store_list_read(s, watcher, auth, type, &r, false, out)
-				  : read_exec(s, session_id, watcher, auth, &rq, out);
+		int32_t rc = list ? store_list_read(s, watcher, auth, type, &r, false, out, seen_zxid)
+				  : read_exec(s, session_id, watcher, auth, &rq, out, seen_zxid);
 		if (rc != ZK_OK) {
 			out->len = mark;
 			jute_write_int(out, ZK_OP_ERROR);
@@ -324,18 +327,25 @@ static int32_t read_multi(struct store *s, int64_t session_id, uint64_t watcher,
 }
 
 int32_t store_read(struct store *s, int64_t session_id, uint64_t watcher, const struct store_auth *auth,
-		   int32_t opcode, const uint8_t *body, size_t body_len, struct jute_writer *out)
+		   int32_t opcode, const uint8_t *body, size_t body_len, struct jute_writer *out, int64_t *seen_zxid)
 {
 	size_t mark = out->len;
 	int32_t rc;
+	int64_t seen = INT64_MIN;
 	if (opcode == ZK_OP_MULTI_READ) {
-		rc = read_multi(s, session_id, watcher, auth, body, body_len, out);
+		rc = read_multi(s, session_id, watcher, auth, body, body_len, out, &seen);
 	} else {
 		struct jute_reader r;
 		jute_reader_init(&r, body, body_len);
-		rc = store_read_one(s, session_id, watcher, auth, opcode, &r, out);
+		rc = store_read_one(s, session_id, watcher, auth, opcode, &r, out, &seen);
 	}
 	if (rc != ZK_OK)
 		out->len = mark;
+	/* A read that locked nothing (bad request, empty path, getEphemerals) set no
+	 * watch and reflects no node: the store's current zxid describes it. */
+	if (seen == INT64_MIN)
+		store_seen_note(s, &seen);
+	if (seen_zxid)
+		*seen_zxid = seen;
 	return rc;
 }

@@ -423,7 +423,7 @@ static struct watch_reg *reg_lookup(struct store *s, unsigned kind, const char *
 }
 
 int store_watch_add(struct store *s, const char *path, size_t len, uint64_t hash, uint64_t watcher,
-		    enum watch_kind kind, const struct store_auth *auth)
+		    enum watch_kind kind, const struct store_auth *auth, int64_t *seen_zxid)
 {
 	assert(kind < WATCH_KINDS);
 	struct watcher *w = watcher_get(s, watcher, true);
@@ -458,6 +458,10 @@ int store_watch_add(struct store *s, const char *path, size_t len, uint64_t hash
 	}
 	if (!held)
 		rc = reg_add(s, table_of(kind, hash), path, len, hash, w, kind);
+	/* Under the lock the applier fires this kind under: the shard's (held by the
+	 * caller) and, for a recursive kind, the recursive table's. */
+	if (seen_zxid)
+		store_seen_note(s, seen_zxid);
 	if (rec)
 		pthread_mutex_unlock(&s->recursive.lock);
 	return rc;
@@ -595,13 +599,13 @@ static void set_watches_no_event(void *ctx, uint64_t watcher, int32_t type, cons
 
 /* Registers one persistent or recursive watch: an entry in the data and the child table. */
 static int add_both_tables(struct store *s, const char *path, size_t len, uint64_t hash, uint64_t watcher,
-			   bool recursive, const struct store_auth *auth)
+			   bool recursive, const struct store_auth *auth, int64_t *seen_zxid)
 {
 	enum watch_kind data = recursive ? WATCH_PERSISTENT_RECURSIVE : WATCH_PERSISTENT;
 	enum watch_kind child = recursive ? WATCH_RECURSIVE_CHILD : WATCH_PERSISTENT_CHILD;
-	int rc = store_watch_add(s, path, len, hash, watcher, data, auth);
+	int rc = store_watch_add(s, path, len, hash, watcher, data, auth, seen_zxid);
 	if (rc == 0)
-		rc = store_watch_add(s, path, len, hash, watcher, child, NULL);
+		rc = store_watch_add(s, path, len, hash, watcher, child, NULL, seen_zxid);
 	return rc;
 }
 
@@ -627,13 +631,13 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 		else if (n->mzxid > rel_zxid)
 			fn(ctx, watcher, ZK_EVENT_NODE_DATA_CHANGED, path, len, -1);
 		else
-			store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth);
+			store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth, NULL);
 		break;
 	case SW_EXIST:
 		if (n)
 			fn(ctx, watcher, ZK_EVENT_NODE_CREATED, path, len, -1);
 		else
-			store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth);
+			store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth, NULL);
 		break;
 	case SW_CHILD:
 		if (!n)
@@ -641,12 +645,12 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 		else if (n->pzxid > rel_zxid)
 			fn(ctx, watcher, ZK_EVENT_NODE_CHILDREN_CHANGED, path, len, -1);
 		else
-			store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth);
+			store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth, NULL);
 		break;
 	case SW_PERSISTENT:
 	case SW_PERSISTENT_RECURSIVE:
 		/* Registered unconditionally, no catch-up event (DataTree.setWatches). */
-		add_both_tables(s, path, len, hash, watcher, list == SW_PERSISTENT_RECURSIVE, auth);
+		add_both_tables(s, path, len, hash, watcher, list == SW_PERSISTENT_RECURSIVE, auth, NULL);
 		break;
 	default:
 		assert(!"unexpected setWatches list");
@@ -693,7 +697,7 @@ int32_t store_set_watches(struct store *s, uint64_t watcher, int32_t opcode, con
 /* ---------------------------------------------------------------- addWatch, check/removeWatches */
 
 int32_t store_add_watch_auth(struct store *s, uint64_t watcher, const struct store_auth *auth, const uint8_t *body,
-			     size_t body_len)
+			     size_t body_len, int64_t *seen_zxid)
 {
 	struct jute_reader r;
 	jute_reader_init(&r, body, body_len);
@@ -709,14 +713,20 @@ int32_t store_add_watch_auth(struct store *s, uint64_t watcher, const struct sto
 	uint64_t hash = store_hash_bytes(path, len);
 	struct shard *sh = &s->shards[store_shard_of(hash)];
 	pthread_mutex_lock(&sh->lock);
-	int rc = add_both_tables(s, path, len, hash, watcher, mode == STORE_ADD_WATCH_PERSISTENT_RECURSIVE, auth);
+	int64_t seen = INT64_MIN;
+	int rc = add_both_tables(s, path, len, hash, watcher, mode == STORE_ADD_WATCH_PERSISTENT_RECURSIVE, auth,
+				 &seen);
+	if (seen == INT64_MIN)
+		store_seen_note(s, &seen);
 	pthread_mutex_unlock(&sh->lock);
+	if (seen_zxid)
+		*seen_zxid = seen;
 	return rc == 0 ? ZK_OK : ZK_SYSTEMERROR;
 }
 
 int32_t store_add_watch(struct store *s, uint64_t watcher, const uint8_t *body, size_t body_len)
 {
-	return store_add_watch_auth(s, watcher, NULL, body, body_len);
+	return store_add_watch_auth(s, watcher, NULL, body, body_len, NULL);
 }
 
 /*

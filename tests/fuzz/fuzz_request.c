@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (as_read)
 			store_watcher_drop(store, 1);
 	} else if (as_read) {
-		store_read(store, 7, 1, &auth, op, body, len, &out);
+		store_read(store, 7, 1, &auth, op, body, len, &out, NULL);
 	} else {
 		zxid++;
 		struct store_txn txn = { zxid, 1000 + zxid, 7, op, body, len, &auth };

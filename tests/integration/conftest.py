@@ -49,8 +49,9 @@ def free_port():
 class Server:
     """One server process (ZooKeeper or RingKeeper) on 127.0.0.1:port."""
 
-    def __init__(self, target, workdir, whitelist="*", port=None):
+    def __init__(self, target, workdir, whitelist="*", port=None, force_sync=False):
         self.target = target
+        self.force_sync = force_sync  # the suite's servers skip fsync unless asked
         self.workdir = workdir
         self.data_dir = os.path.join(workdir, "data")
         os.makedirs(self.data_dir, exist_ok=True)
@@ -94,8 +95,9 @@ class Server:
                         "clientPortAddress=127.0.0.1\n"
                         "4lw.commands.whitelist=%s\n"
                         "admin.enableServer=false\n"
-                        "forceSync=no\n"
-                        "maxClientCnxns=0\n" % (self.data_dir, self.port, self.whitelist))
+                        "forceSync=%s\n"
+                        "maxClientCnxns=0\n" % (self.data_dir, self.port, self.whitelist,
+                                                 "yes" if self.force_sync else "no"))
             return [JAVA, "-Xmx512m", "-XX:+UseSerialGC",
                     "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
                     "-cp", ZK_CLASSPATH,
@@ -105,7 +107,8 @@ class Server:
                     "--clientPort=%d" % self.port,
                     "--dataDir=%s" % self.data_dir,
                     "--4lw.commands.whitelist=%s" % self.whitelist,
-                    "--tickTime=2000", "--logLevel=info", "--forceSync=no"]
+                    "--tickTime=2000", "--logLevel=info",
+                    "--forceSync=%s" % ("yes" if self.force_sync else "no")]
         raise ValueError("unknown target %r" % self.target)
 
     def start(self, timeout=30.0):

@@ -81,7 +81,7 @@ static __attribute__((unused)) int32_t t_apply(int32_t op, const struct jute_wri
 static __attribute__((unused)) int32_t t_read_as(uint64_t watcher, const struct store_auth *auth, int32_t op, const struct jute_writer *body)
 {
 	jute_writer_reset(&T.out);
-	int32_t rc = store_read(T.s, T_SESSION, watcher, auth, op, body->buf, body->len, &T.out);
+	int32_t rc = store_read(T.s, T_SESSION, watcher, auth, op, body->buf, body->len, &T.out, NULL);
 	cr_assert(jute_writer_ok(&T.out));
 	if (rc != ZK_OK)
 		cr_assert_eq(T.out.len, 0);

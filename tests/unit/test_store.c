@@ -328,14 +328,14 @@ Test(store, ephemerals_and_close_session)
 	struct jute_writer out;
 	jute_writer_init(&out, 4096);
 	struct jute_writer *b = t_path_body("/app");
-	cr_assert_eq(store_read(T.s, 0x55, 0, NULL, ZK_OP_GET_EPHEMERALS, b->buf, b->len, &out), ZK_OK);
+	cr_assert_eq(store_read(T.s, 0x55, 0, NULL, ZK_OP_GET_EPHEMERALS, b->buf, b->len, &out, NULL), ZK_OK);
 	struct jute_reader r;
 	jute_reader_init(&r, out.buf, out.len);
 	cr_assert_eq(jute_read_vector_count(&r, 4), 1);
 	cr_assert(jute_bytes_eq(jute_read_string(&r), "/app/e1", 7));
 	jute_writer_reset(&out);
 	b = t_path_body("/");
-	cr_assert_eq(store_read(T.s, 0x55, 0, NULL, ZK_OP_GET_EPHEMERALS, b->buf, b->len, &out), ZK_OK);
+	cr_assert_eq(store_read(T.s, 0x55, 0, NULL, ZK_OP_GET_EPHEMERALS, b->buf, b->len, &out, NULL), ZK_OK);
 	cr_assert_eq(jute_get_be32(out.buf), 2u);
 	jute_writer_free(&out);
 

@@ -62,7 +62,7 @@ static struct store_stats stats(void)
 static int32_t add_watch_as(uint64_t watcher, const struct store_auth *auth, const char *path, int32_t mode)
 {
 	struct jute_writer *w = t_path_int_body(path, mode);
-	return store_add_watch_auth(T.s, watcher, auth, w->buf, w->len);
+	return store_add_watch_auth(T.s, watcher, auth, w->buf, w->len, NULL);
 }
 
 static int32_t watches_op(uint64_t watcher, int32_t opcode, const char *path, int32_t type)

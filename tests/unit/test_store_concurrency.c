@@ -108,7 +108,7 @@ static void *reader(void *arg)
 		t_str(&req, "/c");
 		jute_write_bool(&req, (watcher & 1) != 0);
 		jute_writer_reset(&out);
-		if (store_read(T.s, T_SESSION, watcher, NULL, ZK_OP_GET_CHILDREN2, req.buf, req.len, &out) != ZK_OK) {
+		if (store_read(T.s, T_SESSION, watcher, NULL, ZK_OP_GET_CHILDREN2, req.buf, req.len, &out, NULL) != ZK_OK) {
 			atomic_fetch_add(&violations, 1);
 			continue;
 		}
@@ -140,7 +140,7 @@ static void *reader(void *arg)
 			t_str(&req, path);
 			jute_write_bool(&req, false);
 			jute_writer_reset(&out2);
-			int32_t rc = store_read(T.s, T_SESSION, 0, NULL, ZK_OP_EXISTS, req.buf, req.len, &out2);
+			int32_t rc = store_read(T.s, T_SESSION, 0, NULL, ZK_OP_EXISTS, req.buf, req.len, &out2, NULL);
 			if (rc == ZK_OK)
 				continue;
 			jute_writer_reset(&req);
@@ -149,7 +149,7 @@ static void *reader(void *arg)
 			jute_writer_reset(&out2);
 			struct zk_stat now;
 			struct jute_reader r2;
-			store_read(T.s, T_SESSION, 0, NULL, ZK_OP_EXISTS, req.buf, req.len, &out2);
+			store_read(T.s, T_SESSION, 0, NULL, ZK_OP_EXISTS, req.buf, req.len, &out2, NULL);
 			jute_reader_init(&r2, out2.buf, out2.len);
 			jute_read_stat(&r2, &now);
 			if (rc != ZK_NONODE || now.pzxid <= st.pzxid)
@@ -160,7 +160,7 @@ static void *reader(void *arg)
 		t_str(&req, "/pair");
 		jute_write_bool(&req, false);
 		jute_writer_reset(&out2);
-		if (store_read(T.s, T_SESSION, watcher, NULL, ZK_OP_GET_CHILDREN, req.buf, req.len, &out2) != ZK_OK ||
+		if (store_read(T.s, T_SESSION, watcher, NULL, ZK_OP_GET_CHILDREN, req.buf, req.len, &out2, NULL) != ZK_OK ||
 		    (jute_get_be32(out2.buf) != 0 && jute_get_be32(out2.buf) != 2))
 			atomic_fetch_add(&violations, 1);
 		atomic_fetch_add(&reads_done, 1);
