@@ -426,8 +426,10 @@ static void raft_apply_durable(struct raft_pipeline *p, int64_t durable)
 		/* Published before any reply goes out (raft_send wakes workers at once): a
 		 * client that saw its write acknowledged finds lgif's committed index at or
 		 * past its zxid. */
+		uint64_t first = p->wal ? wal_first_index(p->wal) : 0;
 		pthread_mutex_lock(&p->stats_lock);
 		p->stats.last_index = (uint64_t)durable;
+		p->stats.first_index = first; /* a new log's first index, at once */
 		pthread_mutex_unlock(&p->stats_lock);
 	}
 	while (p->pending_count) {
