@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "bench/request.h"
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 
 static int socket_connect(const struct sockaddr_in *addr)
 {

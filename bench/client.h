@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "net/jute.h"
+#include "core/jute.h"
 
 #define BENCH_CLIENT_BATCH_MAX 512
 #define BENCH_CLIENT_IO_TIMEOUT_MS 15000

@@ -13,7 +13,7 @@
 #
 # Usage: bench/compare.sh [--quick] [--rounds N] [--presets a,b] [--sessions 64,256]
 #                         [--duration S] [--warmup S] [--threads N] [--out DIR] [--nodes 1]
-# Env:   RINGKEEPER_BIN (default: newest build*/core/ringkeeper)
+# Env:   RINGKEEPER_BIN (default: newest build*/ringkeeper)
 #        BENCH_BIN      (default: newest build*/bench/ringkeeper-bench)
 #        WAL_BENCH_BIN  (default: newest build*/raft/wal-bench; no probe without it)
 #        COMPARE_TMP    (default /var/tmp; must not be tmpfs: durability is measured)
@@ -60,7 +60,7 @@ newest() { # newest existing file among the globbed candidates
 	printf '%s' "$best"
 }
 bench_bin=${BENCH_BIN:-$(newest "$here"/build*/bench/ringkeeper-bench)}
-rk_bin=${RINGKEEPER_BIN:-$(newest "$here"/build*/core/ringkeeper)}
+rk_bin=${RINGKEEPER_BIN:-$(newest "$here"/build*/ringkeeper)}
 wal_bench_bin=${WAL_BENCH_BIN:-$(newest "$here"/build*/raft/wal-bench)}
 [ -x "$bench_bin" ] || { echo "compare.sh: ringkeeper-bench not built (set BENCH_BIN)" >&2; exit 1; }
 
@@ -151,7 +151,7 @@ echo "ZooKeeper 3.8 pid $zk_pid on 127.0.0.1:$zk_port, data $work/zk/data"
 rk_port=""
 rk_pid=""
 if [ -z "$rk_bin" ] || [ ! -x "$rk_bin" ]; then
-	echo "RingKeeper: SKIPPED — no binary (set RINGKEEPER_BIN or build core/ringkeeper)"
+	echo "RingKeeper: SKIPPED — no binary (set RINGKEEPER_BIN or build ringkeeper)"
 else
 	rk_port=$(free_port)
 	mkdir -p "$work/rk/data"

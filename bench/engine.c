@@ -47,8 +47,8 @@
 
 #include "bench/bench.h"
 #include "bench/request.h"
-#include "net/jute.h"
-#include "net/zk_proto.h"
+#include "core/jute.h"
+#include "core/zk_proto.h"
 
 #define BENCH_HANDSHAKE_MS 15000
 #define BENCH_DRAIN_MS 10000

@@ -22,7 +22,7 @@
 #include "bench/client.h"
 #include "bench/options.h"
 #include "bench/request.h"
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 
 /* Multi deletes per cleanup transaction. */
 #define BENCH_CLEANUP_MULTI_OPS 100

@@ -6,7 +6,7 @@
 
 #include <assert.h>
 
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 
 static size_t frame_begin(struct jute_writer *w, int32_t xid, int32_t op)
 {

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "net/jute.h"
+#include "core/jute.h"
 
 /* ConnectRequest with the readOnly byte: a 45-byte body. */
 #define BENCH_CONNECT_BODY_BYTES 45

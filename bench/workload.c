@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "net/jute.h"
+#include "core/jute.h"
 
 const char *const bench_op_names[BENCH_OP_COUNT] = {
 	[BENCH_OP_CREATE] = "create",

@@ -1,6 +1,8 @@
 /*
  * main.c — the ringkeeper process: configuration, start-up in dependency order
- * (store, raft thread, workers), and a clean stop on SIGTERM/SIGINT.
+ * (store, hub, raft thread, workers), and a clean stop on SIGTERM/SIGINT. It is the
+ * one file that sees every layer (core/ net/ raft/ store/): it wires them together;
+ * the top-level meson.build links their libraries into the binary.
  *
  * Start-up order matters: every listener is bound before any thread starts, so a
  * port conflict stops the process before it serves anyone; the raft thread starts
@@ -15,9 +17,10 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/hub.h"
 #include "core/log.h"
-#include "core/server.h"
-#include "core/worker.h"
+#include "net/server.h"
+#include "net/worker.h"
 #include "raft/pipeline.h"
 #include "store/store.h"
 
@@ -39,6 +42,7 @@ static int mkdir_p(const char *path)
 }
 
 static struct server srv;
+static struct hub hub;
 
 int main(int argc, char **argv);
 int main(int argc, char **argv)
@@ -93,20 +97,27 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	srv.worker_count = srv.cfg.worker_count > RK_WORKERS_MAX ? RK_WORKERS_MAX : srv.cfg.worker_count;
+	if (srv.worker_count > HUB_PORTS_MAX)
+		srv.worker_count = HUB_PORTS_MAX;
+	if ((rc = hub_init(&hub, srv.worker_count)) < 0) {
+		log_error("cannot create the worker queues: %s", strerror(-rc));
+		return 1;
+	}
+	srv.hub = &hub;
 	for (int i = 0; i < srv.worker_count; i++) {
 		if ((rc = worker_create(&srv, i, &srv.workers[i])) < 0) {
 			log_error("worker %d: %s", i, strerror(-rc));
 			return 1;
 		}
 	}
-	if ((rc = raft_pipeline_create(&srv, &srv.raft)) < 0 || (rc = raft_pipeline_start(srv.raft)) < 0) {
+	if ((rc = raft_pipeline_create(&srv.cfg, srv.store, &hub, &srv.raft)) < 0 || (rc = raft_pipeline_start(srv.raft)) < 0) {
 		log_error("raft thread: %s", strerror(-rc));
 		return 1;
 	}
 	for (int i = 0; i < srv.worker_count; i++) {
 		if ((rc = worker_start(srv.workers[i])) < 0) {
 			log_error("worker %d could not start: %s", i, strerror(-rc));
-			atomic_store(&srv.stopping, true);
+			atomic_store(&hub.stopping, true);
 			for (int j = 0; j < i; j++)
 				worker_join(srv.workers[j]);
 			raft_pipeline_join(srv.raft);
@@ -119,13 +130,14 @@ int main(int argc, char **argv)
 	int sig = 0;
 	sigwait(&set, &sig);
 	log_info("signal %d: stopping", sig);
-	atomic_store(&srv.stopping, true);
+	atomic_store(&hub.stopping, true);
 	for (int i = 0; i < srv.worker_count; i++)
 		worker_join(srv.workers[i]);
 	raft_pipeline_join(srv.raft);
 	for (int i = 0; i < srv.worker_count; i++)
 		worker_destroy(srv.workers[i]);
 	raft_pipeline_destroy(srv.raft);
+	hub_destroy(&hub);
 	store_destroy(srv.store);
 	free(srv.ip_counts);
 	log_info("stopped");

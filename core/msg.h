@@ -5,11 +5,18 @@
  *
  *   worker ──RK_MSG_PROPOSAL────────► raft   a write: data[] = log entry payload
  *   worker ──RK_MSG_SESSION_ATTACH──► raft   session now served by conn_id (not logged)
- *   raft   ──RK_MSG_REPLY───────────► worker data[] = a complete reply frame for conn_id
- *   raft   ──RK_MSG_EVENT───────────► worker data[] = a complete notification frame
+ *   raft   ──RK_MSG_REPLY───────────► worker data[] = the reply record for conn_id, without
+ *                                     its ReplyHeader: the worker frames it with xid,
+ *                                     zxid and err (nothing on an error)
+ *   raft   ──RK_MSG_EVENT───────────► worker data[] = the path of a fired watch of conn_id,
+ *                                     event_type its type; the worker frames the
+ *                                     WatcherEvent
  *   raft   ──RK_MSG_SESSION_CREATED─► worker createSession committed (err, zxid)
  *   raft   ──RK_MSG_SESSION_GONE────► every worker: close the conns of session_id,
  *                                     except conn_id (expired, closed, or moved)
+ *
+ * Messages to one worker are queued in zxid order (the applier's order), and a change's
+ * events before its zxid is published (net/conn.h, invariant 2).
  *
  * conn_id = worker index << 48 | generation << 24 | slot: it names the owning worker
  * and survives slot reuse (a stale id finds a different generation and is dropped).
@@ -38,6 +45,7 @@ struct rk_msg {
 	uint16_t flags; /* enum rk_msg_flag */
 	int32_t xid;
 	int32_t err;
+	int32_t event_type; /* RK_MSG_EVENT: enum zk_event_type */
 	uint32_t len; /* bytes in data[] */
 	uint64_t conn_id;
 	int64_t session_id;

@@ -6,5 +6,5 @@ set -eu
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh
 [ -f build/build.ninja ] || meson setup build --buildtype=release -Db_ndebug=false -Dtests=false >/dev/null
-ninja -C build core/ringkeeper >/dev/null
-exec build/core/ringkeeper "$@"
+ninja -C build ringkeeper >/dev/null
+exec build/ringkeeper "$@"

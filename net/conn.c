@@ -13,12 +13,12 @@
 
 #include "core/log.h"
 #include "core/msg.h"
-#include "core/server.h"
-#include "core/worker.h"
+#include "net/server.h"
+#include "net/worker.h"
 #include "net/auth.h"
 #include "net/fourlw.h"
 #include "net/frames.h"
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 #include "raft/entry.h"
 #include "store/store.h"
 
@@ -733,13 +733,16 @@ void conn_resume(struct worker *w, struct conn *c)
 void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
 {
 	switch ((enum rk_msg_kind)m->kind) {
-	case RK_MSG_REPLY:
+	case RK_MSG_REPLY: {
 		/* global_outstanding was released by the worker's dispatch */
 		assert(c->outstanding_writes > 0);
 		c->outstanding_writes--;
-		conn_send_bytes(w, c, m->data, m->len);
-		c->packets_sent++;
-		atomic_fetch_add_explicit(&w->srv->stats.packets_sent, 1, memory_order_relaxed);
+		size_t start = frame_begin(&c->out, m->xid, m->zxid, m->err);
+		jute_write_raw(&c->out, m->data, m->len);
+		frame_end(&c->out, start);
+		conn_frame_done(w, c);
+		if (c->shut)
+			return;
 		c->last_zxid = m->zxid;
 		c->last_response_ms = w->now_ms;
 		conn_record_latency(w, c, m->start_us);
@@ -750,10 +753,10 @@ void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
 			worker_conn_mark_ready(w, c);
 		}
 		return;
+	}
 	case RK_MSG_EVENT:
-		conn_send_bytes(w, c, m->data, m->len);
-		c->packets_sent++;
-		atomic_fetch_add_explicit(&w->srv->stats.packets_sent, 1, memory_order_relaxed);
+		frame_notification(&c->out, m->event_type, (const char *)m->data, m->len);
+		conn_frame_done(w, c);
 		return;
 	case RK_MSG_SESSION_CREATED:
 		assert(c->outstanding_writes > 0);

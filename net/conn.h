@@ -45,7 +45,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "net/jute.h"
+#include "core/jute.h"
 
 struct worker;
 struct rk_msg;

@@ -19,11 +19,11 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "core/server.h"
+#include "net/server.h"
 #include "core/msg.h"
-#include "core/worker.h"
+#include "net/worker.h"
 #include "net/conn.h"
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 #include "raft/pipeline.h"
 #include "store/store.h"
 
@@ -245,7 +245,7 @@ static void write_mntr(struct server *srv, FILE *f)
 	fprintf(f, "zk_quota_exceeded_count\t%llu\n", (unsigned long long)st.quota_exceeded_count);
 	/* RingKeeper's own */
 	fprintf(f, "rk_reads_served\t%llu\n", (unsigned long long)atomic_load(&srv->stats.reads_served));
-	fprintf(f, "rk_writes_committed\t%llu\n", (unsigned long long)atomic_load(&srv->stats.writes_committed));
+	fprintf(f, "rk_writes_committed\t%llu\n", (unsigned long long)rs.writes_committed);
 	fprintf(f, "rk_frames_rejected\t%llu\n", (unsigned long long)atomic_load(&srv->stats.frames_rejected));
 	fprintf(f, "rk_workers\t%d\n", srv->worker_count);
 	fprintf(f, "rk_raft_batches\t%llu\n", (unsigned long long)rs.batches);

@@ -6,8 +6,8 @@
 #ifndef RK_FRAMES_H
 #define RK_FRAMES_H
 
-#include "net/jute.h"
-#include "net/zk_proto.h"
+#include "core/jute.h"
+#include "core/zk_proto.h"
 
 static inline size_t frame_begin(struct jute_writer *w, int32_t xid, int64_t zxid, int32_t err)
 {

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "net/jute.h"
+#include "core/jute.h"
 #include "store/store.h"
 
 #define RK_ENTRY_VERSION 1

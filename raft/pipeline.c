@@ -38,17 +38,16 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/hub.h"
 #include "core/log.h"
 #include "core/msg.h"
-#include "core/server.h"
-#include "core/wake.h"
-#include "core/worker.h"
-#include "net/frames.h"
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 #include "raft/entry.h"
 #include "raft/wal.h"
 #include "store/store.h"
@@ -68,11 +67,12 @@ enum { UD_RAFT_WAKE = 1, UD_RAFT_WAL = 1 << 8 };
 #define RAFT_PENDING_MAX (2 * RAFT_BATCH_ENTRIES_MAX)
 
 struct raft_pipeline {
-	struct server *srv;
+	const struct rk_config *cfg;
+	struct store *store;
+	struct hub *hub;
 	pthread_t thread;
 	struct io_uring ring;
 	bool ring_ready;
-	_Atomic int sleeping;
 	int64_t last_index;
 	struct rk_msg *batch[RAFT_BATCH_ENTRIES_MAX];
 	size_t batch_count;
@@ -91,33 +91,14 @@ struct raft_pipeline {
 	size_t pending_count;
 	bool disk_full_logged;
 	int64_t durable_index; /* last index known on disk */
+	_Atomic uint64_t writes_committed; /* entries applied (mntr's rk_writes_committed) */
 	int64_t next_reap_ms;
 };
 
-void raft_pipeline_wake(struct raft_pipeline *p, struct io_uring *sender_ring)
-{
-	rk_ring_wake(&p->sleeping, p->ring.ring_fd, UD_RAFT_WAKE, sender_ring);
-}
-
-/* Hands a message to its worker; waits (never drops) if that worker's queue is full. */
+/* Hands a message to its worker (core/hub.h: waits for room, never drops). */
 static void raft_send(struct raft_pipeline *p, uint32_t worker_index, struct rk_msg *m)
 {
-	struct server *srv = p->srv;
-	if (worker_index >= (uint32_t)srv->worker_count) {
-		free(m);
-		return;
-	}
-	struct worker *w = srv->workers[worker_index];
-	while (!spsc_push(&w->from_raft, m)) {
-		worker_wake_from(w, &p->ring);
-		sched_yield();
-	}
-	/* Wake it now, not after the batch: its wake-up (an IPI, ~15 us on a VM) overlaps
-	 * the rest of the applies, and it starts sending while we apply. Only a worker that
-	 * announced sleep costs a MSG_RING; one that is awake costs an atomic load. A worker
-	 * that drains and sleeps again mid-batch is woken again by the next message.
-	 * Measured: set at 64 sessions +6% against waking once after the batch. */
-	worker_wake_from(w, &p->ring);
+	hub_to_worker(p->hub, (int)worker_index, m, &p->ring);
 }
 
 /* Moves the reply writer's buffer into a message (one allocation per reply). */
@@ -135,31 +116,22 @@ static void raft_on_event(void *ctx, uint64_t watcher, int32_t type, const char 
 			  int64_t zxid)
 {
 	struct raft_pipeline *p = ctx;
-	struct jute_writer w;
-	jute_writer_init(&w, sizeof(struct rk_msg) + 64 + path_len);
-	uint8_t *hdr = jute_writer_reserve(&w, sizeof(struct rk_msg));
-	if (!hdr) {
-		jute_writer_free(&w);
-		return;
-	}
-	memset(hdr, 0, sizeof(struct rk_msg));
-	frame_notification(&w, type, path, path_len);
-	if (!jute_writer_ok(&w)) {
-		jute_writer_free(&w);
-		return;
-	}
-	struct rk_msg *m = (struct rk_msg *)w.buf;
+	struct rk_msg *m = malloc(sizeof *m + path_len);
+	assert(m); /* a replica that drops an event diverges from its clients' view */
+	memset(m, 0, sizeof *m);
+	memcpy(m->data, path, path_len);
 	m->kind = RK_MSG_EVENT;
+	m->event_type = type;
 	m->conn_id = watcher;
 	m->zxid = zxid;
-	m->len = (uint32_t)(w.len - sizeof *m);
+	m->len = (uint32_t)path_len;
 	raft_send(p, rk_conn_id_worker(watcher), m);
 }
 
 static void raft_broadcast_session_gone(struct raft_pipeline *p, int64_t session_id, uint64_t except_conn,
 					int32_t expired)
 {
-	for (int i = 0; i < p->srv->worker_count; i++) {
+	for (int i = 0; i < p->hub->port_count; i++) {
 		struct rk_msg *m = calloc(1, sizeof *m);
 		assert(m);
 		m->kind = RK_MSG_SESSION_GONE;
@@ -171,8 +143,9 @@ static void raft_broadcast_session_gone(struct raft_pipeline *p, int64_t session
 }
 
 /*
- * Sends the frame built in p->reply to the worker that owns the proposal's
- * connection. createSession answers become RK_MSG_SESSION_CREATED (the worker builds the
+ * Sends the reply record built in p->reply to the worker that owns the proposal's
+ * connection (the worker frames it with xid, zxid and err). createSession answers
+ * become RK_MSG_SESSION_CREATED (the worker builds the
  * ConnectResponse); a closeSession reply closes the connection once it is sent.
  */
 static void raft_route_reply(struct raft_pipeline *p, const struct rk_msg *m, const struct rk_entry *e,
@@ -209,7 +182,6 @@ static void raft_txn_from_entry(const struct rk_entry *e, int64_t zxid, struct s
 /* Applies one ordered entry and routes its reply. Consumes m. */
 static void raft_apply(struct raft_pipeline *p, struct rk_msg *m)
 {
-	struct server *srv = p->srv;
 	struct rk_entry e;
 	int rc = entry_decode(&e, m->data, m->len);
 	assert(rc == 0); /* workers encode entries; a bad one is a programming error */
@@ -219,9 +191,8 @@ static void raft_apply(struct raft_pipeline *p, struct rk_msg *m)
 	jute_writer_reset(&p->reply);
 	uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
 	assert(hdr);
-	size_t start = frame_begin(&p->reply, m->xid, m->zxid, 0);
 	size_t body_start = p->reply.len;
-	int32_t err = store_apply(srv->store, &txn, &p->reply, raft_on_event, p);
+	int32_t err = store_apply(p->store, &txn, &p->reply, raft_on_event, p);
 	log_debug("applied zxid 0x%llx op %d session 0x%llx ids %d: err %d", (unsigned long long)m->zxid, e.opcode,
 		  (unsigned long long)e.session_id, e.ids_count, err);
 	if (!jute_writer_ok(&p->reply)) {
@@ -229,15 +200,11 @@ static void raft_apply(struct raft_pipeline *p, struct rk_msg *m)
 		 * drop the connection on it; answer with an error instead. */
 		jute_writer_reset(&p->reply);
 		jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
-		start = frame_begin(&p->reply, m->xid, m->zxid, 0);
-		body_start = p->reply.len;
 		err = ZK_SYSTEMERROR;
 	}
 	if (err != ZK_OK)
 		p->reply.len = body_start; /* no body on an error reply */
-	jute_put_be32(p->reply.buf + start + 16, (uint32_t)err);
-	frame_end(&p->reply, start);
-	atomic_fetch_add_explicit(&srv->stats.writes_committed, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->writes_committed, 1, memory_order_relaxed);
 
 	if (e.opcode == ZK_OP_CLOSE_SESSION) {
 		for (size_t i = 0; i < p->expiring_count; i++) {
@@ -322,10 +289,9 @@ static void raft_reap_one(void *ctx, const char *path, size_t path_len)
 static size_t raft_collect(struct raft_pipeline *p)
 {
 	size_t taken = 0;
-	for (int i = 0; i < p->srv->worker_count; i++) {
-		struct worker *w = p->srv->workers[i];
+	for (int i = 0; i < p->hub->port_count; i++) {
 		while (p->batch_count < RAFT_BATCH_ENTRIES_MAX) {
-			struct rk_msg *m = spsc_pop(&w->to_raft);
+			struct rk_msg *m = hub_from_worker(p->hub, i);
 			if (!m)
 				break;
 			taken++;
@@ -361,9 +327,9 @@ static void raft_refuse(struct raft_pipeline *p, struct rk_msg *m, int32_t err)
 	jute_writer_reset(&p->reply);
 	uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
 	assert(hdr);
-	size_t start = frame_begin(&p->reply, m->xid, p->last_index, err);
-	frame_end(&p->reply, start);
-	raft_route_reply(p, m, &e, err, p->last_index);
+	/* The last applied zxid, not the last staged: messages to a worker go in zxid
+	 * order (net/conn.h, invariant 2). */
+	raft_route_reply(p, m, &e, err, store_last_zxid(p->store));
 	free(m);
 }
 
@@ -385,7 +351,7 @@ static void raft_stage_batch(struct raft_pipeline *p)
 		if (rc == -ENOSPC || rc == -EMSGSIZE) {
 			if (rc == -ENOSPC && !p->disk_full_logged) {
 				log_error("log: no space for a new segment in %s: refusing writes until space returns",
-					  p->srv->cfg.data_log_dir);
+					  p->cfg->data_log_dir);
 				p->disk_full_logged = true;
 			}
 			/* Answered in its turn, after the writes drained before it (order per
@@ -518,31 +484,22 @@ static void raft_on_wal_cqe(struct raft_pipeline *p, const struct io_uring_cqe *
 	}
 }
 
-static bool raft_queues_empty(struct raft_pipeline *p)
-{
-	for (int i = 0; i < p->srv->worker_count; i++)
-		if (!spsc_empty(&p->srv->workers[i]->to_raft))
-			return false;
-	return true;
-}
-
 static void *raft_main(void *arg)
 {
 	struct raft_pipeline *p = arg;
-	struct server *srv = p->srv;
 	rk_log_thread_name("raft");
-	while (!atomic_load_explicit(&srv->stopping, memory_order_relaxed)) {
+	while (!atomic_load_explicit(&p->hub->stopping, memory_order_relaxed)) {
 		if (p->batch_count < RAFT_BATCH_ENTRIES_MAX)
 			raft_collect(p);
 		int64_t now = rk_now_ms();
 		if (now >= p->next_expiry_ms) {
 			p->next_expiry_ms = now + RAFT_EXPIRY_CHECK_MS;
-			store_sessions_expired(srv->store, now, raft_expire_one, p);
+			store_sessions_expired(p->store, now, raft_expire_one, p);
 			raft_publish_log_stats(p);
 		}
 		if (now >= p->next_reap_ms) {
-			p->next_reap_ms = now + srv->cfg.container_check_interval_ms;
-			store_reap_candidates(srv->store, now, raft_reap_one, p, RAFT_REAP_PER_SWEEP_MAX);
+			p->next_reap_ms = now + p->cfg->container_check_interval_ms;
+			store_reap_candidates(p->store, now, raft_reap_one, p, RAFT_REAP_PER_SWEEP_MAX);
 		}
 		raft_stage_batch(p);
 		raft_submit(p);
@@ -558,16 +515,16 @@ static void *raft_main(void *arg)
 			/* Announce sleep so a worker's next proposal wakes us: with fewer than
 			 * inflight_max batches on the disk it goes out at once, in a batch of
 			 * its own (group commit needs no timer: batches grow with the load). */
-			atomic_store_explicit(&p->sleeping, 1, memory_order_seq_cst);
-			if (!raft_queues_empty(p)) {
-				atomic_store_explicit(&p->sleeping, 0, memory_order_relaxed);
+			atomic_store_explicit(&p->hub->raft_sleeping, 1, memory_order_seq_cst);
+			if (hub_raft_has_input(p->hub)) {
+				atomic_store_explicit(&p->hub->raft_sleeping, 0, memory_order_relaxed);
 				continue;
 			}
 		}
 		struct __kernel_timespec ts = { 0, RAFT_EXPIRY_CHECK_MS * 1000000LL };
 		struct io_uring_cqe *cqe;
 		io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
-		atomic_store_explicit(&p->sleeping, 0, memory_order_relaxed);
+		atomic_store_explicit(&p->hub->raft_sleeping, 0, memory_order_relaxed);
 		unsigned head, count = 0;
 		io_uring_for_each_cqe(&p->ring, head, cqe)
 		{
@@ -641,7 +598,7 @@ static int raft_replay_one(void *ctx, uint64_t term, uint64_t index, const void 
 	struct store_txn txn;
 	raft_txn_from_entry(&e, (int64_t)index, &auth, &txn);
 	jute_writer_reset(&rc->out);
-	store_apply(rc->p->srv->store, &txn, &rc->out, NULL, NULL);
+	store_apply(rc->p->store, &txn, &rc->out, NULL, NULL);
 	replay_session_track(rc, &e);
 	rc->p->last_index = (int64_t)index;
 	rc->count++;
@@ -674,36 +631,36 @@ static const char *raft_sync_mode_name(enum wal_sync_mode mode)
 
 static int raft_open_log(struct raft_pipeline *p)
 {
-	struct server *srv = p->srv;
+	const struct rk_config *cfg = p->cfg;
 	char why[512] = "";
 	struct wal_config wc = {
-		.dir = srv->cfg.data_log_dir,
-		.segment_size_bytes = (uint64_t)srv->cfg.log_prealloc_kb * 1024,
-		.batch_bytes_max = (uint32_t)srv->cfg.raft_batch_bytes_max,
-		.batch_entries_max = (uint32_t)srv->cfg.raft_batch_entries_max,
-		.sync_mode = raft_sync_mode(&srv->cfg),
-		.inflight_max = (uint32_t)srv->cfg.raft_log_inflight_max,
+		.dir = cfg->data_log_dir,
+		.segment_size_bytes = (uint64_t)cfg->log_prealloc_kb * 1024,
+		.batch_bytes_max = (uint32_t)cfg->raft_batch_bytes_max,
+		.batch_entries_max = (uint32_t)cfg->raft_batch_entries_max,
+		.sync_mode = raft_sync_mode(cfg),
+		.inflight_max = (uint32_t)cfg->raft_log_inflight_max,
 		.error_text = why,
 		.error_text_size = sizeof why,
 	};
 	/* One entry is a whole client packet plus headers: a batch must hold the largest. */
-	uint32_t entry_bytes_max = (uint32_t)srv->cfg.packet_bytes_max + RK_ENTRY_HEADER_BYTES + 64 * RK_ENTRY_IDS_MAX + 4096;
+	uint32_t entry_bytes_max = (uint32_t)cfg->packet_bytes_max + RK_ENTRY_HEADER_BYTES + 64 * RK_ENTRY_IDS_MAX + 4096;
 	if (wc.batch_bytes_max < entry_bytes_max)
 		wc.batch_bytes_max = entry_bytes_max;
 	/* A batch never spans segments, so a segment must hold the largest batch. */
 	uint64_t segment_min = ((uint64_t)wc.batch_bytes_max * 2 + 4095) & ~4095ULL;
 	if (wc.segment_size_bytes < segment_min) {
 		log_warn("preAllocSize %d KiB is below the %llu KiB a log segment needs for the largest batch: using %llu KiB",
-			 srv->cfg.log_prealloc_kb, (unsigned long long)(segment_min >> 10),
+			 cfg->log_prealloc_kb, (unsigned long long)(segment_min >> 10),
 			 (unsigned long long)(segment_min >> 10));
 		wc.segment_size_bytes = segment_min;
 	}
 	if (wc.batch_entries_max > RAFT_BATCH_ENTRIES_MAX)
 		wc.batch_entries_max = RAFT_BATCH_ENTRIES_MAX;
-	if (!srv->cfg.force_sync)
+	if (!cfg->force_sync)
 		log_warn("forceSync=no: acknowledged writes can be LOST on a crash or power loss (tests only)");
 	struct replay_ctx rc = { .p = p };
-	jute_writer_init(&rc.out, (size_t)srv->cfg.packet_bytes_max + 1024);
+	jute_writer_init(&rc.out, (size_t)cfg->packet_bytes_max + 1024);
 	int64_t t0 = rk_now_ms();
 	int err = wal_open(&p->wal, &wc, raft_replay_one, &rc);
 	jute_writer_free(&rc.out);
@@ -720,7 +677,7 @@ static int raft_open_log(struct raft_pipeline *p)
 	wal_stats_get(p->wal, &p->stats.wal);
 	int64_t now = rk_now_ms();
 	for (size_t i = 0; i < rc.sessions_count; i++)
-		store_session_touch(srv->store, rc.sessions[i], now, rc.timeouts[i]);
+		store_session_touch(p->store, rc.sessions[i], now, rc.timeouts[i]);
 	log_info("log: recovered %llu entries (last index %lld, %zu live sessions) in %lld ms, %s, %s",
 		 (unsigned long long)rc.count, (long long)p->last_index, rc.sessions_count, (long long)(now - t0),
 		 wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
@@ -751,15 +708,18 @@ static void raft_store_warn(void *ctx, const char *text)
 	p->warn_repeats = 0;
 }
 
-int raft_pipeline_create(struct server *srv, struct raft_pipeline **out)
+int raft_pipeline_create(const struct rk_config *cfg, struct store *store, struct hub *hub,
+			 struct raft_pipeline **out)
 {
 	struct raft_pipeline *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
-	p->srv = srv;
+	p->cfg = cfg;
+	p->store = store;
+	p->hub = hub;
 	pthread_mutex_init(&p->stats_lock, NULL);
-	jute_writer_init(&p->reply, (size_t)srv->cfg.packet_bytes_max + sizeof(struct rk_msg) + 64);
-	p->last_index = store_last_zxid(srv->store);
+	jute_writer_init(&p->reply, (size_t)cfg->packet_bytes_max + sizeof(struct rk_msg) + 64);
+	p->last_index = store_last_zxid(store);
 	int orc = raft_open_log(p);
 	if (orc < 0) {
 		raft_pipeline_destroy(p);
@@ -776,9 +736,10 @@ int raft_pipeline_create(struct server *srv, struct raft_pipeline **out)
 		return rc;
 	}
 	p->ring_ready = true;
+	hub_attach_raft(hub, p->ring.ring_fd, UD_RAFT_WAKE);
 	/* Set after recovery: replaying the log re-runs quota checks, but their warnings
 	 * were logged when the entries were first applied. */
-	store_set_warn(srv->store, raft_store_warn, p);
+	store_set_warn(store, raft_store_warn, p);
 	*out = p;
 	return 0;
 }
@@ -822,4 +783,5 @@ void raft_pipeline_stats(struct raft_pipeline *p, struct raft_stats *out)
 	pthread_mutex_lock(&p->stats_lock);
 	*out = p->stats;
 	pthread_mutex_unlock(&p->stats_lock);
+	out->writes_committed = atomic_load_explicit(&p->writes_committed, memory_order_relaxed);
 }

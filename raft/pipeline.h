@@ -11,7 +11,9 @@
 
 #include "raft/wal.h"
 
-struct server;
+struct hub;
+struct rk_config;
+struct store;
 struct raft_pipeline;
 
 struct raft_stats {
@@ -21,15 +23,16 @@ struct raft_stats {
 	uint64_t last_index;
 	uint64_t first_index; /* first entry still in the log (0 = empty) */
 	uint64_t last_term;
+	uint64_t writes_committed; /* entries applied since start */
 	struct wal_stats wal;
 };
 
-int raft_pipeline_create(struct server *srv, struct raft_pipeline **out);
+/* cfg, store and hub outlive the pipeline; the thread stops when hub->stopping is set. */
+int raft_pipeline_create(const struct rk_config *cfg, struct store *store, struct hub *hub,
+			 struct raft_pipeline **out);
 int raft_pipeline_start(struct raft_pipeline *p);
 void raft_pipeline_join(struct raft_pipeline *p);
 void raft_pipeline_destroy(struct raft_pipeline *p);
-/* Called by a worker after pushing to its to_raft queue (sender_ring = its own ring). */
-void raft_pipeline_wake(struct raft_pipeline *p, struct io_uring *sender_ring);
 void raft_pipeline_stats(struct raft_pipeline *p, struct raft_stats *out);
 
 #endif

@@ -54,7 +54,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "net/jute.h"
+#include "core/jute.h"
 
 #define STORE_SHARDS 64
 

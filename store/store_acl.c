@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 #include "store/store_impl.h"
 
 static struct acl_entry acl_open_entry = { ZK_PERM_ALL, 5, 6, "world", "anyone" };

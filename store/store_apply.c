@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 #include "store/store_impl.h"
 
 #define TTL_MAX_MS ((int64_t)0xFFFFFFFFFFLL) /* 2^40 - 1 */

@@ -37,8 +37,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "net/jute.h"
-#include "net/zk_proto.h"
+#include "core/jute.h"
+#include "core/zk_proto.h"
 #include "store/store.h"
 
 /* Limits. */

@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 #include "store/store_impl.h"
 
 struct list_req {

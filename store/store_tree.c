@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/zk_proto.h"
+#include "core/zk_proto.h"
 #include "store/store_impl.h"
 
 uint64_t store_hash_bytes(const void *data, size_t n)

@@ -38,9 +38,9 @@ build-fuzz/tests/fuzz_request -max_total_time="${FUZZ_SECONDS:-60}" -max_len=819
 if [ -z "${RK_SKIP_ASAN_INTEGRATION:-}" ]; then
 	step "integration: RingKeeper built with ASan+UBSan"
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		RINGKEEPER_BIN="$PWD/build-asan/core/ringkeeper" RK_TARGETS=ringkeeper \
+		RINGKEEPER_BIN="$PWD/build-asan/ringkeeper" RK_TARGETS=ringkeeper \
 		tests/integration/run.sh --ignore=test_crash.py --ignore=test_full_disk.py
 fi
 
 step "integration: RingKeeper and ZooKeeper 3.8"
-RINGKEEPER_BIN="$PWD/build/core/ringkeeper" RK_TARGETS=ringkeeper,zookeeper tests/integration/run.sh
+RINGKEEPER_BIN="$PWD/build/ringkeeper" RK_TARGETS=ringkeeper,zookeeper tests/integration/run.sh

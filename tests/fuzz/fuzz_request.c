@@ -13,8 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "net/jute.h"
-#include "net/zk_proto.h"
+#include "core/jute.h"
+#include "core/zk_proto.h"
 #include "raft/entry.h"
 #include "store/store.h"
 

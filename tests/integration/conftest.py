@@ -190,7 +190,7 @@ def _skip_reason(target):
     if target == "ringkeeper":
         b = os.environ.get("RINGKEEPER_BIN")
         if not b:
-            return "RINGKEEPER_BIN is not set (path to <builddir>/core/ringkeeper)"
+            return "RINGKEEPER_BIN is not set (path to <builddir>/ringkeeper)"
         if not (os.path.isfile(b) and os.access(b, os.X_OK)):
             return "RINGKEEPER_BIN=%s is not an executable file" % b
     elif target == "zookeeper":

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Run the RingKeeper integration suite (kazoo, C client, zkCli.sh, raw wire).
 #   RK_TARGETS=zookeeper tests/integration/run.sh            # against ZooKeeper 3.8 only
-#   RINGKEEPER_BIN=build/core/ringkeeper tests/integration/run.sh   # both targets (default)
+#   RINGKEEPER_BIN=build/ringkeeper tests/integration/run.sh   # both targets (default)
 # Extra arguments go to pytest (e.g. -k wire, -x, -v).
 # Exit status is pytest's; "no tests collected" (5) counts as a failure.
 cd "$(dirname "$0")" || exit 2

@@ -7,7 +7,7 @@ values, by relation; everything else is exact).
 A difference fails the test unless it is listed in KNOWN_DIFFERENCES with a reason.
 Deliberate differences only; never add an entry just to make a test pass.
 
-Run: RINGKEEPER_BIN=$PWD/build-b2b/core/ringkeeper tests/integration/run.sh -q -k b2b
+Run: RINGKEEPER_BIN=$PWD/build-b2b/ringkeeper tests/integration/run.sh -q -k b2b
 """
 import os
 import tempfile

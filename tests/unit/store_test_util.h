@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/jute.h"
-#include "net/zk_proto.h"
+#include "core/jute.h"
+#include "core/zk_proto.h"
 #include "store/store.h"
 
 #define T_SESSION 0x1234

@@ -13,8 +13,8 @@
 
 #include "bench/bench.h"
 #include "bench/options.h"
-#include "net/jute.h"
-#include "net/zk_proto.h"
+#include "core/jute.h"
+#include "core/zk_proto.h"
 
 enum fake_mode {
 	FAKE_WRONG_VALUE_ON_EVEN_XID,

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "net/jute.h"
+#include "core/jute.h"
 
 Test(jute, primitives_round_trip)
 {

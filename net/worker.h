@@ -11,14 +11,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/spsc.h"
-#include "net/jute.h"
+#include "core/jute.h"
 
 struct server;
 struct conn;
 struct conn_reap;
+struct rk_msg;
 
-#define WORKER_QUEUE_CAPACITY 65536
 #define WORKER_CONNS_MAX 16384
 #define WORKER_RECV_BUF_BYTES 16384
 #define WORKER_RECV_BUF_COUNT 512
@@ -36,10 +35,7 @@ struct worker {
 	struct io_uring_buf_ring *buf_ring;
 	uint8_t *buf_base;
 	int buf_group;
-	/* queues: this worker is the only producer of to_raft and only consumer of from_raft */
-	struct spsc to_raft;
-	struct spsc from_raft;
-	_Atomic int sleeping; /* set while blocked in io_uring wait; producers wake it with MSG_RING */
+	/* its queues to and from the raft thread: port `index` of srv->hub (core/hub.h) */
 	/* connections: slot table, generation per slot */
 	struct conn **conns;
 	uint32_t *conn_gen;
@@ -62,8 +58,6 @@ int worker_create(struct server *srv, int index, struct worker **out);
 int worker_start(struct worker *w);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
-/* Any thread, after pushing to w->from_raft: wakes w if it sleeps. */
-void worker_wake_from(struct worker *w, struct io_uring *sender_ring);
 
 /* Used by net/conn.c on the worker thread. */
 struct io_uring_sqe *worker_get_sqe(struct worker *w);
@@ -82,6 +76,6 @@ void worker_drain_inbound_upto(struct worker *w, int64_t zxid);
 void worker_conn_close(struct worker *w, struct conn *c);
 struct conn *worker_conn_lookup(struct worker *w, uint64_t conn_id);
 /* Pushes a message to the raft thread; false if the queue is full. */
-bool worker_send_to_raft(struct worker *w, void *msg);
+bool worker_send_to_raft(struct worker *w, struct rk_msg *msg);
 
 #endif

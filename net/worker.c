@@ -17,12 +17,13 @@
  *   5. free connections whose in-flight operations are done (reap list);
  *   6. announce sleep, re-check the queue, then submit and wait for completions.
  *
- * Wake-ups: the raft thread pushes to from_raft and, only if this worker announced
- * sleep, sends IORING_OP_MSG_RING to this ring. No eventfd, no lock.
+ * Wake-ups: the raft thread pushes to this worker's port of the hub (core/hub.h) and,
+ * only if this worker announced sleep, sends IORING_OP_MSG_RING to this ring. No
+ * eventfd, no lock.
  *
  * user_data = kind << 56 | low 48 bits of the conn id.
  */
-#include "core/worker.h"
+#include "net/worker.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -38,12 +39,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/hub.h"
 #include "core/log.h"
 #include "core/msg.h"
-#include "core/server.h"
-#include "core/wake.h"
 #include "net/conn.h"
-#include "raft/pipeline.h"
+#include "net/server.h"
 #include "store/store.h"
 
 enum ud_kind {
@@ -80,17 +80,9 @@ struct io_uring_sqe *worker_get_sqe(struct worker *w)
 	return sqe;
 }
 
-bool worker_send_to_raft(struct worker *w, void *msg)
+bool worker_send_to_raft(struct worker *w, struct rk_msg *msg)
 {
-	if (!spsc_push(&w->to_raft, msg))
-		return false;
-	raft_pipeline_wake(w->srv->raft, &w->ring);
-	return true;
-}
-
-void worker_wake_from(struct worker *w, struct io_uring *sender_ring)
-{
-	rk_ring_wake(&w->sleeping, w->ring_fd, ud_make(UD_WAKE, 0), sender_ring);
+	return hub_to_raft(w->srv->hub, w->index, msg, &w->ring);
 }
 
 /* ---- connection table ---------------------------------------------------------- */
@@ -430,15 +422,15 @@ static void worker_on_msg(struct worker *w, struct rk_msg *m)
 void worker_drain_inbound(struct worker *w)
 {
 	struct rk_msg *m;
-	while ((m = spsc_pop(&w->from_raft)))
+	while ((m = hub_from_raft(w->srv->hub, w->index)))
 		worker_on_msg(w, m);
 }
 
 void worker_drain_inbound_upto(struct worker *w, int64_t zxid)
 {
 	struct rk_msg *m;
-	while ((m = spsc_peek(&w->from_raft)) && m->zxid <= zxid) {
-		spsc_pop(&w->from_raft);
+	while ((m = hub_peek_from_raft(w->srv->hub, w->index)) && m->zxid <= zxid) {
+		hub_from_raft(w->srv->hub, w->index);
 		worker_on_msg(w, m);
 	}
 }
@@ -515,6 +507,7 @@ static int worker_setup_ring(struct worker *w)
 				      WORKER_RECV_BUF_BYTES, (unsigned short)i,
 				      io_uring_buf_ring_mask(WORKER_RECV_BUF_COUNT), (int)i);
 	io_uring_buf_ring_advance(w->buf_ring, WORKER_RECV_BUF_COUNT);
+	hub_attach_worker(w->srv->hub, w->index, w->ring_fd, ud_make(UD_WAKE, 0));
 	return 0;
 }
 
@@ -578,7 +571,8 @@ static void *worker_main(void *arg)
 	if (w->ring_fd <= 0)
 		return NULL;
 	w->now_ms = rk_now_ms();
-	while (!atomic_load_explicit(&w->srv->stopping, memory_order_relaxed)) {
+	_Atomic int *sleeping = &w->srv->hub->ports[w->index].sleeping;
+	while (!atomic_load_explicit(&w->srv->hub->stopping, memory_order_relaxed)) {
 		worker_drain_inbound(w);
 		worker_run_lists(w);
 		worker_flush_sends(w);
@@ -586,16 +580,16 @@ static void *worker_main(void *arg)
 		if (!w->accept_armed)
 			worker_arm_accept(w);
 
-		atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
-		bool busy = !spsc_empty(&w->from_raft) || w->ready_list || w->send_list;
+		atomic_store_explicit(sleeping, 1, memory_order_seq_cst);
+		bool busy = hub_peek_from_raft(w->srv->hub, w->index) || w->ready_list || w->send_list;
 		struct __kernel_timespec ts = { 0, w->stalled ? 1000000 : 500000000 };
 		struct io_uring_cqe *cqe;
 		if (busy) {
-			atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+			atomic_store_explicit(sleeping, 0, memory_order_relaxed);
 			io_uring_submit_and_get_events(&w->ring);
 		} else {
 			io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-			atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
+			atomic_store_explicit(sleeping, 0, memory_order_relaxed);
 		}
 		w->now_ms = rk_now_ms();
 		unsigned head, count = 0;
@@ -636,8 +630,7 @@ int worker_create(struct server *srv, int index, struct worker **out)
 	w->conns = calloc(WORKER_CONNS_MAX, sizeof *w->conns);
 	w->conn_gen = calloc(WORKER_CONNS_MAX, sizeof *w->conn_gen);
 	w->free_slots = calloc(WORKER_CONNS_MAX, sizeof *w->free_slots);
-	if (!w->conns || !w->conn_gen || !w->free_slots || spsc_init(&w->to_raft, WORKER_QUEUE_CAPACITY) ||
-	    spsc_init(&w->from_raft, WORKER_QUEUE_CAPACITY)) {
+	if (!w->conns || !w->conn_gen || !w->free_slots) {
 		worker_destroy(w);
 		return -ENOMEM;
 	}
@@ -710,10 +703,6 @@ void worker_destroy(struct worker *w)
 			}
 		}
 	}
-	struct rk_msg *m;
-	if (w->from_raft.slots)
-		while ((m = spsc_pop(&w->from_raft)))
-			free(m);
 	while (w->reap_list) {
 		struct conn_reap *r = w->reap_list;
 		w->reap_list = r->next;
@@ -726,8 +715,6 @@ void worker_destroy(struct worker *w)
 	free(w->buf_base);
 	if (w->listen_fd >= 0)
 		close(w->listen_fd);
-	spsc_destroy(&w->to_raft);
-	spsc_destroy(&w->from_raft);
 	free(w->conns);
 	free(w->conn_gen);
 	free(w->free_slots);

@@ -1,8 +1,8 @@
 /*
- * server.c — process-wide helpers every thread may call: clocks, the per-address
+ * server.c — process-wide helpers of the client side: the per-address
  * connection count (maxClientCnxns), latency statistics, session id allocation.
  */
-#include "core/server.h"
+#include "net/server.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,20 +13,6 @@ struct ip_count {
 	int addr_len;
 	int count;
 };
-
-int64_t rk_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t rk_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static struct ip_count *ip_find(struct server *srv, const uint8_t *addr, int addr_len, bool create)
 {

@@ -4,7 +4,7 @@
  *
  * Threads
  *   main      parses config, builds everything, waits for SIGTERM/SIGINT, stops all.
- *   w0..wN-1  core/worker.c: one per CPU, pinned, each owning an io_uring, a listener
+ *   w0..wN-1  net/worker.c: one per CPU, pinned, each owning an io_uring, a listener
  *             (SO_REUSEPORT), its connections and the sessions attached to them.
  *   raft      raft/pipeline.c: orders all writes, makes them durable, applies them.
  *
@@ -18,8 +18,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 
+struct hub;
 struct store;
 struct worker;
 struct raft_pipeline;
@@ -36,17 +38,16 @@ struct server_stats {
 	_Atomic uint64_t auth_failed;
 	_Atomic uint64_t connections_refused;
 	_Atomic uint64_t frames_rejected;
-	_Atomic uint64_t writes_committed;
 	_Atomic uint64_t reads_served;
 };
 
 struct server {
 	struct rk_config cfg;
 	struct store *store;
-	struct raft_pipeline *raft;
+	struct hub *hub;            /* the workers' queues to the raft thread; hub->stopping */
+	struct raft_pipeline *raft; /* for its statistics only (4lw) */
 	int worker_count;
 	struct worker *workers[RK_WORKERS_MAX];
-	_Atomic bool stopping;
 	_Atomic int64_t global_outstanding; /* writes proposed and not yet answered */
 	_Atomic int64_t next_session_id;
 	int64_t start_ms;
@@ -60,8 +61,6 @@ struct server {
 	uint32_t ip_counts_cap;
 };
 
-int64_t rk_now_ms(void);
-int64_t rk_now_us(void);
 
 /* maxClientCnxns: takes one slot for addr (IPv4/IPv6 bytes), or returns false. */
 bool server_ip_acquire(struct server *srv, const uint8_t *addr, int addr_len);
