@@ -755,6 +755,28 @@ int wal_stage(struct wal *w, uint64_t term, uint64_t index, const void *data, si
 	return 0;
 }
 
+int wal_stage_room(struct wal *w, size_t first_size, uint32_t *entries_left, uint64_t *bytes_left)
+{
+	*entries_left = 0;
+	*bytes_left = 0;
+	if (w->failed)
+		return w->failed;
+	struct wal_batch *b = w->staging;
+	uint64_t first_record = WAL_RECORD_HEADER_SIZE + (uint64_t)first_size;
+	if (b->entry_count == 0 && (!b->seg || b->file_offset + b->used + first_record > b->seg->size_bytes)) {
+		int rc = wal_segment_roll(w);
+		if (rc)
+			return rc;
+	}
+	if (b->entry_count >= w->cfg.batch_entries_max)
+		return 0;
+	uint64_t in_batch = w->cfg.batch_bytes_max - (b->used - b->prefix_size);
+	uint64_t in_segment = b->seg->size_bytes - (b->file_offset + b->used);
+	*entries_left = w->cfg.batch_entries_max - b->entry_count;
+	*bytes_left = in_batch < in_segment ? in_batch : in_segment;
+	return 0;
+}
+
 bool wal_in_flight(const struct wal *w)
 {
 	return w->flight_count > 0;

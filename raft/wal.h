@@ -132,6 +132,16 @@ void wal_close(struct wal *w);
  */
 int wal_stage(struct wal *w, uint64_t term, uint64_t index, const void *data, size_t size);
 
+/*
+ * What the staging batch still takes before a submit, so a caller can hand out only
+ * records that will stage: *entries_left records and *bytes_left bytes of records
+ * (each record is WAL_RECORD_HEADER_SIZE + its data). When the batch is empty and the
+ * next record (first_size data bytes) does not fit the current segment, the segment
+ * is rolled first, which is where a full disk shows: -ENOSPC (nothing staged; the next
+ * call tries again). 0, -ENOSPC, or a sticky fatal error.
+ */
+int wal_stage_room(struct wal *w, size_t first_size, uint32_t *entries_left, uint64_t *bytes_left);
+
 bool wal_in_flight(const struct wal *w);          /* at least one batch in flight */
 uint32_t wal_in_flight_count(const struct wal *w);
 uint32_t wal_inflight_max(const struct wal *w);   /* the resolved config value */

@@ -1,0 +1,255 @@
+/*
+ * pipeline_apply.c — the applier: committed entries, in log order, into the store;
+ * their replies and the notifications they fire out to the workers through the hub.
+ *
+ * Thread: the raft thread only (it is the store's only writer).
+ *
+ * Invariants
+ *   1. Entries are applied in index order, each once; zxid = index. A no-op entry (the
+ *      leader's first of its term) changes nothing and answers no one.
+ *   2. Every notification an entry fires is queued before the entry's zxid is
+ *      published (the store fires under its locks, then publishes) and before the
+ *      entry's reply: messages to one worker go in zxid order (net/conn.h, invariant 2).
+ *   3. This server's proposals are answered in the order they were made (the local
+ *      FIFO): a refused one (never logged) waits for the ones before it, so one
+ *      session's replies keep its request order.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/hub.h"
+#include "core/log.h"
+#include "core/zk_proto.h"
+#include "raft/pipeline_impl.h"
+#include "store/store.h"
+
+/* Hands a message to its worker (core/hub.h: waits for room, never drops). */
+void pipe_send(struct raft_pipeline *p, uint32_t worker_index, struct rk_msg *m)
+{
+	hub_to_worker(p->hub, (int)worker_index, m, &p->ring);
+}
+
+/* Moves the reply writer's buffer into a message (one allocation per reply). */
+static struct rk_msg *pipe_take_reply(struct raft_pipeline *p)
+{
+	assert(jute_writer_ok(&p->reply));
+	struct rk_msg *m = (struct rk_msg *)p->reply.buf;
+	memset(m, 0, sizeof *m); /* every field the caller does not set reads as 0 */
+	m->len = (uint32_t)(p->reply.len - sizeof *m);
+	jute_writer_init(&p->reply, p->reply.cap_max);
+	return m;
+}
+
+static void pipe_on_event(void *ctx, uint64_t watcher, int32_t type, const char *path, size_t path_len,
+			  int64_t zxid)
+{
+	struct raft_pipeline *p = ctx;
+	struct rk_msg *m = malloc(sizeof *m + path_len);
+	assert(m); /* a replica that drops an event diverges from its clients' view */
+	memset(m, 0, sizeof *m);
+	memcpy(m->data, path, path_len);
+	m->kind = RK_MSG_EVENT;
+	m->event_type = type;
+	m->conn_id = watcher;
+	m->zxid = zxid;
+	m->len = (uint32_t)path_len;
+	pipe_send(p, rk_conn_id_worker(watcher), m);
+}
+
+void pipe_broadcast_session_gone(struct raft_pipeline *p, int64_t session_id, uint64_t except_conn,
+				 int32_t expired)
+{
+	for (int i = 0; i < p->hub->port_count; i++) {
+		struct rk_msg *m = calloc(1, sizeof *m);
+		assert(m);
+		m->kind = RK_MSG_SESSION_GONE;
+		m->session_id = session_id;
+		m->conn_id = except_conn;
+		m->err = expired;
+		pipe_send(p, (uint32_t)i, m);
+	}
+}
+
+/* ---- the local FIFO ------------------------------------------------------------- */
+
+void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t index, uint64_t term,
+		     int32_t err)
+{
+	assert(p->local_count < PIPE_LOCAL_MAX);
+	struct rk_entry e;
+	int rc = entry_decode(&e, m->data, m->len);
+	assert(rc == 0); /* workers and the sweeps encode entries; a bad one is a bug */
+	struct pipe_local *l = &p->local[(p->local_head + p->local_count) % PIPE_LOCAL_MAX];
+	*l = (struct pipe_local){
+		.index = index,
+		.term = term,
+		.conn_id = m->conn_id,
+		.session_id = e.session_id,
+		.start_us = m->start_us,
+		.xid = m->xid,
+		.opcode = e.opcode,
+		.err = err,
+	};
+	p->local_count++;
+}
+
+static struct pipe_local *pipe_local_head(struct raft_pipeline *p)
+{
+	return p->local_count ? &p->local[p->local_head] : NULL;
+}
+
+static void pipe_local_pop(struct raft_pipeline *p)
+{
+	assert(p->local_count > 0);
+	p->local_head = (p->local_head + 1) % PIPE_LOCAL_MAX;
+	p->local_count--;
+}
+
+static void pipe_expiring_forget(struct raft_pipeline *p, int64_t session_id)
+{
+	for (size_t i = 0; i < p->expiring_count; i++) {
+		if (p->expiring[i] == session_id) {
+			p->expiring[i] = p->expiring[--p->expiring_count];
+			return;
+		}
+	}
+}
+
+/*
+ * Sends the reply record in p->reply to the worker that owns the proposal's
+ * connection (the worker frames it with xid, zxid and err). createSession answers
+ * become RK_MSG_SESSION_CREATED (the worker builds the ConnectResponse); a
+ * closeSession reply closes the connection once it is sent.
+ */
+static void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32_t err, int64_t zxid)
+{
+	struct rk_msg *r = pipe_take_reply(p);
+	r->conn_id = l->conn_id;
+	r->xid = l->xid;
+	r->err = err;
+	r->zxid = zxid;
+	r->session_id = l->session_id;
+	r->start_us = l->start_us;
+	r->kind = l->opcode == ZK_OP_CREATE_SESSION ? RK_MSG_SESSION_CREATED : RK_MSG_REPLY;
+	r->flags = l->opcode == ZK_OP_CLOSE_SESSION ? RK_MSG_CLOSE_AFTER : 0;
+	pipe_send(p, rk_conn_id_worker(l->conn_id), r);
+}
+
+void pipe_answer_refused(struct raft_pipeline *p)
+{
+	struct pipe_local *l;
+	while ((l = pipe_local_head(p)) && l->index == 0) {
+		if (l->conn_id == RK_CONN_ID_NONE) {
+			/* an expiry we could not log: the next check proposes it again */
+			if (l->opcode == ZK_OP_CLOSE_SESSION)
+				pipe_expiring_forget(p, l->session_id);
+		} else {
+			jute_writer_reset(&p->reply);
+			uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
+			assert(hdr);
+			/* The last applied zxid: messages to a worker go in zxid order. */
+			pipe_route_reply(p, l, l->err, store_last_zxid(p->store));
+		}
+		pipe_local_pop(p);
+	}
+}
+
+/* The store's view of a decoded entry at index zxid (views into the entry's bytes). */
+static void pipe_txn_from_entry(const struct rk_entry *e, int64_t zxid, struct store_auth *auth,
+				struct store_txn *txn)
+{
+	*auth = (struct store_auth){ e->ids, e->ids_count, e->super };
+	*txn = (struct store_txn){
+		.zxid = zxid,
+		.time_ms = e->time_ms,
+		.session_id = e->session_id,
+		.opcode = e->opcode,
+		.body = e->body,
+		.body_len = e->body_len,
+		.auth = auth,
+	};
+}
+
+/* Runs the entry through the store; the reply record is left in p->reply. */
+static int32_t pipe_store_apply(struct raft_pipeline *p, const struct rk_entry *e, int64_t zxid)
+{
+	struct store_auth auth;
+	struct store_txn txn;
+	pipe_txn_from_entry(e, zxid, &auth, &txn);
+	jute_writer_reset(&p->reply);
+	uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
+	assert(hdr);
+	size_t body_start = p->reply.len;
+	int32_t err = store_apply(p->store, &txn, &p->reply, pipe_on_event, p);
+	log_debug("applied zxid 0x%llx op %d session 0x%llx ids %d: err %d", (unsigned long long)zxid, e->opcode,
+		  (unsigned long long)e->session_id, e->ids_count, err);
+	if (!jute_writer_ok(&p->reply)) {
+		/* A reply larger than the client's jute.maxbuffer: ZooKeeper's client would
+		 * drop the connection on it; answer with an error instead. */
+		jute_writer_reset(&p->reply);
+		jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
+		err = ZK_SYSTEMERROR;
+	}
+	if (err != ZK_OK)
+		p->reply.len = body_start; /* no body on an error reply */
+	atomic_fetch_add_explicit(&p->writes_committed, 1, memory_order_relaxed);
+	return err;
+}
+
+void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
+{
+	assert(ce->index == p->applied_index + 1);
+	pipe_answer_refused(p);
+	struct pipe_local *l = pipe_local_head(p);
+	bool ours = l && l->index == ce->index && l->term == ce->term;
+	/* A proposal of ours at an index now held by another entry was lost with a
+	 * deposed leader's log; never here while this server is the only voter. */
+	assert(!l || l->index > ce->index || ours);
+	p->applied_index = ce->index;
+	if (ce->type == RAFT_ENTRY_NOOP) {
+		assert(!ours);
+		return;
+	}
+	struct rk_entry e;
+	int rc = entry_decode(&e, ce->data, ce->len);
+	assert(rc == 0); /* entries are checked when proposed; a bad one here is a bug */
+	int64_t zxid = (int64_t)ce->index;
+	int32_t err = pipe_store_apply(p, &e, zxid);
+	if (e.opcode == ZK_OP_CLOSE_SESSION) {
+		pipe_expiring_forget(p, e.session_id);
+		/* Not closed by a client of ours: every connection of it here must go. */
+		if (!ours || l->conn_id == RK_CONN_ID_NONE) {
+			log_info("session 0x%llx %s", (unsigned long long)e.session_id, ours ? "expired" : "closed");
+			pipe_broadcast_session_gone(p, e.session_id, RK_CONN_ID_NONE, 1);
+		}
+	}
+	if (!ours)
+		return;
+	if (l->conn_id != RK_CONN_ID_NONE)
+		pipe_route_reply(p, l, err, zxid);
+	pipe_local_pop(p);
+}
+
+/*
+ * The store's warnings (quota overruns), logged as ZooKeeper's RateLogger does: a new
+ * text at once; the same text again within PIPE_WARN_REPEAT_MS only counted, and the
+ * count logged with the next text that is logged. Raft thread only.
+ */
+void pipe_store_warn(void *ctx, const char *text)
+{
+	struct raft_pipeline *p = ctx;
+	int64_t now = rk_now_ms();
+	if (strcmp(text, p->warn_last) == 0 && now - p->warn_last_ms < PIPE_WARN_REPEAT_MS) {
+		p->warn_repeats++;
+		return;
+	}
+	if (p->warn_repeats)
+		log_warn("%s (%llu more times)", p->warn_last, (unsigned long long)p->warn_repeats);
+	log_warn("%s", text);
+	snprintf(p->warn_last, sizeof p->warn_last, "%s", text);
+	p->warn_last_ms = now;
+	p->warn_repeats = 0;
+}

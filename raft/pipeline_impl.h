@@ -1,0 +1,127 @@
+/*
+ * pipeline_impl.h — the raft thread's state, shared by the files of its loop:
+ *
+ *   pipeline.c          the loop: collect proposals from the hub, hand them to the
+ *                       consensus core, carry out its ready records (hard state, log
+ *                       writes and syncs), report durability back
+ *   pipeline_apply.c    committed entries → the store → replies and notifications
+ *                       to the workers, through the hub; this server's pending
+ *                       proposals (the local FIFO)
+ *   pipeline_recover.c  start-up: open and replay the log, load the hard state,
+ *                       rebuild the consensus core from what is durable
+ *
+ * Everything here is owned by the raft thread (after raft_pipeline_create), except
+ * `stats` (under stats_lock) and `writes_committed` (atomic), read by 4lw.
+ */
+#ifndef RK_PIPELINE_IMPL_H
+#define RK_PIPELINE_IMPL_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/jute.h"
+#include "core/msg.h"
+#include "raft/core.h"
+#include "raft/entry.h"
+#include "raft/pipeline.h"
+#include "raft/wal.h"
+
+#define PIPE_BATCH_ENTRIES_MAX 4096
+#define PIPE_EXPIRY_CHECK_MS 100
+#define PIPE_TICK_MS 100
+#define PIPE_EXPIRING_MAX 4096
+/* deleteContainer entries one sweep may propose (ZooKeeper caps its sweep too). */
+#define PIPE_REAP_PER_SWEEP_MAX 1000
+/* A repeated store warning is logged at most this often. */
+#define PIPE_WARN_REPEAT_MS 1000
+/* This server's proposals not yet answered: bounds what one collect may take. */
+#define PIPE_LOCAL_MAX (2 * PIPE_BATCH_ENTRIES_MAX)
+
+/* The log's CQEs carry UD_PIPE_WAL | batch tag (low WAL_USER_DATA_TAG_BITS bits). */
+enum { UD_PIPE_WAKE = 1, UD_PIPE_WAL = 1 << 8 };
+
+/*
+ * A proposal of this server's, from the moment it is handed to the core (or refused)
+ * until its client is answered: what the reply needs once the entry is applied. The
+ * entry itself belongs to the core from raft_propose on.
+ */
+struct pipe_local {
+	uint64_t index;    /* its log index; 0: refused before the log (err says why) */
+	uint64_t term;
+	uint64_t conn_id;  /* RK_CONN_ID_NONE: the server's own (expiry, container sweep) */
+	int64_t session_id;
+	uint64_t start_us;
+	int32_t xid;
+	int32_t opcode;
+	int32_t err;
+};
+
+/* An entry the core handed out that the log could not stage yet (batch full, disk
+ * full): copied, because the core's ready record is valid only until its next call. */
+struct pipe_unstaged {
+	struct pipe_unstaged *next;
+	uint64_t index;
+	uint64_t term;
+	uint32_t len;
+	uint8_t data[];
+};
+
+struct raft_pipeline {
+	const struct rk_config *cfg;
+	struct store *store;
+	struct hub *hub;
+	pthread_t thread;
+	struct io_uring ring;
+	bool ring_ready;
+	struct raft *core;
+	uint64_t voters[1]; /* this issue: one voter, this server */
+	/* proposals drained from the hub, not yet handed to the core */
+	struct rk_msg *batch[PIPE_BATCH_ENTRIES_MAX];
+	size_t batch_count;
+	/* this server's proposals in log order (a FIFO ring) */
+	struct pipe_local local[PIPE_LOCAL_MAX];
+	size_t local_head;
+	size_t local_count;
+	/* entries handed out by the core and not yet staged in the log, in index order */
+	struct pipe_unstaged *unstaged_head, *unstaged_tail;
+	bool disk_full; /* the log could not prepare a segment: refuse new proposals */
+	uint32_t entry_bytes_max; /* the largest entry one log batch holds */
+	int64_t durable_index; /* last index known on disk */
+	uint64_t applied_index;
+	struct jute_writer reply;
+	int64_t next_expiry_ms;
+	int64_t next_reap_ms;
+	int64_t next_tick_ms;
+	int64_t expiring[PIPE_EXPIRING_MAX];
+	size_t expiring_count;
+	struct raft_stats stats;
+	pthread_mutex_t stats_lock;
+	_Atomic uint64_t writes_committed; /* entries applied (mntr's rk_writes_committed) */
+	struct wal *wal;
+	char warn_last[512]; /* pipe_store_warn's rate limit */
+	int64_t warn_last_ms;
+	uint64_t warn_repeats;
+};
+
+/* pipeline_apply.c */
+void pipe_send(struct raft_pipeline *p, uint32_t worker_index, struct rk_msg *m);
+void pipe_broadcast_session_gone(struct raft_pipeline *p, int64_t session_id, uint64_t except_conn,
+				 int32_t expired);
+/* Applies one committed entry and answers its client if it is ours. */
+void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *e);
+/* Answers the refused proposals at the head of the local FIFO (their turn has come). */
+void pipe_answer_refused(struct raft_pipeline *p);
+/* Records a proposal handed to the core (index > 0) or refused (index 0, err). */
+void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t index, uint64_t term,
+		     int32_t err);
+void pipe_store_warn(void *ctx, const char *text);
+
+/* pipeline_recover.c */
+/* Opens the log, replays it into the store, loads the hard state and creates the
+ * core. 0 or -errno (logged). */
+int pipe_recover(struct raft_pipeline *p);
+
+#endif

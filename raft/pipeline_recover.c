@@ -1,0 +1,248 @@
+/*
+ * pipeline_recover.c — start-up: the write-ahead log is opened and replayed into the
+ * store, the hard state is loaded, and the consensus core is rebuilt from what is
+ * durable.
+ *
+ * Thread: the main thread, before the raft thread starts.
+ *
+ * Restart rules
+ *   1. Every record in the log is applied to the store in index order: with one voter
+ *      an entry is committed the moment it is durable, so the whole durable log is
+ *      committed. (With more voters only entries up to the commit index may be
+ *      applied here; the cluster issue replays to the hard state's commit and hands
+ *      the tail to the core.) A no-op record (length 0, a leader's first entry of its
+ *      term) changes nothing.
+ *   2. The hard state (raft/hardstate.h) gives the term and vote; a log written before
+ *      the file existed (or a new server) starts from the log's last term, vote none.
+ *      A hard state whose term is below the log's last term cannot come from a crash
+ *      (the term is made durable before any entry of it is written) and is refused.
+ *   3. Sessions alive at the end of the log get a fresh timeout (ZooKeeper does the
+ *      same after a restart).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/zk_proto.h"
+#include "raft/hardstate.h"
+#include "raft/pipeline_impl.h"
+#include "store/store.h"
+
+struct replay_ctx {
+	struct raft_pipeline *p;
+	struct jute_writer out;
+	uint64_t count;
+	uint64_t last_index;
+	/* sessions alive at the end of the log, to give them a fresh timeout */
+	int64_t *sessions;
+	int32_t *timeouts;
+	size_t sessions_count, sessions_cap;
+};
+
+static void replay_session_track(struct replay_ctx *rc, const struct rk_entry *e)
+{
+	if (e->opcode == ZK_OP_CREATE_SESSION && e->body_len >= 4) {
+		if (rc->sessions_count == rc->sessions_cap) {
+			size_t cap = rc->sessions_cap ? rc->sessions_cap * 2 : 256;
+			int64_t *s = realloc(rc->sessions, cap * sizeof *s);
+			int32_t *t = realloc(rc->timeouts, cap * sizeof *t);
+			assert(s && t);
+			rc->sessions = s;
+			rc->timeouts = t;
+			rc->sessions_cap = cap;
+		}
+		rc->sessions[rc->sessions_count] = e->session_id;
+		rc->timeouts[rc->sessions_count] = (int32_t)jute_get_be32(e->body);
+		rc->sessions_count++;
+	} else if (e->opcode == ZK_OP_CLOSE_SESSION) {
+		for (size_t i = 0; i < rc->sessions_count; i++) {
+			if (rc->sessions[i] == e->session_id) {
+				rc->sessions_count--;
+				rc->sessions[i] = rc->sessions[rc->sessions_count];
+				rc->timeouts[i] = rc->timeouts[rc->sessions_count];
+				break;
+			}
+		}
+	}
+}
+
+static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data, size_t size)
+{
+	(void)term;
+	struct replay_ctx *rc = ctx;
+	rc->last_index = index;
+	rc->count++;
+	if (size == 0)
+		return 0; /* a no-op entry */
+	struct rk_entry e;
+	if (entry_decode(&e, data, size) != 0) {
+		log_error("log: entry %llu does not decode (version or layout): refusing to start",
+			  (unsigned long long)index);
+		return -EPROTO;
+	}
+	struct store_auth auth = { e.ids, e.ids_count, e.super };
+	struct store_txn txn = {
+		.zxid = (int64_t)index,
+		.time_ms = e.time_ms,
+		.session_id = e.session_id,
+		.opcode = e.opcode,
+		.body = e.body,
+		.body_len = e.body_len,
+		.auth = &auth,
+	};
+	jute_writer_reset(&rc->out);
+	store_apply(rc->p->store, &txn, &rc->out, NULL, NULL);
+	replay_session_track(rc, &e);
+	return 0;
+}
+
+static enum wal_sync_mode pipe_sync_mode(const struct rk_config *cfg)
+{
+	if (!cfg->force_sync)
+		return WAL_SYNC_NONE;
+	switch (cfg->raft_log_sync_method) {
+	case CONFIG_SYNC_LINKED: return WAL_SYNC_WRITE_LINKED_FDATASYNC;
+	case CONFIG_SYNC_DSYNC: return WAL_SYNC_WRITE_DSYNC;
+	case CONFIG_SYNC_SYSCALL: break;
+	}
+	return WAL_SYNC_SYSCALL;
+}
+
+static const char *pipe_sync_mode_name(enum wal_sync_mode mode)
+{
+	switch (mode) {
+	case WAL_SYNC_SYSCALL: return "pwrite+fdatasync per batch on the raft thread";
+	case WAL_SYNC_WRITE_LINKED_FDATASYNC: return "io_uring write+linked fdatasync per batch";
+	case WAL_SYNC_WRITE_DSYNC: return "io_uring RWF_DSYNC write per batch";
+	case WAL_SYNC_NONE: return "NO SYNC";
+	case WAL_SYNC_DEFAULT: break;
+	}
+	return "?";
+}
+
+static void pipe_wal_config(const struct rk_config *cfg, struct wal_config *wc, char *why, size_t why_size)
+{
+	*wc = (struct wal_config){
+		.dir = cfg->data_log_dir,
+		.segment_size_bytes = (uint64_t)cfg->log_prealloc_kb * 1024,
+		.batch_bytes_max = (uint32_t)cfg->raft_batch_bytes_max,
+		.batch_entries_max = (uint32_t)cfg->raft_batch_entries_max,
+		.sync_mode = pipe_sync_mode(cfg),
+		.inflight_max = (uint32_t)cfg->raft_log_inflight_max,
+		.error_text = why,
+		.error_text_size = why_size,
+	};
+	/* One entry is a whole client packet plus headers: a batch must hold the largest. */
+	uint32_t entry_bytes_max = (uint32_t)cfg->packet_bytes_max + RK_ENTRY_HEADER_BYTES + 64 * RK_ENTRY_IDS_MAX + 4096;
+	if (wc->batch_bytes_max < entry_bytes_max)
+		wc->batch_bytes_max = entry_bytes_max;
+	/* A batch never spans segments, so a segment must hold the largest batch. */
+	uint64_t segment_min = ((uint64_t)wc->batch_bytes_max * 2 + 4095) & ~4095ULL;
+	if (wc->segment_size_bytes < segment_min) {
+		log_warn("preAllocSize %d KiB is below the %llu KiB a log segment needs for the largest batch: using %llu KiB",
+			 cfg->log_prealloc_kb, (unsigned long long)(segment_min >> 10),
+			 (unsigned long long)(segment_min >> 10));
+		wc->segment_size_bytes = segment_min;
+	}
+	if (wc->batch_entries_max > PIPE_BATCH_ENTRIES_MAX)
+		wc->batch_entries_max = PIPE_BATCH_ENTRIES_MAX;
+}
+
+static int pipe_open_log(struct raft_pipeline *p, struct replay_ctx *rc)
+{
+	const struct rk_config *cfg = p->cfg;
+	char why[512] = "";
+	struct wal_config wc;
+	pipe_wal_config(cfg, &wc, why, sizeof why);
+	p->entry_bytes_max = wc.batch_bytes_max - WAL_RECORD_HEADER_SIZE;
+	if (!cfg->force_sync)
+		log_warn("forceSync=no: acknowledged writes can be LOST on a crash or power loss (tests only)");
+	jute_writer_init(&rc->out, (size_t)cfg->packet_bytes_max + 1024);
+	int err = wal_open(&p->wal, &wc, replay_one, rc);
+	jute_writer_free(&rc->out);
+	if (err < 0)
+		log_error("log in %s/log cannot be opened: %s%s%s", wc.dir, strerror(-err), why[0] ? ": " : "", why);
+	return err;
+}
+
+/* The core, rebuilt: one voter, every durable entry committed and applied (rule 1). */
+static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs)
+{
+	uint64_t id = p->cfg->server_id > 0 ? (uint64_t)p->cfg->server_id : 1;
+	p->voters[0] = id;
+	struct raft_config rcfg;
+	raft_config_default(&rcfg, id, p->voters, 1);
+	rcfg.seed = (uint64_t)rk_now_us() ^ (id << 48);
+	uint64_t last = wal_last_index(p->wal);
+	struct raft_restore restore = {
+		.hard_state = { .term = hs->term, .vote = hs->vote, .commit = last },
+		.prev_index = last,
+		.prev_term = wal_last_term(p->wal),
+		.applied_index = last,
+	};
+	int rc = raft_new(&p->core, &rcfg, &restore);
+	if (rc < 0)
+		log_error("raft: cannot rebuild the consensus core (term %llu, last index %llu): %s",
+			  (unsigned long long)hs->term, (unsigned long long)last, strerror(-rc));
+	p->applied_index = last;
+	p->durable_index = (int64_t)last;
+	return rc;
+}
+
+static int pipe_load_hard_state(struct raft_pipeline *p, struct hardstate *hs)
+{
+	char why[512] = "";
+	int rc = hardstate_load(p->cfg->data_dir, hs, why, sizeof why);
+	uint64_t log_term = wal_last_term(p->wal);
+	if (rc == -ENOENT) {
+		*hs = (struct hardstate){ .term = log_term };
+		return 0;
+	}
+	if (rc < 0) {
+		log_error("raft: hard state in %s cannot be read: %s%s%s", p->cfg->data_dir, strerror(-rc),
+			  why[0] ? ": " : "", why);
+		return rc;
+	}
+	if (hs->term < log_term) {
+		log_error("raft: hard state term %llu is below the log's last term %llu (%s/%s): refusing to start",
+			  (unsigned long long)hs->term, (unsigned long long)log_term, p->cfg->data_dir, HARDSTATE_FILE);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+int pipe_recover(struct raft_pipeline *p)
+{
+	struct replay_ctx rc = { .p = p };
+	int64_t t0 = rk_now_ms();
+	int err = pipe_open_log(p, &rc);
+	struct hardstate hs;
+	if (!err)
+		err = pipe_load_hard_state(p, &hs);
+	if (!err)
+		err = pipe_core_create(p, &hs);
+	if (err < 0) {
+		free(rc.sessions);
+		free(rc.timeouts);
+		return err;
+	}
+	p->stats.last_index = wal_last_index(p->wal);
+	p->stats.first_index = wal_first_index(p->wal);
+	p->stats.last_term = wal_last_term(p->wal);
+	wal_stats_get(p->wal, &p->stats.wal);
+	int64_t now = rk_now_ms();
+	for (size_t i = 0; i < rc.sessions_count; i++)
+		store_session_touch(p->store, rc.sessions[i], now, rc.timeouts[i]);
+	log_info("log: recovered %llu entries (last index %llu, term %llu, %zu live sessions) in %lld ms, %s, %s",
+		 (unsigned long long)rc.count, (unsigned long long)wal_last_index(p->wal),
+		 (unsigned long long)hs.term, rc.sessions_count, (long long)(now - t0),
+		 wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
+		 pipe_sync_mode_name(wal_sync_mode_get(p->wal)));
+	free(rc.sessions);
+	free(rc.timeouts);
+	return 0;
+}
