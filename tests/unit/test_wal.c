@@ -1427,3 +1427,43 @@ Test(wal_pipeline, short_padding)
 	wal_close(w);
 	replayed_free(&r);
 }
+
+/*
+ * wal_stage_room tells exactly what the staging batch still takes: staging that many
+ * records (of the announced sizes) succeeds and one more gets -EAGAIN; on an empty
+ * batch at the end of a segment it rolls to a new one first.
+ */
+Test(wal, stage_room_is_exact)
+{
+	g_inflight = 1;
+	char dir[1200];
+	struct wal_config cfg;
+	fresh_config(&cfg, dir, sizeof dir, "stage-room", 1 << 20, 64 * 1024, WAL_SYNC_SYSCALL);
+	cfg.batch_entries_max = 100;
+	struct replayed r = { 0 };
+	struct wal *w = open_ok(&cfg, &r);
+	uint32_t entries_left;
+	uint64_t bytes_left;
+	uint8_t data[1000];
+	memset(data, 7, sizeof data);
+	uint64_t index = 1;
+	for (int round = 0; round < 40; round++) { /* ~40 batches of 64 KiB: segments roll */
+		cr_assert_eq(wal_stage_room(w, sizeof data, &entries_left, &bytes_left), 0);
+		cr_assert_gt(entries_left, 0);
+		cr_assert_geq(bytes_left, WAL_RECORD_HEADER_SIZE + sizeof data, "round %d: %llu", round,
+			      (unsigned long long)bytes_left);
+		uint32_t n = 0;
+		while (n < entries_left && bytes_left >= WAL_RECORD_HEADER_SIZE + sizeof data) {
+			cr_assert_eq(wal_stage(w, 1, index++, data, sizeof data), 0, "round %d record %u", round, n);
+			bytes_left -= WAL_RECORD_HEADER_SIZE + sizeof data;
+			n++;
+		}
+		cr_assert_eq(wal_stage(w, 1, index, data, sizeof data), -EAGAIN, "round %d: one more fits", round);
+		cr_assert_eq(wal_submit(w, NULL, UD_BASE), 1);
+	}
+	struct wal_stats ws;
+	wal_stats_get(w, &ws);
+	cr_assert_gt(ws.segment_count, 1);
+	wal_close(w);
+	replayed_free(&r);
+}
