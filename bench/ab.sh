@@ -64,7 +64,7 @@ for preset in ${presets//,/ }; do
 		ap=$(cut -d' ' -f2 "$work/a" | median) bp=$(cut -d' ' -f2 "$work/b" | median)
 		ac=$(cut -d' ' -f3 "$work/a" | median) bc=$(cut -d' ' -f3 "$work/b" | median)
 		printf '%-8s %8s | %10.0f %10.0f %6.3f | %9.0f %9.0f | %8.2f %8.2f\n' "$preset" "$s" "$ao" "$bo" \
-			"$(awk -v a="$ao" -v b="$bo" 'BEGIN {print a > 0 ? b / a : 0}')" "$ap" "$bp" "$ac" "$bc"
+			"$(awk -v a="$ao" -v b="$bo" 'BEGIN {print (a > 0 ? b / a : 0)}')" "$ap" "$bp" "$ac" "$bc"
 		echo "  rounds A: $(cut -d' ' -f1 "$work/a" | tr '\n' ' ')| B: $(cut -d' ' -f1 "$work/b" | tr '\n' ' ')"
 	done
 done
