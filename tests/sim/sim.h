@@ -104,6 +104,8 @@ struct sim_world {
 	bool healed;
 	uint64_t proposal_seq;
 	uint64_t read_seq;
+	int marker_leader; /* the marker was proposed on this node ... */
+	uint64_t marker_term; /* ... in this term */
 	uint64_t *read_required; /* by ctx: committed index when the read was asked */
 	size_t read_cap;
 
@@ -121,6 +123,7 @@ struct sim_world {
 	char failure[256];
 	uint64_t fail_step;
 	uint64_t events_total;
+	uint64_t recovery_units; /* heal to the marker applied everywhere */
 };
 
 /* sim.c */

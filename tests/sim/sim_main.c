@@ -33,11 +33,13 @@
  * the meson tests raft_sim_catches_* rerun the search and fail if a mutation survives):
  *
  *   mutation               seed    step  invariant that fired
- *   vote-no-log-check         1    1751  leader-completeness
- *   commit-old-term       13856    1458  leader-completeness
- *   ack-before-durable        1     857  committed-durable-on-majority
- *   vote-not-persisted      166    1492  one-leader-per-term
- *   accept-stale-append    2991    1615  committed-durable-on-majority
+ *   vote-no-log-check         4     566  leader-completeness
+ *   commit-old-term        2301    2489  leader-completeness (n1, leader of term 8,
+ *                                        commits its term-2 index 6 by counting; n5,
+ *                                        holding term-3 entries there, wins term 9)
+ *   ack-before-durable        1     638  committed-durable-on-majority
+ *   vote-not-persisted       72     468  one-leader-per-term
+ *   accept-stale-append    5096     740  state-machine-safety
  */
 #include <errno.h>
 #include <signal.h>
@@ -53,6 +55,8 @@
 struct sim_result {
 	uint64_t seeds_run;
 	uint64_t events;
+	uint64_t recovery_max; /* slowest heal-to-marker-everywhere, in units */
+	uint64_t recovery_seed;
 	int failed;
 	uint64_t seed;
 	uint64_t step;
@@ -108,6 +112,10 @@ static struct sim_result sim_run_range(uint64_t first, uint64_t count, uint64_t 
 		int rc = sim_run_seed(seed, mutations, false, &w);
 		res.seeds_run++;
 		res.events += w.events_total;
+		if (w.recovery_units > res.recovery_max) {
+			res.recovery_max = w.recovery_units;
+			res.recovery_seed = seed;
+		}
 		if (rc != 0) {
 			res.failed = 1;
 			res.seed = seed;
@@ -152,6 +160,10 @@ static struct sim_result sim_run_jobs(uint64_t first, uint64_t count, int jobs, 
 	while (read(fds[0], &r, sizeof r) == (ssize_t)sizeof r) {
 		total.seeds_run += r.seeds_run;
 		total.events += r.events;
+		if (r.recovery_max > total.recovery_max) {
+			total.recovery_max = r.recovery_max;
+			total.recovery_seed = r.recovery_seed;
+		}
 		if (r.failed && (!total.failed || r.seed < total.seed)) {
 			total.failed = 1;
 			total.seed = r.seed;
@@ -286,6 +298,8 @@ int main(int argc, char **argv)
 	printf("raft-sim: %llu seeds from %llu, %llu events, %.1f s, %.0f seeds/s, %.2f M events/s (%d jobs)\n",
 	       (unsigned long long)r.seeds_run, (unsigned long long)first, (unsigned long long)r.events, dt,
 	       (double)r.seeds_run / dt, (double)r.events / dt / 1e6, jobs);
+	printf("raft-sim: slowest recovery after the heal: %llu units (seed %llu; ticks are 7..13 units)\n",
+	       (unsigned long long)r.recovery_max, (unsigned long long)r.recovery_seed);
 	if (r.failed)
 		sim_print_failure(argv[0], &r, mutations);
 	if (expect_fail)
