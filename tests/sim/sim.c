@@ -142,7 +142,8 @@ static struct raft_msg *sim_msg_copy(const struct raft_msg *m)
 	for (int i = 0; i < m->entry_count; i++) {
 		e[i] = m->entries[i];
 		e[i].owner = NULL;
-		memcpy(data, m->entries[i].data, m->entries[i].len);
+		if (m->entries[i].len)
+			memcpy(data, m->entries[i].data, m->entries[i].len);
 		e[i].data = data;
 		data += m->entries[i].len;
 	}
@@ -196,7 +197,8 @@ static void sim_log_push(struct sim_node *n, const struct raft_entry *e)
 	uint64_t prev = n->len ? n->log[n->len - 1].chain : 0;
 	s->term = e->term;
 	s->len = e->len;
-	memcpy(s->data, e->data, e->len);
+	if (e->len)
+		memcpy(s->data, e->data, e->len);
 	s->chain = sim_chain_next(prev, e->index, e->term, e->data, e->len);
 	n->len++;
 }
@@ -309,7 +311,8 @@ static void sim_node_start(struct sim_world *w, int i)
 		uint8_t *copy = malloc(SIM_PAYLOAD_MAX);
 		if (!copy)
 			abort();
-		memcpy(copy, n->log[k].data, n->log[k].len);
+		if (n->log[k].len)
+			memcpy(copy, n->log[k].data, n->log[k].len);
 		entries[k] = (struct raft_entry){.index = k + 1, .term = n->log[k].term, .len = n->log[k].len,
 						 .owner = copy, .data = copy,
 						 .type = n->log[k].len ? RAFT_ENTRY_NORMAL : RAFT_ENTRY_NOOP};

@@ -42,7 +42,8 @@ static struct raft_msg *tc_copy(const struct raft_msg *m)
 	uint8_t *d = (uint8_t *)(e + m->entry_count);
 	for (int i = 0; i < m->entry_count; i++) {
 		e[i] = m->entries[i];
-		memcpy(d, m->entries[i].data, m->entries[i].len);
+		if (m->entries[i].len)
+			memcpy(d, m->entries[i].data, m->entries[i].len);
 		e[i].data = d;
 		e[i].owner = NULL;
 		d += m->entries[i].len;
