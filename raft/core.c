@@ -463,11 +463,14 @@ const struct raft_ready *raft_ready(struct raft *r)
 	return rd;
 }
 
+/* Drops what the host allowed (raft_compact), and by itself applied entries beyond
+ * half of log_entries_max, so the other half stays free for new entries. */
 static void raft_compact_auto(struct raft *r)
 {
 	uint64_t target = r->compact_to;
-	if (r->log.count > (size_t)r->cfg.log_entries_max) {
-		uint64_t excess = (uint64_t)(r->log.count - (size_t)r->cfg.log_entries_max);
+	size_t keep = (size_t)r->cfg.log_entries_max / 2;
+	if (r->log.count > keep) {
+		uint64_t excess = (uint64_t)(r->log.count - keep);
 		if (r->log.compacted_index + excess > target)
 			target = r->log.compacted_index + excess;
 	}

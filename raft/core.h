@@ -51,7 +51,9 @@
  * MEMORY
  *   The core keeps entries after its compaction point in one array. The host lets it
  *   drop entries up to an applied index with raft_compact(); besides, once more than
- *   log_entries_max entries are held the core drops applied entries by itself. A
+ *   log_entries_max / 2 entries are held the core drops applied entries by itself (at
+ *   raft_advance), and it never holds more than log_entries_max (a proposal then gets
+ *   -ENOBUFS, a follower drops the append). A
  *   follower that needs a dropped entry is put in NEEDS_SNAPSHOT and named once in
  *   ready->needs_snapshot. Nothing is allocated per message once arrays have grown.
  */
@@ -128,7 +130,7 @@ struct raft_config {
 	int max_inflight_msgs;   /* 1..RAFT_INFLIGHT_MAX appends in flight per follower */
 	int max_msg_entries;     /* 1..RAFT_MSG_ENTRIES_MAX entries per append */
 	size_t max_msg_bytes;    /* payload bytes per append (at least one entry is sent) */
-	int log_entries_max;     /* entries held before applied ones are dropped */
+	int log_entries_max;     /* entries held at most; applied ones go beyond half of it */
 	int reads_max;           /* pending read-index requests on a leader */
 	int apply_entries_max;   /* committed entries handed out per ready */
 	uint32_t mutations;      /* enum raft_mutation bits; see above */

@@ -65,6 +65,20 @@ void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader)
 	raft_timers_reset(r);
 }
 
+/* A higher term seen from a node that is not (yet) a leader of it. A follower keeps
+ * its election timer running (Raft paper, Figure 2: the timer restarts on hearing the
+ * leader or granting a vote, not on a term change), so candidates whose logs are too
+ * short to win cannot keep the up-to-date nodes from ever timing out. */
+static void raft_term_raise(struct raft *r, uint64_t term)
+{
+	if (r->role != RAFT_FOLLOWER) {
+		raft_become_follower(r, term, 0);
+		return;
+	}
+	raft_term_set(r, term);
+	r->leader = 0;
+}
+
 static int raft_popcount(uint32_t bits) { return __builtin_popcount(bits); }
 
 static void raft_send_vote_requests(struct raft *r, bool pre_vote, bool transfer)
@@ -179,14 +193,14 @@ static bool raft_step_higher_term(struct raft *r, const struct raft_msg *m)
 	case RAFT_MSG_VOTE:
 		if (raft_in_lease(r) && !m->transfer)
 			return false;
-		raft_become_follower(r, m->term, 0);
+		raft_term_raise(r, m->term);
 		return true;
 	case RAFT_MSG_PRE_VOTE:
 		return !(raft_in_lease(r) && !m->transfer);
 	case RAFT_MSG_PRE_VOTE_RESP:
 		if (!m->reject)
 			return true;
-		raft_become_follower(r, m->term, 0);
+		raft_term_raise(r, m->term);
 		return true;
 	case RAFT_MSG_APPEND:
 	case RAFT_MSG_HEARTBEAT:
@@ -199,7 +213,7 @@ static bool raft_step_higher_term(struct raft *r, const struct raft_msg *m)
 	case RAFT_MSG_PROP:
 	case RAFT_MSG_READ_INDEX:
 	case RAFT_MSG_READ_INDEX_RESP:
-		raft_become_follower(r, m->term, 0);
+		raft_term_raise(r, m->term);
 		return true;
 	}
 	return false;

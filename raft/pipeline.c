@@ -340,6 +340,10 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	raft_advance(p->core);
 	if (n) {
 		raft_applied(p->core, p->applied_index);
+		/* One voter: no follower will ask for an applied entry again, so the core
+		 * keeps none (their messages are freed now, on this thread, while warm). */
+		int rc = raft_compact(p->core, p->applied_index);
+		assert(rc == 0);
 		pthread_mutex_lock(&p->stats_lock);
 		p->stats.batches++;
 		p->stats.entries += n;
