@@ -213,7 +213,7 @@ static void worker_pause_recv(struct worker *w, struct conn *c)
 
 static void worker_maybe_unpause(struct worker *w, struct conn *c)
 {
-	if (!c->recv_paused || c->shut || c->in.len >= CONN_PAUSE_IN_BYTES / 2)
+	if (!c->recv_paused || c->shut || c->peer_eof || c->in.len >= CONN_PAUSE_IN_BYTES / 2)
 		return;
 	c->recv_paused = false;
 	if (!c->recv_armed)
@@ -348,6 +348,12 @@ static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 			if (!c->shut && c->in.len > CONN_PAUSE_IN_BYTES &&
 			    (c->state == CONN_HANDSHAKE || c->in_stalled || conn_is_stalled(w, c)))
 				worker_pause_recv(w, c);
+		} else if (cqe->res == 0 && c->close_after_flush) {
+			/* An answer is still to be sent: a client that sends a four-letter word
+			 * and its FIN together (`echo ruok | nc -q1`) has both completions in
+			 * one batch, before the answer's send is issued. Send it, then close. */
+			c->peer_eof = true;
+			worker_conn_mark_send(w, c);
 		} else if (cqe->res == 0) {
 			worker_conn_close(w, c);
 		} else if (cqe->res == -ENOBUFS) {
@@ -358,7 +364,7 @@ static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 			log_debug("conn %s: recv: %s", c->peer, strerror(-cqe->res));
 			worker_conn_close(w, c);
 		}
-		if (!c->shut && !c->recv_armed && !c->recv_paused)
+		if (!c->shut && !c->recv_armed && !c->recv_paused && !c->peer_eof)
 			worker_arm_recv(w, c);
 	}
 	if (has_buf)

@@ -69,6 +69,7 @@ struct conn {
 	bool send_inflight;
 	bool close_after_flush;
 	bool shut;          /* shutdown(2) done: waiting for in-flight ops before free */
+	bool peer_eof;      /* the peer's FIN came while close_after_flush output was pending */
 	bool handshake_readonly_byte;
 	bool in_send_list;
 	bool in_ready_list;
