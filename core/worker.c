@@ -14,8 +14,37 @@
  *   3. retry input held back by a limit (stalled list);
  *   4. issue one send per connection with bytes waiting (batched: everything a turn
  *      produced for a connection goes out in one send);
- *   5. free connections whose in-flight operations are done (reap list);
+ *   5. free connections whose in-flight operations are done and whose linger ended
+ *      (reap list);
  *   6. announce sleep, re-check the queue, then submit and wait for completions.
+ *
+ * Closing a connection: two ways
+ *   abort     worker_conn_close: shutdown(SHUT_RDWR) now, free once its in-flight
+ *             operations complete. Errors, limits, a session that moved or expired.
+ *   graceful  a conn marked close_after_flush (a four-letter word's answer, the
+ *             closeSession reply, an auth failure): once its last byte is in the kernel,
+ *             shutdown(SHUT_WR) puts the FIN behind the answer and the multishot recv stays
+ *             armed, dropping input, until the peer's FIN or WORKER_LINGER_MS; then
+ *             close(2). Closing at once loses answers: a byte that arrives after
+ *             shutdown(SHUT_RD) or close (the newline of `echo ruok | nc`, anything sent
+ *             late) makes the kernel answer with RST (TcpExtTCPAbortOnData) and throw away
+ *             the answer bytes still queued for a slow reader (a large mntr, cons, dump,
+ *             wchc), and some client stacks drop unread bytes when an RST arrives.
+ *   A peer FIN (recv 0) while such an answer is still to be sent does not close either:
+ *   a client that sends the word and FIN together has both completions in one batch,
+ *   before the answer's send is issued; the conn remembers peer_eof, sends, then closes
+ *   without lingering (the peer has nothing more to send).
+ *
+ *     close_after_flush ──last byte sent──► FIN, lingering ──peer FIN, recv error──► freed
+ *                                              │ WORKER_LINGER_MS
+ *                                              └──► shutdown(SHUT_RDWR) ──recv ends──► freed
+ *
+ * Invariants of the reap list
+ *   1. A conn is on it at most once (c->shut is set when it goes on), so the list is
+ *      bounded by WORKER_CONNS_MAX.
+ *   2. Every conn on it is freed: in-flight operations complete (shutdown ends the
+ *      recv), and a lingering conn is shut down for reading at its deadline, which the
+ *      loop notices within one wait timeout (500 ms).
  *
  * Wake-ups: the raft thread pushes to from_raft and, only if this worker announced
  * sleep, sends IORING_OP_MSG_RING to this ring. No eventfd, no lock.
@@ -56,9 +85,12 @@ enum ud_kind {
 
 #define UD_ID_MASK ((1ULL << 48) - 1)
 #define CONN_PAUSE_IN_BYTES (64u << 10)
+/* How long a gracefully closed conn waits for the peer's FIN before close(2). */
+#define WORKER_LINGER_MS 2000
 
 struct conn_reap {
 	struct conn *c;
+	int64_t linger_deadline_ms; /* while c->lingering */
 	struct conn_reap *next;
 };
 
@@ -135,6 +167,16 @@ void worker_conn_mark_stalled(struct worker *w, struct conn *c)
 }
 
 
+static void worker_reap_push(struct worker *w, struct conn *c, int64_t linger_deadline_ms)
+{
+	struct conn_reap *r = malloc(sizeof *r);
+	assert(r);
+	r->c = c;
+	r->linger_deadline_ms = linger_deadline_ms;
+	r->next = w->reap_list;
+	w->reap_list = r;
+}
+
 void worker_conn_close(struct worker *w, struct conn *c)
 {
 	if (c->shut)
@@ -142,11 +184,7 @@ void worker_conn_close(struct worker *w, struct conn *c)
 	c->shut = true;
 	c->state = CONN_CLOSING;
 	shutdown(c->fd, SHUT_RDWR);
-	struct conn_reap *r = malloc(sizeof *r);
-	assert(r);
-	r->c = c;
-	r->next = w->reap_list;
-	w->reap_list = r;
+	worker_reap_push(w, c, 0);
 }
 
 static void worker_conn_finalize(struct worker *w, struct conn *c)
@@ -160,7 +198,8 @@ static void worker_conn_finalize(struct worker *w, struct conn *c)
 	w->conns[slot] = NULL;
 	w->conn_gen[slot] = (w->conn_gen[slot] + 1) & 0xffffff;
 	w->free_slots[w->free_count++] = slot;
-	w->conn_count--;
+	if (!c->fin_sent)
+		w->conn_count--;
 	pthread_mutex_unlock(&w->registry_lock);
 	conn_free(w, c);
 }
@@ -171,6 +210,11 @@ static void worker_reap_closed(struct worker *w)
 	while (*pp) {
 		struct conn_reap *r = *pp;
 		struct conn *c = r->c;
+		if (c->lingering && w->now_ms >= r->linger_deadline_ms) {
+			/* The peer neither closed nor went quiet: stop reading; the recv ends with 0. */
+			c->lingering = false;
+			shutdown(c->fd, SHUT_RDWR);
+		}
 		if (c->recv_armed || c->send_inflight || c->in_send_list || c->in_ready_list || c->in_stalled) {
 			pp = &r->next;
 			continue;
@@ -220,6 +264,39 @@ static void worker_maybe_unpause(struct worker *w, struct conn *c)
 		worker_arm_recv(w, c);
 }
 
+/*
+ * The last byte of a close_after_flush conn is in the kernel: FIN now, close(2) after
+ * the peer's FIN or the linger deadline (see "Closing a connection" above).
+ */
+static void worker_conn_close_graceful(struct worker *w, struct conn *c)
+{
+	assert(!c->shut && !c->send_inflight && c->out.len == 0 && c->close_after_flush);
+	c->shut = true;
+	c->fin_sent = true;
+	c->close_after_flush = false; /* nothing more is sent */
+	c->state = CONN_CLOSING;
+	shutdown(c->fd, SHUT_WR);
+	/* Closed as far as the client and the 4lw counts go: its watches go now and it
+	 * leaves srvr/mntr's connection count, as when the close was immediate. It still
+	 * holds its slot and its place in maxClientCnxns until freed, so one address
+	 * cannot pile up lingering connections. */
+	store_watcher_drop(w->srv->store, c->id);
+	pthread_mutex_lock(&w->registry_lock);
+	w->conn_count--;
+	pthread_mutex_unlock(&w->registry_lock);
+	if (c->peer_eof) {
+		/* The peer sent its FIN and the recv drained everything before it. */
+		assert(!c->recv_armed);
+		worker_reap_push(w, c, 0);
+		return;
+	}
+	c->lingering = true;
+	c->recv_paused = false; /* a pause's cancel completes in worker_linger_on_recv, which re-arms */
+	if (!c->recv_armed)
+		worker_arm_recv(w, c);
+	worker_reap_push(w, c, w->now_ms + WORKER_LINGER_MS);
+}
+
 static void worker_flush_sends(struct worker *w)
 {
 	struct conn *c = w->send_list;
@@ -238,7 +315,7 @@ static void worker_flush_sends(struct worker *w)
 			io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, c->id));
 			c->send_inflight = true;
 		} else if (!c->send_inflight && c->close_after_flush && !c->shut) {
-			worker_conn_close(w, c);
+			worker_conn_close_graceful(w, c);
 		}
 		c = next;
 	}
@@ -334,6 +411,17 @@ static void worker_recycle_buffer(struct worker *w, unsigned bid)
 	io_uring_buf_ring_advance(w->buf_ring, 1);
 }
 
+/* A lingering conn: its input is dropped; its FIN or an error ends the linger. */
+static void worker_linger_on_recv(struct worker *w, struct conn *c, int res)
+{
+	if (res > 0 || res == -ENOBUFS || res == -ECANCELED) {
+		if (!c->recv_armed)
+			worker_arm_recv(w, c);
+		return;
+	}
+	c->lingering = false;
+}
+
 static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 {
 	struct conn *c = worker_conn_lookup(w, ((uint64_t)w->index << 48) | (cqe->user_data & UD_ID_MASK));
@@ -342,7 +430,9 @@ static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	if (c && !more)
 		c->recv_armed = false;
-	if (c && !c->shut) {
+	if (c && c->lingering) {
+		worker_linger_on_recv(w, c, cqe->res);
+	} else if (c && !c->shut) {
 		if (cqe->res > 0 && has_buf) {
 			conn_on_input(w, c, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, (size_t)cqe->res);
 			if (!c->shut && c->in.len > CONN_PAUSE_IN_BYTES &&

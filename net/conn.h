@@ -13,6 +13,10 @@
  *               │                    │ committed
  *               └─ reconnect ok ─────┴──► ESTABLISHED ──close/error──► CLOSING ─► freed
  *
+ *   CLOSING with close_after_flush (an answer, then close) ends gracefully: FIN after the
+ *   last byte, input dropped until the peer's FIN (lingering), then freed; any other
+ *   CLOSING is an abort (shutdown both ways). core/worker.c explains why.
+ *
  * Request order (invariants)
  *   1. Replies leave in request order. Writes go to the raft thread in arrival order and
  *      come back in that order; a read (or ping, auth, setWatches) that arrives while a
@@ -70,6 +74,8 @@ struct conn {
 	bool close_after_flush;
 	bool shut;          /* shutdown(2) done: waiting for in-flight ops before free */
 	bool peer_eof;      /* the peer's FIN came while close_after_flush output was pending */
+	bool fin_sent;      /* closed gracefully: FIN after the answer; out of worker conn_count */
+	bool lingering;     /* fin_sent and input dropped until the peer's FIN or the deadline */
 	bool handshake_readonly_byte;
 	bool in_send_list;
 	bool in_ready_list;
