@@ -72,6 +72,7 @@
 #include "core/server.h"
 #include "core/wake.h"
 #include "net/conn.h"
+#include "net/fourlw.h"
 #include "raft/pipeline.h"
 #include "store/store.h"
 
@@ -411,6 +412,29 @@ static void worker_recycle_buffer(struct worker *w, unsigned bid)
 	io_uring_buf_ring_advance(w->buf_ring, 1);
 }
 
+/*
+ * Bytes for a conn that is not closing. stmk's 8-byte argument follows the word on the
+ * stream and goes to net/fourlw.c, not to the framing: the bytes of this chunk after the
+ * word (a word is only the first 4 bytes of a fresh conn's stream, of which `held` were
+ * kept from earlier chunks), then whole later chunks.
+ */
+static void worker_conn_input(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->fourlw_arg_wanted) {
+		fourlw_on_arg(w, c, data, len);
+		return;
+	}
+	bool fresh = c->state == CONN_NEW;
+	size_t held = c->in.len;
+	conn_on_input(w, c, data, len);
+	if (c->fourlw_arg_wanted && !c->shut) {
+		assert(fresh && held < 4);
+		size_t word_end = 4 - held;
+		if (len > word_end)
+			fourlw_on_arg(w, c, data + word_end, len - word_end);
+	}
+}
+
 /* A lingering conn: its input is dropped; its FIN or an error ends the linger. */
 static void worker_linger_on_recv(struct worker *w, struct conn *c, int res)
 {
@@ -434,7 +458,7 @@ static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 		worker_linger_on_recv(w, c, cqe->res);
 	} else if (c && !c->shut) {
 		if (cqe->res > 0 && has_buf) {
-			conn_on_input(w, c, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, (size_t)cqe->res);
+			worker_conn_input(w, c, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, (size_t)cqe->res);
 			if (!c->shut && c->in.len > CONN_PAUSE_IN_BYTES &&
 			    (c->state == CONN_HANDSHAKE || c->in_stalled || conn_is_stalled(w, c)))
 				worker_pause_recv(w, c);

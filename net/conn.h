@@ -7,7 +7,7 @@
  *
  * Lifecycle
  *
- *   accept ──► NEW ──4lw word──► (answer, CLOSING)
+ *   accept ──► NEW ──4lw word──► (answer, CLOSING)   stmk: after its 8-byte argument
  *               │ ConnectRequest
  *               ├─ sessionId 0 ──► HANDSHAKE (createSession proposed; input held)
  *               │                    │ committed
@@ -76,6 +76,9 @@ struct conn {
 	bool peer_eof;      /* the peer's FIN came while close_after_flush output was pending */
 	bool fin_sent;      /* closed gracefully: FIN after the answer; out of worker conn_count */
 	bool lingering;     /* fin_sent and input dropped until the peer's FIN or the deadline */
+	bool fourlw_arg_wanted; /* stmk: the 8-byte mask after the word is still coming */
+	uint8_t fourlw_arg_len;
+	uint8_t fourlw_arg[8];
 	bool handshake_readonly_byte;
 	bool in_send_list;
 	bool in_ready_list;
