@@ -29,7 +29,9 @@
  *             shutdown(SHUT_RD) or close (the newline of `echo ruok | nc`, anything sent
  *             late) makes the kernel answer with RST (TcpExtTCPAbortOnData) and throw away
  *             the answer bytes still queued for a slow reader (a large mntr, cons, dump,
- *             wchc), and some client stacks drop unread bytes when an RST arrives.
+ *             wchc); even a small answer can be lost to the RST (nc stops reading when
+ *             its shutdown(SHUT_WR) then fails with ENOTCONN). The linger deadline is
+ *             on the monotonic clock: a wall-clock step cannot stretch it.
  *   A peer FIN (recv 0) while such an answer is still to be sent does not close either:
  *   a client that sends the word and FIN together has both completions in one batch,
  *   before the answer's send is issued; the conn remembers peer_eof, sends, then closes
@@ -91,7 +93,7 @@ enum ud_kind {
 
 struct conn_reap {
 	struct conn *c;
-	int64_t linger_deadline_ms; /* while c->lingering */
+	int64_t linger_deadline_us; /* while c->lingering; monotonic (rk_now_us) */
 	struct conn_reap *next;
 };
 
@@ -168,12 +170,12 @@ void worker_conn_mark_stalled(struct worker *w, struct conn *c)
 }
 
 
-static void worker_reap_push(struct worker *w, struct conn *c, int64_t linger_deadline_ms)
+static void worker_reap_push(struct worker *w, struct conn *c, int64_t linger_deadline_us)
 {
 	struct conn_reap *r = malloc(sizeof *r);
 	assert(r);
 	r->c = c;
-	r->linger_deadline_ms = linger_deadline_ms;
+	r->linger_deadline_us = linger_deadline_us;
 	r->next = w->reap_list;
 	w->reap_list = r;
 }
@@ -208,11 +210,12 @@ static void worker_conn_finalize(struct worker *w, struct conn *c)
 static void worker_reap_closed(struct worker *w)
 {
 	struct conn_reap **pp = &w->reap_list;
+	int64_t now_us = *pp ? rk_now_us() : 0;
 	while (*pp) {
 		struct conn_reap *r = *pp;
 		struct conn *c = r->c;
-		if (c->lingering && w->now_ms >= r->linger_deadline_ms) {
-			/* The peer neither closed nor went quiet: stop reading; the recv ends with 0. */
+		if (c->lingering && now_us >= r->linger_deadline_us) {
+			/* No FIN from the peer in time: stop reading; the recv ends with 0. */
 			c->lingering = false;
 			shutdown(c->fd, SHUT_RDWR);
 		}
@@ -295,7 +298,7 @@ static void worker_conn_close_graceful(struct worker *w, struct conn *c)
 	c->recv_paused = false; /* a pause's cancel completes in worker_linger_on_recv, which re-arms */
 	if (!c->recv_armed)
 		worker_arm_recv(w, c);
-	worker_reap_push(w, c, w->now_ms + WORKER_LINGER_MS);
+	worker_reap_push(w, c, rk_now_us() + (int64_t)WORKER_LINGER_MS * 1000);
 }
 
 static void worker_flush_sends(struct worker *w)
