@@ -27,7 +27,8 @@ Checked against Apache ZooKeeper 3.8.0 (Debian package), with these differences,
 skipped or tolerated for ZooKeeper where it applies:
 - ZooKeeper closes with the client's newline unread, so the kernel resets the
   connection; `nc -q1` then fails its shutdown(SHUT_WR) with ENOTCONN and drops the
-  answer (about 1 run in 50). RingKeeper drains input until the client's FIN.
+  answer (about 1 run in 50, up to 1 in 7 with 50 at once). RingKeeper drains input
+  until the client's FIN.
 - a large answer to a slow reader who sends anything after the word (nc's newline) is
   cut off by that reset in ZooKeeper (RingKeeper-only test);
 - ZooKeeper drops a stmk whose 8 bytes come in a later segment; RingKeeper waits for
@@ -235,8 +236,9 @@ def test_real_nc(server):
                 report[word] = "%d/%d failed: %s" % (len(problems), ROUNDS, problems[:3])
     if server.target == "zookeeper":
         # ZooKeeper resets (the newline is unread when it closes) and nc drops the
-        # answer when its shutdown(SHUT_WR) then fails: about 1 run in 50.
-        assert all(int(v.split("/")[0]) <= ROUNDS // 10 for v in report.values()), report
+        # answer when its shutdown(SHUT_WR) then fails: about 1 run in 50 one at a time,
+        # up to 1 in 7 with 50 at once. Only check that the harness itself works.
+        assert all(int(v.split("/")[0]) < ROUNDS // 2 for v in report.values()), report
     else:
         assert not report, report
 
