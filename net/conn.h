@@ -7,11 +7,15 @@
  *
  * Lifecycle
  *
- *   accept ──► NEW ──4lw word──► (answer, CLOSING)
+ *   accept ──► NEW ──4lw word──► (answer, CLOSING)   stmk: after its 8-byte argument
  *               │ ConnectRequest
  *               ├─ sessionId 0 ──► HANDSHAKE (createSession proposed; input held)
  *               │                    │ committed
  *               └─ reconnect ok ─────┴──► ESTABLISHED ──close/error──► CLOSING ─► freed
+ *
+ *   CLOSING with close_after_flush (an answer, then close) ends gracefully: FIN after the
+ *   last byte, input dropped until the peer's FIN (lingering), then freed; any other
+ *   CLOSING is an abort (shutdown both ways). core/worker.c explains why.
  *
  * Request order (invariants)
  *   1. Replies leave in request order. Writes go to the raft thread in arrival order and
@@ -82,6 +86,12 @@ struct conn {
 	bool send_inflight;
 	bool close_after_flush;
 	bool shut;          /* shutdown(2) done: waiting for in-flight ops before free */
+	bool peer_eof;      /* the peer's FIN came while close_after_flush output was pending */
+	bool fin_sent;      /* closed gracefully: FIN after the answer; out of worker conn_count */
+	bool lingering;     /* fin_sent and input dropped until the peer's FIN or the deadline */
+	bool fourlw_arg_wanted; /* stmk: the 8-byte mask after the word is still coming */
+	uint8_t fourlw_arg_len;
+	uint8_t fourlw_arg[8];
 	bool handshake_readonly_byte;
 	bool in_send_list;
 	bool in_ready_list;

@@ -6,11 +6,24 @@
  * table under that worker's registry_lock (taken by the owner only when a conn is
  * added or freed), so no conn is freed while it is printed. Counters are read racily;
  * they are statistics.
+ *
+ * gtmk/stmk: ZooKeeper's text trace mask (ZooTrace), a process-wide long there too,
+ * kept only so these words answer as ZooKeeper's do: RingKeeper traces nothing by it.
+ * stmk is the one word with an argument, the 8 bytes (big-endian long) after it on the
+ * stream; the worker hands them over with fourlw_on_arg as they arrive, and the answer
+ * (the new mask in decimal) goes out once all 8 are in. ZooKeeper reads them with one
+ * non-blocking read and drops the connection when they came in a later segment; here
+ * they may come in any number of pieces. A FIN before the 8th byte: no answer, mask
+ * unchanged (ZooKeeper's result too). Not whitelisted: the usual refusal at once, and
+ * the argument is ignored, as ZooKeeper does.
  */
 #include "net/fourlw.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +32,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "net/server.h"
 #include "core/msg.h"
 #include "net/worker.h"
@@ -31,9 +45,14 @@
 
 static const char *const words[] = {
 	"ruok", "srvr", "stat", "conf", "cons", "crst", "srst", "envi", "mntr", "isro", "wchs", "dirs",
+	"gtmk", "stmk", /* ZooKeeper's text trace mask */
 	/* RingKeeper's admin words (ClickHouse Keeper's names where it has one) */
 	"lgif", "rqld", "ydld", "csnp", "uptm", "wchc", "wchp", "dump",
 };
+
+/* ZooTrace's default: CLIENT_REQUEST | SERVER_PACKET | SESSION | WARNING (2|16|32|256). */
+#define FOURLW_TRACE_MASK_DEFAULT 306
+static _Atomic int64_t fourlw_trace_mask = FOURLW_TRACE_MASK_DEFAULT;
 
 bool fourlw_is_word(const uint8_t word[4])
 {
@@ -376,12 +395,50 @@ static void write_dump(struct server *srv, FILE *f)
 	free(eph);
 }
 
+static void fourlw_send_and_close(struct worker *w, struct conn *c, const char *text, size_t len)
+{
+	conn_send_bytes(w, c, text, len);
+	c->close_after_flush = true;
+	c->state = CONN_CLOSING;
+}
+
+void fourlw_on_arg(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
+{
+	assert(c->fourlw_arg_wanted && c->fourlw_arg_len < sizeof c->fourlw_arg);
+	size_t take = sizeof c->fourlw_arg - c->fourlw_arg_len;
+	if (take > len)
+		take = len;
+	memcpy(c->fourlw_arg + c->fourlw_arg_len, data, take);
+	c->fourlw_arg_len = (uint8_t)(c->fourlw_arg_len + take);
+	if (c->fourlw_arg_len < sizeof c->fourlw_arg)
+		return;
+	c->fourlw_arg_wanted = false; /* bytes after the argument are dropped */
+	struct jute_reader r;
+	jute_reader_init(&r, c->fourlw_arg, sizeof c->fourlw_arg);
+	int64_t mask = jute_read_long(&r);
+	assert(jute_reader_ok(&r));
+	atomic_store(&fourlw_trace_mask, mask);
+	log_info("conn %s: stmk: text trace mask set to 0x%" PRIx64, c->peer, (uint64_t)mask);
+	char text[24];
+	int n = snprintf(text, sizeof text, "%" PRId64, mask);
+	assert(n > 0 && (size_t)n < sizeof text);
+	fourlw_send_and_close(w, c, text, (size_t)n);
+}
+
 void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4])
 {
 	struct server *srv = w->srv;
 	char word[5];
 	memcpy(word, word_bytes, 4);
 	word[4] = 0;
+	bool allowed = config_4lw_allowed(&srv->cfg, word);
+	if (allowed && !strcmp(word, "stmk")) {
+		/* No answer until the argument is in; input is no longer framing. */
+		c->fourlw_arg_wanted = true;
+		c->fourlw_arg_len = 0;
+		c->state = CONN_CLOSING;
+		return;
+	}
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -389,8 +446,10 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		worker_conn_close(w, c);
 		return;
 	}
-	if (!config_4lw_allowed(&srv->cfg, word)) {
+	if (!allowed) {
 		fprintf(f, "%s is not executed because it is not in the whitelist.\n", word);
+	} else if (!strcmp(word, "gtmk")) {
+		fprintf(f, "%" PRId64, atomic_load(&fourlw_trace_mask)); /* no newline, as ZooKeeper */
 	} else if (!strcmp(word, "ruok")) {
 		fprintf(f, "imok");
 	} else if (!strcmp(word, "isro")) {
@@ -475,8 +534,6 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 			dir_bytes(srv->cfg.data_log_dir));
 	}
 	fclose(f);
-	conn_send_bytes(w, c, text, len);
+	fourlw_send_and_close(w, c, text, len);
 	free(text);
-	c->close_after_flush = true;
-	c->state = CONN_CLOSING;
 }

@@ -8,6 +8,7 @@
 #define RK_FOURLW_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct worker;
@@ -15,7 +16,12 @@ struct conn;
 
 /* Whether the 4 bytes are a word we know (the connection is then not ZooKeeper framing). */
 bool fourlw_is_word(const uint8_t word[4]);
-/* Writes the answer to c's output and marks c to close once it is sent. Worker thread. */
+/* Writes the answer to c's output and marks c to close once it is sent. Worker thread.
+ * For a whitelisted stmk it only sets c->fourlw_arg_wanted (c is CLOSING): the answer
+ * waits for the argument. */
 void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word[4]);
+/* stmk's argument: bytes that follow the word on c's stream, in order, while
+ * c->fourlw_arg_wanted. Answers once 8 have come; ignores any beyond. Worker thread. */
+void fourlw_on_arg(struct worker *w, struct conn *c, const uint8_t *data, size_t len);
 
 #endif

@@ -14,8 +14,39 @@
  *   3. retry input held back by a limit (stalled list);
  *   4. issue one send per connection with bytes waiting (batched: everything a turn
  *      produced for a connection goes out in one send);
- *   5. free connections whose in-flight operations are done (reap list);
+ *   5. free connections whose in-flight operations are done and whose linger ended
+ *      (reap list);
  *   6. announce sleep, re-check the queue, then submit and wait for completions.
+ *
+ * Closing a connection: two ways
+ *   abort     worker_conn_close: shutdown(SHUT_RDWR) now, free once its in-flight
+ *             operations complete. Errors, limits, a session that moved or expired.
+ *   graceful  a conn marked close_after_flush (a four-letter word's answer, the
+ *             closeSession reply, an auth failure): once its last byte is in the kernel,
+ *             shutdown(SHUT_WR) puts the FIN behind the answer and the multishot recv stays
+ *             armed, dropping input, until the peer's FIN or WORKER_LINGER_MS; then
+ *             close(2). Closing at once loses answers: a byte that arrives after
+ *             shutdown(SHUT_RD) or close (the newline of `echo ruok | nc`, anything sent
+ *             late) makes the kernel answer with RST (TcpExtTCPAbortOnData) and throw away
+ *             the answer bytes still queued for a slow reader (a large mntr, cons, dump,
+ *             wchc); even a small answer can be lost to the RST (nc stops reading when
+ *             its shutdown(SHUT_WR) then fails with ENOTCONN). The linger deadline is
+ *             on the monotonic clock: a wall-clock step cannot stretch it.
+ *   A peer FIN (recv 0) while such an answer is still to be sent does not close either:
+ *   a client that sends the word and FIN together has both completions in one batch,
+ *   before the answer's send is issued; the conn remembers peer_eof, sends, then closes
+ *   without lingering (the peer has nothing more to send).
+ *
+ *     close_after_flush ──last byte sent──► FIN, lingering ──peer FIN, recv error──► freed
+ *                                              │ WORKER_LINGER_MS
+ *                                              └──► shutdown(SHUT_RDWR) ──recv ends──► freed
+ *
+ * Invariants of the reap list
+ *   1. A conn is on it at most once (c->shut is set when it goes on), so the list is
+ *      bounded by WORKER_CONNS_MAX.
+ *   2. Every conn on it is freed: in-flight operations complete (shutdown ends the
+ *      recv), and a lingering conn is shut down for reading at its deadline, which the
+ *      loop notices within one wait timeout (500 ms).
  *
  * Wake-ups: the raft thread pushes to this worker's port of the hub (core/hub.h) and,
  * only if this worker announced sleep, sends IORING_OP_MSG_RING to this ring. No
@@ -43,6 +74,7 @@
 #include "core/log.h"
 #include "core/msg.h"
 #include "net/conn.h"
+#include "net/fourlw.h"
 #include "net/server.h"
 #include "store/store.h"
 
@@ -56,9 +88,12 @@ enum ud_kind {
 
 #define UD_ID_MASK ((1ULL << 48) - 1)
 #define CONN_PAUSE_IN_BYTES (64u << 10)
+/* How long a gracefully closed conn waits for the peer's FIN before close(2). */
+#define WORKER_LINGER_MS 2000
 
 struct conn_reap {
 	struct conn *c;
+	int64_t linger_deadline_us; /* while c->lingering; monotonic (rk_now_us) */
 	struct conn_reap *next;
 };
 
@@ -127,6 +162,16 @@ void worker_conn_mark_stalled(struct worker *w, struct conn *c)
 }
 
 
+static void worker_reap_push(struct worker *w, struct conn *c, int64_t linger_deadline_us)
+{
+	struct conn_reap *r = malloc(sizeof *r);
+	assert(r);
+	r->c = c;
+	r->linger_deadline_us = linger_deadline_us;
+	r->next = w->reap_list;
+	w->reap_list = r;
+}
+
 void worker_conn_close(struct worker *w, struct conn *c)
 {
 	if (c->shut)
@@ -134,11 +179,7 @@ void worker_conn_close(struct worker *w, struct conn *c)
 	c->shut = true;
 	c->state = CONN_CLOSING;
 	shutdown(c->fd, SHUT_RDWR);
-	struct conn_reap *r = malloc(sizeof *r);
-	assert(r);
-	r->c = c;
-	r->next = w->reap_list;
-	w->reap_list = r;
+	worker_reap_push(w, c, 0);
 }
 
 static void worker_conn_finalize(struct worker *w, struct conn *c)
@@ -152,7 +193,8 @@ static void worker_conn_finalize(struct worker *w, struct conn *c)
 	w->conns[slot] = NULL;
 	w->conn_gen[slot] = (w->conn_gen[slot] + 1) & 0xffffff;
 	w->free_slots[w->free_count++] = slot;
-	w->conn_count--;
+	if (!c->fin_sent)
+		w->conn_count--;
 	pthread_mutex_unlock(&w->registry_lock);
 	conn_free(w, c);
 }
@@ -160,9 +202,15 @@ static void worker_conn_finalize(struct worker *w, struct conn *c)
 static void worker_reap_closed(struct worker *w)
 {
 	struct conn_reap **pp = &w->reap_list;
+	int64_t now_us = *pp ? rk_now_us() : 0;
 	while (*pp) {
 		struct conn_reap *r = *pp;
 		struct conn *c = r->c;
+		if (c->lingering && now_us >= r->linger_deadline_us) {
+			/* No FIN from the peer in time: stop reading; the recv ends with 0. */
+			c->lingering = false;
+			shutdown(c->fd, SHUT_RDWR);
+		}
 		if (c->recv_armed || c->send_inflight || c->in_send_list || c->in_ready_list || c->in_stalled) {
 			pp = &r->next;
 			continue;
@@ -205,11 +253,44 @@ static void worker_pause_recv(struct worker *w, struct conn *c)
 
 static void worker_maybe_unpause(struct worker *w, struct conn *c)
 {
-	if (!c->recv_paused || c->shut || c->in.len >= CONN_PAUSE_IN_BYTES / 2)
+	if (!c->recv_paused || c->shut || c->peer_eof || c->in.len >= CONN_PAUSE_IN_BYTES / 2)
 		return;
 	c->recv_paused = false;
 	if (!c->recv_armed)
 		worker_arm_recv(w, c);
+}
+
+/*
+ * The last byte of a close_after_flush conn is in the kernel: FIN now, close(2) after
+ * the peer's FIN or the linger deadline (see "Closing a connection" above).
+ */
+static void worker_conn_close_graceful(struct worker *w, struct conn *c)
+{
+	assert(!c->shut && !c->send_inflight && c->out.len == 0 && c->close_after_flush);
+	c->shut = true;
+	c->fin_sent = true;
+	c->close_after_flush = false; /* nothing more is sent */
+	c->state = CONN_CLOSING;
+	shutdown(c->fd, SHUT_WR);
+	/* Closed as far as the client and the 4lw counts go: its watches go now and it
+	 * leaves srvr/mntr's connection count, as when the close was immediate. It still
+	 * holds its slot and its place in maxClientCnxns until freed, so one address
+	 * cannot pile up lingering connections. */
+	store_watcher_drop(w->srv->store, c->id);
+	pthread_mutex_lock(&w->registry_lock);
+	w->conn_count--;
+	pthread_mutex_unlock(&w->registry_lock);
+	if (c->peer_eof) {
+		/* The peer sent its FIN and the recv drained everything before it. */
+		assert(!c->recv_armed);
+		worker_reap_push(w, c, 0);
+		return;
+	}
+	c->lingering = true;
+	c->recv_paused = false; /* a pause's cancel completes in worker_linger_on_recv, which re-arms */
+	if (!c->recv_armed)
+		worker_arm_recv(w, c);
+	worker_reap_push(w, c, rk_now_us() + (int64_t)WORKER_LINGER_MS * 1000);
 }
 
 static void worker_flush_sends(struct worker *w)
@@ -230,7 +311,7 @@ static void worker_flush_sends(struct worker *w)
 			io_uring_sqe_set_data64(sqe, ud_make(UD_SEND, c->id));
 			c->send_inflight = true;
 		} else if (!c->send_inflight && c->close_after_flush && !c->shut) {
-			worker_conn_close(w, c);
+			worker_conn_close_graceful(w, c);
 		}
 		c = next;
 	}
@@ -326,6 +407,40 @@ static void worker_recycle_buffer(struct worker *w, unsigned bid)
 	io_uring_buf_ring_advance(w->buf_ring, 1);
 }
 
+/*
+ * Bytes for a conn that is not closing. stmk's 8-byte argument follows the word on the
+ * stream and goes to net/fourlw.c, not to the framing: the bytes of this chunk after the
+ * word (a word is only the first 4 bytes of a fresh conn's stream, of which `held` were
+ * kept from earlier chunks), then whole later chunks.
+ */
+static void worker_conn_input(struct worker *w, struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->fourlw_arg_wanted) {
+		fourlw_on_arg(w, c, data, len);
+		return;
+	}
+	bool fresh = c->state == CONN_NEW;
+	size_t held = c->in.len;
+	conn_on_input(w, c, data, len);
+	if (c->fourlw_arg_wanted && !c->shut) {
+		assert(fresh && held < 4);
+		size_t word_end = 4 - held;
+		if (len > word_end)
+			fourlw_on_arg(w, c, data + word_end, len - word_end);
+	}
+}
+
+/* A lingering conn: its input is dropped; its FIN or an error ends the linger. */
+static void worker_linger_on_recv(struct worker *w, struct conn *c, int res)
+{
+	if (res > 0 || res == -ENOBUFS || res == -ECANCELED) {
+		if (!c->recv_armed)
+			worker_arm_recv(w, c);
+		return;
+	}
+	c->lingering = false;
+}
+
 static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 {
 	struct conn *c = worker_conn_lookup(w, ((uint64_t)w->index << 48) | (cqe->user_data & UD_ID_MASK));
@@ -334,12 +449,20 @@ static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	if (c && !more)
 		c->recv_armed = false;
-	if (c && !c->shut) {
+	if (c && c->lingering) {
+		worker_linger_on_recv(w, c, cqe->res);
+	} else if (c && !c->shut) {
 		if (cqe->res > 0 && has_buf) {
-			conn_on_input(w, c, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, (size_t)cqe->res);
+			worker_conn_input(w, c, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, (size_t)cqe->res);
 			if (!c->shut && c->in.len > CONN_PAUSE_IN_BYTES &&
 			    (c->state == CONN_HANDSHAKE || c->in_stalled || conn_is_stalled(w, c)))
 				worker_pause_recv(w, c);
+		} else if (cqe->res == 0 && c->close_after_flush) {
+			/* An answer is still to be sent: a client that sends a four-letter word
+			 * and its FIN together (`echo ruok | nc -q1`) has both completions in
+			 * one batch, before the answer's send is issued. Send it, then close. */
+			c->peer_eof = true;
+			worker_conn_mark_send(w, c);
 		} else if (cqe->res == 0) {
 			worker_conn_close(w, c);
 		} else if (cqe->res == -ENOBUFS) {
@@ -350,7 +473,7 @@ static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 			log_debug("conn %s: recv: %s", c->peer, strerror(-cqe->res));
 			worker_conn_close(w, c);
 		}
-		if (!c->shut && !c->recv_armed && !c->recv_paused)
+		if (!c->shut && !c->recv_armed && !c->recv_paused && !c->peer_eof)
 			worker_arm_recv(w, c);
 	}
 	if (has_buf)

@@ -644,7 +644,7 @@ def test_4lw_not_whitelisted(server, server_pool):
     try:
         assert srv.four_letter("ruok") == "imok"
         assert srv.four_letter("srvr").startswith("Zookeeper version: ")
-        for cmd in ("mntr", "stat", "envi"):
+        for cmd in ("mntr", "stat", "envi", "gtmk"):
             assert srv.four_letter(cmd) == \
                 "%s is not executed because it is not in the whitelist.\n" % cmd
     finally:
