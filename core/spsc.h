@@ -63,20 +63,6 @@ static inline bool spsc_push(struct spsc *q, void *item)
 	return true;
 }
 
-/* Consumer only. Returns NULL when empty. */
-static inline void *spsc_pop(struct spsc *q)
-{
-	size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
-	if (head == q->tail_cached) {
-		q->tail_cached = atomic_load_explicit(&q->tail, memory_order_acquire);
-		if (head == q->tail_cached)
-			return NULL;
-	}
-	void *item = q->slots[head & q->mask];
-	atomic_store_explicit(&q->head, head + 1, memory_order_release);
-	return item;
-}
-
 /* Consumer only: the item spsc_pop would return next, left in place; NULL when empty. */
 static inline void *spsc_peek(struct spsc *q)
 {
@@ -87,6 +73,17 @@ static inline void *spsc_peek(struct spsc *q)
 			return NULL;
 	}
 	return q->slots[head & q->mask];
+}
+
+/* Consumer only. Returns NULL when empty. */
+static inline void *spsc_pop(struct spsc *q)
+{
+	void *item = spsc_peek(q);
+	if (item) {
+		size_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+		atomic_store_explicit(&q->head, head + 1, memory_order_release);
+	}
+	return item;
 }
 
 /* Either side; a hint only. */

@@ -35,6 +35,27 @@ enum op_class {
 	OP_UNKNOWN,     /* UNIMPLEMENTED, then close */
 };
 
+/* The requests conn_read answers from the store (the rest of OP_ORDERED is conn_run_ordered's). */
+static bool op_is_store_read(int32_t opcode)
+{
+	switch (opcode) {
+	case ZK_OP_EXISTS:
+	case ZK_OP_GET_DATA:
+	case ZK_OP_GET_ACL:
+	case ZK_OP_GET_CHILDREN:
+	case ZK_OP_GET_CHILDREN2:
+	case ZK_OP_MULTI_READ:
+	case ZK_OP_GET_EPHEMERALS:
+	case ZK_OP_GET_ALL_CHILDREN_NUMBER:
+	case ZK_OP_FILTERED_LIST:
+	case ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA:
+	case ZK_OP_LIST_RECURSIVE:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static enum op_class op_classify(const struct server *srv, int32_t opcode)
 {
 	switch (opcode) {
@@ -56,17 +77,6 @@ static enum op_class op_classify(const struct server *srv, int32_t opcode)
 		return OP_WRITE;
 	case ZK_OP_CREATE_TTL:
 		return srv->cfg.extended_types_enabled ? OP_WRITE : OP_ORDERED;
-	case ZK_OP_EXISTS:
-	case ZK_OP_GET_DATA:
-	case ZK_OP_GET_ACL:
-	case ZK_OP_GET_CHILDREN:
-	case ZK_OP_GET_CHILDREN2:
-	case ZK_OP_MULTI_READ:
-	case ZK_OP_GET_EPHEMERALS:
-	case ZK_OP_GET_ALL_CHILDREN_NUMBER:
-	case ZK_OP_FILTERED_LIST:
-	case ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA:
-	case ZK_OP_LIST_RECURSIVE:
 	case ZK_OP_PING:
 	case ZK_OP_AUTH:
 	case ZK_OP_SET_WATCHES:
@@ -80,7 +90,7 @@ static enum op_class op_classify(const struct server *srv, int32_t opcode)
 	case ZK_OP_DELETE_CONTAINER:
 		return OP_ORDERED;
 	default:
-		return OP_UNKNOWN;
+		return op_is_store_read(opcode) ? OP_ORDERED : OP_UNKNOWN;
 	}
 }
 
@@ -448,27 +458,6 @@ static void conn_read(struct worker *w, struct conn *c, int32_t xid, int32_t opc
 	c->last_response_ms = w->now_ms;
 	atomic_fetch_add_explicit(&srv->stats.reads_served, 1, memory_order_relaxed);
 	conn_frame_done(w, c);
-}
-
-/* The requests conn_read answers from the store (the rest of OP_ORDERED is conn_run_ordered's). */
-static bool op_is_store_read(int32_t opcode)
-{
-	switch (opcode) {
-	case ZK_OP_EXISTS:
-	case ZK_OP_GET_DATA:
-	case ZK_OP_GET_ACL:
-	case ZK_OP_GET_CHILDREN:
-	case ZK_OP_GET_CHILDREN2:
-	case ZK_OP_MULTI_READ:
-	case ZK_OP_GET_EPHEMERALS:
-	case ZK_OP_GET_ALL_CHILDREN_NUMBER:
-	case ZK_OP_FILTERED_LIST:
-	case ZK_OP_FILTERED_LIST_WITH_STATS_AND_DATA:
-	case ZK_OP_LIST_RECURSIVE:
-		return true;
-	default:
-		return false;
-	}
 }
 
 static void conn_add_watch(struct worker *w, struct conn *c, int32_t xid, const uint8_t *body, size_t len)
