@@ -3,15 +3,24 @@
  * it, plus what the leader decided for it. Replicas apply entries; they never see
  * connections.
  *
- * Layout (big-endian, version 1):
- *   0  int64  time_ms      wall clock chosen by the leader when it appended the entry
+ * Layout (big-endian, version 2):
+ *   0  int64  time_ms      wall clock chosen by the proposing server when it proposed
  *   8  int64  session_id
  *   16 int32  opcode       enum zk_op (incl. createSession -10, closeSession -11)
  *   20 uint8  version      RK_ENTRY_VERSION
  *   21 uint8  flags        bit 0: caller is super
  *   22 uint8  ids_count    <= RK_ENTRY_IDS_MAX
- *   23 ids    ids_count × (ustring scheme, ustring id): the caller's auth identities
+ *   23 uint64 origin       the proposal's id: proposing server id << 48 | a sequence
+ *                          number of that server's (see entry_origin_make); 0: none
+ *   31 ids    ids_count × (ustring scheme, ustring id): the caller's auth identities
  *   .. body   the request record (after the RequestHeader), to the end
+ * Version 1 (written before origins existed) has no origin field: ids start at 23,
+ * and it decodes with origin 0. Both versions replay.
+ *
+ * The origin lets the server that proposed an entry recognise it when it applies,
+ * whoever led when it was appended (a follower forwards its clients' writes): the
+ * reply goes to the client that sent it, and an own proposal that never shows up
+ * (lost with a deposed leader) is detected when a later one of the same server does.
  */
 #ifndef RK_ENTRY_H
 #define RK_ENTRY_H
@@ -23,10 +32,12 @@
 #include "core/jute.h"
 #include "store/store.h"
 
-#define RK_ENTRY_VERSION 1
+#define RK_ENTRY_VERSION 2
 #define RK_ENTRY_IDS_MAX 8
-#define RK_ENTRY_HEADER_BYTES 23
+#define RK_ENTRY_HEADER_BYTES 31
 #define RK_ENTRY_TIME_OFFSET 0
+#define RK_ENTRY_ORIGIN_OFFSET 23
+#define RK_ENTRY_ORIGIN_SEQ_BITS 48
 
 struct rk_entry {
 	int64_t time_ms;
@@ -35,6 +46,7 @@ struct rk_entry {
 	bool super;
 	int ids_count;
 	struct zk_id ids[RK_ENTRY_IDS_MAX];
+	uint64_t origin; /* 0: none (version 1, or the server's own sweeps before proposing) */
 	const uint8_t *body;
 	size_t body_len;
 };
@@ -45,5 +57,13 @@ void entry_encode(struct jute_writer *w, int64_t session_id, int32_t opcode, boo
 /* Decodes in place (views into buf). Returns 0 or -EPROTO. */
 int entry_decode(struct rk_entry *e, const uint8_t *buf, size_t len);
 void entry_set_time(uint8_t *buf, int64_t time_ms);
+/* Stamps the origin of an encoded (version 2) entry; the proposing server does it. */
+void entry_set_origin(uint8_t *buf, uint64_t origin);
+
+static inline uint64_t entry_origin_make(uint32_t server_id, uint64_t seq)
+{
+	return (uint64_t)(server_id & 0xffff) << RK_ENTRY_ORIGIN_SEQ_BITS |
+	       (seq & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1));
+}
 
 #endif

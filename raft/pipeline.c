@@ -153,18 +153,18 @@ static bool pipe_propose_run(struct raft_pipeline *p, struct rk_msg **msgs, size
 		return true;
 	struct raft_proposal props[PIPE_BATCH_ENTRIES_MAX];
 	int64_t now = rk_now_ms();
+	uint64_t seq = p->origin_seq;
 	for (size_t i = 0; i < n; i++) {
 		entry_set_time(msgs[i]->data, now);
+		uint64_t origin = entry_origin_make(p->server_id, ++seq);
+		entry_set_origin(msgs[i]->data, origin);
+		/* Recorded first: from a successful raft_propose on, the messages are the core's. */
+		pipe_local_push(p, msgs[i], origin, 0);
 		props[i] = (struct raft_proposal){ .owner = msgs[i], .data = msgs[i]->data, .len = msgs[i]->len };
 	}
-	struct raft_status before;
-	raft_status(p->core, &before);
-	/* Recorded first: from a successful raft_propose on, the messages are the core's. */
-	for (size_t i = 0; i < n; i++)
-		pipe_local_push(p, msgs[i], before.last_index + 1 + i, before.term, 0);
 	int rc = raft_propose(p->core, props, (int)n);
 	if (rc == 0) {
-		assert(raft_term_at(p->core, before.last_index + n) == before.term);
+		p->origin_seq = seq;
 		return true;
 	}
 	p->local_count -= n; /* not taken: forget them again */
@@ -229,7 +229,7 @@ static void pipe_propose_batch(struct raft_pipeline *p)
 			stalled = true;
 			break;
 		}
-		pipe_local_push(p, m, 0, 0, ZK_SYSTEMERROR);
+		pipe_local_push(p, m, 0, ZK_SYSTEMERROR);
 		free(m);
 		start = ++i;
 	}

@@ -75,8 +75,7 @@ void pipe_broadcast_session_gone(struct raft_pipeline *p, int64_t session_id, ui
 
 /* ---- the local FIFO ------------------------------------------------------------- */
 
-void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t index, uint64_t term,
-		     int32_t err)
+void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t origin, int32_t err)
 {
 	assert(p->local_count < PIPE_LOCAL_MAX);
 	struct rk_entry e;
@@ -84,8 +83,7 @@ void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t i
 	assert(rc == 0); /* workers and the sweeps encode entries; a bad one is a bug */
 	struct pipe_local *l = &p->local[(p->local_head + p->local_count) % PIPE_LOCAL_MAX];
 	*l = (struct pipe_local){
-		.index = index,
-		.term = term,
+		.origin = origin,
 		.conn_id = m->conn_id,
 		.session_id = e.session_id,
 		.start_us = m->start_us,
@@ -141,7 +139,7 @@ static void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l
 void pipe_answer_refused(struct raft_pipeline *p)
 {
 	struct pipe_local *l;
-	while ((l = pipe_local_head(p)) && l->index == 0) {
+	while ((l = pipe_local_head(p)) && l->origin == 0) {
 		if (l->conn_id == RK_CONN_ID_NONE) {
 			/* an expiry we could not log: the next check proposes it again */
 			if (l->opcode == ZK_OP_CLOSE_SESSION)
@@ -199,34 +197,64 @@ static int32_t pipe_store_apply(struct raft_pipeline *p, const struct rk_entry *
 	return err;
 }
 
+static uint64_t origin_seq(uint64_t origin)
+{
+	return origin & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1);
+}
+
+/*
+ * The local proposal an applied entry with this origin answers, or NULL when it is
+ * not ours. Our proposals are appended in the order we made them, so one of ours with
+ * a later sequence number means the ones before it at the head of the FIFO were lost
+ * (a deposed leader's uncommitted suffix, a forward dropped during a transfer): their
+ * clients get CONNECTIONLOSS and their connections close, as a ZooKeeper client sees
+ * when its server loses its leader; it reconnects and retries. Never with one voter.
+ */
+static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origin)
+{
+	if (origin == 0 || origin >> RK_ENTRY_ORIGIN_SEQ_BITS != (p->server_id & 0xffff))
+		return NULL;
+	struct pipe_local *l;
+	while ((l = pipe_local_head(p)) && l->origin != origin && origin_seq(l->origin) < origin_seq(origin)) {
+		log_warn("proposal 0x%llx of session 0x%llx was lost (a later one committed): closing its connection",
+			 (unsigned long long)l->origin, (unsigned long long)l->session_id);
+		if (l->conn_id != RK_CONN_ID_NONE) {
+			jute_writer_reset(&p->reply);
+			uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
+			assert(hdr);
+			l->opcode = ZK_OP_CLOSE_SESSION; /* routes with CLOSE_AFTER; the session lives on */
+			pipe_route_reply(p, l, ZK_CONNECTIONLOSS, store_last_zxid(p->store));
+		} else if (l->opcode == ZK_OP_CLOSE_SESSION) {
+			pipe_expiring_forget(p, l->session_id);
+		}
+		pipe_local_pop(p);
+		pipe_answer_refused(p);
+	}
+	return l && l->origin == origin ? l : NULL;
+}
+
 void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
 {
 	assert(ce->index == p->applied_index + 1);
-	pipe_answer_refused(p);
-	struct pipe_local *l = pipe_local_head(p);
-	bool ours = l && l->index == ce->index && l->term == ce->term;
-	/* A proposal of ours at an index now held by another entry was lost with a
-	 * deposed leader's log; never here while this server is the only voter. */
-	assert(!l || l->index > ce->index || ours);
 	p->applied_index = ce->index;
-	if (ce->type == RAFT_ENTRY_NOOP) {
-		assert(!ours);
+	pipe_answer_refused(p);
+	if (ce->type == RAFT_ENTRY_NOOP)
 		return;
-	}
 	struct rk_entry e;
 	int rc = entry_decode(&e, ce->data, ce->len);
 	assert(rc == 0); /* entries are checked when proposed; a bad one here is a bug */
+	struct pipe_local *l = pipe_local_for(p, e.origin);
 	int64_t zxid = (int64_t)ce->index;
 	int32_t err = pipe_store_apply(p, &e, zxid);
 	if (e.opcode == ZK_OP_CLOSE_SESSION) {
 		pipe_expiring_forget(p, e.session_id);
 		/* Not closed by a client of ours: every connection of it here must go. */
-		if (!ours || l->conn_id == RK_CONN_ID_NONE) {
-			log_info("session 0x%llx %s", (unsigned long long)e.session_id, ours ? "expired" : "closed");
+		if (!l || l->conn_id == RK_CONN_ID_NONE) {
+			log_info("session 0x%llx %s", (unsigned long long)e.session_id, l ? "expired" : "closed");
 			pipe_broadcast_session_gone(p, e.session_id, RK_CONN_ID_NONE, 1);
 		}
 	}
-	if (!ours)
+	if (!l)
 		return;
 	if (l->conn_id != RK_CONN_ID_NONE)
 		pipe_route_reply(p, l, err, zxid);

@@ -49,14 +49,13 @@ enum { UD_PIPE_WAKE = 1, UD_PIPE_WAL = 1 << 8 };
  * entry itself belongs to the core from raft_propose on.
  */
 struct pipe_local {
-	uint64_t index;    /* its log index; 0: refused before the log (err says why) */
-	uint64_t term;
+	uint64_t origin;   /* the entry's origin (raft/entry.h); 0: refused before the log */
 	uint64_t conn_id;  /* RK_CONN_ID_NONE: the server's own (expiry, container sweep) */
 	int64_t session_id;
 	uint64_t start_us;
 	int32_t xid;
 	int32_t opcode;
-	int32_t err;
+	int32_t err;       /* refused: the answer */
 };
 
 /* An entry the core handed out that the log could not stage yet (batch full, disk
@@ -90,6 +89,8 @@ struct raft_pipeline {
 	bool disk_full; /* the log could not prepare a segment: refuse new proposals */
 	uint32_t entry_bytes_max; /* the largest entry one log batch holds */
 	int64_t durable_index; /* last index known on disk */
+	uint32_t server_id;
+	uint64_t origin_seq; /* the last proposal's sequence number (entry origins) */
 	uint64_t applied_index;
 	struct jute_writer reply;
 	int64_t next_expiry_ms;
@@ -114,9 +115,8 @@ void pipe_broadcast_session_gone(struct raft_pipeline *p, int64_t session_id, ui
 void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *e);
 /* Answers the refused proposals at the head of the local FIFO (their turn has come). */
 void pipe_answer_refused(struct raft_pipeline *p);
-/* Records a proposal handed to the core (index > 0) or refused (index 0, err). */
-void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t index, uint64_t term,
-		     int32_t err);
+/* Records a proposal handed to the core (origin > 0) or refused (origin 0, err). */
+void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t origin, int32_t err);
 void pipe_store_warn(void *ctx, const char *text);
 
 /* pipeline_recover.c */

@@ -174,6 +174,10 @@ static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs)
 {
 	uint64_t id = p->cfg->server_id > 0 ? (uint64_t)p->cfg->server_id : 1;
 	p->voters[0] = id;
+	p->server_id = (uint32_t)id;
+	/* Proposal sequence numbers start from the clock, so they keep growing across
+	 * restarts: an old proposal of ours committed late never matches a new one. */
+	p->origin_seq = (uint64_t)rk_now_us() & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1);
 	struct raft_config rcfg;
 	raft_config_default(&rcfg, id, p->voters, 1);
 	rcfg.seed = (uint64_t)rk_now_us() ^ (id << 48);
