@@ -147,6 +147,15 @@ static const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_KEY_RAFT_LOG_SYNC] = { "raft.logSyncMethod", CONFIG_TYPE_SYNC_METHOD, NULL, "syscall",
 		"log durability: syscall, linked or dsync (see README)",
 		0, 0, FIELD(raft_log_sync_method) },
+	[CONFIG_KEY_RAFT_TICK] = { "raft.tickMs", CONFIG_TYPE_INT, NULL, "50",
+		"the consensus core's tick (ms): elections and heartbeats count ticks",
+		5, 1000, FIELD(raft_tick_ms) },
+	[CONFIG_KEY_RAFT_ELECTION_TIMEOUT] = { "raft.electionTimeoutMs", CONFIG_TYPE_INT, NULL, "500",
+		"no leader heard this long (randomised up to 2x): elect one (ms)",
+		20, 600000, FIELD(raft_election_timeout_ms) },
+	[CONFIG_KEY_RAFT_HEARTBEAT] = { "raft.heartbeatIntervalMs", CONFIG_TYPE_INT, NULL, "100",
+		"an idle leader shows it is alive this often (ms)",
+		5, 600000, FIELD(raft_heartbeat_interval_ms) },
 };
 
 /*
@@ -708,6 +717,9 @@ void config_defaults(struct rk_config *cfg)
 	cfg->keeper_api_nodes = true;
 	cfg->raft_log_inflight_max = 1;
 	cfg->raft_log_sync_method = CONFIG_SYNC_SYSCALL;
+	cfg->raft_tick_ms = 50;
+	cfg->raft_election_timeout_ms = 500;
+	cfg->raft_heartbeat_interval_ms = 100;
 }
 
 int config_set_flag(struct rk_config *cfg, const char *key, const char *value, char *err,
@@ -892,6 +904,22 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 		return config_fail(err, err_len, &where, config_keys[id].name,
 				   "%d is less than minSessionTimeout %d (2*tickTime)",
 				   cfg->session_timeout_ms_max, cfg->session_timeout_ms_min);
+	}
+
+	/* The core counts in ticks: a heartbeat at least one tick, the election timeout
+	 * at least two heartbeats (a follower must miss one before it campaigns). */
+	if (cfg->raft_heartbeat_interval_ms < cfg->raft_tick_ms ||
+	    cfg->raft_election_timeout_ms < 2 * cfg->raft_heartbeat_interval_ms) {
+		bool hb_set = origins[CONFIG_KEY_RAFT_HEARTBEAT].kind != CONFIG_ORIGIN_DEFAULT;
+		enum config_key_id id = hb_set ? CONFIG_KEY_RAFT_HEARTBEAT : CONFIG_KEY_RAFT_ELECTION_TIMEOUT;
+		if (cfg->raft_heartbeat_interval_ms < cfg->raft_tick_ms)
+			id = origins[CONFIG_KEY_RAFT_TICK].kind != CONFIG_ORIGIN_DEFAULT ? CONFIG_KEY_RAFT_TICK
+											  : CONFIG_KEY_RAFT_HEARTBEAT;
+		struct config_where where = config_where_of(cfg, origins[id]);
+		return config_fail(err, err_len, &where, config_keys[id].name,
+				   "raft.tickMs %d <= raft.heartbeatIntervalMs %d and 2 * heartbeat <= "
+				   "raft.electionTimeoutMs %d do not hold",
+				   cfg->raft_tick_ms, cfg->raft_heartbeat_interval_ms, cfg->raft_election_timeout_ms);
 	}
 
 	if (cfg->metrics_port != 0 && cfg->metrics_port == cfg->client_port) {

@@ -150,6 +150,9 @@ struct rk_config {
 	int32_t raft_batch_entries_max;          /* raft.batchEntriesMax */
 	bool keeper_api_nodes;                   /* keeperApiNodes */
 	int32_t raft_log_inflight_max;           /* raft.logInflightMax */
+	int32_t raft_tick_ms;                    /* raft.tickMs */
+	int32_t raft_election_timeout_ms;        /* raft.electionTimeoutMs */
+	int32_t raft_heartbeat_interval_ms;      /* raft.heartbeatIntervalMs */
 	enum config_sync_method raft_log_sync_method; /* raft.logSyncMethod */
 
 	/* server.N lines; none = standalone */

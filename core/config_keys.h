@@ -45,6 +45,9 @@ enum config_key_id {
 	CONFIG_KEY_KEEPER_API_NODES,        /* keeperApiNodes */
 	CONFIG_KEY_RAFT_LOG_INFLIGHT,       /* raft.logInflightMax */
 	CONFIG_KEY_RAFT_LOG_SYNC,           /* raft.logSyncMethod */
+	CONFIG_KEY_RAFT_TICK,               /* raft.tickMs */
+	CONFIG_KEY_RAFT_ELECTION_TIMEOUT,   /* raft.electionTimeoutMs */
+	CONFIG_KEY_RAFT_HEARTBEAT,          /* raft.heartbeatIntervalMs */
 	CONFIG_KEY_COUNT
 };
 

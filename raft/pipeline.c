@@ -423,7 +423,7 @@ static void pipe_timers(struct raft_pipeline *p)
 {
 	int64_t now = rk_now_ms();
 	if (now >= p->next_tick_ms) {
-		p->next_tick_ms = now + PIPE_TICK_MS;
+		p->next_tick_ms = now + p->cfg->raft_tick_ms;
 		raft_tick(p->core);
 	}
 	if (now >= p->next_expiry_ms) {
@@ -466,7 +466,7 @@ static bool pipe_may_sleep(struct raft_pipeline *p)
 
 static void pipe_wait(struct raft_pipeline *p)
 {
-	struct __kernel_timespec ts = { 0, PIPE_TICK_MS * 1000000LL };
+	struct __kernel_timespec ts = { 0, p->cfg->raft_tick_ms * 1000000LL };
 	struct io_uring_cqe *cqe;
 	io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
 	atomic_store_explicit(&p->hub->raft_sleeping, 0, memory_order_relaxed);

@@ -31,7 +31,6 @@
 
 #define PIPE_BATCH_ENTRIES_MAX 4096
 #define PIPE_EXPIRY_CHECK_MS 100
-#define PIPE_TICK_MS 100
 #define PIPE_EXPIRING_MAX 4096
 /* deleteContainer entries one sweep may propose (ZooKeeper caps its sweep too). */
 #define PIPE_REAP_PER_SWEEP_MAX 1000

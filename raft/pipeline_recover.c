@@ -180,6 +180,9 @@ static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs)
 	p->origin_seq = (uint64_t)rk_now_us() & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1);
 	struct raft_config rcfg;
 	raft_config_default(&rcfg, id, p->voters, 1);
+	const struct rk_config *cfg = p->cfg;
+	rcfg.heartbeat_ticks = cfg->raft_heartbeat_interval_ms / cfg->raft_tick_ms;
+	rcfg.election_ticks = cfg->raft_election_timeout_ms / cfg->raft_tick_ms; /* > heartbeat: config.c */
 	rcfg.seed = (uint64_t)rk_now_us() ^ (id << 48);
 	uint64_t last = wal_last_index(p->wal);
 	struct raft_restore restore = {

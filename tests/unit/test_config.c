@@ -960,7 +960,8 @@ Test(config, conf_standalone)
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
 		"keeperApiNodes=true\n"
-		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n");
+		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n"
+		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n");
 	free(text);
 }
 
@@ -1021,7 +1022,8 @@ Test(config, conf_quorum)
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
 		"keeperApiNodes=true\n"
-		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n", test_dir);
+		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n"
+		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n", test_dir);
 	cr_assert_str_eq(text, want);
 	free(text);
 }
@@ -1069,4 +1071,23 @@ Test(config, free_clears)
 	config_free(&cfg);
 	cr_assert_eq(cfg.client_port, 0);
 	cr_assert_eq(cfg.warning_count, 0);
+}
+
+Test(config, raft_timing_keys_and_their_rule)
+{
+	struct rk_config cfg;
+	char *ok[] = { "ringkeeper", "--raft.tickMs=10", "--raft.electionTimeoutMs=300", "--raft.heartbeatIntervalMs=50" };
+	cr_assert_eq(parse_args(&cfg, 4, ok), CONFIG_ARGS_RUN);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.raft_tick_ms, 10);
+	cr_assert_eq(cfg.raft_election_timeout_ms, 300);
+	cr_assert_eq(cfg.raft_heartbeat_interval_ms, 50);
+	char *slow_hb[] = { "ringkeeper", "--raft.heartbeatIntervalMs=400" };
+	cr_assert_eq(parse_args(&cfg, 2, slow_hb), CONFIG_ARGS_RUN);
+	cr_assert_lt(config_finalize(&cfg, err, sizeof err), 0);
+	cr_assert_not_null(strstr(err, "raft.heartbeatIntervalMs"), "%s", err);
+	char *coarse_tick[] = { "ringkeeper", "--raft.tickMs=200" };
+	cr_assert_eq(parse_args(&cfg, 2, coarse_tick), CONFIG_ARGS_RUN);
+	cr_assert_lt(config_finalize(&cfg, err, sizeof err), 0);
+	cr_assert_not_null(strstr(err, "raft.tickMs"), "%s", err);
 }
