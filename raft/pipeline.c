@@ -360,9 +360,16 @@ static void pipe_on_durable(struct raft_pipeline *p, int64_t durable)
 	if (durable <= p->durable_index)
 		return;
 	p->durable_index = durable;
+	uint64_t term = 0;
+	while (p->submitted_count && p->submitted[p->submitted_head].index <= (uint64_t)durable) {
+		term = p->submitted[p->submitted_head].term;
+		p->submitted_head = (p->submitted_head + 1) % PIPE_SUBMITTED_MAX;
+		p->submitted_count--;
+	}
+	assert(term > 0); /* durability is reported at a batch's end */
 	/* Published before any reply goes out (pipe_send wakes workers at once): a client
 	 * that saw its write acknowledged finds lgif's committed index at or past its zxid. */
-	uint64_t first = wal_first_index(p->wal), term = raft_term_at(p->core, (uint64_t)durable);
+	uint64_t first = wal_first_index(p->wal);
 	pthread_mutex_lock(&p->stats_lock);
 	p->stats.last_index = (uint64_t)durable;
 	p->stats.first_index = first;
@@ -378,6 +385,10 @@ static void pipe_submit(struct raft_pipeline *p)
 	pipe_answer_refused(p); /* their turn may have come without any entry applied */
 	if (!wal_can_submit(p->wal))
 		return; /* nothing staged, or inflight_max batches already on the disk */
+	assert(p->submitted_count < PIPE_SUBMITTED_MAX);
+	unsigned slot = (p->submitted_head + p->submitted_count++) % PIPE_SUBMITTED_MAX;
+	p->submitted[slot].index = wal_last_index(p->wal);
+	p->submitted[slot].term = wal_last_term(p->wal);
 	int rc = wal_submit(p->wal, &p->ring, UD_PIPE_WAL);
 	if (rc < 0) {
 		log_error("log: write, fdatasync or submit failed: %s; stopping", strerror(-rc));

@@ -36,6 +36,8 @@
 #define PIPE_REAP_PER_SWEEP_MAX 1000
 /* A repeated store warning is logged at most this often. */
 #define PIPE_WARN_REPEAT_MS 1000
+/* Batches on the disk at once: raft.logInflightMax's upper bound. */
+#define PIPE_SUBMITTED_MAX 8
 /* This server's proposals not yet answered: bounds what one collect may take. */
 #define PIPE_LOCAL_MAX (2 * PIPE_BATCH_ENTRIES_MAX)
 
@@ -88,6 +90,12 @@ struct raft_pipeline {
 	bool disk_full; /* the log could not prepare a segment: refuse new proposals */
 	uint32_t entry_bytes_max; /* the largest entry one log batch holds */
 	int64_t durable_index; /* last index known on disk */
+	/* The last (index, term) of each batch on the disk, oldest first: a durability
+	 * report names the term that was written, which the core's log may no longer
+	 * hold at that index once a conflicting suffix was replaced (raft_durable then
+	 * ignores it, as it must). */
+	struct { uint64_t index, term; } submitted[PIPE_SUBMITTED_MAX];
+	unsigned submitted_head, submitted_count;
 	uint32_t server_id;
 	uint64_t origin_seq; /* the last proposal's sequence number (entry origins) */
 	uint64_t applied_index;
