@@ -77,7 +77,8 @@ struct raft_pipeline {
 	struct io_uring ring;
 	bool ring_ready;
 	struct raft *core;
-	uint64_t voters[1]; /* this issue: one voter, this server */
+	uint64_t voters[RAFT_VOTERS_MAX];
+	int voter_count;
 	/* proposals drained from the hub, not yet handed to the core */
 	struct rk_msg *batch[PIPE_BATCH_ENTRIES_MAX];
 	size_t batch_count;

@@ -6,11 +6,11 @@
  * Thread: the main thread, before the raft thread starts.
  *
  * Restart rules
- *   1. Every record in the log is applied to the store in index order: with one voter
- *      an entry is committed the moment it is durable, so the whole durable log is
- *      committed. (With more voters only entries up to the commit index may be
- *      applied here; the cluster issue replays to the hard state's commit and hands
- *      the tail to the core.) A no-op record (length 0, a leader's first entry of its
+ *   1. Records are applied to the store in index order up to what is known committed:
+ *      with one voter an entry is committed the moment it is durable, so the whole
+ *      durable log; with more voters, up to the hard state's commit index. The records
+ *      after that are handed to the core (struct raft_restore), which commits them
+ *      when a leader says so. A no-op record (length 0, a leader's first entry of its
  *      term) changes nothing.
  *   2. The hard state (raft/hardstate.h) gives the term and vote; a log written before
  *      the file existed (or a new server) starts from the log's last term, vote none.
@@ -36,7 +36,11 @@ struct replay_ctx {
 	struct raft_pipeline *p;
 	struct jute_writer out;
 	uint64_t count;
-	uint64_t last_index;
+	uint64_t apply_upto;    /* apply records up to this index; the rest go to the tail */
+	uint64_t applied_index; /* and the term of that record */
+	uint64_t applied_term;
+	struct raft_entry *tail; /* owners malloc'ed; handed to the core */
+	int tail_count, tail_cap;
 	/* sessions alive at the end of the log, to give them a fresh timeout */
 	int64_t *sessions;
 	int32_t *timeouts;
@@ -70,12 +74,43 @@ static void replay_session_track(struct replay_ctx *rc, const struct rk_entry *e
 	}
 }
 
+/* A record past the commit: kept for the core (rule 1). */
+static int replay_keep(struct replay_ctx *rc, uint64_t term, uint64_t index, const void *data, size_t size)
+{
+	if (rc->tail_count == RAFT_LOG_ENTRIES_MAX)
+		return -E2BIG;
+	if (rc->tail_count == rc->tail_cap) {
+		int cap = rc->tail_cap ? rc->tail_cap * 2 : 64;
+		struct raft_entry *t = realloc(rc->tail, (size_t)cap * sizeof *t);
+		if (!t)
+			return -ENOMEM;
+		rc->tail = t;
+		rc->tail_cap = cap;
+	}
+	void *copy = size ? malloc(size) : NULL;
+	if (size && !copy)
+		return -ENOMEM;
+	if (size)
+		memcpy(copy, data, size);
+	rc->tail[rc->tail_count++] = (struct raft_entry){
+		.index = index,
+		.term = term,
+		.type = size ? RAFT_ENTRY_NORMAL : RAFT_ENTRY_NOOP,
+		.len = (uint32_t)size,
+		.owner = copy,
+		.data = copy,
+	};
+	return 0;
+}
+
 static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data, size_t size)
 {
-	(void)term;
 	struct replay_ctx *rc = ctx;
-	rc->last_index = index;
 	rc->count++;
+	if (index > rc->apply_upto)
+		return replay_keep(rc, term, index, data, size);
+	rc->applied_index = index;
+	rc->applied_term = term;
 	if (size == 0)
 		return 0; /* a no-op entry */
 	struct rk_entry e;
@@ -169,50 +204,78 @@ static int pipe_open_log(struct raft_pipeline *p, struct replay_ctx *rc)
 	return err;
 }
 
-/* The core, rebuilt: one voter, every durable entry committed and applied (rule 1). */
-static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs)
+/*
+ * The voters: this server alone. The server.N lines become the voters once the peer
+ * transport is wired to the raft thread (the cluster issue); until then a server with
+ * them runs standalone, as the README says.
+ */
+static void pipe_voters(struct raft_pipeline *p)
 {
 	uint64_t id = p->cfg->server_id > 0 ? (uint64_t)p->cfg->server_id : 1;
-	p->voters[0] = id;
 	p->server_id = (uint32_t)id;
+	p->voters[0] = id;
+	p->voter_count = 1;
+}
+
+/* The core, rebuilt from the hard state, what was applied, and the tail (rule 1). */
+static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs, struct replay_ctx *rc)
+{
+	uint64_t id = p->server_id;
 	/* Proposal sequence numbers start from the clock, so they keep growing across
 	 * restarts: an old proposal of ours committed late never matches a new one. */
 	p->origin_seq = (uint64_t)rk_now_us() & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1);
 	struct raft_config rcfg;
-	raft_config_default(&rcfg, id, p->voters, 1);
+	raft_config_default(&rcfg, id, p->voters, p->voter_count);
 	const struct rk_config *cfg = p->cfg;
 	rcfg.heartbeat_ticks = cfg->raft_heartbeat_interval_ms / cfg->raft_tick_ms;
 	rcfg.election_ticks = cfg->raft_election_timeout_ms / cfg->raft_tick_ms; /* > heartbeat: config.c */
 	rcfg.seed = (uint64_t)rk_now_us() ^ (id << 48);
-	uint64_t last = wal_last_index(p->wal);
 	struct raft_restore restore = {
-		.hard_state = { .term = hs->term, .vote = hs->vote, .commit = last },
-		.prev_index = last,
-		.prev_term = wal_last_term(p->wal),
-		.applied_index = last,
+		.hard_state = { .term = hs->term, .vote = hs->vote, .commit = rc->applied_index },
+		.prev_index = rc->applied_index,
+		.prev_term = rc->applied_term,
+		.applied_index = rc->applied_index,
+		.entries = rc->tail,
+		.entry_count = rc->tail_count,
 	};
-	int rc = raft_new(&p->core, &rcfg, &restore);
-	if (rc < 0)
-		log_error("raft: cannot rebuild the consensus core (term %llu, last index %llu): %s",
-			  (unsigned long long)hs->term, (unsigned long long)last, strerror(-rc));
-	p->applied_index = last;
-	p->durable_index = (int64_t)last;
-	return rc;
+	if (hs->commit > restore.hard_state.commit)
+		restore.hard_state.commit = hs->commit; /* some of the tail: the core knows */
+	int err = raft_new(&p->core, &rcfg, &restore);
+	if (err < 0) {
+		log_error("raft: cannot rebuild the consensus core (term %llu, applied %llu, %d more entries): %s",
+			  (unsigned long long)hs->term, (unsigned long long)rc->applied_index, rc->tail_count,
+			  strerror(-err));
+		return err;
+	}
+	rc->tail_count = 0; /* the owners are the core's now */
+	p->applied_index = rc->applied_index;
+	p->durable_index = (int64_t)wal_last_index(p->wal);
+	return 0;
 }
 
-static int pipe_load_hard_state(struct raft_pipeline *p, struct hardstate *hs)
+/* The hard state (rule 2); -ENOENT is a new server or a log from before the file. */
+static int pipe_load_hard_state(struct raft_pipeline *p, struct hardstate *hs, bool *found)
 {
 	char why[512] = "";
 	int rc = hardstate_load(p->cfg->data_dir, hs, why, sizeof why);
-	uint64_t log_term = wal_last_term(p->wal);
+	*found = rc == 0;
 	if (rc == -ENOENT) {
-		*hs = (struct hardstate){ .term = log_term };
+		*hs = (struct hardstate){ 0 };
 		return 0;
 	}
-	if (rc < 0) {
+	if (rc < 0)
 		log_error("raft: hard state in %s cannot be read: %s%s%s", p->cfg->data_dir, strerror(-rc),
 			  why[0] ? ": " : "", why);
-		return rc;
+	return rc;
+}
+
+/* Rule 2's check, once the log is open: a term never goes back. */
+static int pipe_check_hard_state(struct raft_pipeline *p, struct hardstate *hs, bool found)
+{
+	uint64_t log_term = wal_last_term(p->wal);
+	if (!found) {
+		hs->term = log_term;
+		return 0;
 	}
 	if (hs->term < log_term) {
 		log_error("raft: hard state term %llu is below the log's last term %llu (%s/%s): refusing to start",
@@ -222,19 +285,33 @@ static int pipe_load_hard_state(struct raft_pipeline *p, struct hardstate *hs)
 	return 0;
 }
 
+static void replay_ctx_free(struct replay_ctx *rc)
+{
+	for (int i = 0; i < rc->tail_count; i++)
+		free(rc->tail[i].owner);
+	free(rc->tail);
+	free(rc->sessions);
+	free(rc->timeouts);
+}
+
 int pipe_recover(struct raft_pipeline *p)
 {
-	struct replay_ctx rc = { .p = p };
+	pipe_voters(p);
+	struct replay_ctx rc = { .p = p, .apply_upto = UINT64_MAX };
 	int64_t t0 = rk_now_ms();
-	int err = pipe_open_log(p, &rc);
 	struct hardstate hs;
+	bool found;
+	int err = pipe_load_hard_state(p, &hs, &found);
+	if (!err && p->voter_count > 1)
+		rc.apply_upto = hs.commit;
 	if (!err)
-		err = pipe_load_hard_state(p, &hs);
+		err = pipe_open_log(p, &rc);
 	if (!err)
-		err = pipe_core_create(p, &hs);
+		err = pipe_check_hard_state(p, &hs, found);
+	if (!err)
+		err = pipe_core_create(p, &hs, &rc);
 	if (err < 0) {
-		free(rc.sessions);
-		free(rc.timeouts);
+		replay_ctx_free(&rc);
 		return err;
 	}
 	p->stats.last_index = wal_last_index(p->wal);
@@ -244,12 +321,12 @@ int pipe_recover(struct raft_pipeline *p)
 	int64_t now = rk_now_ms();
 	for (size_t i = 0; i < rc.sessions_count; i++)
 		store_session_touch(p->store, rc.sessions[i], now, rc.timeouts[i]);
-	log_info("log: recovered %llu entries (last index %llu, term %llu, %zu live sessions) in %lld ms, %s, %s",
-		 (unsigned long long)rc.count, (unsigned long long)wal_last_index(p->wal),
-		 (unsigned long long)hs.term, rc.sessions_count, (long long)(now - t0),
-		 wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
+	log_info("log: recovered %llu entries (applied to %llu, last index %llu, term %llu, %zu live sessions) in "
+		 "%lld ms, %s, %s",
+		 (unsigned long long)rc.count, (unsigned long long)p->applied_index,
+		 (unsigned long long)wal_last_index(p->wal), (unsigned long long)hs.term, rc.sessions_count,
+		 (long long)(now - t0), wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
 		 pipe_sync_mode_name(wal_sync_mode_get(p->wal)));
-	free(rc.sessions);
-	free(rc.timeouts);
+	replay_ctx_free(&rc);
 	return 0;
 }
