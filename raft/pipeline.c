@@ -168,11 +168,11 @@ static bool pipe_propose_run(struct raft_pipeline *p, struct rk_msg **msgs, size
 		return true;
 	}
 	p->local_count -= n; /* not taken: forget them again */
-	if (rc == -ENOBUFS)
+	/* No room in the core's window, no leader known, a leadership transfer: they
+	 * wait in the batch (and the workers' queues behind it) and are tried again. */
+	if (rc == -ENOBUFS || rc == -EAGAIN || rc == -EBUSY)
 		return false;
-	/* One voter always leads; another answer is a bug here (the cluster issue
-	 * forwards or refuses with the client's error). */
-	log_error("raft: proposal refused by the core: %s", strerror(-rc));
+	log_error("raft: proposal refused by the core: %s; stopping", strerror(-rc));
 	abort();
 }
 
@@ -281,9 +281,57 @@ static bool pipe_stage_one(struct raft_pipeline *p, uint64_t term, uint64_t inde
 	abort();
 }
 
+/*
+ * Drops the conflicting suffix the core asked for, once the log is idle (nothing
+ * staged, nothing in flight: wal_truncate_suffix's precondition). A batch that was on
+ * its way finishes first; its durability report names the old entries' term, which
+ * the core ignores. true when no truncation is pending.
+ */
+static bool pipe_truncate_when_idle(struct raft_pipeline *p)
+{
+	if (p->truncate_after == UINT64_MAX)
+		return true;
+	if (wal_in_flight(p->wal) || wal_staged_count(p->wal) > 0)
+		return false;
+	int rc = wal_truncate_suffix(p->wal, p->truncate_after);
+	if (rc < 0) {
+		log_error("log: dropping the entries after %llu failed: %s; stopping",
+			  (unsigned long long)p->truncate_after, strerror(-rc));
+		abort();
+	}
+	log_info("log: dropped the entries after %llu (a new leader's log differs)",
+		 (unsigned long long)p->truncate_after);
+	if (p->durable_index > (int64_t)p->truncate_after)
+		p->durable_index = (int64_t)p->truncate_after;
+	p->truncate_after = UINT64_MAX;
+	return true;
+}
+
+/* A ready record's truncation: the entries after `after` that wait unstaged go now. */
+static void pipe_truncate(struct raft_pipeline *p, uint64_t after)
+{
+	if (after < p->truncate_after)
+		p->truncate_after = after;
+	struct pipe_unstaged **pp = &p->unstaged_head;
+	p->unstaged_tail = NULL;
+	while (*pp) {
+		if ((*pp)->index > after) {
+			struct pipe_unstaged *u = *pp;
+			*pp = u->next;
+			free(u);
+			continue;
+		}
+		p->unstaged_tail = *pp;
+		pp = &(*pp)->next;
+	}
+	pipe_truncate_when_idle(p);
+}
+
 /* Stages what waits in `unstaged`, oldest first. true when nothing waits any more. */
 static bool pipe_stage_unstaged(struct raft_pipeline *p)
 {
+	if (!pipe_truncate_when_idle(p))
+		return false;
 	while (p->unstaged_head) {
 		struct pipe_unstaged *u = p->unstaged_head;
 		if (!pipe_stage_one(p, u->term, u->index, u->data, u->len))
@@ -327,11 +375,17 @@ static void pipe_save_hard_state(struct raft_pipeline *p, const struct raft_hard
 static void pipe_handle_ready(struct raft_pipeline *p)
 {
 	const struct raft_ready *rd = raft_ready(p->core);
-	/* One voter: never a conflicting suffix, never a message. */
-	assert(!rd->truncate && rd->msg_count == 0);
+	p->role = rd->role;
 	if (rd->hard_state_changed && rd->must_sync)
 		pipe_save_hard_state(p, &rd->hard_state);
+	if (rd->truncate)
+		pipe_truncate(p, rd->truncate_after);
 	pipe_stage_entries(p, rd->entries, rd->entry_count);
+	/* The leader sends its appends before its own write is durable (it counts itself
+	 * once it is); a follower's acknowledgements come only after (the core's rule). */
+	assert(p->send_msg || rd->msg_count == 0);
+	for (int i = 0; i < rd->msg_count; i++)
+		p->send_msg(p->send_ctx, &rd->msgs[i]);
 	size_t n = 0;
 	for (int i = 0; i < rd->committed_count; i++) {
 		pipe_apply_committed(p, &rd->committed[i]);
@@ -341,9 +395,13 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	if (n) {
 		raft_applied(p->core, p->applied_index);
 		/* One voter: no follower will ask for an applied entry again, so the core
-		 * keeps none (their messages are freed now, on this thread, while warm). */
-		int rc = raft_compact(p->core, p->applied_index);
-		assert(rc == 0);
+		 * keeps none (their messages are freed now, on this thread, while warm).
+		 * With followers the core keeps its window (log_entries_max) for the ones
+		 * that lag, until snapshots can bring them back (the snapshot issue). */
+		if (p->voter_count == 1) {
+			int rc = raft_compact(p->core, p->applied_index);
+			assert(rc == 0);
+		}
 		pthread_mutex_lock(&p->stats_lock);
 		p->stats.batches++;
 		p->stats.entries += n;
@@ -439,7 +497,8 @@ static void pipe_timers(struct raft_pipeline *p)
 	}
 	if (now >= p->next_expiry_ms) {
 		p->next_expiry_ms = now + PIPE_EXPIRY_CHECK_MS;
-		store_sessions_expired(p->store, now, pipe_expire_one, p);
+		if (p->role == RAFT_LEADER) /* only the leader expires sessions */
+			store_sessions_expired(p->store, now, pipe_expire_one, p);
 		struct wal_stats ws;
 		wal_stats_get(p->wal, &ws); /* sorts its samples: on the tick, not per batch */
 		pthread_mutex_lock(&p->stats_lock);
@@ -448,7 +507,8 @@ static void pipe_timers(struct raft_pipeline *p)
 	}
 	if (now >= p->next_reap_ms) {
 		p->next_reap_ms = now + p->cfg->container_check_interval_ms;
-		store_reap_candidates(p->store, now, pipe_reap_one, p, PIPE_REAP_PER_SWEEP_MAX);
+		if (p->role == RAFT_LEADER)
+			store_reap_candidates(p->store, now, pipe_reap_one, p, PIPE_REAP_PER_SWEEP_MAX);
 	}
 }
 
@@ -524,6 +584,7 @@ int raft_pipeline_create(const struct rk_config *cfg, struct store *store, struc
 	p->cfg = cfg;
 	p->store = store;
 	p->hub = hub;
+	p->truncate_after = UINT64_MAX;
 	pthread_mutex_init(&p->stats_lock, NULL);
 	jute_writer_init(&p->reply, (size_t)cfg->packet_bytes_max + sizeof(struct rk_msg) + 64);
 	int rc = pipe_recover(p);

@@ -88,6 +88,14 @@ struct raft_pipeline {
 	size_t local_count;
 	/* entries handed out by the core and not yet staged in the log, in index order */
 	struct pipe_unstaged *unstaged_head, *unstaged_tail;
+	/* A conflicting suffix to drop from the log after this index (UINT64_MAX: none),
+	 * once nothing is staged or in flight; entries wait in `unstaged` until then. */
+	uint64_t truncate_after;
+	enum raft_role role; /* as of the last ready record */
+	/* Messages for peers go here (the transport, the cluster issue); NULL: one voter,
+	 * there is never any. */
+	void (*send_msg)(void *ctx, const struct raft_msg *m);
+	void *send_ctx;
 	bool disk_full; /* the log could not prepare a segment: refuse new proposals */
 	uint32_t entry_bytes_max; /* the largest entry one log batch holds */
 	int64_t durable_index; /* last index known on disk */
