@@ -896,6 +896,7 @@ static void link_dial(struct transport *t, struct tpeer *p, enum transport_link_
 		return;
 	}
 	l->conn = conn_slot(t, c);
+	p->stats.dial_attempts++;
 	struct io_uring_sqe *sqe = sqe_get(t);
 	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&c->remote, c->remote_len);
 	io_uring_sqe_set_data64(sqe, user_data(t, TOP_CONNECT, (unsigned)conn_slot(t, c), c->generation));

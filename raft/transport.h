@@ -87,6 +87,7 @@ struct transport_peer_status {
 	uint64_t bytes_sent, bytes_received;
 	uint64_t msgs_sent, msgs_received;
 	uint64_t msgs_dropped;                 /* link down, queue full, closed with them */
+	uint64_t dial_attempts;                /* connects started (dialing side), both links */
 	uint64_t links_established;            /* handshakes completed, both links */
 	uint64_t reconnects;                   /* links established after a loss */
 	uint64_t handshakes_refused;           /* refused by us, or the peer's answer was */

@@ -440,7 +440,14 @@ Test(transport, a_restarted_peer_is_reconnected_with_backoff_and_traffic_resumes
 	while (connected(&a, 2) && now_ms() - start < 2000)
 		pump_once(nodes, 2);
 	cr_assert(!connected(&a, 2));
-	pump_ms(nodes, 2, 300); /* a few failed dials: backoff grows */
+	/* 1.5 s down: with backoff from 20 ms doubling to 500 ms, about 7 dials per link,
+	 * not one per turn */
+	uint64_t dials_before = status(&a, 2).dial_attempts;
+	pump_ms(nodes, 2, 1500);
+	uint64_t dials = status(&a, 2).dial_attempts - dials_before;
+	printf("transport: %llu dials in 1.5 s while the peer was down (both links)\n", (unsigned long long)dials);
+	cr_assert_geq(dials, 2 * 4);
+	cr_assert_leq(dials, 2 * 10);
 	node_init(&b, 2, servers, 2);
 	node_start(&b);
 	int64_t ms = pump_until_mesh(nodes, 2, 3000);
