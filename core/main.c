@@ -65,8 +65,6 @@ int main(int argc, char **argv)
 	rk_log_level_current = (enum rk_log_level)srv.cfg.log_level;
 	for (uint32_t i = 0; i < srv.cfg.warning_count; i++)
 		log_warn("%s", srv.cfg.warnings[i]);
-	if (srv.cfg.server_count > 0)
-		log_warn("server.N lines given: replication is not built yet, running standalone");
 
 	/* Signals are taken by main with sigwait; every thread inherits the mask. */
 	sigset_t set;

@@ -435,6 +435,7 @@ static void pipe_on_durable(struct raft_pipeline *p, int64_t durable)
 	pthread_mutex_unlock(&p->stats_lock);
 	raft_durable(p->core, (uint64_t)durable, term);
 	pipe_handle_ready(p);
+	pipe_peers_flush(p); /* a follower's acknowledgement of what just became durable */
 }
 
 /* Submits the staged batch when the log can take one. */
@@ -464,7 +465,9 @@ static void pipe_turn(struct raft_pipeline *p)
 	pipe_handle_ready(p); /* what the core holds goes to the log before new proposals */
 	pipe_propose_batch(p);
 	pipe_handle_ready(p);
+	pipe_peers_flush(p); /* the appends go out while the leader writes its own log */
 	pipe_submit(p);
+	pipe_peers_flush(p); /* a follower's acknowledgements, once durable */
 }
 
 static void pipe_on_wal_cqe(struct raft_pipeline *p, const struct io_uring_cqe *cqe)
@@ -494,6 +497,7 @@ static void pipe_timers(struct raft_pipeline *p)
 	if (now >= p->next_tick_ms) {
 		p->next_tick_ms = now + p->cfg->raft_tick_ms;
 		raft_tick(p->core);
+		pipe_peers_tick(p);
 	}
 	if (now >= p->next_expiry_ms) {
 		p->next_expiry_ms = now + PIPE_EXPIRY_CHECK_MS;
@@ -547,6 +551,8 @@ static void pipe_wait(struct raft_pipeline *p)
 		count++;
 		if (wal_user_data_match(UD_PIPE_WAL, cqe->user_data))
 			pipe_on_wal_cqe(p, cqe);
+		else
+			pipe_peers_on_cqe(p, cqe);
 	}
 	io_uring_cq_advance(&p->ring, count);
 }
@@ -570,6 +576,7 @@ static void *pipe_main(void *arg)
 			pipe_on_wal_cqe(p, cqe);
 		io_uring_cqe_seen(&p->ring, cqe);
 	}
+	pipe_peers_stop(p); /* consumes its own CQEs: after the log's */
 	return NULL;
 }
 
@@ -596,13 +603,17 @@ int raft_pipeline_create(const struct rk_config *cfg, struct store *store, struc
 	 * submitter, so no SINGLE_ISSUER is needed for them. */
 	struct io_uring_params params;
 	memset(&params, 0, sizeof params);
-	rc = io_uring_queue_init_params(256, &p->ring, &params);
+	rc = io_uring_queue_init_params(1024, &p->ring, &params);
 	if (rc < 0) {
 		log_error("raft io_uring: %s", strerror(-rc));
 		raft_pipeline_destroy(p);
 		return rc;
 	}
 	p->ring_ready = true;
+	if ((rc = pipe_peers_start(p)) < 0) {
+		raft_pipeline_destroy(p);
+		return rc;
+	}
 	hub_attach_raft(hub, p->ring.ring_fd, UD_PIPE_WAKE);
 	/* Set after recovery: replaying the log re-runs quota checks, but their warnings
 	 * were logged when the entries were first applied. */
@@ -636,6 +647,7 @@ void raft_pipeline_destroy(struct raft_pipeline *p)
 		p->unstaged_head = u->next;
 		free(u);
 	}
+	pipe_peers_stop(p);
 	raft_free(p->core);
 	if (p->wal) {
 		if (!wal_in_flight(p->wal))

@@ -27,6 +27,7 @@
 #include "raft/core.h"
 #include "raft/entry.h"
 #include "raft/pipeline.h"
+#include "raft/transport.h"
 #include "raft/wal.h"
 
 #define PIPE_BATCH_ENTRIES_MAX 4096
@@ -41,8 +42,11 @@
 /* This server's proposals not yet answered: bounds what one collect may take. */
 #define PIPE_LOCAL_MAX (2 * PIPE_BATCH_ENTRIES_MAX)
 
-/* The log's CQEs carry UD_PIPE_WAL | batch tag (low WAL_USER_DATA_TAG_BITS bits). */
-enum { UD_PIPE_WAKE = 1, UD_PIPE_WAL = 1 << 8 };
+/* The log's CQEs carry UD_PIPE_WAL | batch tag (low WAL_USER_DATA_TAG_BITS bits); the
+ * peer transport's carry UD_PIPE_PEER | its low 32 bits. */
+#define UD_PIPE_WAKE UINT64_C(1)
+#define UD_PIPE_WAL (UINT64_C(1) << 8)
+#define UD_PIPE_PEER (UINT64_C(1) << 40)
 
 /*
  * A proposal of this server's, from the moment it is handed to the core (or refused)
@@ -96,6 +100,7 @@ struct raft_pipeline {
 	 * there is never any. */
 	void (*send_msg)(void *ctx, const struct raft_msg *m);
 	void *send_ctx;
+	struct transport *transport; /* NULL with one voter */
 	bool disk_full; /* the log could not prepare a segment: refuse new proposals */
 	uint32_t entry_bytes_max; /* the largest entry one log batch holds */
 	int64_t durable_index; /* last index known on disk */
@@ -134,6 +139,13 @@ void pipe_answer_refused(struct raft_pipeline *p);
 /* Records a proposal handed to the core (origin > 0) or refused (origin 0, err). */
 void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t origin, int32_t err);
 void pipe_store_warn(void *ctx, const char *text);
+
+/* pipeline_peers.c: with more than one voter (nothing otherwise) */
+int pipe_peers_start(struct raft_pipeline *p);
+void pipe_peers_stop(struct raft_pipeline *p);
+bool pipe_peers_on_cqe(struct raft_pipeline *p, const struct io_uring_cqe *cqe);
+void pipe_peers_tick(struct raft_pipeline *p);
+void pipe_peers_flush(struct raft_pipeline *p);
 
 /* pipeline_recover.c */
 /* Opens the log, replays it into the store, loads the hard state and creates the

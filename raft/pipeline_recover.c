@@ -205,16 +205,20 @@ static int pipe_open_log(struct raft_pipeline *p, struct replay_ctx *rc)
 }
 
 /*
- * The voters: this server alone. The server.N lines become the voters once the peer
- * transport is wired to the raft thread (the cluster issue); until then a server with
- * them runs standalone, as the README says.
+ * The voters: the participants of the server.N lines (observers do not vote and are
+ * not served yet), or this server alone when there are none (standalone).
  */
 static void pipe_voters(struct raft_pipeline *p)
 {
-	uint64_t id = p->cfg->server_id > 0 ? (uint64_t)p->cfg->server_id : 1;
+	const struct rk_config *cfg = p->cfg;
+	uint64_t id = cfg->server_id > 0 ? (uint64_t)cfg->server_id : 1;
 	p->server_id = (uint32_t)id;
-	p->voters[0] = id;
-	p->voter_count = 1;
+	p->voter_count = 0;
+	for (uint32_t i = 0; i < cfg->server_count && p->voter_count < RAFT_VOTERS_MAX; i++)
+		if (cfg->servers[i].role == CONFIG_ROLE_PARTICIPANT)
+			p->voters[p->voter_count++] = cfg->servers[i].id;
+	if (p->voter_count == 0)
+		p->voters[p->voter_count++] = id;
 }
 
 /* The core, rebuilt from the hard state, what was applied, and the tail (rule 1). */

@@ -1,0 +1,81 @@
+/*
+ * pipeline_peers.c — the raft thread's side of the peer transport (raft/transport.h):
+ * with more than one voter, the consensus core's messages leave through it and the
+ * peers' messages come back through it into the core.
+ *
+ * Thread: the raft thread only. The transport's CQEs arrive on the raft thread's ring
+ * (UD_PIPE_PEER | the transport's low bits) and are handled between ready records:
+ * a peer's message is stepped into the core at once, and the loop's next turn carries
+ * out what it changed (raft/core.h: no input between raft_ready and raft_advance).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "raft/pipeline_impl.h"
+
+static void pipe_peer_send(void *ctx, const struct raft_msg *m)
+{
+	struct raft_pipeline *p = ctx;
+	/* A refusal (peer down, queue full) is counted by the transport; Raft retries. */
+	transport_send(p->transport, m);
+}
+
+static void pipe_on_peer_msg(void *ctx, const struct raft_msg *m)
+{
+	struct raft_pipeline *p = ctx;
+	if (raft_step(p->core, m) < 0)
+		log_debug("raft: dropped a malformed %s from %llu", raft_msg_type_name(m->type),
+			  (unsigned long long)m->from);
+}
+
+int pipe_peers_start(struct raft_pipeline *p)
+{
+	if (p->voter_count == 1)
+		return 0;
+	const struct rk_config *cfg = p->cfg;
+	struct transport_config tc;
+	transport_config_default(&tc, p->server_id, cfg->servers, cfg->server_count);
+	tc.on_msg = pipe_on_peer_msg;
+	tc.ctx = p;
+	tc.seed = (uint64_t)rk_now_us() ^ p->server_id;
+	int rc = transport_create(&tc, &p->ring, UD_PIPE_PEER, &p->transport);
+	if (rc < 0) {
+		log_error("raft: the peer transport cannot start: %s", strerror(-rc));
+		return rc;
+	}
+	p->send_msg = pipe_peer_send;
+	p->send_ctx = p;
+	log_info("raft: %d voters, this server is %u", p->voter_count, p->server_id);
+	return 0;
+}
+
+void pipe_peers_stop(struct raft_pipeline *p)
+{
+	if (p->transport)
+		transport_destroy(p->transport);
+	p->transport = NULL;
+}
+
+bool pipe_peers_on_cqe(struct raft_pipeline *p, const struct io_uring_cqe *cqe)
+{
+	if (!p->transport || !transport_user_data_match(UD_PIPE_PEER, cqe->user_data))
+		return false;
+	transport_on_cqe(p->transport, cqe);
+	return true;
+}
+
+void pipe_peers_tick(struct raft_pipeline *p)
+{
+	if (p->transport)
+		transport_tick(p->transport, rk_now_us() / 1000);
+}
+
+/* Issues what the turn queued for the peers at once (not at the next wait). */
+void pipe_peers_flush(struct raft_pipeline *p)
+{
+	if (p->transport && transport_flush(p->transport) > 0)
+		io_uring_submit(&p->ring);
+}
