@@ -108,6 +108,14 @@ static void server_latency(struct server *srv, uint64_t *min_ms, double *avg_ms,
 	*avg_ms = count ? (double)sum / (double)count / 1000.0 : 0.0;
 }
 
+/* ZooKeeper's names: standalone, leader, follower (also while no leader is known). */
+static const char *server_mode(const struct raft_stats *rs)
+{
+	if (rs->voter_count <= 1)
+		return "standalone";
+	return rs->leading ? "leader" : "follower";
+}
+
 static void write_srvr_stats(struct server *srv, FILE *f, int connections)
 {
 	struct store_stats st;
@@ -121,7 +129,9 @@ static void write_srvr_stats(struct server *srv, FILE *f, int connections)
 	fprintf(f, "Connections: %d\n", connections);
 	fprintf(f, "Outstanding: %lld\n", (long long)atomic_load(&srv->global_outstanding));
 	fprintf(f, "Zxid: 0x%llx\n", (unsigned long long)st.last_zxid);
-	fprintf(f, "Mode: standalone\n");
+	struct raft_stats rs;
+	raft_pipeline_stats(srv->raft, &rs);
+	fprintf(f, "Mode: %s\n", server_mode(&rs));
 	fprintf(f, "Node count: %llu\n", (unsigned long long)st.node_count);
 }
 
@@ -240,7 +250,7 @@ static void write_mntr(struct server *srv, FILE *f)
 	fprintf(f, "zk_version\t");
 	write_version(f);
 	fprintf(f, "\n");
-	fprintf(f, "zk_server_state\tstandalone\n");
+	fprintf(f, "zk_server_state\t%s\n", server_mode(&rs));
 	fprintf(f, "zk_avg_latency\t%.4f\n", lavg);
 	fprintf(f, "zk_max_latency\t%llu\n", (unsigned long long)lmax);
 	fprintf(f, "zk_min_latency\t%llu\n", (unsigned long long)lmin);
@@ -507,9 +517,9 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		fprintf(f, "first_log_term\t%llu\n", (unsigned long long)(rs.first_index ? 1 : 0));
 		fprintf(f, "last_log_idx\t%llu\n", (unsigned long long)rs.last_index);
 		fprintf(f, "last_log_term\t%llu\n", (unsigned long long)rs.last_term);
-		fprintf(f, "last_committed_log_idx\t%llu\n", (unsigned long long)rs.last_index);
-		fprintf(f, "leader_committed_log_idx\t%llu\n", (unsigned long long)rs.last_index);
-		fprintf(f, "target_committed_log_idx\t%llu\n", (unsigned long long)rs.last_index);
+		fprintf(f, "last_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
+		fprintf(f, "leader_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
+		fprintf(f, "target_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
 		fprintf(f, "last_snapshot_idx\t0\n");
 		/* RingKeeper's own: how the group commit is doing */
 		fprintf(f, "log_batch_entries_avg\t%.2f\n",

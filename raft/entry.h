@@ -33,6 +33,13 @@
 #include "store/store.h"
 
 #define RK_ENTRY_VERSION 2
+/*
+ * RingKeeper's own entry (no client sends it: a client's unknown opcode closes its
+ * connection): the sessions whose clients a server kept alive since its last report.
+ * Body: int count, count × long session id. Applied on every server as a remote touch
+ * (store_session_touch_remote); only the leader acts on deadlines.
+ */
+#define RK_OP_SESSIONS_ALIVE (-20)
 #define RK_ENTRY_IDS_MAX 8
 #define RK_ENTRY_HEADER_BYTES 31
 #define RK_ENTRY_TIME_OFFSET 0

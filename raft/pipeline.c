@@ -88,6 +88,30 @@ static struct rk_msg *pipe_own_entry(int64_t session_id, int32_t opcode, const v
 	return m;
 }
 
+/*
+ * A follower reports the sessions its clients kept alive since its last report, as
+ * a log entry (RK_OP_SESSIONS_ALIVE), about three times per minimum session timeout,
+ * so the leader never expires a session that is alive on another server.
+ */
+static void pipe_report_sessions_alive(struct raft_pipeline *p, int64_t now)
+{
+	static int64_t ids[PIPE_ALIVE_IDS_MAX];
+	int64_t since = p->alive_since_ms;
+	p->alive_since_ms = now;
+	size_t n = store_sessions_local_since(p->store, since, ids, PIPE_ALIVE_IDS_MAX);
+	if (n == 0 || p->batch_count == PIPE_BATCH_ENTRIES_MAX)
+		return;
+	struct jute_writer body;
+	jute_writer_init(&body, 4 + n * 8);
+	jute_write_int(&body, (int32_t)n);
+	for (size_t i = 0; i < n; i++)
+		jute_write_long(&body, ids[i]);
+	struct rk_msg *m = jute_writer_ok(&body) ? pipe_own_entry(0, RK_OP_SESSIONS_ALIVE, body.buf, body.len) : NULL;
+	jute_writer_free(&body);
+	if (m)
+		p->batch[p->batch_count++] = m;
+}
+
 static void pipe_expire_one(void *ctx, int64_t session_id)
 {
 	struct raft_pipeline *p = ctx;
@@ -375,7 +399,21 @@ static void pipe_save_hard_state(struct raft_pipeline *p, const struct raft_hard
 static void pipe_handle_ready(struct raft_pipeline *p)
 {
 	const struct raft_ready *rd = raft_ready(p->core);
+	if (rd->role == RAFT_LEADER && p->role != RAFT_LEADER) {
+		/* A new leader gives every session a full timeout before it expires any:
+		 * it has not heard the other servers' reports. */
+		store_sessions_touch_all(p->store, rk_now_ms());
+		log_info("raft: leading term %llu", (unsigned long long)rd->term);
+	}
 	p->role = rd->role;
+	if (rd->leader != p->stats.leader_id || rd->term != p->stats.term ||
+	    (rd->role == RAFT_LEADER) != p->stats.leading) {
+		pthread_mutex_lock(&p->stats_lock);
+		p->stats.leader_id = rd->leader;
+		p->stats.term = rd->term;
+		p->stats.leading = rd->role == RAFT_LEADER;
+		pthread_mutex_unlock(&p->stats_lock);
+	}
 	if (rd->hard_state_changed && rd->must_sync)
 		pipe_save_hard_state(p, &rd->hard_state);
 	if (rd->truncate)
@@ -387,6 +425,13 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	for (int i = 0; i < rd->msg_count; i++)
 		p->send_msg(p->send_ctx, &rd->msgs[i]);
 	size_t n = 0;
+	if (rd->committed_count) {
+		/* Published before any reply goes out: a client that saw its write
+		 * acknowledged finds lgif's committed index at or past its zxid. */
+		pthread_mutex_lock(&p->stats_lock);
+		p->stats.commit_index = rd->committed[rd->committed_count - 1].index;
+		pthread_mutex_unlock(&p->stats_lock);
+	}
 	for (int i = 0; i < rd->committed_count; i++) {
 		pipe_apply_committed(p, &rd->committed[i]);
 		n++;
@@ -403,6 +448,7 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 			assert(rc == 0);
 		}
 		pthread_mutex_lock(&p->stats_lock);
+		p->stats.applied_index = p->applied_index;
 		p->stats.batches++;
 		p->stats.entries += n;
 		if (n > p->stats.batch_entries_max)
@@ -508,6 +554,12 @@ static void pipe_timers(struct raft_pipeline *p)
 		pthread_mutex_lock(&p->stats_lock);
 		p->stats.wal = ws;
 		pthread_mutex_unlock(&p->stats_lock);
+	}
+	if (p->voter_count > 1 && now >= p->next_alive_ms) {
+		int32_t every = p->cfg->session_timeout_ms_min / 3;
+		p->next_alive_ms = now + (every > 100 ? every : 100);
+		if (p->role != RAFT_LEADER) /* the leader's own are touched where they live */
+			pipe_report_sessions_alive(p, now);
 	}
 	if (now >= p->next_reap_ms) {
 		p->next_reap_ms = now + p->cfg->container_check_interval_ms;

@@ -7,6 +7,7 @@
 #define RK_PIPELINE_H
 
 #include <liburing.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "raft/wal.h"
@@ -24,6 +25,13 @@ struct raft_stats {
 	uint64_t first_index; /* first entry still in the log (0 = empty) */
 	uint64_t last_term;
 	uint64_t writes_committed; /* entries applied since start */
+	/* consensus */
+	int voter_count;     /* 1: standalone */
+	bool leading;
+	uint64_t leader_id;  /* 0: none known */
+	uint64_t term;
+	uint64_t commit_index;
+	uint64_t applied_index;
 	struct wal_stats wal;
 };
 

@@ -233,6 +233,21 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 	return l && l->origin == origin ? l : NULL;
 }
 
+/* Another server's clients kept these sessions alive: their deadlines move on here
+ * too (it matters on the leader, and on whoever leads next). */
+static void pipe_apply_sessions_alive(struct raft_pipeline *p, const struct rk_entry *e)
+{
+	struct jute_reader r;
+	jute_reader_init(&r, e->body, e->body_len);
+	int32_t n = jute_read_int(&r);
+	int64_t now = rk_now_ms();
+	for (int32_t i = 0; i < n && jute_reader_ok(&r); i++) {
+		int64_t id = jute_read_long(&r);
+		if (jute_reader_ok(&r))
+			store_session_touch_remote(p->store, id, now);
+	}
+}
+
 void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
 {
 	assert(ce->index == p->applied_index + 1);
@@ -244,6 +259,12 @@ void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
 	int rc = entry_decode(&e, ce->data, ce->len);
 	assert(rc == 0); /* entries are checked when proposed; a bad one here is a bug */
 	struct pipe_local *l = pipe_local_for(p, e.origin);
+	if (e.opcode == RK_OP_SESSIONS_ALIVE) {
+		pipe_apply_sessions_alive(p, &e);
+		if (l)
+			pipe_local_pop(p);
+		return;
+	}
 	int64_t zxid = (int64_t)ce->index;
 	int32_t err = pipe_store_apply(p, &e, zxid);
 	if (e.opcode == ZK_OP_CLOSE_SESSION) {

@@ -39,6 +39,8 @@
 #define PIPE_WARN_REPEAT_MS 1000
 /* Batches on the disk at once: raft.logInflightMax's upper bound. */
 #define PIPE_SUBMITTED_MAX 8
+/* Sessions in one RK_OP_SESSIONS_ALIVE entry (8 bytes each). */
+#define PIPE_ALIVE_IDS_MAX 8192
 /* This server's proposals not yet answered: bounds what one collect may take. */
 #define PIPE_LOCAL_MAX (2 * PIPE_BATCH_ENTRIES_MAX)
 
@@ -96,6 +98,8 @@ struct raft_pipeline {
 	 * once nothing is staged or in flight; entries wait in `unstaged` until then. */
 	uint64_t truncate_after;
 	enum raft_role role; /* as of the last ready record */
+	int64_t next_alive_ms;  /* next report of the sessions our clients kept alive */
+	int64_t alive_since_ms; /* what the last report covered */
 	/* Messages for peers go here (the transport, the cluster issue); NULL: one voter,
 	 * there is never any. */
 	void (*send_msg)(void *ctx, const struct raft_msg *m);

@@ -318,6 +318,8 @@ int pipe_recover(struct raft_pipeline *p)
 		replay_ctx_free(&rc);
 		return err;
 	}
+	p->stats.voter_count = p->voter_count;
+	p->stats.applied_index = p->stats.commit_index = p->applied_index;
 	p->stats.last_index = wal_last_index(p->wal);
 	p->stats.first_index = wal_first_index(p->wal);
 	p->stats.last_term = wal_last_term(p->wal);

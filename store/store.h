@@ -320,6 +320,17 @@ bool store_session_get(struct store *s, int64_t session_id, int32_t *timeout_ms,
  * packet; the tracker (leader only) lists the sessions whose deadline passed.
  */
 void store_session_touch(struct store *s, int64_t session_id, int64_t now_ms, int32_t timeout_ms);
+/*
+ * In a cluster each server tells the leader which sessions its own clients kept alive
+ * (store_sessions_local_since: the sessions touched by store_session_touch since
+ * since_ms, at most cap, into ids; returns how many); every server applies such a
+ * report with store_session_touch_remote, which moves the deadline on but not the
+ * local mark. A new leader gives every session a full timeout (store_sessions_touch_all)
+ * before it expires any. Any thread.
+ */
+void store_session_touch_remote(struct store *s, int64_t session_id, int64_t now_ms);
+void store_sessions_touch_all(struct store *s, int64_t now_ms);
+size_t store_sessions_local_since(struct store *s, int64_t since_ms, int64_t *ids, size_t cap);
 /* Calls fn for each session with last touch + timeout < now_ms. Any thread. */
 void store_sessions_expired(struct store *s, int64_t now_ms, void (*fn)(void *ctx, int64_t session_id), void *ctx);
 

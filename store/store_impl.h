@@ -193,6 +193,7 @@ struct session {
 	uint8_t passwd[16];
 	_Atomic int64_t touch_ms;
 	_Atomic int32_t touch_timeout_ms;
+	_Atomic int64_t local_touch_ms; /* last packet on a connection of this server */
 	struct znode **ephemerals;
 	uint32_t ephemeral_count;
 	uint32_t ephemeral_cap;

@@ -442,8 +442,39 @@ void store_session_touch(struct store *s, int64_t session_id, int64_t now_ms, in
 	if (se) {
 		atomic_store_explicit(&se->touch_ms, now_ms, memory_order_relaxed);
 		atomic_store_explicit(&se->touch_timeout_ms, timeout_ms, memory_order_relaxed);
+		atomic_store_explicit(&se->local_touch_ms, now_ms, memory_order_relaxed);
 	}
 	pthread_rwlock_unlock(&s->sessions.lock);
+}
+
+void store_session_touch_remote(struct store *s, int64_t session_id, int64_t now_ms)
+{
+	pthread_rwlock_rdlock(&s->sessions.lock);
+	struct session *se = store_session_find(s, session_id);
+	if (se && atomic_load_explicit(&se->touch_ms, memory_order_relaxed) < now_ms)
+		atomic_store_explicit(&se->touch_ms, now_ms, memory_order_relaxed);
+	pthread_rwlock_unlock(&s->sessions.lock);
+}
+
+void store_sessions_touch_all(struct store *s, int64_t now_ms)
+{
+	pthread_rwlock_rdlock(&s->sessions.lock);
+	for (size_t i = 0; i <= s->sessions.mask; i++)
+		for (struct session *se = s->sessions.buckets[i]; se; se = se->next)
+			atomic_store_explicit(&se->touch_ms, now_ms, memory_order_relaxed);
+	pthread_rwlock_unlock(&s->sessions.lock);
+}
+
+size_t store_sessions_local_since(struct store *s, int64_t since_ms, int64_t *ids, size_t cap)
+{
+	size_t n = 0;
+	pthread_rwlock_rdlock(&s->sessions.lock);
+	for (size_t i = 0; i <= s->sessions.mask && n < cap; i++)
+		for (struct session *se = s->sessions.buckets[i]; se && n < cap; se = se->next)
+			if (atomic_load_explicit(&se->local_touch_ms, memory_order_relaxed) >= since_ms)
+				ids[n++] = se->id;
+	pthread_rwlock_unlock(&s->sessions.lock);
+	return n;
 }
 
 void store_sessions_expired(struct store *s, int64_t now_ms, void (*fn)(void *ctx, int64_t session_id), void *ctx)
