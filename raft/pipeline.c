@@ -194,8 +194,10 @@ static bool pipe_propose_run(struct raft_pipeline *p, struct rk_msg **msgs, size
 	p->local_count -= n; /* not taken: forget them again */
 	/* No room in the core's window, no leader known, a leadership transfer: they
 	 * wait in the batch (and the workers' queues behind it) and are tried again. */
-	if (rc == -ENOBUFS || rc == -EAGAIN || rc == -EBUSY)
+	if (rc == -ENOBUFS || rc == -EAGAIN || rc == -EBUSY) {
+		p->core_refused = true; /* wait for the core to change (a tick, a message) */
 		return false;
+	}
 	log_error("raft: proposal refused by the core: %s; stopping", strerror(-rc));
 	abort();
 }
@@ -405,6 +407,9 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 		store_sessions_touch_all(p->store, rk_now_ms());
 		log_info("raft: leading term %llu", (unsigned long long)rd->term);
 	}
+	if (p->leader != 0 && rd->leader != p->leader)
+		pipe_fail_pending(p);
+	p->leader = rd->leader;
 	p->role = rd->role;
 	if (rd->leader != p->stats.leader_id || rd->term != p->stats.term ||
 	    (rd->role == RAFT_LEADER) != p->stats.leading) {
@@ -573,6 +578,8 @@ static bool pipe_may_sleep(struct raft_pipeline *p)
 {
 	bool in_flight = wal_in_flight(p->wal);
 	bool stuck = p->batch_count > 0 || p->unstaged_head; /* only a completion frees room */
+	if (p->core_refused)
+		return true; /* no leader, a transfer, a full window: only time or a peer helps */
 	if (stuck && !in_flight && !p->disk_full)
 		return false; /* the submit made room: stage the rest now */
 	/* With inflight_max batches on the disk nothing can go out before a completion, so
@@ -591,11 +598,19 @@ static bool pipe_may_sleep(struct raft_pipeline *p)
 	return true;
 }
 
-static void pipe_wait(struct raft_pipeline *p)
+/*
+ * Handles the ring's completions: the log's, the peers'. With `sleep`, first blocks
+ * until one comes or a tick passes; without, only takes what is there (a busy loop
+ * must still hear its peers: an election needs their votes).
+ */
+static void pipe_wait(struct raft_pipeline *p, bool sleep)
 {
 	struct __kernel_timespec ts = { 0, p->cfg->raft_tick_ms * 1000000LL };
 	struct io_uring_cqe *cqe;
-	io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
+	if (sleep)
+		io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
+	else
+		io_uring_submit(&p->ring);
 	atomic_store_explicit(&p->hub->raft_sleeping, 0, memory_order_relaxed);
 	unsigned head, count = 0;
 	io_uring_for_each_cqe(&p->ring, head, cqe)
@@ -615,9 +630,9 @@ static void *pipe_main(void *arg)
 	rk_log_thread_name("raft");
 	while (!atomic_load_explicit(&p->hub->stopping, memory_order_relaxed)) {
 		pipe_timers(p);
+		p->core_refused = false;
 		pipe_turn(p);
-		if (pipe_may_sleep(p))
-			pipe_wait(p);
+		pipe_wait(p, pipe_may_sleep(p));
 	}
 	/* Let the batches on the disk finish so the log is closed cleanly. */
 	while (wal_in_flight(p->wal)) {

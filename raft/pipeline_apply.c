@@ -122,7 +122,8 @@ static void pipe_expiring_forget(struct raft_pipeline *p, int64_t session_id)
  * become RK_MSG_SESSION_CREATED (the worker builds the ConnectResponse); a
  * closeSession reply closes the connection once it is sent.
  */
-static void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32_t err, int64_t zxid)
+static void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32_t err, int64_t zxid,
+			     bool close_after)
 {
 	struct rk_msg *r = pipe_take_reply(p);
 	r->conn_id = l->conn_id;
@@ -132,8 +133,33 @@ static void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l
 	r->session_id = l->session_id;
 	r->start_us = l->start_us;
 	r->kind = l->opcode == ZK_OP_CREATE_SESSION ? RK_MSG_SESSION_CREATED : RK_MSG_REPLY;
-	r->flags = l->opcode == ZK_OP_CLOSE_SESSION ? RK_MSG_CLOSE_AFTER : 0;
+	r->flags = l->opcode == ZK_OP_CLOSE_SESSION || close_after ? RK_MSG_CLOSE_AFTER : 0;
 	pipe_send(p, rk_conn_id_worker(l->conn_id), r);
+}
+
+/* The proposal's fate is unknown to its client: CONNECTIONLOSS, then its connection
+ * closes (the client reconnects, and learns what happened by reading). */
+static void pipe_answer_lost(struct raft_pipeline *p, struct pipe_local *l)
+{
+	jute_writer_reset(&p->reply);
+	uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
+	assert(hdr);
+	pipe_route_reply(p, l, ZK_CONNECTIONLOSS, store_last_zxid(p->store), true);
+	l->answered = true;
+}
+
+void pipe_fail_pending(struct raft_pipeline *p)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->local_count; i++) {
+		struct pipe_local *l = &p->local[(p->local_head + i) % PIPE_LOCAL_MAX];
+		if (l->origin != 0 && l->conn_id != RK_CONN_ID_NONE && !l->answered) {
+			pipe_answer_lost(p, l);
+			n++;
+		}
+	}
+	if (n)
+		log_info("raft: the leader changed: %zu pending writes answered CONNECTIONLOSS, their connections closed", n);
 }
 
 void pipe_answer_refused(struct raft_pipeline *p)
@@ -149,7 +175,7 @@ void pipe_answer_refused(struct raft_pipeline *p)
 			uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
 			assert(hdr);
 			/* The last applied zxid: messages to a worker go in zxid order. */
-			pipe_route_reply(p, l, l->err, store_last_zxid(p->store));
+			pipe_route_reply(p, l, l->err, store_last_zxid(p->store), false);
 		}
 		pipe_local_pop(p);
 	}
@@ -218,13 +244,9 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 	while ((l = pipe_local_head(p)) && l->origin != origin && origin_seq(l->origin) < origin_seq(origin)) {
 		log_warn("proposal 0x%llx of session 0x%llx was lost (a later one committed): closing its connection",
 			 (unsigned long long)l->origin, (unsigned long long)l->session_id);
-		if (l->conn_id != RK_CONN_ID_NONE) {
-			jute_writer_reset(&p->reply);
-			uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
-			assert(hdr);
-			l->opcode = ZK_OP_CLOSE_SESSION; /* routes with CLOSE_AFTER; the session lives on */
-			pipe_route_reply(p, l, ZK_CONNECTIONLOSS, store_last_zxid(p->store));
-		} else if (l->opcode == ZK_OP_CLOSE_SESSION) {
+		if (l->conn_id != RK_CONN_ID_NONE && !l->answered) {
+			pipe_answer_lost(p, l);
+		} else if (l->conn_id == RK_CONN_ID_NONE && l->opcode == ZK_OP_CLOSE_SESSION) {
 			pipe_expiring_forget(p, l->session_id);
 		}
 		pipe_local_pop(p);
@@ -270,15 +292,15 @@ void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
 	if (e.opcode == ZK_OP_CLOSE_SESSION) {
 		pipe_expiring_forget(p, e.session_id);
 		/* Not closed by a client of ours: every connection of it here must go. */
-		if (!l || l->conn_id == RK_CONN_ID_NONE) {
+		if (!l || l->conn_id == RK_CONN_ID_NONE || l->answered) {
 			log_info("session 0x%llx %s", (unsigned long long)e.session_id, l ? "expired" : "closed");
 			pipe_broadcast_session_gone(p, e.session_id, RK_CONN_ID_NONE, 1);
 		}
 	}
 	if (!l)
 		return;
-	if (l->conn_id != RK_CONN_ID_NONE)
-		pipe_route_reply(p, l, err, zxid);
+	if (l->conn_id != RK_CONN_ID_NONE && !l->answered)
+		pipe_route_reply(p, l, err, zxid, false);
 	pipe_local_pop(p);
 }
 

@@ -63,6 +63,7 @@ struct pipe_local {
 	int32_t xid;
 	int32_t opcode;
 	int32_t err;       /* refused: the answer */
+	bool answered;     /* its client was told CONNECTIONLOSS (the leader changed) */
 };
 
 /* An entry the core handed out that the log could not stage yet (batch full, disk
@@ -98,6 +99,7 @@ struct raft_pipeline {
 	 * once nothing is staged or in flight; entries wait in `unstaged` until then. */
 	uint64_t truncate_after;
 	enum raft_role role; /* as of the last ready record */
+	uint64_t leader;     /* as of the last ready record; 0: none known */
 	int64_t next_alive_ms;  /* next report of the sessions our clients kept alive */
 	int64_t alive_since_ms; /* what the last report covered */
 	/* Messages for peers go here (the transport, the cluster issue); NULL: one voter,
@@ -106,6 +108,7 @@ struct raft_pipeline {
 	void *send_ctx;
 	struct transport *transport; /* NULL with one voter */
 	bool disk_full; /* the log could not prepare a segment: refuse new proposals */
+	bool core_refused; /* this turn the core took no proposal (no leader, transfer, full) */
 	uint32_t entry_bytes_max; /* the largest entry one log batch holds */
 	int64_t durable_index; /* last index known on disk */
 	/* The last (index, term) of each batch on the disk, oldest first: a durability
@@ -138,6 +141,14 @@ void pipe_broadcast_session_gone(struct raft_pipeline *p, int64_t session_id, ui
 				 int32_t expired);
 /* Applies one committed entry and answers its client if it is ours. */
 void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *e);
+/*
+ * The leader changed (or this server stopped leading): a proposal not applied yet may
+ * have been lost with the old leader's log or in a forward it dropped, or may still
+ * commit. Its client is told CONNECTIONLOSS and its connection closes, as a ZooKeeper
+ * follower does when it loses its leader; if it commits after all, it is applied and
+ * answers no one.
+ */
+void pipe_fail_pending(struct raft_pipeline *p);
 /* Answers the refused proposals at the head of the local FIFO (their turn has come). */
 void pipe_answer_refused(struct raft_pipeline *p);
 /* Records a proposal handed to the core (origin > 0) or refused (origin 0, err). */
