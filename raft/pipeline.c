@@ -395,6 +395,27 @@ static void pipe_save_hard_state(struct raft_pipeline *p, const struct raft_hard
 }
 
 /*
+ * With followers, restart recovery applies the log only up to the saved commit
+ * (pipeline_recover.c, rule 1): save it now and then (two syncs, about once a second
+ * while it moves), not only when the term or vote changes.
+ */
+static void pipe_save_commit(struct raft_pipeline *p)
+{
+	struct raft_status st;
+	raft_status(p->core, &st);
+	uint64_t commit = st.commit < st.durable ? st.commit : st.durable;
+	if (commit <= p->commit_saved)
+		return;
+	struct hardstate h = { .term = st.term, .vote = st.vote, .commit = commit };
+	int rc = hardstate_save(p->cfg->data_dir, &h);
+	if (rc < 0) {
+		log_error("raft: hard state cannot be saved in %s: %s; stopping", p->cfg->data_dir, strerror(-rc));
+		abort();
+	}
+	p->commit_saved = commit;
+}
+
+/*
  * Carries out the core's ready record (core.h's loop, steps 1-5). Called after every
  * input to the core; applies what became committed.
  */
@@ -559,6 +580,10 @@ static void pipe_timers(struct raft_pipeline *p)
 		pthread_mutex_lock(&p->stats_lock);
 		p->stats.wal = ws;
 		pthread_mutex_unlock(&p->stats_lock);
+	}
+	if (p->voter_count > 1 && now >= p->next_commit_save_ms) {
+		p->next_commit_save_ms = now + PIPE_COMMIT_SAVE_MS;
+		pipe_save_commit(p);
 	}
 	if (p->voter_count > 1 && now >= p->next_alive_ms) {
 		int32_t every = p->cfg->session_timeout_ms_min / 3;

@@ -39,6 +39,9 @@
 #define PIPE_WARN_REPEAT_MS 1000
 /* Batches on the disk at once: raft.logInflightMax's upper bound. */
 #define PIPE_SUBMITTED_MAX 8
+/* With more than one voter the hard state's commit is saved at most this often, so a
+ * restart applies the log up to it and hands the core only a short tail. */
+#define PIPE_COMMIT_SAVE_MS 1000
 /* Sessions in one RK_OP_SESSIONS_ALIVE entry (8 bytes each). */
 #define PIPE_ALIVE_IDS_MAX 8192
 /* This server's proposals not yet answered: bounds what one collect may take. */
@@ -101,6 +104,8 @@ struct raft_pipeline {
 	enum raft_role role; /* as of the last ready record */
 	uint64_t leader;     /* as of the last ready record; 0: none known */
 	int64_t next_alive_ms;  /* next report of the sessions our clients kept alive */
+	int64_t next_commit_save_ms; /* with followers: the commit index is saved this often */
+	uint64_t commit_saved;       /* the commit in the hard state file */
 	int64_t alive_since_ms; /* what the last report covered */
 	/* Messages for peers go here (the transport, the cluster issue); NULL: one voter,
 	 * there is never any. */

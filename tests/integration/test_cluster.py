@@ -14,6 +14,7 @@
 RingKeeper only: the comparison with a ZooKeeper ensemble is the cluster issue's.
 """
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -41,6 +42,7 @@ def cluster_factory():
     yield make
     for c in made:
         c.stop()
+        shutil.rmtree(c.workdir, ignore_errors=True)
 
 
 def client(hosts, timeout=10.0):
