@@ -277,6 +277,28 @@ uint64_t raft_term_at(const struct raft *r, uint64_t index);
 const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index);
 
 const char *raft_msg_type_name(enum raft_msg_type type);
+
+/* APPEND and PROP carry entries (the bulk); every other message type carries none. */
+static inline bool raft_msg_carries_entries(enum raft_msg_type type)
+{
+	switch (type) {
+	case RAFT_MSG_APPEND:
+	case RAFT_MSG_PROP:
+		return true;
+	case RAFT_MSG_APPEND_RESP:
+	case RAFT_MSG_VOTE:
+	case RAFT_MSG_VOTE_RESP:
+	case RAFT_MSG_PRE_VOTE:
+	case RAFT_MSG_PRE_VOTE_RESP:
+	case RAFT_MSG_HEARTBEAT:
+	case RAFT_MSG_HEARTBEAT_RESP:
+	case RAFT_MSG_TIMEOUT_NOW:
+	case RAFT_MSG_READ_INDEX:
+	case RAFT_MSG_READ_INDEX_RESP:
+		return false;
+	}
+	return false;
+}
 const char *raft_role_name(enum raft_role role);
 
 #endif

@@ -50,24 +50,8 @@ static bool type_valid(uint32_t type, bool *carries_entries)
 	*carries_entries = false;
 	if (type < RAFT_MSG_APPEND || type > RAFT_MSG_READ_INDEX_RESP)
 		return false;
-	switch ((enum raft_msg_type)type) {
-	case RAFT_MSG_APPEND:
-	case RAFT_MSG_PROP:
-		*carries_entries = true;
-		return true;
-	case RAFT_MSG_APPEND_RESP:
-	case RAFT_MSG_VOTE:
-	case RAFT_MSG_VOTE_RESP:
-	case RAFT_MSG_PRE_VOTE:
-	case RAFT_MSG_PRE_VOTE_RESP:
-	case RAFT_MSG_HEARTBEAT:
-	case RAFT_MSG_HEARTBEAT_RESP:
-	case RAFT_MSG_TIMEOUT_NOW:
-	case RAFT_MSG_READ_INDEX:
-	case RAFT_MSG_READ_INDEX_RESP:
-		return true;
-	}
-	return false;
+	*carries_entries = raft_msg_carries_entries((enum raft_msg_type)type);
+	return true;
 }
 
 static bool entry_type_valid(uint32_t type)

@@ -695,25 +695,11 @@ static void conn_on_recv(struct transport *t, struct tconn *c, int res)
 
 /* ---- sending ------------------------------------------------------------------------- */
 
+/* Bulk (appends, forwarded proposals) on the data link; everything else, small and
+ * urgent, on the control link. */
 static enum transport_link_kind link_of(enum raft_msg_type type)
 {
-	switch (type) {
-	case RAFT_MSG_APPEND:
-	case RAFT_MSG_PROP:
-		return TRANSPORT_LINK_DATA;
-	case RAFT_MSG_APPEND_RESP:
-	case RAFT_MSG_VOTE:
-	case RAFT_MSG_VOTE_RESP:
-	case RAFT_MSG_PRE_VOTE:
-	case RAFT_MSG_PRE_VOTE_RESP:
-	case RAFT_MSG_HEARTBEAT:
-	case RAFT_MSG_HEARTBEAT_RESP:
-	case RAFT_MSG_TIMEOUT_NOW:
-	case RAFT_MSG_READ_INDEX:
-	case RAFT_MSG_READ_INDEX_RESP:
-		return TRANSPORT_LINK_CONTROL;
-	}
-	return TRANSPORT_LINK_CONTROL;
+	return raft_msg_carries_entries(type) ? TRANSPORT_LINK_DATA : TRANSPORT_LINK_CONTROL;
 }
 
 int transport_send(struct transport *t, const struct raft_msg *m)
