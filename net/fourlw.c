@@ -272,7 +272,15 @@ static void write_mntr(struct server *srv, FILE *f)
 		(unsigned long long)atomic_load(&srv->stats.connections_refused));
 	fprintf(f, "zk_last_zxid\t%lld\n", (long long)st.last_zxid);
 	fprintf(f, "zk_quota_exceeded_count\t%llu\n", (unsigned long long)st.quota_exceeded_count);
+	if (rs.voter_count > 1 && rs.leading) { /* ZooKeeper prints these on the leader only */
+		fprintf(f, "zk_followers\t%d\n", rs.followers);
+		fprintf(f, "zk_synced_followers\t%d\n", rs.synced_followers);
+		fprintf(f, "zk_pending_syncs\t0\n");
+	}
 	/* RingKeeper's own */
+	fprintf(f, "rk_raft_term\t%llu\n", (unsigned long long)rs.term);
+	fprintf(f, "rk_raft_commit_index\t%llu\n", (unsigned long long)rs.commit_index);
+	fprintf(f, "rk_raft_applied_index\t%llu\n", (unsigned long long)rs.applied_index);
 	fprintf(f, "rk_reads_served\t%llu\n", (unsigned long long)atomic_load(&srv->stats.reads_served));
 	fprintf(f, "rk_writes_committed\t%llu\n", (unsigned long long)rs.writes_committed);
 	fprintf(f, "rk_frames_rejected\t%llu\n", (unsigned long long)atomic_load(&srv->stats.frames_rejected));

@@ -577,7 +577,14 @@ static void pipe_timers(struct raft_pipeline *p)
 			store_sessions_expired(p->store, now, pipe_expire_one, p);
 		struct wal_stats ws;
 		wal_stats_get(p->wal, &ws); /* sorts its samples: on the tick, not per batch */
+		struct raft_status st;
+		raft_status(p->core, &st);
+		int synced = 0;
+		for (int i = 0; i < st.voter_count; i++)
+			synced += st.peers[i].id != st.id && st.peers[i].state == RAFT_PROGRESS_REPLICATE;
 		pthread_mutex_lock(&p->stats_lock);
+		p->stats.followers = st.role == RAFT_LEADER ? st.voter_count - 1 : 0;
+		p->stats.synced_followers = st.role == RAFT_LEADER ? synced : 0;
 		p->stats.wal = ws;
 		pthread_mutex_unlock(&p->stats_lock);
 	}

@@ -32,6 +32,8 @@ struct raft_stats {
 	uint64_t term;
 	uint64_t commit_index;
 	uint64_t applied_index;
+	int followers;        /* leader: the other voters */
+	int synced_followers; /* leader: those being replicated to (not probing, not lost) */
 	struct wal_stats wal;
 };
 

@@ -118,6 +118,13 @@ def test_writes_through_every_server_reach_every_server(cluster_factory):
     cl = cluster_factory(3)
     modes = sorted(n.mode() for n in cl.nodes)
     assert modes == ["follower", "follower", "leader"], modes
+    deadline = time.monotonic() + 5
+    while True:  # the leader's mntr counts its followers once both are replicated to
+        mntr = dict(l.split("\t", 1) for l in cl.leader().four_letter("mntr").splitlines() if "\t" in l)
+        if mntr.get("zk_synced_followers") == "2" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert (mntr["zk_server_state"], mntr["zk_followers"], mntr["zk_synced_followers"]) == ("leader", "2", "2")
     for n in cl.nodes:
         c = client(n.hosts)
         c.create("/from-%d" % n.sid, b"%d" % n.sid)
