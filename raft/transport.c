@@ -332,9 +332,12 @@ static void addr_text(const struct sockaddr_storage *a, char *out, size_t len)
  * change, not per attempt: the link and the source address are not compared). */
 static void peer_problem(struct tpeer *p, enum transport_link_kind kind, const char *where, const char *why)
 {
-	if (strcmp(why, p->problem) == 0)
+	/* Kept truncated to the field: a long reason compares by its first bytes. */
+	size_t n = strnlen(why, sizeof p->problem - 1);
+	if (strncmp(why, p->problem, n) == 0 && p->problem[n] == '\0')
 		return;
-	snprintf(p->problem, sizeof p->problem, "%s", why);
+	memcpy(p->problem, why, n);
+	p->problem[n] = '\0';
 	log_warn("transport: peer %s (%s link%s%s): %s", p->name, link_name(kind), where ? ", " : "",
 		 where ? where : "", why);
 }

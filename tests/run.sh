@@ -19,6 +19,10 @@ step "build (release + assertions)"
 [ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
 ninja -C build
 
+step "build as deploy/run.sh does (release, -O3: other warnings than -O2's)"
+[ -f build-release/build.ninja ] || meson setup build-release --buildtype=release -Db_ndebug=false -Dtests=false >/dev/null
+ninja -C build-release ringkeeper
+
 step "unit tests"
 meson test -C build --suite unit --print-errorlogs
 
