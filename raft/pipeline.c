@@ -382,15 +382,25 @@ static void pipe_stage_entries(struct raft_pipeline *p, const struct raft_entry 
 	}
 }
 
-static void pipe_save_hard_state(struct raft_pipeline *p, const struct raft_hard_state *hs)
+/* Writes the hard state; the file's commit never moves back (the periodic save may
+ * have gone further than a ready record's). Fatal on error, like a log write. */
+static void pipe_write_hard_state(struct raft_pipeline *p, uint64_t term, uint64_t vote, uint64_t commit)
 {
-	struct hardstate h = { .term = hs->term, .vote = hs->vote, .commit = hs->commit };
+	if (commit < p->commit_saved)
+		commit = p->commit_saved;
+	struct hardstate h = { .term = term, .vote = vote, .commit = commit };
 	int rc = hardstate_save(p->cfg->data_dir, &h);
 	if (rc < 0) {
-		/* Like a failed log write: the disk's state is unknown; restart reads it. */
+		/* The disk's state is unknown: crash, and let the restart read it. */
 		log_error("raft: hard state cannot be saved in %s: %s; stopping", p->cfg->data_dir, strerror(-rc));
 		abort();
 	}
+	p->commit_saved = commit;
+}
+
+static void pipe_save_hard_state(struct raft_pipeline *p, const struct raft_hard_state *hs)
+{
+	pipe_write_hard_state(p, hs->term, hs->vote, hs->commit);
 	log_info("raft: term %llu, vote %llu", (unsigned long long)hs->term, (unsigned long long)hs->vote);
 }
 
@@ -404,15 +414,8 @@ static void pipe_save_commit(struct raft_pipeline *p)
 	struct raft_status st;
 	raft_status(p->core, &st);
 	uint64_t commit = st.commit < st.durable ? st.commit : st.durable;
-	if (commit <= p->commit_saved)
-		return;
-	struct hardstate h = { .term = st.term, .vote = st.vote, .commit = commit };
-	int rc = hardstate_save(p->cfg->data_dir, &h);
-	if (rc < 0) {
-		log_error("raft: hard state cannot be saved in %s: %s; stopping", p->cfg->data_dir, strerror(-rc));
-		abort();
-	}
-	p->commit_saved = commit;
+	if (commit > p->commit_saved)
+		pipe_write_hard_state(p, st.term, st.vote, commit);
 }
 
 /*

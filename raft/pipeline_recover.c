@@ -308,6 +308,7 @@ int pipe_recover(struct raft_pipeline *p)
 	int err = pipe_load_hard_state(p, &hs, &found);
 	if (!err && p->voter_count > 1)
 		rc.apply_upto = hs.commit;
+	p->commit_saved = hs.commit;
 	if (!err)
 		err = pipe_open_log(p, &rc);
 	if (!err)
