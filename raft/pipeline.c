@@ -95,7 +95,7 @@ static struct rk_msg *pipe_own_entry(int64_t session_id, int32_t opcode, const v
  */
 static void pipe_report_sessions_alive(struct raft_pipeline *p, int64_t now)
 {
-	static int64_t ids[PIPE_ALIVE_IDS_MAX];
+	int64_t *ids = p->alive_ids;
 	int64_t since = p->alive_since_ms;
 	p->alive_since_ms = now;
 	size_t n = store_sessions_local_since(p->store, since, ids, PIPE_ALIVE_IDS_MAX);

@@ -107,6 +107,7 @@ struct raft_pipeline {
 	int64_t next_commit_save_ms; /* with followers: the commit index is saved this often */
 	uint64_t commit_saved;       /* the commit in the hard state file */
 	int64_t alive_since_ms; /* what the last report covered */
+	int64_t alive_ids[PIPE_ALIVE_IDS_MAX]; /* the report being built */
 	/* Messages for peers go here (the transport, the cluster issue); NULL: one voter,
 	 * there is never any. */
 	void (*send_msg)(void *ctx, const struct raft_msg *m);
