@@ -38,6 +38,7 @@ enum rk_msg_kind {
 enum rk_msg_flag {
 	RK_MSG_CLOSE_AFTER = 1, /* reply: close the connection once it is sent */
 	RK_MSG_REFUSED = 2,     /* proposal: not logged (err says why); answer in order */
+	RK_MSG_SYNC = 4,        /* proposal: a sync, answered through a read index, never logged */
 };
 
 struct rk_msg {

@@ -334,6 +334,7 @@ static bool conn_propose(struct worker *w, struct conn *c, int32_t xid, int32_t 
 	memcpy(m, sw->buf, sw->len);
 	memset(m, 0, sizeof *m);
 	m->kind = RK_MSG_PROPOSAL;
+	m->flags = opcode == ZK_OP_SYNC ? RK_MSG_SYNC : 0;
 	m->xid = xid;
 	m->len = (uint32_t)(sw->len - sizeof *m);
 	m->conn_id = c->id;

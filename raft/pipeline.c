@@ -242,6 +242,16 @@ static void pipe_propose_batch(struct raft_pipeline *p)
 	bool stalled = false;
 	while (i < p->batch_count && p->local_count + (i - start) < PIPE_LOCAL_MAX) {
 		struct rk_msg *m = p->batch[i];
+		if (m->flags & RK_MSG_SYNC) {
+			/* Not logged: what comes before it goes to the core first (its order). */
+			if (!pipe_propose_run(p, p->batch + start, i - start)) {
+				stalled = true;
+				break;
+			}
+			pipe_sync_push(p, m);
+			start = ++i;
+			continue;
+		}
 		if (!p->disk_full && m->len <= p->entry_bytes_max) {
 			uint64_t record = WAL_RECORD_HEADER_SIZE + (uint64_t)m->len;
 			if (entries_left == 0 || record > bytes_left)
@@ -465,6 +475,7 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 		pipe_apply_committed(p, &rd->committed[i]);
 		n++;
 	}
+	pipe_sync_reads(p, rd->reads, rd->read_count);
 	raft_advance(p->core);
 	if (n) {
 		raft_applied(p->core, p->applied_index);
@@ -573,6 +584,7 @@ static void pipe_timers(struct raft_pipeline *p)
 		p->next_tick_ms = now + p->cfg->raft_tick_ms;
 		raft_tick(p->core);
 		pipe_peers_tick(p);
+		pipe_sync_tick(p, now);
 	}
 	if (now >= p->next_expiry_ms) {
 		p->next_expiry_ms = now + PIPE_EXPIRY_CHECK_MS;
@@ -744,6 +756,8 @@ void raft_pipeline_destroy(struct raft_pipeline *p)
 		return;
 	for (size_t i = 0; i < p->batch_count; i++)
 		free(p->batch[i]);
+	for (size_t i = 0; i < p->local_count; i++)
+		free(p->local[(p->local_head + i) % PIPE_LOCAL_MAX].sync);
 	while (p->unstaged_head) {
 		struct pipe_unstaged *u = p->unstaged_head;
 		p->unstaged_head = u->next;

@@ -99,7 +99,7 @@ static struct pipe_local *pipe_local_head(struct raft_pipeline *p)
 	return p->local_count ? &p->local[p->local_head] : NULL;
 }
 
-static void pipe_local_pop(struct raft_pipeline *p)
+void pipe_local_pop(struct raft_pipeline *p)
 {
 	assert(p->local_count > 0);
 	p->local_head = (p->local_head + 1) % PIPE_LOCAL_MAX;
@@ -122,8 +122,15 @@ static void pipe_expiring_forget(struct raft_pipeline *p, int64_t session_id)
  * become RK_MSG_SESSION_CREATED (the worker builds the ConnectResponse); a
  * closeSession reply closes the connection once it is sent.
  */
-static void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32_t err, int64_t zxid,
-			     bool close_after)
+void pipe_reply_start(struct raft_pipeline *p)
+{
+	jute_writer_reset(&p->reply);
+	uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
+	assert(hdr);
+}
+
+void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32_t err, int64_t zxid,
+		      bool close_after)
 {
 	struct rk_msg *r = pipe_take_reply(p);
 	r->conn_id = l->conn_id;
@@ -139,11 +146,9 @@ static void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l
 
 /* The proposal's fate is unknown to its client: CONNECTIONLOSS, then its connection
  * closes (the client reconnects, and learns what happened by reading). */
-static void pipe_answer_lost(struct raft_pipeline *p, struct pipe_local *l)
+void pipe_answer_lost(struct raft_pipeline *p, struct pipe_local *l)
 {
-	jute_writer_reset(&p->reply);
-	uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
-	assert(hdr);
+	pipe_reply_start(p);
 	pipe_route_reply(p, l, ZK_CONNECTIONLOSS, store_last_zxid(p->store), true);
 	l->answered = true;
 }
@@ -156,6 +161,8 @@ void pipe_fail_pending(struct raft_pipeline *p)
 		if (l->origin != 0 && l->conn_id != RK_CONN_ID_NONE && !l->answered) {
 			pipe_answer_lost(p, l);
 			n++;
+		} else if (l->sync && !l->read_known) {
+			l->read_asked_ms = 0; /* the old leader dropped its pending reads: ask the new one */
 		}
 	}
 	if (n)
@@ -166,14 +173,17 @@ void pipe_answer_refused(struct raft_pipeline *p)
 {
 	struct pipe_local *l;
 	while ((l = pipe_local_head(p)) && l->origin == 0) {
+		if (l->sync) {
+			if (!pipe_sync_try_answer(p, l, false))
+				return; /* what comes after it waits for it */
+			continue;
+		}
 		if (l->conn_id == RK_CONN_ID_NONE) {
 			/* an expiry we could not log: the next check proposes it again */
 			if (l->opcode == ZK_OP_CLOSE_SESSION)
 				pipe_expiring_forget(p, l->session_id);
 		} else {
-			jute_writer_reset(&p->reply);
-			uint8_t *hdr = jute_writer_reserve(&p->reply, sizeof(struct rk_msg));
-			assert(hdr);
+			pipe_reply_start(p);
 			/* The last applied zxid: messages to a worker go in zxid order. */
 			pipe_route_reply(p, l, l->err, store_last_zxid(p->store), false);
 		}
@@ -242,6 +252,11 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 		return NULL;
 	struct pipe_local *l;
 	while ((l = pipe_local_head(p)) && l->origin != origin && origin_seq(l->origin) < origin_seq(origin)) {
+		if (l->sync) {
+			pipe_sync_try_answer(p, l, true);
+			pipe_answer_refused(p);
+			continue;
+		}
 		log_warn("proposal 0x%llx of session 0x%llx was lost (a later one committed): closing its connection",
 			 (unsigned long long)l->origin, (unsigned long long)l->session_id);
 		if (l->conn_id != RK_CONN_ID_NONE && !l->answered) {

@@ -7,6 +7,7 @@
  *   pipeline_apply.c    committed entries → the store → replies and notifications
  *                       to the workers, through the hub; this server's pending
  *                       proposals (the local FIFO)
+ *   pipeline_read.c     sync: read index from the leader, answered in the local FIFO
  *   pipeline_recover.c  start-up: open and replay the log, load the hard state,
  *                       rebuild the consensus core from what is durable
  *
@@ -44,6 +45,10 @@
 #define PIPE_COMMIT_SAVE_MS 1000
 /* Sessions in one RK_OP_SESSIONS_ALIVE entry (8 bytes each). */
 #define PIPE_ALIVE_IDS_MAX 8192
+/* A sync with no read index is asked for again this often, and its client given up
+ * on after PIPE_SYNC_GIVE_UP_MS (pipeline_read.c). */
+#define PIPE_SYNC_RETRY_MS 250
+#define PIPE_SYNC_GIVE_UP_MS 4000
 /* This server's proposals not yet answered: bounds what one collect may take. */
 #define PIPE_LOCAL_MAX (2 * PIPE_BATCH_ENTRIES_MAX)
 
@@ -67,6 +72,14 @@ struct pipe_local {
 	int32_t opcode;
 	int32_t err;       /* refused: the answer */
 	bool answered;     /* its client was told CONNECTIONLOSS (the leader changed) */
+	/* A sync (origin 0, pipeline_read.c): answered once this server has applied the
+	 * read index a leader confirmed, or once a later proposal of ours is applied. */
+	struct rk_msg *sync; /* the request (its body is the reply's); NULL: not a sync */
+	uint64_t read_ctx;   /* the core's read-index context */
+	uint64_t read_index; /* valid when read_known */
+	bool read_known;
+	int64_t read_asked_ms; /* last raft_read_index call; 0: to ask (again) */
+	int64_t sync_since_ms; /* when the sync arrived */
 };
 
 /* An entry the core handed out that the log could not stage yet (batch full, disk
@@ -126,6 +139,8 @@ struct raft_pipeline {
 	uint32_t server_id;
 	uint64_t origin_seq; /* the last proposal's sequence number (entry origins) */
 	uint64_t applied_index;
+	uint64_t read_ctx_next;  /* pipeline_read.c: the next sync's read context */
+	size_t syncs_pending;    /* syncs in the local FIFO not answered yet */
 	struct jute_writer reply;
 	int64_t next_expiry_ms;
 	int64_t next_reap_ms;
@@ -160,6 +175,24 @@ void pipe_answer_refused(struct raft_pipeline *p);
 /* Records a proposal handed to the core (origin > 0) or refused (origin 0, err). */
 void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t origin, int32_t err);
 void pipe_store_warn(void *ctx, const char *text);
+
+/* pipeline_read.c */
+/* Records a sync in the local FIFO (it takes m) and asks the core for a read index. */
+void pipe_sync_push(struct raft_pipeline *p, struct rk_msg *m);
+/* The core's answers to read-index requests (a ready record's reads). */
+void pipe_sync_reads(struct raft_pipeline *p, const struct raft_read_state *reads, int n);
+/* Asks again for syncs that have no read index (no leader, a refusal, a lost
+ * request) and gives up on those pending too long. Each tick. */
+void pipe_sync_tick(struct raft_pipeline *p, int64_t now);
+/* The sync at the FIFO's head may be answered: true when it was (and popped). With
+ * `overtaken` a later proposal of ours was applied, which satisfies it. */
+bool pipe_sync_try_answer(struct raft_pipeline *p, struct pipe_local *l, bool overtaken);
+/* Sends p->reply (started with pipe_reply_start) for a local proposal. */
+void pipe_reply_start(struct raft_pipeline *p);
+void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32_t err, int64_t zxid,
+		      bool close_after);
+void pipe_answer_lost(struct raft_pipeline *p, struct pipe_local *l);
+void pipe_local_pop(struct raft_pipeline *p);
 
 /* pipeline_peers.c: with more than one voter (nothing otherwise) */
 int pipe_peers_start(struct raft_pipeline *p);

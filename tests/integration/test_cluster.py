@@ -232,3 +232,26 @@ def test_a_whole_cluster_restart_gives_identical_trees(cluster_factory):
         k.close()
     assert len(trees[0]) == 100  # /r and 99 children
     assert trees[0] == trees[1] == trees[2]
+
+
+def test_sync_on_a_follower_sees_every_write_acknowledged_before_it(cluster_factory):
+    """sync goes through the leader's read index (no log entry; test_pipeline.c checks
+    that): after it, a read on a follower returns every write acknowledged anywhere
+    before the sync was sent."""
+    cluster = cluster_factory(3)
+    leader = cluster.wait_leader()
+    followers = [n for n in cluster.nodes if n is not leader]
+    writer = client(leader.hosts)
+    readers = [client(f.hosts) for f in followers]
+    try:
+        writer.create("/s", b"0")
+        for i in range(1, 200):
+            writer.set("/s", str(i).encode())
+            r = readers[i % 2]
+            r.sync("/s")
+            data, _ = r.get("/s")
+            assert data == str(i).encode(), "a read after sync on a follower returned %r, wrote %d" % (data, i)
+    finally:
+        for c in [writer] + readers:
+            c.stop()
+            c.close()

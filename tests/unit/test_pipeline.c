@@ -75,7 +75,7 @@ static void teardown(void)
 	cr_assert_eq(system(cmd), 0);
 }
 
-static void propose(int32_t xid, int32_t opcode, const struct jute_writer *body)
+static void propose_flags(int32_t xid, int32_t opcode, const struct jute_writer *body, uint16_t flags)
 {
 	struct jute_writer w;
 	jute_writer_init(&w, 1 << 16);
@@ -85,6 +85,7 @@ static void propose(int32_t xid, int32_t opcode, const struct jute_writer *body)
 	struct rk_msg *m = (struct rk_msg *)w.buf;
 	memset(m, 0, sizeof *m);
 	m->kind = RK_MSG_PROPOSAL;
+	m->flags = flags;
 	m->xid = xid;
 	m->conn_id = CONN_ID;
 	m->session_id = SESSION;
@@ -94,6 +95,11 @@ static void propose(int32_t xid, int32_t opcode, const struct jute_writer *body)
 	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
 	cr_assert(hub_to_raft(&hub, 0, m, &ring));
 	io_uring_queue_exit(&ring);
+}
+
+static void propose(int32_t xid, int32_t opcode, const struct jute_writer *body)
+{
+	propose_flags(xid, opcode, body, 0);
 }
 
 /* The next message for worker 0, waiting up to 5 s. The caller frees it. */
@@ -239,4 +245,38 @@ Test(pipeline, a_restart_replays_the_log_and_starts_a_new_term)
 	struct raft_stats rs;
 	raft_pipeline_stats(pipe_, &rs);
 	cr_assert_eq(rs.last_term, 2);
+}
+
+Test(pipeline, a_sync_is_answered_in_request_order_and_takes_no_log_entry)
+{
+	open_session(10000);
+	struct jute_writer sb;
+	jute_writer_init(&sb, 64);
+	jute_write_string(&sb, "/s", 2);
+	propose(1, ZK_OP_CREATE, create_body("/a"));
+	propose_flags(2, ZK_OP_SYNC, &sb, RK_MSG_SYNC);
+	propose(3, ZK_OP_CREATE, create_body("/b"));
+	propose_flags(4, ZK_OP_SYNC, &sb, RK_MSG_SYNC);
+	expect_reply(1, 3, ZK_OK, "/a");
+	/* The sync's reply carries its path and the zxid applied when it was answered:
+	 * at least the create before it, never an index of its own. */
+	struct rk_msg *m = next_msg();
+	cr_assert_eq(m->kind, RK_MSG_REPLY);
+	cr_assert_eq(m->xid, 2);
+	cr_assert_eq(m->err, ZK_OK);
+	cr_assert(m->zxid >= 3 && m->zxid <= 4, "zxid %lld", (long long)m->zxid);
+	struct jute_reader r;
+	jute_reader_init(&r, m->data, m->len);
+	struct jute_bytes path = jute_read_string(&r);
+	cr_assert(jute_reader_ok(&r) && jute_bytes_eq(path, "/s", 2) && jute_reader_remaining(&r) == 0);
+	free(m);
+	expect_reply(3, 4, ZK_OK, "/b");
+	m = next_msg();
+	cr_assert_eq(m->xid, 4);
+	cr_assert_eq(m->zxid, 4);
+	free(m);
+	struct raft_stats rs;
+	raft_pipeline_stats(pipe_, &rs);
+	cr_assert_eq(rs.last_index, 4, "no log entry for either sync");
+	jute_writer_free(&sb);
 }
