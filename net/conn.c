@@ -727,6 +727,14 @@ void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
 		/* global_outstanding was released by the worker's dispatch */
 		assert(c->outstanding_writes > 0);
 		c->outstanding_writes--;
+		if (m->err == ZK_SESSIONMOVED) {
+			/* ZooKeeper tears such a connection down without a reply (ZOOKEEPER-710):
+			 * its client is connected elsewhere now, or reconnects and learns. */
+			log_info("conn %s: session 0x%llx moved to another server: closing", c->peer,
+				 (unsigned long long)c->session_id);
+			worker_conn_close(w, c);
+			return;
+		}
 		size_t start = frame_begin(&c->out, m->xid, m->zxid, m->err);
 		jute_write_raw(&c->out, m->data, m->len);
 		frame_end(&c->out, start);

@@ -13,7 +13,7 @@ void entry_encode(struct jute_writer *w, int64_t session_id, int32_t opcode, boo
 	jute_write_long(w, session_id);
 	jute_write_int(w, opcode);
 	jute_write_byte(w, RK_ENTRY_VERSION);
-	jute_write_byte(w, super ? 1 : 0);
+	jute_write_byte(w, super ? RK_ENTRY_FLAG_SUPER : 0);
 	jute_write_byte(w, (uint8_t)ids_count);
 	jute_write_long(w, 0); /* origin: stamped by the proposing server */
 	for (int i = 0; i < ids_count; i++)
@@ -31,10 +31,12 @@ int entry_decode(struct rk_entry *e, const uint8_t *buf, size_t len)
 	uint8_t version = jute_read_byte(&r);
 	uint8_t flags = jute_read_byte(&r);
 	uint8_t count = jute_read_byte(&r);
-	if (!jute_reader_ok(&r) || (version != 1 && version != RK_ENTRY_VERSION) || count > RK_ENTRY_IDS_MAX)
+	if (!jute_reader_ok(&r) || version < 1 || version > RK_ENTRY_VERSION || count > RK_ENTRY_IDS_MAX)
 		return -EPROTO;
 	e->origin = version >= 2 ? (uint64_t)jute_read_long(&r) : 0;
-	e->super = flags & 1;
+	e->super = flags & RK_ENTRY_FLAG_SUPER;
+	e->server_own = version >= 3 && (flags & RK_ENTRY_FLAG_SERVER);
+	e->owner_checked = version >= 3 && !e->server_own && e->origin != 0;
 	e->ids_count = count;
 	for (int i = 0; i < count; i++)
 		jute_read_id(&r, &e->ids[i]);
@@ -50,6 +52,12 @@ void entry_set_origin(uint8_t *buf, uint64_t origin)
 	assert(buf[20] == RK_ENTRY_VERSION);
 	jute_put_be32(buf + RK_ENTRY_ORIGIN_OFFSET, (uint32_t)(origin >> 32));
 	jute_put_be32(buf + RK_ENTRY_ORIGIN_OFFSET + 4, (uint32_t)origin);
+}
+
+void entry_set_server_own(uint8_t *buf)
+{
+	assert(buf[20] == RK_ENTRY_VERSION);
+	buf[RK_ENTRY_FLAGS_OFFSET] |= RK_ENTRY_FLAG_SERVER;
 }
 
 void entry_set_time(uint8_t *buf, int64_t time_ms)

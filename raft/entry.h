@@ -3,19 +3,22 @@
  * it, plus what the leader decided for it. Replicas apply entries; they never see
  * connections.
  *
- * Layout (big-endian, version 2):
+ * Layout (big-endian, version 3):
  *   0  int64  time_ms      wall clock chosen by the proposing server when it proposed
  *   8  int64  session_id
  *   16 int32  opcode       enum zk_op (incl. createSession -10, closeSession -11)
  *   20 uint8  version      RK_ENTRY_VERSION
- *   21 uint8  flags        bit 0: caller is super
+ *   21 uint8  flags        bit 0: caller is super; bit 1: the server's own entry
+ *                          (expiry, sweeps, reports), not a client's request
  *   22 uint8  ids_count    <= RK_ENTRY_IDS_MAX
  *   23 uint64 origin       the proposal's id: proposing server id << 48 | a sequence
  *                          number of that server's (see entry_origin_make); 0: none
  *   31 ids    ids_count × (ustring scheme, ustring id): the caller's auth identities
  *   .. body   the request record (after the RequestHeader), to the end
  * Version 1 (written before origins existed) has no origin field: ids start at 23,
- * and it decodes with origin 0. Both versions replay.
+ * and it decodes with origin 0. Version 2 has version 3's layout without flag bit 1:
+ * its entries are not checked for the session's owner (they were applied without
+ * that check). Every version replays.
  *
  * The origin lets the server that proposed an entry recognise it when it applies,
  * whoever led when it was appended (a follower forwards its clients' writes): the
@@ -32,7 +35,7 @@
 #include "core/jute.h"
 #include "store/store.h"
 
-#define RK_ENTRY_VERSION 2
+#define RK_ENTRY_VERSION 3
 /*
  * RingKeeper's own entry (no client sends it: a client's unknown opcode closes its
  * connection): the sessions whose clients a server kept alive since its last report.
@@ -40,6 +43,16 @@
  * (store_session_touch_remote); only the leader acts on deadlines.
  */
 #define RK_OP_SESSIONS_ALIVE (-20)
+/*
+ * RingKeeper's own entry: the session's client reconnected to the proposing server,
+ * which now owns it (body empty). Writes that other servers propose for the session
+ * after it get SESSIONMOVED, and their connections close (ZooKeeper's ZOOKEEPER-710
+ * rule: a moved session's old connection is torn down).
+ */
+#define RK_OP_SESSION_MOVE (-21)
+#define RK_ENTRY_FLAG_SUPER 1
+#define RK_ENTRY_FLAG_SERVER 2
+#define RK_ENTRY_FLAGS_OFFSET 21
 #define RK_ENTRY_IDS_MAX 8
 #define RK_ENTRY_HEADER_BYTES 31
 #define RK_ENTRY_TIME_OFFSET 0
@@ -54,6 +67,8 @@ struct rk_entry {
 	int ids_count;
 	struct zk_id ids[RK_ENTRY_IDS_MAX];
 	uint64_t origin; /* 0: none (version 1, or the server's own sweeps before proposing) */
+	bool server_own; /* flag bit 1: not a client's request */
+	bool owner_checked; /* version 3 client request: its session's owner is checked */
 	const uint8_t *body;
 	size_t body_len;
 };
@@ -64,8 +79,10 @@ void entry_encode(struct jute_writer *w, int64_t session_id, int32_t opcode, boo
 /* Decodes in place (views into buf). Returns 0 or -EPROTO. */
 int entry_decode(struct rk_entry *e, const uint8_t *buf, size_t len);
 void entry_set_time(uint8_t *buf, int64_t time_ms);
-/* Stamps the origin of an encoded (version 2) entry; the proposing server does it. */
+/* Stamps the origin of an encoded (current version) entry; the proposing server does it. */
 void entry_set_origin(uint8_t *buf, uint64_t origin);
+/* Marks an encoded entry as the server's own (RK_ENTRY_FLAG_SERVER). */
+void entry_set_server_own(uint8_t *buf);
 
 static inline uint64_t entry_origin_make(uint32_t server_id, uint64_t seq)
 {

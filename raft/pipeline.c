@@ -75,11 +75,13 @@ static struct rk_msg *pipe_own_entry(int64_t session_id, int32_t opcode, const v
 		return NULL;
 	}
 	memset(hdr, 0, sizeof(struct rk_msg));
+	size_t entry_start = w.len;
 	entry_encode(&w, session_id, opcode, false, NULL, 0, body, body_len);
 	if (!jute_writer_ok(&w)) {
 		jute_writer_free(&w);
 		return NULL;
 	}
+	entry_set_server_own(w.buf + entry_start);
 	struct rk_msg *m = (struct rk_msg *)w.buf;
 	m->kind = RK_MSG_PROPOSAL;
 	m->conn_id = RK_CONN_ID_NONE;
@@ -158,8 +160,16 @@ static size_t pipe_collect(struct raft_pipeline *p)
 				break;
 			taken++;
 			if (m->kind == RK_MSG_SESSION_ATTACH) {
-				pipe_broadcast_session_gone(p, m->session_id, m->conn_id, 0);
+				int64_t session_id = m->session_id;
+				pipe_broadcast_session_gone(p, session_id, m->conn_id, 0);
 				free(m);
+				/* In a cluster the other servers learn it through the log: their
+				 * connections of the session close, its writes from them get
+				 * SESSIONMOVED (pipeline_apply.c). */
+				struct rk_msg *move = p->voter_count > 1 ?
+					pipe_own_entry(session_id, RK_OP_SESSION_MOVE, NULL, 0) : NULL;
+				if (move)
+					p->batch[p->batch_count++] = move;
 				continue;
 			}
 			assert(m->kind == RK_MSG_PROPOSAL);

@@ -285,6 +285,42 @@ static void pipe_apply_sessions_alive(struct raft_pipeline *p, const struct rk_e
 	}
 }
 
+/* ---- session ownership (replicated: the same on every server, live or replayed) -- */
+
+static uint32_t origin_server(const struct rk_entry *e)
+{
+	return (uint32_t)(e->origin >> RK_ENTRY_ORIGIN_SEQ_BITS);
+}
+
+bool pipe_session_moved(struct store *s, const struct rk_entry *e)
+{
+	if (!e->owner_checked || e->opcode == ZK_OP_CREATE_SESSION)
+		return false;
+	uint32_t owner = store_session_owner(s, e->session_id);
+	return owner != 0 && owner != origin_server(e);
+}
+
+void pipe_session_owner_update(struct store *s, const struct rk_entry *e, int32_t err)
+{
+	if ((e->opcode == ZK_OP_CREATE_SESSION && err == ZK_OK) || e->opcode == RK_OP_SESSION_MOVE)
+		store_session_set_owner(s, e->session_id, origin_server(e));
+}
+
+/*
+ * A client's session moved to another server: the other servers' connections of it
+ * close (its client is on the new one), and a request that arrived on one of them
+ * before gets SESSIONMOVED, answered as ZooKeeper does (ZOOKEEPER-710): the
+ * connection is torn down (net/conn.c closes it on that error).
+ */
+static void pipe_apply_session_move(struct raft_pipeline *p, const struct rk_entry *e)
+{
+	pipe_session_owner_update(p->store, e, ZK_OK);
+	if (origin_server(e) != (p->server_id & 0xffff)) {
+		log_info("session 0x%llx moved to server %u", (unsigned long long)e->session_id, origin_server(e));
+		pipe_broadcast_session_gone(p, e->session_id, RK_CONN_ID_NONE, 0);
+	}
+}
+
 void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
 {
 	assert(ce->index == p->applied_index + 1);
@@ -302,8 +338,26 @@ void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
 			pipe_local_pop(p);
 		return;
 	}
+	if (e.opcode == RK_OP_SESSION_MOVE) {
+		pipe_apply_session_move(p, &e);
+		if (l)
+			pipe_local_pop(p);
+		return;
+	}
 	int64_t zxid = (int64_t)ce->index;
+	if (pipe_session_moved(p->store, &e)) {
+		log_info("session 0x%llx is owned by another server: a request through server %u gets SESSIONMOVED",
+			 (unsigned long long)e.session_id, origin_server(&e));
+		if (l && l->conn_id != RK_CONN_ID_NONE && !l->answered) {
+			pipe_reply_start(p);
+			pipe_route_reply(p, l, ZK_SESSIONMOVED, store_last_zxid(p->store), true);
+		}
+		if (l)
+			pipe_local_pop(p);
+		return;
+	}
 	int32_t err = pipe_store_apply(p, &e, zxid);
+	pipe_session_owner_update(p->store, &e, err);
 	if (e.opcode == ZK_OP_CLOSE_SESSION) {
 		pipe_expiring_forget(p, e.session_id);
 		/* Not closed by a client of ours: every connection of it here must go. */

@@ -175,6 +175,11 @@ void pipe_answer_refused(struct raft_pipeline *p);
 /* Records a proposal handed to the core (origin > 0) or refused (origin 0, err). */
 void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t origin, int32_t err);
 void pipe_store_warn(void *ctx, const char *text);
+/* Session ownership, replicated (the live applier and the replay both use these): a
+ * client's request proposed through a server that does not own its session is not
+ * applied (SESSIONMOVED); createSession and RK_OP_SESSION_MOVE set the owner. */
+bool pipe_session_moved(struct store *s, const struct rk_entry *e);
+void pipe_session_owner_update(struct store *s, const struct rk_entry *e, int32_t err);
 
 /* pipeline_read.c */
 /* Records a sync in the local FIFO (it takes m) and asks the core for a read index. */

@@ -129,8 +129,13 @@ static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data
 		.body_len = e.body_len,
 		.auth = &auth,
 	};
+	if (e.opcode == RK_OP_SESSION_MOVE || pipe_session_moved(rc->p->store, &e)) {
+		pipe_session_owner_update(rc->p->store, &e, ZK_OK); /* as the live applier */
+		return 0;
+	}
 	jute_writer_reset(&rc->out);
-	store_apply(rc->p->store, &txn, &rc->out, NULL, NULL);
+	int32_t err = store_apply(rc->p->store, &txn, &rc->out, NULL, NULL);
+	pipe_session_owner_update(rc->p->store, &e, err);
 	replay_session_track(rc, &e);
 	return 0;
 }

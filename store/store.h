@@ -329,6 +329,15 @@ void store_session_touch(struct store *s, int64_t session_id, int64_t now_ms, in
  * before it expires any. Any thread.
  */
 void store_session_touch_remote(struct store *s, int64_t session_id, int64_t now_ms);
+/*
+ * The server that owns a session (its client's connection is there): replicated
+ * state, set by the applier from the log (createSession, a reconnect to another
+ * server). A write proposed by another server gets SESSIONMOVED (pipeline_apply.c).
+ * Applier thread only. _owner returns 0 for an unknown session or owner; _set_owner
+ * returns false for an unknown session.
+ */
+uint32_t store_session_owner(struct store *s, int64_t session_id);
+bool store_session_set_owner(struct store *s, int64_t session_id, uint32_t owner);
 void store_sessions_touch_all(struct store *s, int64_t now_ms);
 size_t store_sessions_local_since(struct store *s, int64_t since_ms, int64_t *ids, size_t cap);
 /* Calls fn for each session with last touch + timeout < now_ms. Any thread. */

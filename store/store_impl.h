@@ -194,6 +194,10 @@ struct session {
 	_Atomic int64_t touch_ms;
 	_Atomic int32_t touch_timeout_ms;
 	_Atomic int64_t local_touch_ms; /* last packet on a connection of this server */
+	/* The server whose clients own the session (replicated: set by the applier from
+	 * createSession and session-move entries; 0 unknown). Written by the applier only;
+	 * atomic so a reader on another thread (a snapshot) may load it. */
+	_Atomic uint32_t owner;
 	struct znode **ephemerals;
 	uint32_t ephemeral_count;
 	uint32_t ephemeral_cap;

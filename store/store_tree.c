@@ -447,6 +447,21 @@ void store_session_touch(struct store *s, int64_t session_id, int64_t now_ms, in
 	pthread_rwlock_unlock(&s->sessions.lock);
 }
 
+uint32_t store_session_owner(struct store *s, int64_t session_id)
+{
+	/* The applier is the table's only writer: it finds sessions without the lock. */
+	struct session *se = store_session_find(s, session_id);
+	return se ? atomic_load_explicit(&se->owner, memory_order_relaxed) : 0;
+}
+
+bool store_session_set_owner(struct store *s, int64_t session_id, uint32_t owner)
+{
+	struct session *se = store_session_find(s, session_id);
+	if (se)
+		atomic_store_explicit(&se->owner, owner, memory_order_relaxed);
+	return se != NULL;
+}
+
 void store_session_touch_remote(struct store *s, int64_t session_id, int64_t now_ms)
 {
 	pthread_rwlock_rdlock(&s->sessions.lock);

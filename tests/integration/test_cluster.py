@@ -255,3 +255,69 @@ def test_sync_on_a_follower_sees_every_write_acknowledged_before_it(cluster_fact
         for c in [writer] + readers:
             c.stop()
             c.close()
+
+
+def test_a_session_moves_to_another_server_with_its_ephemerals_and_watches(cluster_factory):
+    """The server a client is connected to dies: the client reconnects to another one
+    within its timeout and keeps its session id, its ephemeral node and its watch."""
+    cluster = cluster_factory(3)
+    leader = cluster.wait_leader()
+    follower = next(n for n in cluster.nodes if n is not leader)
+    c = client(rotated(cluster, follower), timeout=6.0)
+    other = client(leader.hosts)
+    try:
+        sid = c.client_id[0]
+        c.create("/moving-eph", b"e", ephemeral=True)
+        other.create("/moving-watched", b"0")
+        fired = threading.Event()
+        c.get("/moving-watched", watch=lambda ev: fired.set())
+        follower.kill()
+        deadline = time.time() + 10
+        while time.time() < deadline and not c.connected:
+            time.sleep(0.05)
+        c.exists("/")  # a request through the new server
+        assert c.connected and c.client_id[0] == sid, "the session kept its id"
+        assert other.exists("/moving-eph") is not None, "the ephemeral survived the move"
+        other.set("/moving-watched", b"1")
+        assert fired.wait(5), "the watch set through the dead server fired after the move"
+    finally:
+        for k in (c, other):
+            k.stop()
+            k.close()
+
+
+def test_a_request_on_the_old_connection_of_a_moved_session_gets_sessionmoved(cluster_factory):
+    """ZooKeeper's rule (ZOOKEEPER-710): once a session is re-attached through another
+    server, its old connection is torn down, and a write that arrives on it is not
+    applied."""
+    import zkwire
+    cluster = cluster_factory(3)
+    leader = cluster.wait_leader()
+    a, b = [n for n in cluster.nodes if n is not leader]
+    old = zkwire.session(a.client_port, timeout_ms=10000)
+    err, _ = old.call(1, zkwire.create_body("/moved", b"0"))
+    assert err == 0
+    new = zkwire.RawConn(b.client_port)
+    new.events = []
+    resp = new.handshake(session_id=old.session_id, passwd=old.passwd, timeout_ms=10000)
+    assert resp["sessionId"] == old.session_id and resp["timeOut"] > 0
+    # The move reaches server a through the log; a write sent on the old connection
+    # meanwhile is either applied before the move (in log order) or refused: never
+    # applied after it. Either way the old connection closes.
+    try:
+        old.send_request(5, zkwire.setdata_body("/moved", b"old"))
+        closed = False
+        try:
+            xid, zxid, err, _ = old.recv_reply()
+            assert err == 0, "a write before the move is applied; got error %d" % err
+            closed = old.is_closed(wait=5)
+        except zkwire.Closed:
+            closed = True
+        assert closed, "the moved session's old connection was not closed"
+        err, _ = new.call(5, zkwire.setdata_body("/moved", b"new"))
+        assert err == 0, "the session works through its new server (error %d)" % err
+        err, d = new.call(4, zkwire.path_watch_body("/moved"))
+        assert err == 0 and d.buffer() == b"new"
+    finally:
+        old.close()
+        new.close()

@@ -67,7 +67,31 @@ Test(entry, an_unknown_version_or_a_short_header_is_refused)
 	for (size_t n = 0; n < RK_ENTRY_HEADER_BYTES; n++)
 		cr_assert_eq(entry_decode(&e, w.buf, n), -EPROTO, "%zu bytes", n);
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
-	w.buf[20] = 3;
+	w.buf[20] = RK_ENTRY_VERSION + 1;
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), -EPROTO);
+	w.buf[20] = 0;
+	cr_assert_eq(entry_decode(&e, w.buf, w.len), -EPROTO);
+	jute_writer_free(&w);
+}
+
+Test(entry, only_a_current_client_entry_with_an_origin_has_its_owner_checked)
+{
+	struct jute_writer w;
+	jute_writer_init(&w, 1024);
+	entry_encode(&w, 7, ZK_OP_SET_DATA, false, NULL, 0, "b", 1);
+	struct rk_entry e;
+	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
+	cr_assert(!e.server_own && !e.owner_checked, "no origin yet: nothing to check against");
+	entry_set_origin(w.buf, entry_origin_make(2, 5));
+	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
+	cr_assert(!e.server_own && e.owner_checked);
+	w.buf[20] = 2; /* written before owners existed: applied unchecked, as it was */
+	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
+	cr_assert(!e.owner_checked);
+	w.buf[20] = RK_ENTRY_VERSION;
+	entry_set_server_own(w.buf);
+	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
+	cr_assert(e.server_own && !e.owner_checked && !e.super);
+	cr_assert(e.body_len == 1 && e.body[0] == 'b');
 	jute_writer_free(&w);
 }
