@@ -268,14 +268,11 @@ def test_a_session_moves_to_another_server_with_its_ephemerals_and_watches(clust
     try:
         sid = c.client_id[0]
         c.create("/moving-eph", b"e", ephemeral=True)
-        other.create("/moving-watched", b"0")
+        c.create("/moving-watched", b"0")
         fired = threading.Event()
         c.get("/moving-watched", watch=lambda ev: fired.set())
         follower.kill()
-        deadline = time.time() + 10
-        while time.time() < deadline and not c.connected:
-            time.sleep(0.05)
-        c.exists("/")  # a request through the new server
+        c.retry(c.exists, "/")  # a request through the new server, once reconnected
         assert c.connected and c.client_id[0] == sid, "the session kept its id"
         assert other.exists("/moving-eph") is not None, "the ephemeral survived the move"
         other.set("/moving-watched", b"1")
