@@ -156,6 +156,9 @@ static const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_KEY_RAFT_HEARTBEAT] = { "raft.heartbeatIntervalMs", CONFIG_TYPE_INT, NULL, "100",
 		"an idle leader shows it is alive this often (ms)",
 		5, 600000, FIELD(raft_heartbeat_interval_ms) },
+	[CONFIG_KEY_RAFT_PREFERRED_LEADER] = { "raft.preferredLeader", CONFIG_TYPE_INT, NULL, "0",
+		"server id that should lead when it is up and caught up (0: none)",
+		0, 65535, FIELD(raft_preferred_leader) },
 };
 
 /*
@@ -920,6 +923,17 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 				   "raft.tickMs %d <= raft.heartbeatIntervalMs %d and 2 * heartbeat <= "
 				   "raft.electionTimeoutMs %d do not hold",
 				   cfg->raft_tick_ms, cfg->raft_heartbeat_interval_ms, cfg->raft_election_timeout_ms);
+	}
+
+	if (cfg->raft_preferred_leader != 0 && cfg->server_count > 0) {
+		bool known = false;
+		for (uint32_t i = 0; i < cfg->server_count; i++)
+			known |= cfg->servers[i].id == (uint32_t)cfg->raft_preferred_leader;
+		if (!known) {
+			struct config_where where = config_where_of(cfg, origins[CONFIG_KEY_RAFT_PREFERRED_LEADER]);
+			return config_fail(err, err_len, &where, config_keys[CONFIG_KEY_RAFT_PREFERRED_LEADER].name,
+					   "%d is not the id of any server.N line", cfg->raft_preferred_leader);
+		}
 	}
 
 	if (cfg->metrics_port != 0 && cfg->metrics_port == cfg->client_port) {

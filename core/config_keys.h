@@ -48,6 +48,7 @@ enum config_key_id {
 	CONFIG_KEY_RAFT_TICK,               /* raft.tickMs */
 	CONFIG_KEY_RAFT_ELECTION_TIMEOUT,   /* raft.electionTimeoutMs */
 	CONFIG_KEY_RAFT_HEARTBEAT,          /* raft.heartbeatIntervalMs */
+	CONFIG_KEY_RAFT_PREFERRED_LEADER,   /* raft.preferredLeader */
 	CONFIG_KEY_COUNT
 };
 

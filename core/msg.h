@@ -14,6 +14,8 @@
  *   raft   ──RK_MSG_SESSION_CREATED─► worker createSession committed (err, zxid)
  *   raft   ──RK_MSG_SESSION_GONE────► every worker: close the conns of session_id,
  *                                     except conn_id (expired, closed, or moved)
+ *   worker ──RK_MSG_LEADERSHIP──────► raft   rqld (err = RK_LEAD_REQUEST) or ydld
+ *                                     (err = RK_LEAD_YIELD); no answer
  *
  * Messages to one worker are queued in zxid order (the applier's order), and a change's
  * events before its zxid is published (net/conn.h, invariant 2).
@@ -33,6 +35,12 @@ enum rk_msg_kind {
 	RK_MSG_EVENT,
 	RK_MSG_SESSION_CREATED,
 	RK_MSG_SESSION_GONE,
+	RK_MSG_LEADERSHIP,
+};
+
+enum rk_lead_request {
+	RK_LEAD_REQUEST = 1, /* rqld: this server asks to lead */
+	RK_LEAD_YIELD,       /* ydld: the leader hands over to its most up-to-date follower */
 };
 
 enum rk_msg_flag {

@@ -776,6 +776,7 @@ void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
 		return;
 	case RK_MSG_PROPOSAL:
 	case RK_MSG_SESSION_ATTACH:
+	case RK_MSG_LEADERSHIP:
 	case RK_MSG_SESSION_GONE:
 		assert(!"not a conn message");
 		return;

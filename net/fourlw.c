@@ -443,6 +443,38 @@ void fourlw_on_arg(struct worker *w, struct conn *c, const uint8_t *data, size_t
 	fourlw_send_and_close(w, c, text, (size_t)n);
 }
 
+/*
+ * rqld / ydld, as ClickHouse Keeper words them: the request goes to the raft thread
+ * (raft/pipeline_lead.c), which carries it out; the answer says only whether it went.
+ */
+static void write_leadership(struct worker *w, const char *word, FILE *f)
+{
+	bool yield = !strcmp(word, "ydld");
+	struct raft_stats rs;
+	raft_pipeline_stats(w->srv->raft, &rs);
+	bool standalone = rs.voter_count <= 1;
+	bool sent = false;
+	if (!standalone && (!yield || rs.leading)) {
+		struct rk_msg *m = calloc(1, sizeof *m);
+		if (m) {
+			m->kind = RK_MSG_LEADERSHIP;
+			m->err = yield ? RK_LEAD_YIELD : RK_LEAD_REQUEST;
+			sent = worker_send_to_raft(w, m);
+			if (!sent)
+				free(m);
+		}
+	}
+	if (yield && sent)
+		fprintf(f, "Sent yield leadership request to leader.\n");
+	else if (yield)
+		fprintf(f, "Failed to send yield leadership request to leader: this server %s.\n",
+			standalone ? "is standalone" : "is not the leader");
+	else if (sent || (standalone && rs.leading))
+		fprintf(f, "Sent leadership request to leader.\n"); /* the leader's own: already done */
+	else
+		fprintf(f, "Failed to send leadership request to leader.\n");
+}
+
 void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4])
 {
 	struct server *srv = w->srv;
@@ -537,11 +569,8 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		fprintf(f, "log_fsync_p99_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p99_ns / 1000));
 		fprintf(f, "log_bytes\t%llu\n", (unsigned long long)rs.wal.log_bytes);
 		fprintf(f, "log_segments\t%u\n", rs.wal.segment_count);
-	} else if (!strcmp(word, "rqld")) {
-		/* A standalone server is always the leader: there is no one to ask. */
-		fprintf(f, "Failed to send leadership request: this server is standalone and already leads.\n");
-	} else if (!strcmp(word, "ydld")) {
-		fprintf(f, "Failed to yield leadership: this server is standalone.\n");
+	} else if (!strcmp(word, "rqld") || !strcmp(word, "ydld")) {
+		write_leadership(w, word, f);
 	} else if (!strcmp(word, "csnp")) {
 		fprintf(f, "Failed to schedule snapshot creation task.\n");
 	} else if (!strcmp(word, "uptm")) {

@@ -536,6 +536,7 @@ static void worker_on_msg(struct worker *w, struct rk_msg *m)
 		break;
 	case RK_MSG_PROPOSAL:
 	case RK_MSG_SESSION_ATTACH:
+	case RK_MSG_LEADERSHIP:
 		assert(!"raft-bound message on a worker queue");
 		break;
 	}

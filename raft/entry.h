@@ -50,6 +50,11 @@
  * rule: a moved session's old connection is torn down).
  */
 #define RK_OP_SESSION_MOVE (-21)
+/*
+ * RingKeeper's own entry: the proposing server asks to lead (rqld on a follower; body
+ * empty). The leader that applies it hands leadership over to that server.
+ */
+#define RK_OP_LEADER_REQUEST (-22)
 #define RK_ENTRY_FLAG_SUPER 1
 #define RK_ENTRY_FLAG_SERVER 2
 #define RK_ENTRY_FLAGS_OFFSET 21

@@ -65,7 +65,7 @@
 
 /* ---- proposals of the server's own ---------------------------------------------- */
 
-static struct rk_msg *pipe_own_entry(int64_t session_id, int32_t opcode, const void *body, size_t body_len)
+struct rk_msg *pipe_own_entry(int64_t session_id, int32_t opcode, const void *body, size_t body_len)
 {
 	struct jute_writer w;
 	jute_writer_init(&w, sizeof(struct rk_msg) + RK_ENTRY_HEADER_BYTES + body_len + 64);
@@ -170,6 +170,11 @@ static size_t pipe_collect(struct raft_pipeline *p)
 					pipe_own_entry(session_id, RK_OP_SESSION_MOVE, NULL, 0) : NULL;
 				if (move)
 					p->batch[p->batch_count++] = move;
+				continue;
+			}
+			if (m->kind == RK_MSG_LEADERSHIP) {
+				pipe_lead_on_msg(p, m);
+				free(m);
 				continue;
 			}
 			assert(m->kind == RK_MSG_PROPOSAL);
@@ -596,6 +601,7 @@ static void pipe_timers(struct raft_pipeline *p)
 		pipe_peers_tick(p);
 		pipe_sync_tick(p, now);
 	}
+	pipe_lead_tick(p, now);
 	if (now >= p->next_expiry_ms) {
 		p->next_expiry_ms = now + PIPE_EXPIRY_CHECK_MS;
 		if (p->role == RAFT_LEADER) /* only the leader expires sessions */

@@ -338,6 +338,12 @@ void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
 			pipe_local_pop(p);
 		return;
 	}
+	if (e.opcode == RK_OP_LEADER_REQUEST) {
+		pipe_lead_on_request_entry(p, origin_server(&e));
+		if (l)
+			pipe_local_pop(p);
+		return;
+	}
 	if (e.opcode == RK_OP_SESSION_MOVE) {
 		pipe_apply_session_move(p, &e);
 		if (l)

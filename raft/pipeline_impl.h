@@ -7,6 +7,7 @@
  *   pipeline_apply.c    committed entries → the store → replies and notifications
  *                       to the workers, through the hub; this server's pending
  *                       proposals (the local FIFO)
+ *   pipeline_lead.c     leadership transfer: rqld, ydld, raft.preferredLeader
  *   pipeline_read.c     sync: read index from the leader, answered in the local FIFO
  *   pipeline_recover.c  start-up: open and replay the log, load the hard state,
  *                       rebuild the consensus core from what is durable
@@ -49,6 +50,8 @@
  * on after PIPE_SYNC_GIVE_UP_MS (pipeline_read.c). */
 #define PIPE_SYNC_RETRY_MS 250
 #define PIPE_SYNC_GIVE_UP_MS 4000
+/* How often a leader checks whether raft.preferredLeader is ready to take over. */
+#define PIPE_PREFERRED_CHECK_MS 1000
 /* This server's proposals not yet answered: bounds what one collect may take. */
 #define PIPE_LOCAL_MAX (2 * PIPE_BATCH_ENTRIES_MAX)
 
@@ -141,6 +144,9 @@ struct raft_pipeline {
 	uint64_t applied_index;
 	uint64_t read_ctx_next;  /* pipeline_read.c: the next sync's read context */
 	size_t syncs_pending;    /* syncs in the local FIFO not answered yet */
+	uint32_t lead_to;        /* pipeline_lead.c: rqld from this server: transfer to it */
+	bool lead_yield;         /* ydld: transfer to the best follower */
+	int64_t next_preferred_ms;
 	struct jute_writer reply;
 	int64_t next_expiry_ms;
 	int64_t next_reap_ms;
@@ -198,6 +204,13 @@ void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32
 		      bool close_after);
 void pipe_answer_lost(struct raft_pipeline *p, struct pipe_local *l);
 void pipe_local_pop(struct raft_pipeline *p);
+
+/* pipeline_lead.c */
+void pipe_lead_on_msg(struct raft_pipeline *p, const struct rk_msg *m);
+void pipe_lead_on_request_entry(struct raft_pipeline *p, uint32_t server);
+void pipe_lead_tick(struct raft_pipeline *p, int64_t now);
+/* pipeline.c: an entry of the server's own (conn_id none), ready for the batch */
+struct rk_msg *pipe_own_entry(int64_t session_id, int32_t opcode, const void *body, size_t body_len);
 
 /* pipeline_peers.c: with more than one voter (nothing otherwise) */
 int pipe_peers_start(struct raft_pipeline *p);

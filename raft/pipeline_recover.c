@@ -129,6 +129,8 @@ static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data
 		.body_len = e.body_len,
 		.auth = &auth,
 	};
+	if (e.opcode == RK_OP_LEADER_REQUEST)
+		return 0; /* a past request: nothing to replay */
 	if (e.opcode == RK_OP_SESSION_MOVE || pipe_session_moved(rc->p->store, &e)) {
 		pipe_session_owner_update(rc->p->store, &e, ZK_OK); /* as the live applier */
 		return 0;
