@@ -257,6 +257,43 @@ static struct config_origin config_origin_of(const struct config_where *where)
 	return (struct config_origin){ where->kind, where->line };
 }
 
+int config_dynamic_text(const struct rk_config *cfg, char *buf, size_t len)
+{
+	size_t used = 0;
+	if (len)
+		buf[0] = 0;
+	for (uint32_t i = 0; i < cfg->server_count; i++) {
+		const struct config_server *sv = &cfg->servers[i];
+		bool v6 = strchr(sv->host, ':') != NULL;
+		int n = snprintf(buf + used, len - used, "server.%u=%s%s%s:%u:%u:%s", sv->id, v6 ? "[" : "", sv->host,
+				 v6 ? "]" : "", sv->peer_port, sv->election_port,
+				 sv->role == CONFIG_ROLE_OBSERVER ? "observer" : "participant");
+		if (n < 0 || (size_t)n >= len - used)
+			return -1;
+		used += (size_t)n;
+		if (sv->client_port) {
+			const char *ch = sv->client_host[0] ? sv->client_host : "0.0.0.0";
+			bool cv6 = strchr(ch, ':') != NULL;
+			n = snprintf(buf + used, len - used, ";%s%s%s:%u", cv6 ? "[" : "", ch, cv6 ? "]" : "",
+				     sv->client_port);
+			if (n < 0 || (size_t)n >= len - used)
+				return -1;
+			used += (size_t)n;
+		}
+		if (used + 1 >= len)
+			return -1;
+		buf[used++] = '\n';
+		buf[used] = 0;
+	}
+	if (cfg->server_count) {
+		int n = snprintf(buf + used, len - used, "version=0");
+		if (n < 0 || (size_t)n >= len - used)
+			return -1;
+		used += (size_t)n;
+	}
+	return (int)used;
+}
+
 /* ---- small parsers ---------------------------------------------------------------- */
 
 static char *config_trim(char *s)

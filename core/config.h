@@ -218,6 +218,14 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len);
  */
 int config_read_myid(struct rk_config *cfg, char *err, size_t err_len);
 
+/*
+ * The data of /zookeeper/config in a cluster, as ZooKeeper 3.8 writes it: one
+ * "server.N=host:peerPort:electionPort:participant|observer[;clientHost:clientPort]"
+ * line per server, then "version=0" (no newline). "" with no server.N lines.
+ * Returns the length, or -1 when it does not fit in buf.
+ */
+int config_dynamic_text(const struct rk_config *cfg, char *buf, size_t len);
+
 /* The server.N entry of cfg->server_id, or NULL (standalone, or not read yet). */
 const struct config_server *config_server_self(const struct rk_config *cfg);
 

@@ -88,7 +88,12 @@ int main(int argc, char **argv)
 	atomic_store(&srv.next_session_id, seed);
 	pthread_mutex_init(&srv.ip_lock, NULL);
 
-	struct store_config store_cfg = { .config_text = "", .keeper_api = srv.cfg.keeper_api_nodes, .enforce_quota = srv.cfg.enforce_quota };
+	static char dynamic_config[CONFIG_SERVERS_MAX * (2 * CONFIG_HOST_BYTES_MAX + 64) + 16];
+	if (config_dynamic_text(&srv.cfg, dynamic_config, sizeof dynamic_config) < 0) {
+		log_error("the server.N lines do not fit /zookeeper/config");
+		return 1;
+	}
+	struct store_config store_cfg = { .config_text = dynamic_config, .keeper_api = srv.cfg.keeper_api_nodes, .enforce_quota = srv.cfg.enforce_quota };
 	srv.store = store_create(&store_cfg);
 	if (!srv.store) {
 		log_error("cannot create the store");

@@ -61,7 +61,8 @@
 struct store;
 
 struct store_config {
-	/* Data of /zookeeper/config (empty in standalone). */
+	/* Data of /zookeeper/config (empty in standalone). A non-empty text is the
+	 * ensemble's, as a ZooKeeper quorum peer writes it (version -1). */
 	const char *config_text;
 	/*
 	 * ClickHouse Keeper's system nodes: /keeper, /keeper/api_version and

@@ -1527,6 +1527,9 @@ struct store *store_create(const struct store_config *cfg)
 	(void)rc;
 	config->acl = acl;
 	config->aversion = -1;
+	if (config->data_len > 0)
+		config->version = -1; /* as a quorum peer's; its mtime stays 0 (ZooKeeper's is
+				       * each server's start, which would make replicas differ) */
 	s->keeper_api = cfg && cfg->keeper_api;
 	s->watches_per_watcher_max = cfg && cfg->watches_per_watcher_max ? cfg->watches_per_watcher_max
 									  : STORE_WATCHES_PER_WATCHER_MAX;

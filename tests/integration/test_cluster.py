@@ -382,3 +382,22 @@ def test_the_preferred_leader_takes_over_once_it_is_back_and_caught_up(cluster_f
     finally:
         c.stop()
         c.close()
+
+
+def test_zookeeper_config_lists_the_servers_as_a_zookeeper_ensemble_does(cluster_factory):
+    """The text a ZooKeeper 3.8 quorum peer puts in /zookeeper/config for the same
+    server.N lines (read off a real ensemble), and isro says rw."""
+    cluster = cluster_factory(3)
+    cluster.wait_leader()
+    want = "\n".join("server.%d=127.0.0.1:%d:%d:participant" % (n.sid, n.peer_port, n.election_port)
+                     for n in cluster.nodes) + "\nversion=0"
+    for n in cluster.nodes:
+        c = client(n.hosts)
+        try:
+            data, stat = c.get("/zookeeper/config")
+            assert data.decode() == want
+            assert stat.version == -1 and stat.aversion == -1 and stat.dataLength == len(want)
+        finally:
+            c.stop()
+            c.close()
+        assert n.four_letter("isro") == "rw"

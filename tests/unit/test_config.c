@@ -961,7 +961,8 @@ Test(config, conf_standalone)
 		"raft.batchEntriesMax=4096\n"
 		"keeperApiNodes=true\n"
 		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n"
-		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n");
+		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n"
+		"raft.preferredLeader=0\n");
 	free(text);
 }
 
@@ -1023,7 +1024,8 @@ Test(config, conf_quorum)
 		"raft.batchEntriesMax=4096\n"
 		"keeperApiNodes=true\n"
 		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n"
-		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n", test_dir);
+		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n"
+		"raft.preferredLeader=0\n", test_dir);
 	cr_assert_str_eq(text, want);
 	free(text);
 }
@@ -1090,4 +1092,34 @@ Test(config, raft_timing_keys_and_their_rule)
 	cr_assert_eq(parse_args(&cfg, 2, coarse_tick), CONFIG_ARGS_RUN);
 	cr_assert_lt(config_finalize(&cfg, err, sizeof err), 0);
 	cr_assert_not_null(strstr(err, "raft.tickMs"), "%s", err);
+}
+
+Test(config, dynamic_config_text_is_zookeepers)
+{
+	struct rk_config cfg;
+	char buf[1024];
+	cr_assert_eq(load(&cfg, "clientPort=2181\n"), 0, "%s", err);
+	cr_assert_eq(config_dynamic_text(&cfg, buf, sizeof buf), 0, "standalone: empty");
+	cr_assert_str_eq(buf, "");
+	cr_assert_eq(load(&cfg, "server.1=10.0.0.1:2888:3888\n"
+				"server.2=[fe80::1]:2888:3888;2182\n"
+				"server.3=h3:2888:3888:observer;127.0.0.1:2183\n"), 0, "%s", err);
+	const char *want = "server.1=10.0.0.1:2888:3888:participant\n"
+			   "server.2=[fe80::1]:2888:3888:participant;0.0.0.0:2182\n"
+			   "server.3=h3:2888:3888:observer;127.0.0.1:2183\n"
+			   "version=0";
+	cr_assert_eq(config_dynamic_text(&cfg, buf, sizeof buf), (int)strlen(want));
+	cr_assert_str_eq(buf, want);
+	cr_assert_eq(config_dynamic_text(&cfg, buf, strlen(want)), -1, "one byte short");
+}
+
+Test(config, the_preferred_leader_must_be_one_of_the_servers)
+{
+	struct rk_config cfg;
+	cr_assert_eq(load(&cfg, "server.1=a:2888:3888\nserver.2=b:2888:3888\nraft.preferredLeader=2\n"), 0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.raft_preferred_leader, 2);
+	cr_assert_eq(load(&cfg, "server.1=a:2888:3888\nserver.2=b:2888:3888\nraft.preferredLeader=3\n"), 0, "%s", err);
+	cr_assert_neq(config_finalize(&cfg, err, sizeof err), 0);
+	cr_assert(strstr(err, "raft.preferredLeader") && strstr(err, "3 is not the id of any server.N line"), "%s", err);
 }
