@@ -401,3 +401,50 @@ def test_zookeeper_config_lists_the_servers_as_a_zookeeper_ensemble_does(cluster
             c.stop()
             c.close()
         assert n.four_letter("isro") == "rw"
+
+
+def test_a_server_behind_the_client_refuses_it_until_it_has_caught_up(cluster_factory):
+    """ZooKeeper's rule: a client that has seen a newer zxid than the server's is
+    refused (the connection closes) so it tries another server; once the server has
+    caught up it is served."""
+    import zkwire
+    cluster = cluster_factory(3)
+    leader = cluster.wait_leader()
+    follower = next(n for n in cluster.nodes if n is not leader)
+    w = zkwire.session(leader.client_port)
+    try:
+        follower.kill(signal.SIGSTOP)
+        for i in range(20):
+            err, _ = w.call(1, zkwire.create_body("/ahead-%d" % i))
+            assert err == 0
+        seen = w.last_zxid
+        c = zkwire.RawConn(follower.client_port)
+        c.send_raw(zkwire.frame(zkwire.connect_body(last_zxid=seen)))
+        follower.kill(signal.SIGCONT)
+        # Paused, it had not read the request; resumed, it may or may not have caught up
+        # before it reads it: either refused (closed) or served with the new state.
+        try:
+            c.recv_frame()
+            served_at_once = True
+        except zkwire.Closed:
+            served_at_once = False
+        c.close()
+        far = zkwire.RawConn(follower.client_port)
+        far.send_raw(zkwire.frame(zkwire.connect_body(last_zxid=seen + (1 << 32))))
+        assert far.is_closed(wait=5), "a client ahead of every server was not refused"
+        far.close()
+        deadline = time.time() + 10
+        while True:
+            c = zkwire.RawConn(follower.client_port)
+            try:
+                c.handshake(last_zxid=seen)
+                break
+            except zkwire.Closed:
+                assert not served_at_once
+                assert time.time() < deadline, "the follower never caught up"
+                time.sleep(0.05)
+            finally:
+                c.close()
+    finally:
+        follower.kill(signal.SIGCONT)
+        w.close()
