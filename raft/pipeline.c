@@ -91,6 +91,22 @@ struct rk_msg *pipe_own_entry(int64_t session_id, int32_t opcode, const void *bo
 }
 
 /*
+ * True when this server's oldest pending proposal has waited longer than
+ * PIPE_LOST_PROBE_US: a forward the leader or the transport dropped (a full window, a
+ * full link queue) is never retried, and only a later own entry being applied shows it
+ * lost (pipe_local_for). The next sessions-alive report goes out even when empty, as
+ * that later entry, so its client gets CONNECTIONLOSS instead of waiting for ever.
+ */
+static bool pipe_oldest_proposal_stale(struct raft_pipeline *p)
+{
+	if (!p->local_count)
+		return false;
+	const struct pipe_local *l = &p->local[p->local_head];
+	return l->origin != 0 && !l->answered && l->start_us &&
+	       rk_now_us() - (int64_t)l->start_us > PIPE_LOST_PROBE_US;
+}
+
+/*
  * A follower reports the sessions its clients kept alive since its last report, as
  * a log entry (RK_OP_SESSIONS_ALIVE), about three times per minimum session timeout,
  * so the leader never expires a session that is alive on another server.
@@ -101,7 +117,7 @@ static void pipe_report_sessions_alive(struct raft_pipeline *p, int64_t now)
 	int64_t since = p->alive_since_ms;
 	p->alive_since_ms = now;
 	size_t n = store_sessions_local_since(p->store, since, ids, PIPE_ALIVE_IDS_MAX);
-	if (n == 0 || p->batch_count == PIPE_BATCH_ENTRIES_MAX)
+	if ((n == 0 && !pipe_oldest_proposal_stale(p)) || p->batch_count == PIPE_BATCH_ENTRIES_MAX)
 		return;
 	struct jute_writer body;
 	jute_writer_init(&body, 4 + n * 8);

@@ -50,6 +50,8 @@
  * on after PIPE_SYNC_GIVE_UP_MS (pipeline_read.c). */
 #define PIPE_SYNC_RETRY_MS 250
 #define PIPE_SYNC_GIVE_UP_MS 4000
+/* A follower's proposal unanswered this long is probed for loss (pipeline.c). */
+#define PIPE_LOST_PROBE_US (2 * 1000 * 1000)
 /* How often a leader checks whether raft.preferredLeader is ready to take over. */
 #define PIPE_PREFERRED_CHECK_MS 1000
 /* This server's proposals not yet answered: bounds what one collect may take. */
