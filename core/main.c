@@ -9,6 +9,7 @@
  * before the workers, which push to it from their first request.
  */
 #include <errno.h>
+#include <liburing.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,24 @@ static int mkdir_p(const char *path)
 	}
 	if (mkdir(tmp, 0755) && errno != EEXIST)
 		return -errno;
+	return 0;
+}
+
+/* Every I/O path of the server is an io_uring. Where a seccomp profile forbids it (the
+ * default ones of Docker >= 25 and containerd >= 2.0 do) or the kernel has it off
+ * (kernel.io_uring_disabled), say so once, before anything else fails less clearly. */
+static int io_uring_check(void)
+{
+	struct io_uring ring;
+	int rc = io_uring_queue_init(2, &ring, 0);
+	if (rc < 0) {
+		log_error("io_uring is not available (io_uring_setup: %s). RingKeeper needs it: in a container, allow "
+			  "io_uring_setup, io_uring_enter and io_uring_register in the seccomp profile; on the host, "
+			  "check that /proc/sys/kernel/io_uring_disabled is 0 (docs/operations.md)",
+			  strerror(-rc));
+		return rc;
+	}
+	io_uring_queue_exit(&ring);
 	return 0;
 }
 
@@ -74,6 +93,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (io_uring_check() < 0)
+		return 1;
 	if ((rc = mkdir_p(srv.cfg.data_dir)) < 0 || (rc = mkdir_p(srv.cfg.data_log_dir)) < 0) {
 		log_error("cannot create data directories %s, %s: %s", srv.cfg.data_dir, srv.cfg.data_log_dir,
 			  strerror(-rc));
