@@ -11,7 +11,8 @@
 #      ZOO_CFG_EXTRA ("key=value key=value ...", any key ringkeeper --help lists).
 #   2. The servers, unless the base has server.N lines of its own:
 #      - Kubernetes (RK_REPLICAS set): this pod's ordinal N comes from its host name
-#        (<name>-N, as a StatefulSet names its pods) and the servers are
+#        (<name>-N, as a StatefulSet names its pods; checked even when the base has
+#        server.N lines) and the servers are
 #        server.<i+1>=<name>-<i>.<RK_PEER_SERVICE>.<POD_NAMESPACE>.svc.<RK_CLUSTER_DOMAIN>
 #        :<RK_PEER_PORT>:<RK_ELECTION_PORT>;<clientPort> for i in 0..RK_REPLICAS-1
 #        (none when RK_REPLICAS is 1: a standalone server);
@@ -70,22 +71,24 @@ data_dir=$(cfg_get dataDir)
 client_port=$(cfg_get clientPort)
 [ -n "$client_port" ] || client_port=2181
 
-# 2. the servers
+# 2. the servers (and in Kubernetes the ordinal, for myid)
 myid=${ZOO_MY_ID:-}
-if grep -Eq '^[[:space:]]*server\.[0-9]+[[:space:]]*=' "$cfg.tmp"; then
-	: # the file's own
-elif [ -n "${RK_REPLICAS:-}" ]; then
-	is_number "$RK_REPLICAS" && [ "$RK_REPLICAS" -ge 1 ] && [ "$RK_REPLICAS" -le 16 ] ||
+own_servers=no
+grep -Eq '^[[:space:]]*server\.[0-9]+[[:space:]]*=' "$cfg.tmp" && own_servers=yes
+if [ -n "${RK_REPLICAS:-}" ]; then
+	if ! is_number "$RK_REPLICAS" || [ "$RK_REPLICAS" -lt 1 ] || [ "$RK_REPLICAS" -gt 16 ]; then
 		die "RK_REPLICAS=$RK_REPLICAS: a number of servers from 1 to 16"
+	fi
 	host=${RK_HOSTNAME:-$(cat /proc/sys/kernel/hostname)}
 	name=${host%-*}
 	ordinal=${host##*-}
-	[ "$name" != "$host" ] && is_number "$ordinal" ||
+	if [ "$name" = "$host" ] || ! is_number "$ordinal"; then
 		die "host name $host is not <name>-<ordinal>, as a StatefulSet names its pods"
+	fi
 	[ "$ordinal" -lt "$RK_REPLICAS" ] ||
 		die "this pod's ordinal $ordinal is not below RK_REPLICAS=$RK_REPLICAS (scaled down?)"
 	[ -n "$myid" ] || myid=$((ordinal + 1))
-	if [ "$RK_REPLICAS" -gt 1 ]; then
+	if [ "$own_servers" = no ] && [ "$RK_REPLICAS" -gt 1 ]; then
 		[ -n "${RK_PEER_SERVICE:-}" ] || die "RK_PEER_SERVICE (the headless Service's name) is not set"
 		domain=${POD_NAMESPACE:-default}.svc.${RK_CLUSTER_DOMAIN:-cluster.local}
 		i=0
@@ -94,7 +97,7 @@ elif [ -n "${RK_REPLICAS:-}" ]; then
 			i=$((i + 1))
 		done >>"$cfg.tmp"
 	fi
-elif [ -n "${ZOO_SERVERS:-}" ]; then
+elif [ "$own_servers" = no ] && [ -n "${ZOO_SERVERS:-}" ]; then
 	for server in $ZOO_SERVERS; do
 		case "$server" in
 		server.[0-9]*=*) echo "$server" ;;
@@ -105,7 +108,9 @@ fi
 
 # 3. myid
 if [ -n "$myid" ]; then
-	is_number "$myid" && [ "$myid" -ge 1 ] && [ "$myid" -le 255 ] || die "myid $myid: a number from 1 to 255"
+	if ! is_number "$myid" || [ "$myid" -lt 1 ] || [ "$myid" -gt 255 ]; then
+		die "myid $myid: a number from 1 to 255"
+	fi
 	mkdir -p "$data_dir"
 	if [ -f "$data_dir/myid" ]; then
 		had=$(tr -d '[:space:]' <"$data_dir/myid")

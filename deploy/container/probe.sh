@@ -12,6 +12,7 @@ port=${RK_CLIENT_PORT:-2181}
 ask() {
 	local reply
 	# The server answers and closes; timeout bounds a server that hangs.
+	# shellcheck disable=SC2016 # $1 and $2 are the inner shell's arguments
 	reply=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf %s "$2" >&3 && cat <&3' _ "$port" "$1" 2>/dev/null) ||
 		true
 	printf '%s' "$reply"
