@@ -11,10 +11,13 @@
 #include <errno.h>
 #include <liburing.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -58,6 +61,30 @@ static int io_uring_check(void)
 	}
 	io_uring_queue_exit(&ring);
 	return 0;
+}
+
+/* systemd's Type=notify without libsystemd: one datagram to $NOTIFY_SOCKET (a path,
+ * or an abstract name when it starts with '@'); nothing when it is unset. */
+static void systemd_notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || !path[0])
+		return;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	if (len >= sizeof addr.sun_path || (path[0] != '/' && path[0] != '@')) {
+		log_warn("NOTIFY_SOCKET=%s is not a socket path: systemd is not told", path);
+		return;
+	}
+	memcpy(addr.sun_path, path, len);
+	if (path[0] == '@')
+		addr.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		log_warn("NOTIFY_SOCKET=%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 static struct server srv;
@@ -146,9 +173,12 @@ int main(int argc, char **argv)
 	log_info("ringkeeper serving on %s:%d with %d workers, dataDir %s, forceSync %s", srv.cfg.client_port_address,
 		 srv.cfg.client_port, srv.worker_count, srv.cfg.data_dir, srv.cfg.force_sync ? "yes" : "no");
 
+	systemd_notify("READY=1\nSTATUS=serving\n");
+
 	int sig = 0;
 	sigwait(&set, &sig);
 	log_info("signal %d: stopping", sig);
+	systemd_notify("STOPPING=1\n");
 	atomic_store(&hub.stopping, true);
 	for (int i = 0; i < srv.worker_count; i++)
 		worker_join(srv.workers[i]);

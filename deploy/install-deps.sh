@@ -8,8 +8,8 @@ pkgs="gcc meson ninja-build pkg-config cmake liburing-dev libmimalloc-dev liblz4
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps netcat-openbsd"
 	# tests/deploy: lint, the container image (podman with runc, a debootstrap base,
-	# iptables for its networks), network namespaces
-	pkgs="$pkgs shellcheck yamllint podman runc debootstrap iptables iproute2"
+	# iptables for its networks), network namespaces, the systemd unit's seccomp filter
+	pkgs="$pkgs shellcheck yamllint podman runc debootstrap iptables iproute2 python3-seccomp"
 fi
 missing=""
 for p in $pkgs; do
