@@ -92,10 +92,11 @@
  *      changes when it is freed, and it is freed only after its last CQE, so every
  *      CQE matches its slot's current generation (asserted).
  *
- * LIMITS: one lookup thread per dialed peer at a time; TRANSPORT_CONNS_MAX slots (two per peer and TRANSPORT_PENDING_MAX accepted
- *   connections still in their handshake; more are closed at once), chunk and iovec
- *   sizes below, the config's queue, frame and entry limits. The receive buffer of a
- *   connection grows to the largest frame seen (at most frame_bytes_max) and stays.
+ * LIMITS: one lookup thread per dialed peer at a time; TRANSPORT_CONNS_MAX slots (two
+ *   per peer and TRANSPORT_PENDING_MAX accepted connections still in their handshake;
+ *   more are closed at once), chunk and iovec sizes below, the config's queue, frame
+ *   and entry limits. The receive buffer of a connection grows to the largest frame
+ *   seen (at most frame_bytes_max) and stays.
  */
 #include "raft/transport.h"
 
