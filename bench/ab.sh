@@ -26,6 +26,7 @@ while [ $# -gt 0 ]; do
 	*) echo "ab.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
+# shellcheck disable=SC2012 # the newest of our own build dirs: plain names, ls -t is the tool
 bench_bin=${BENCH_BIN:-$(ls -t "$here"/build*/bench/ringkeeper-bench 2>/dev/null | head -1)}
 [ -x "$bench_bin" ] || { echo "ab.sh: ringkeeper-bench not built (set BENCH_BIN)" >&2; exit 1; }
 work=$(mktemp -d "${AB_TMP:-/var/tmp}/rk-ab-XXXXXX")

@@ -100,8 +100,8 @@ four_letter() { # four_letter PORT WORD -> text (empty on failure)
 }
 
 wait_ruok() { # wait_ruok PORT SECONDS
-	local i
-	for i in $(seq $(( $2 * 5 ))); do
+	local _
+	for _ in $(seq $(( $2 * 5 ))); do
 		[ "$(four_letter "$1" ruok)" = imok ] && return 0
 		sleep 0.2
 	done

@@ -9,11 +9,15 @@
  * before the workers, which push to it from their first request.
  */
 #include <errno.h>
+#include <liburing.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -39,6 +43,48 @@ static int mkdir_p(const char *path)
 	if (mkdir(tmp, 0755) && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+/* Every I/O path of the server is an io_uring. Where a seccomp profile forbids it (the
+ * default ones of Docker >= 25 and containerd >= 2.0 do) or the kernel has it off
+ * (kernel.io_uring_disabled), say so once, before anything else fails less clearly. */
+static int io_uring_check(void)
+{
+	struct io_uring ring;
+	int rc = io_uring_queue_init(2, &ring, 0);
+	if (rc < 0) {
+		log_error("io_uring is not available (io_uring_setup: %s). RingKeeper needs it: in a container, allow "
+			  "io_uring_setup, io_uring_enter and io_uring_register in the seccomp profile; on the host, "
+			  "check that /proc/sys/kernel/io_uring_disabled is 0 (docs/operations.md)",
+			  strerror(-rc));
+		return rc;
+	}
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
+/* systemd's Type=notify without libsystemd: one datagram to $NOTIFY_SOCKET (a path,
+ * or an abstract name when it starts with '@'); nothing when it is unset. */
+static void systemd_notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || !path[0])
+		return;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	if (len >= sizeof addr.sun_path || (path[0] != '/' && path[0] != '@')) {
+		log_warn("NOTIFY_SOCKET=%s is not a socket path: systemd is not told", path);
+		return;
+	}
+	memcpy(addr.sun_path, path, len);
+	if (path[0] == '@')
+		addr.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+		log_warn("NOTIFY_SOCKET=%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 static struct server srv;
@@ -74,6 +120,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (io_uring_check() < 0)
+		return 1;
 	if ((rc = mkdir_p(srv.cfg.data_dir)) < 0 || (rc = mkdir_p(srv.cfg.data_log_dir)) < 0) {
 		log_error("cannot create data directories %s, %s: %s", srv.cfg.data_dir, srv.cfg.data_log_dir,
 			  strerror(-rc));
@@ -130,9 +178,12 @@ int main(int argc, char **argv)
 	log_info("ringkeeper serving on %s:%d with %d workers, dataDir %s, forceSync %s", srv.cfg.client_port_address,
 		 srv.cfg.client_port, srv.worker_count, srv.cfg.data_dir, srv.cfg.force_sync ? "yes" : "no");
 
+	systemd_notify("READY=1\nSTATUS=serving\n");
+
 	int sig = 0;
 	sigwait(&set, &sig);
 	log_info("signal %d: stopping", sig);
+	systemd_notify("STOPPING=1\n");
 	atomic_store(&hub.stopping, true);
 	for (int i = 0; i < srv.worker_count; i++)
 		worker_join(srv.workers[i]);

@@ -7,6 +7,9 @@ set -eu
 pkgs="gcc meson ninja-build pkg-config cmake liburing-dev libmimalloc-dev liblz4-dev libssl-dev libcriterion-dev"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps netcat-openbsd"
+	# tests/deploy: lint, the container image (podman with runc, a debootstrap base,
+	# iptables for its networks), network namespaces, the systemd unit's seccomp filter
+	pkgs="$pkgs shellcheck yamllint podman runc debootstrap iptables iproute2 python3-seccomp"
 fi
 missing=""
 for p in $pkgs; do
@@ -17,5 +20,6 @@ if [ -n "$missing" ]; then
 	SUDO=""
 	[ "$(id -u)" -eq 0 ] || SUDO=sudo
 	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086 # $SUDO is empty or one word; $missing is a list of names
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi

@@ -12,6 +12,7 @@ deploy/install-deps.sh
 ninja -C build ringkeeper >/dev/null
 base="$PWD/ringkeeper-cluster"
 pids=""
+# shellcheck disable=SC2086 # $pids is a list of numbers
 stop() { [ -n "$pids" ] && kill $pids 2>/dev/null; wait; exit 0; }
 trap stop INT TERM
 for n in 1 2 3; do

@@ -29,11 +29,21 @@
  *      been dialed rather than dial (rule 2), an unknown link kind, or an answer from
  *      another server or link than the one dialed.
  *   4. Bind address: our own server.N host, resolved at start. When that address is
- *      not local (EADDRNOTAVAIL: a NAT or container address in server.N), we bind the
- *      wildcard of its family instead and log it once: the peers can still reach us,
- *      and the operator sees why we listen everywhere. Peer hosts are resolved with
- *      getaddrinfo once, in transport_create (blocking; start-up only); a host that
- *      does not resolve fails the start with its name in the log.
+ *      not local (EADDRNOTAVAIL: a NAT or container address in server.N), or the name
+ *      does not resolve yet (a Kubernetes pod's DNS name right after it was created),
+ *      we bind the wildcard instead and log it once: the peers can still reach us,
+ *      and the operator sees why we listen everywhere.
+ *   5. Peer addresses: only the dialer needs one (an acceptor knows a peer by its
+ *      hello). A numeric host is parsed once at start. A name is looked up before the
+ *      first dial and again before every redial that follows a failed or lost dialed
+ *      connection, since the name may not exist yet or may now point elsewhere (a pod
+ *      that restarted on a new address). getaddrinfo blocks for as long as DNS takes,
+ *      so a lookup runs on a short-lived detached thread (at most one per peer) and
+ *      transport_tick takes its result; the links wait for it, except that after
+ *      handshake_timeout_ms they redial the address known before. A failed lookup
+ *      with no address known waits out the links' backoff before the next one. A
+ *      name that does not resolve never stops the start: it is logged (once per
+ *      change) and looked up again.
  *
  * WIRE FORMAT (big-endian)
  *
@@ -60,8 +70,9 @@
  *   never writes into freed memory and a cancel never hits a reused fd.
  *
  *   A peer (both links together) is logged once per change: "connected" when both
- *   links are up, "lost" when one goes down from up, and a refusal or dial error when
- *   it differs from the last one logged for that peer; never per attempt.
+ *   links are up, "lost" when one goes down from up, and a refusal, dial or lookup
+ *   error, or a new address, when it differs from the last one logged for that peer;
+ *   never per attempt.
  *   Backoff per link: first redial after [min/2, min] ms, doubling per failure up to
  *   max; reset when the link comes up.
  *
@@ -81,10 +92,11 @@
  *      changes when it is freed, and it is freed only after its last CQE, so every
  *      CQE matches its slot's current generation (asserted).
  *
- * LIMITS: TRANSPORT_CONNS_MAX slots (two per peer and TRANSPORT_PENDING_MAX accepted
- *   connections still in their handshake; more are closed at once), chunk and iovec
- *   sizes below, the config's queue, frame and entry limits. The receive buffer of a
- *   connection grows to the largest frame seen (at most frame_bytes_max) and stays.
+ * LIMITS: one lookup thread per dialed peer at a time; TRANSPORT_CONNS_MAX slots (two
+ *   per peer and TRANSPORT_PENDING_MAX accepted connections still in their handshake;
+ *   more are closed at once), chunk and iovec sizes below, the config's queue, frame
+ *   and entry limits. The receive buffer of a connection grows to the largest frame
+ *   seen (at most frame_bytes_max) and stays.
  */
 #include "raft/transport.h"
 
@@ -94,7 +106,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,10 +183,20 @@ struct tlink {
 	bool ever_up;
 };
 
+struct tresolve;
+
 struct tpeer {
 	uint32_t id;
+	const char *host;           /* its server.N host (t->servers) */
+	uint16_t port;
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
+	/* Dialer only (rule 5). */
+	bool addr_known;            /* addr holds an address to dial */
+	bool addr_numeric;          /* the host is an address: never looked up */
+	bool addr_stale;            /* a dialed connection failed since: look it up first */
+	struct tresolve *resolving; /* a lookup in flight, or NULL */
+	int64_t resolve_started_ms;
 	char name[CONFIG_HOST_BYTES_MAX + 16]; /* "id@host:port", for logs */
 	bool we_dial;
 	bool logged_up;
@@ -330,16 +354,22 @@ static void addr_text(const struct sockaddr_storage *a, char *out, size_t len)
 
 /* Logs a peer's problem unless `why` is the one logged last for it (once per state
  * change, not per attempt: the link and the source address are not compared). */
-static void peer_problem(struct tpeer *p, enum transport_link_kind kind, const char *where, const char *why)
+static bool peer_problem_is_new(struct tpeer *p, const char *why)
 {
 	/* Kept truncated to the field: a long reason compares by its first bytes. */
 	size_t n = strnlen(why, sizeof p->problem - 1);
 	if (strncmp(why, p->problem, n) == 0 && p->problem[n] == '\0')
-		return;
+		return false;
 	memcpy(p->problem, why, n);
 	p->problem[n] = '\0';
-	log_warn("transport: peer %s (%s link%s%s): %s", p->name, link_name(kind), where ? ", " : "",
-		 where ? where : "", why);
+	return true;
+}
+
+static void peer_problem(struct tpeer *p, enum transport_link_kind kind, const char *where, const char *why)
+{
+	if (peer_problem_is_new(p, why))
+		log_warn("transport: peer %s (%s link%s%s): %s", p->name, link_name(kind), where ? ", " : "",
+			 where ? where : "", why);
 }
 
 static bool peer_connected(const struct transport *t, const struct tpeer *p)
@@ -414,6 +444,8 @@ static void conn_close(struct transport *t, struct tconn *c, const char *why)
 			if (p->we_dial)
 				link_backoff(t, l);
 		}
+		if (c->dialed && !p->addr_numeric)
+			p->addr_stale = true; /* rule 5: look the name up before the redial */
 		p->stats.msgs_dropped += c->tx_frames_count;
 		if (peer_was_connected && !t->destroying) {
 			log_warn("transport: peer %s lost (%s link: %s)", p->name, link_name(c->kind), why);
@@ -839,6 +871,152 @@ int transport_flush(struct transport *t)
 	return issued;
 }
 
+/* Resolves host:port; blocks for as long as DNS takes, so the owner calls it only at
+ * start (our own address, numeric peers) and lookup threads for the rest. 0 or -EINVAL
+ * with the reason in err. */
+static int resolve(const char *host, uint16_t port, bool passive, struct sockaddr_storage *out,
+		   socklen_t *out_len, char *err, size_t err_len)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	if (passive)
+		hints.ai_flags = AI_PASSIVE;
+	char service[8];
+	snprintf(service, sizeof service, "%u", port);
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(host[0] ? host : NULL, service, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, err_len, "%s", gai_strerror(rc));
+		return -EINVAL;
+	}
+	/* The first IPv4 answer if there is one (localhost: 127.0.0.1 before ::1). */
+	struct addrinfo *pick = res;
+	for (struct addrinfo *a = res; a; a = a->ai_next)
+		if (a->ai_family == AF_INET) {
+			pick = a;
+			break;
+		}
+	memcpy(out, pick->ai_addr, pick->ai_addrlen);
+	*out_len = pick->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* ---- looking peers up (rule 5) --------------------------------------------------------- */
+
+/*
+ * One lookup, shared by the owner and its thread: the thread fills the result and sets
+ * done; whichever of the two lets go last frees it, so transport_destroy never waits
+ * for a lookup that DNS holds up.
+ */
+struct tresolve {
+	atomic_int refs;
+	atomic_bool done;         /* the result below is written (release/acquire) */
+	char host[CONFIG_HOST_BYTES_MAX];
+	uint16_t port;
+	int rc;                   /* 0, or -EINVAL with err */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char err[96];
+};
+
+static void tresolve_release(struct tresolve *r)
+{
+	if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1)
+		free(r);
+}
+
+static void *tresolve_main(void *arg)
+{
+	struct tresolve *r = arg;
+	pthread_setname_np(pthread_self(), "rk-resolve");
+	r->rc = resolve(r->host, r->port, false, &r->addr, &r->addr_len, r->err, sizeof r->err);
+	atomic_store_explicit(&r->done, true, memory_order_release);
+	tresolve_release(r);
+	return NULL;
+}
+
+/* Starts a lookup of p's host on its own thread; a thread that cannot start is a
+ * failed lookup, taken at the next tick like any other. */
+static void peer_resolve_start(struct transport *t, struct tpeer *p)
+{
+	assert(!p->resolving && !p->addr_numeric);
+	struct tresolve *r = calloc(1, sizeof *r);
+	if (!r)
+		return; /* tried again at the next tick */
+	snprintf(r->host, sizeof r->host, "%s", p->host);
+	r->port = p->port;
+	atomic_init(&r->refs, 2);
+	atomic_init(&r->done, false);
+	p->resolving = r;
+	p->resolve_started_ms = t->now_ms;
+	p->stats.lookups++;
+	pthread_attr_t attr;
+	pthread_t thread;
+	int rc = pthread_attr_init(&attr);
+	if (rc == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		rc = pthread_create(&thread, &attr, tresolve_main, r);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc != 0) {
+		r->rc = -EINVAL;
+		snprintf(r->err, sizeof r->err, "no thread for the lookup: %s", strerror(rc));
+		atomic_store_explicit(&r->done, true, memory_order_release);
+		tresolve_release(r);
+	}
+}
+
+static bool sockaddr_same(const struct sockaddr_storage *a, socklen_t a_len, const struct sockaddr_storage *b,
+			  socklen_t b_len)
+{
+	return a_len == b_len && memcmp(a, b, a_len) == 0;
+}
+
+/* Takes a finished lookup's result (rule 5). */
+static void peer_resolve_poll(struct transport *t, struct tpeer *p)
+{
+	struct tresolve *r = p->resolving;
+	if (!r || !atomic_load_explicit(&r->done, memory_order_acquire))
+		return;
+	p->resolving = NULL;
+	p->addr_stale = false;
+	if (r->rc == 0) {
+		if (!p->addr_known || !sockaddr_same(&p->addr, p->addr_len, &r->addr, r->addr_len)) {
+			char text[INET6_ADDRSTRLEN + 8];
+			addr_text(&r->addr, text, sizeof text);
+			log_info("transport: peer %s is at %s", p->name, text);
+		}
+		p->addr = r->addr;
+		p->addr_len = r->addr_len;
+		p->addr_known = true;
+	} else {
+		p->stats.lookup_failures++;
+		char why[TRANSPORT_PROBLEM_BYTES];
+		snprintf(why, sizeof why, "cannot resolve %s: %s%s", p->host, r->err,
+			 p->addr_known ? " (dialing the address it had)" : " (retrying)");
+		if (peer_problem_is_new(p, why))
+			log_warn("transport: peer %s: %s", p->name, why);
+		if (!p->addr_known)
+			for (int k = 0; k < TRANSPORT_LINKS; k++)
+				link_backoff(t, &p->links[k]);
+	}
+	tresolve_release(r);
+}
+
+/* Whether a link of p that is due may dial now; starts a lookup when the address is
+ * unknown or stale. A slow lookup holds the redial back for at most
+ * handshake_timeout_ms when an older address is known. */
+static bool peer_addr_ready(struct transport *t, struct tpeer *p)
+{
+	if (p->addr_known && !p->addr_stale)
+		return true;
+	if (!p->resolving) {
+		peer_resolve_start(t, p);
+		return false;
+	}
+	return p->addr_known && t->now_ms - p->resolve_started_ms >= t->cfg.handshake_timeout_ms;
+}
+
 /* ---- dialing and accepting ----------------------------------------------------------- */
 
 static struct tconn *conn_alloc(struct transport *t)
@@ -1019,8 +1197,9 @@ void transport_tick(struct transport *t, int64_t now_ms)
 		struct tpeer *p = &t->peers[i];
 		if (!p->we_dial)
 			continue;
+		peer_resolve_poll(t, p);
 		for (int k = 0; k < TRANSPORT_LINKS; k++)
-			if (p->links[k].conn < 0 && now_ms >= p->links[k].dial_at_ms)
+			if (p->links[k].conn < 0 && now_ms >= p->links[k].dial_at_ms && peer_addr_ready(t, p))
 				link_dial(t, p, (enum transport_link_kind)k);
 	}
 }
@@ -1091,49 +1270,39 @@ static int config_check(const struct transport_config *cfg)
 	return self_found ? 0 : -EINVAL;
 }
 
-/* Resolves host:port (blocking, start-up only). 0 or -EINVAL (logged by the caller). */
-static int resolve(const char *host, uint16_t port, bool passive, struct sockaddr_storage *out,
-		   socklen_t *out_len, char *err, size_t err_len)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-	if (passive)
-		hints.ai_flags = AI_PASSIVE;
-	char service[8];
-	snprintf(service, sizeof service, "%u", port);
-	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(host[0] ? host : NULL, service, &hints, &res);
-	if (rc != 0 || !res) {
-		snprintf(err, err_len, "%s", gai_strerror(rc));
-		return -EINVAL;
-	}
-	/* The first IPv4 answer if there is one (localhost: 127.0.0.1 before ::1). */
-	struct addrinfo *pick = res;
-	for (struct addrinfo *a = res; a; a = a->ai_next)
-		if (a->ai_family == AF_INET) {
-			pick = a;
-			break;
-		}
-	memcpy(out, pick->ai_addr, pick->ai_addrlen);
-	*out_len = pick->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
 static int listener_open(struct transport *t, const struct config_server *self)
 {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
 	char err[128];
+	int fd = -1, rc;
 	if (resolve(self->host, self->peer_port, true, &addr, &addr_len, err, sizeof err) < 0) {
-		log_error("transport: server.%u host %s: %s", self->id, self->host, err);
-		return -EINVAL;
+		/* Rule 4: our own name does not resolve (yet): listen everywhere, IPv6 and
+		 * IPv4 on one socket where the kernel has IPv6. */
+		log_warn("transport: server.%u host %s does not resolve (%s); listening on all addresses, port %u",
+			 self->id, self->host, err, self->peer_port);
+		struct sockaddr_in6 any6 = { .sin6_family = AF_INET6, .sin6_port = htons(self->peer_port),
+					     .sin6_addr = in6addr_any };
+		struct sockaddr_in any4 = { .sin_family = AF_INET, .sin_port = htons(self->peer_port),
+					    .sin_addr.s_addr = htonl(INADDR_ANY) };
+		fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0) {
+			int zero = 0;
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+			memcpy(&addr, &any6, sizeof any6);
+			addr_len = sizeof any6;
+		} else {
+			memcpy(&addr, &any4, sizeof any4);
+			addr_len = sizeof any4;
+		}
 	}
-	int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	int rc = bind(fd, (struct sockaddr *)&addr, addr_len);
+	rc = bind(fd, (struct sockaddr *)&addr, addr_len);
 	if (rc < 0 && errno == EADDRNOTAVAIL) {
 		/* Rule 4: our server.N address is not local (NAT, container): listen everywhere. */
 		char text[INET6_ADDRSTRLEN + 8];
@@ -1195,13 +1364,20 @@ int transport_create(const struct transport_config *cfg, struct io_uring *ring, 
 		p->id = s->id;
 		p->we_dial = cfg->self_id < s->id; /* rule 2 */
 		snprintf(p->name, sizeof p->name, "%u@%s:%u", s->id, s->host, s->peer_port);
+		p->host = t->servers[i].host;
+		p->port = s->peer_port;
 		for (int k = 0; k < TRANSPORT_LINKS; k++)
 			p->links[k].conn = -1;
-		char err[128];
-		if (resolve(s->host, s->peer_port, false, &p->addr, &p->addr_len, err, sizeof err) < 0) {
-			log_error("transport: server.%u host %s: %s", s->id, s->host, err);
-			rc = -EINVAL;
-			goto fail;
+		/* Rule 5: an address is parsed now; a name is looked up before the first dial. */
+		struct in6_addr probe;
+		if (p->we_dial && (inet_pton(AF_INET, s->host, &probe) == 1 || inet_pton(AF_INET6, s->host, &probe) == 1)) {
+			char err[128];
+			if (resolve(s->host, s->peer_port, false, &p->addr, &p->addr_len, err, sizeof err) < 0) {
+				log_error("transport: server.%u host %s: %s", s->id, s->host, err);
+				rc = -EINVAL;
+				goto fail;
+			}
+			p->addr_known = p->addr_numeric = true;
 		}
 	}
 	assert(self);
@@ -1234,6 +1410,9 @@ void transport_destroy(struct transport *t)
 	if (!t)
 		return;
 	t->destroying = true;
+	for (int i = 0; i < t->peer_count; i++) /* a lookup in flight frees itself when done */
+		if (t->peers[i].resolving)
+			tresolve_release(t->peers[i].resolving);
 	for (int i = 0; i < TRANSPORT_CONNS_MAX; i++)
 		conn_close(t, &t->conns[i], "shutting down");
 	if (t->accept_in_flight) {

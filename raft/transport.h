@@ -5,7 +5,8 @@
  * of transport.c.
  *
  * Thread: everything runs on the owner's thread, the one that submits to `ring`. The
- * transport has no thread and no lock of its own.
+ * transport has no lock of its own, and no thread but a short-lived one per peer name
+ * being looked up (getaddrinfo blocks; transport.c rule 5).
  *
  * The owner's loop:
  *
@@ -92,6 +93,8 @@ struct transport_peer_status {
 	uint64_t reconnects;                   /* links established after a loss */
 	uint64_t handshakes_refused;           /* refused by us, or the peer's answer was */
 	uint64_t protocol_errors;              /* bad frames: the connection was closed */
+	uint64_t lookups;                      /* name lookups started (dialing side) */
+	uint64_t lookup_failures;              /* ... that did not resolve */
 };
 
 struct transport;
@@ -101,8 +104,10 @@ void transport_config_default(struct transport_config *cfg, uint32_t self_id,
 			      const struct config_server *servers, uint32_t server_count);
 
 /*
- * Resolves every server's host (getaddrinfo: blocking, at start only), binds and
- * listens on our peer port and arms the accept on `ring`. ud_prefix: the high bits of
+ * Binds and listens on our peer port (our own host resolved here, blocking; all
+ * addresses when it does not resolve) and arms the accept on `ring`. Peers' names are
+ * looked up later, off the owner's thread, before each dial that needs it, so a peer
+ * whose name does not resolve yet does not stop the start. ud_prefix: the high bits of
  * every SQE's user_data (its low TRANSPORT_USER_DATA_BITS bits must be 0). Dialing
  * starts at the first transport_tick. 0; -EINVAL (config; logged), -EADDRINUSE and
  * other -errno of socket/bind/listen (logged), -ENOMEM.

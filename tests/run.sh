@@ -6,7 +6,11 @@
 #   4. the integration suite with real clients (kazoo, the ZooKeeper C client,
 #      zkCli.sh, raw wire) against RingKeeper, against RingKeeper built with the
 #      sanitizers, and against Apache ZooKeeper 3.8 (proving the tests pin its real
-#      behaviour), plus the kill -9 crash and full-disk tests.
+#      behaviour), plus the kill -9 crash and full-disk tests,
+#   5. shellcheck on every shell script,
+#   6. the deployment (tests/deploy/): the container entrypoint's configs, the
+#      Kubernetes manifests (yamllint, API schemas), three pods in network namespaces,
+#      and the container image built and run as a 3-node cluster with podman.
 # Environment: FUZZ_SECONDS (default 60), RK_SKIP_ASAN_INTEGRATION=1 to skip the
 # sanitizer run of the integration suite.
 set -euo pipefail
@@ -22,6 +26,9 @@ ninja -C build
 step "build as deploy/run.sh does (release, -O3: other warnings than -O2's)"
 [ -f build-release/build.ninja ] || meson setup build-release --buildtype=release -Db_ndebug=false -Dtests=false >/dev/null
 ninja -C build-release ringkeeper
+
+step "shellcheck: every shell script"
+tests/deploy/shellcheck.sh
 
 step "unit tests"
 meson test -C build --suite unit --print-errorlogs
@@ -49,3 +56,7 @@ fi
 
 step "integration: RingKeeper and ZooKeeper 3.8"
 RINGKEEPER_BIN="$PWD/build/ringkeeper" RK_TARGETS=ringkeeper,zookeeper tests/integration/run.sh
+
+step "deploy: entrypoint, Kubernetes manifests, pods in network namespaces, container image"
+RINGKEEPER_BIN="$PWD/build/ringkeeper" PYTHONDONTWRITEBYTECODE=1 \
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider -rs --durations=5 tests/deploy

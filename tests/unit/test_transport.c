@@ -9,15 +9,19 @@
  * arrive intact and in order per link; a foreign cluster, a wrong protocol version or
  * a stranger is refused; a peer that restarts (either side) is reconnected and
  * traffic resumes; a heartbeat queued behind 64 MiB of appends to a peer that does not
- * read its data link still arrives at once; queues are bounded and drops counted.
+ * read its data link still arrives at once; queues are bounded and drops counted; a
+ * peer whose name resolves only later, or moves to another address, is looked up
+ * again and reached (in a private mount namespace with its own /etc/hosts).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -275,6 +279,8 @@ Test(transport, three_servers_connect_and_messages_arrive_intact_in_order)
 		cr_assert_eq(expect_hb, 300);
 	}
 	struct transport_peer_status st = status(&a, 2);
+	cr_assert_eq(st.lookups, 1, "a name (localhost) is looked up before the first dial");
+	cr_assert_eq(status(&a, 3).lookups, 0, "an address never is");
 	cr_assert_eq(st.msgs_sent, 600);
 	cr_assert_eq(st.msgs_dropped, 0);
 	cr_assert_eq(st.queued_bytes[TRANSPORT_LINK_DATA], 0);
@@ -465,6 +471,86 @@ Test(transport, a_restarted_peer_is_reconnected_with_backoff_and_traffic_resumes
 	cr_assert_geq(status(&b, 1).reconnects, 2);
 	node_stop(&a);
 	node_stop(&b);
+}
+
+/* ---- peer names that resolve late or move ----------------------------------------------- */
+
+static char hosts_path[64];
+
+/* Rewrites this process's private /etc/hosts (the bind mount's source, in place). */
+static void hosts_write(const char *lines)
+{
+	FILE *f = fopen(hosts_path, "w");
+	cr_assert(f);
+	fprintf(f, "127.0.0.1 localhost\n%s", lines);
+	fclose(f);
+}
+
+/* Gives this test's process (criterion forks one per test) its own /etc/hosts, and a
+ * resolv.conf whose server refuses at once so that no lookup leaves the machine.
+ * false: mount namespaces are not allowed here. */
+static bool hosts_private(void)
+{
+	if (unshare(CLONE_NEWNS) < 0)
+		return false;
+	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+	snprintf(hosts_path, sizeof hosts_path, "/tmp/rk-transport-hosts.%d", (int)getpid());
+	char resolv_path[64];
+	snprintf(resolv_path, sizeof resolv_path, "/tmp/rk-transport-resolv.%d", (int)getpid());
+	hosts_write("");
+	FILE *f = fopen(resolv_path, "w");
+	cr_assert(f);
+	fprintf(f, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n");
+	fclose(f);
+	cr_assert_eq(mount(hosts_path, "/etc/hosts", NULL, MS_BIND, NULL), 0, "%s", strerror(errno));
+	cr_assert_eq(mount(resolv_path, "/etc/resolv.conf", NULL, MS_BIND, NULL), 0, "%s", strerror(errno));
+	unlink(resolv_path); /* the mount keeps it */
+	return true;
+}
+
+Test(transport, a_peer_name_that_resolves_only_later_or_moves_is_looked_up_again)
+{
+	if (!hosts_private())
+		cr_skip_test("mount namespaces are not allowed here (unshare: %s)", strerror(errno));
+	uint16_t port2 = free_port();
+	struct config_server servers[2] = { server(1, "127.0.0.1", free_port()), server(2, "rk-late-peer.test", port2) };
+	static struct node a, b;
+	struct node *nodes[] = { &a, &b };
+
+	/* The name does not resolve: server 1 starts anyway and keeps looking it up. */
+	node_init(&a, 1, servers, 2);
+	node_start(&a);
+	pump_ms(nodes, 1, 600);
+	struct transport_peer_status st = status(&a, 2);
+	printf("transport: %llu lookups, %llu failed, in 0.6 s before the name existed\n",
+	       (unsigned long long)st.lookups, (unsigned long long)st.lookup_failures);
+	cr_assert_geq(st.lookup_failures, 2, "looked up again after a failure");
+	cr_assert_leq(st.lookups, 12, "with backoff, not every turn");
+	cr_assert_eq(st.dial_attempts, 0, "nothing to dial without an address");
+	cr_assert(!st.connected);
+
+	/* The pod appears: its name resolves and server 1 connects. */
+	hosts_write("127.0.0.1 rk-late-peer.test\n");
+	node_init(&b, 2, servers, 2);
+	node_start(&b);
+	int64_t ms = pump_until_mesh(nodes, 2, 3000);
+	printf("transport: connected %lld ms after the name appeared\n", (long long)ms);
+	exchange(nodes, &a, &b, 1);
+
+	/* It restarts at another address under the same name: the redial looks it up again
+	 * (the old address refuses, so nothing else could connect). */
+	node_stop(&b);
+	hosts_write("127.0.0.2 rk-late-peer.test\n");
+	uint64_t lookups_before = status(&a, 2).lookups;
+	node_init(&b, 2, servers, 2);
+	node_start(&b);
+	ms = pump_until_mesh(nodes, 2, 3000);
+	printf("transport: reconnected to the new address in %lld ms\n", (long long)ms);
+	cr_assert_gt(status(&a, 2).lookups, lookups_before);
+	exchange(nodes, &a, &b, 2);
+	node_stop(&a);
+	node_stop(&b);
+	unlink(hosts_path);
 }
 
 /* ---- a peer that does not read its data link ------------------------------------------- */
