@@ -15,6 +15,7 @@ int hub_init(struct hub *h, int port_count)
 		return -EINVAL;
 	h->port_count = port_count;
 	atomic_init(&h->raft_ring_fd, -1);
+	atomic_init(&h->serving, true);
 	for (int i = 0; i < port_count; i++) {
 		struct hub_port *p = &h->ports[i];
 		atomic_init(&p->ring_fd, -1);

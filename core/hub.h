@@ -49,6 +49,9 @@ struct hub {
 	_Atomic int raft_ring_fd; /* -1 until attached */
 	uint64_t raft_wake_user_data;
 	_Atomic bool stopping; /* every thread that owns a side returns from its loop */
+	/* Clients are served (set by the raft thread): false while a cluster member has
+	 * had no leader for a while, as a ZooKeeper server that is LOOKING serves no one. */
+	_Atomic bool serving;
 };
 
 /* 0 or -ENOMEM / -EINVAL (port_count outside 1..HUB_PORTS_MAX). */

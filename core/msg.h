@@ -13,7 +13,9 @@
  *                                     WatcherEvent
  *   raft   ──RK_MSG_SESSION_CREATED─► worker createSession committed (err, zxid)
  *   raft   ──RK_MSG_SESSION_GONE────► every worker: close the conns of session_id,
- *                                     except conn_id (expired, closed, or moved)
+ *                                     except conn_id (expired, closed, or moved);
+ *                                     session_id 0: every client connection (the
+ *                                     server stopped serving: no leader)
  *   worker ──RK_MSG_LEADERSHIP──────► raft   rqld (err = RK_LEAD_REQUEST) or ydld
  *                                     (err = RK_LEAD_YIELD); no answer
  *

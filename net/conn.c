@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/hub.h"
 #include "core/log.h"
 #include "core/msg.h"
 #include "net/server.h"
@@ -237,6 +238,14 @@ static void conn_handshake(struct worker *w, struct conn *c, const uint8_t *body
 	}
 	c->packets_received++; /* ZooKeeper counts the ConnectRequest as a packet */
 	atomic_fetch_add_explicit(&srv->stats.packets_received, 1, memory_order_relaxed);
+	if (!atomic_load_explicit(&srv->hub->serving, memory_order_relaxed)) {
+		/* No leader for a while (a minority, or an election that drags): the client
+		 * must find a server that has one, as when ZooKeeper is LOOKING. */
+		log_info("conn %s: refusing session 0x%llx: not serving (no leader)", c->peer,
+			 (unsigned long long)session_id);
+		worker_conn_close(w, c);
+		return;
+	}
 	int64_t last_zxid = store_last_zxid(srv->store);
 	if (last_zxid_seen > last_zxid) {
 		/* The client saw a newer state than ours: it must try another server. */

@@ -32,6 +32,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "core/hub.h"
 #include "core/log.h"
 #include "net/server.h"
 #include "core/msg.h"
@@ -475,6 +476,18 @@ static void write_leadership(struct worker *w, const char *word, FILE *f)
 		fprintf(f, "Failed to send leadership request to leader.\n");
 }
 
+/* The words ZooKeeper answers "not currently serving" while it has no running
+ * server (LOOKING); ruok, envi, gtmk/stmk, isro and RingKeeper's own words answer. */
+static bool needs_serving(const char *word)
+{
+	static const char *const gated[] = { "srvr", "stat", "cons", "crst", "srst", "conf", "mntr",
+					     "wchs", "wchc", "wchp", "dump", "dirs" };
+	for (size_t i = 0; i < sizeof gated / sizeof gated[0]; i++)
+		if (!strcmp(word, gated[i]))
+			return true;
+	return false;
+}
+
 void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4])
 {
 	struct server *srv = w->srv;
@@ -498,6 +511,11 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 	}
 	if (!allowed) {
 		fprintf(f, "%s is not executed because it is not in the whitelist.\n", word);
+	} else if (!atomic_load_explicit(&srv->hub->serving, memory_order_relaxed) && needs_serving(word)) {
+		/* no leader (see raft/pipeline.c, pipe_serving_check): as ZooKeeper LOOKING */
+		fprintf(f, "This ZooKeeper instance is not currently serving requests\n");
+	} else if (!atomic_load_explicit(&srv->hub->serving, memory_order_relaxed) && !strcmp(word, "isro")) {
+		fprintf(f, "null"); /* ZooKeeper's answer when it has no server running */
 	} else if (!strcmp(word, "gtmk")) {
 		fprintf(f, "%" PRId64, atomic_load(&fourlw_trace_mask)); /* no newline, as ZooKeeper */
 	} else if (!strcmp(word, "ruok")) {

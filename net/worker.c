@@ -509,6 +509,23 @@ static void worker_on_send(struct worker *w, struct io_uring_cqe *cqe)
 		worker_conn_mark_ready(w, c); /* output backpressure may have held input */
 }
 
+/* The server stopped serving (no leader): every client connection goes, as a
+ * ZooKeeper server going LOOKING closes them; four-letter-word ones finish. */
+static void worker_close_all_clients(struct worker *w)
+{
+	uint32_t n = 0;
+	for (uint32_t slot = 0; slot < WORKER_CONNS_MAX; slot++) {
+		struct conn *c = w->conns[slot];
+		if (c && !c->shut && c->state != CONN_CLOSING) {
+			c->close_after_flush = false;
+			worker_conn_close(w, c);
+			n++;
+		}
+	}
+	if (n)
+		log_info("closed %u client connections: not serving (no leader)", n);
+}
+
 static void worker_on_msg(struct worker *w, struct rk_msg *m)
 {
 	switch ((enum rk_msg_kind)m->kind) {
@@ -523,7 +540,11 @@ static void worker_on_msg(struct worker *w, struct rk_msg *m)
 		break;
 	}
 	case RK_MSG_SESSION_GONE:
-		for (uint32_t slot = 0; slot < WORKER_CONNS_MAX && m->session_id; slot++) {
+		if (m->session_id == 0) {
+			worker_close_all_clients(w);
+			break;
+		}
+		for (uint32_t slot = 0; slot < WORKER_CONNS_MAX; slot++) {
 			struct conn *c = w->conns[slot];
 			if (c && c->session_id == m->session_id && c->id != m->conn_id && !c->shut &&
 			    c->state != CONN_NEW) {

@@ -7,6 +7,8 @@
  *   pipeline_apply.c    committed entries → the store → replies and notifications
  *                       to the workers, through the hub; this server's pending
  *                       proposals (the local FIFO)
+ *   pipeline_timers.c   timed work: ticks, expiry, sweeps, sessions-alive reports,
+ *                       the serving check; the entries the server proposes itself
  *   pipeline_lead.c     leadership transfer: rqld, ydld, raft.preferredLeader
  *   pipeline_read.c     sync: read index from the leader, answered in the local FIFO
  *   pipeline_recover.c  start-up: open and replay the log, load the hard state,
@@ -149,6 +151,7 @@ struct raft_pipeline {
 	uint32_t lead_to;        /* pipeline_lead.c: rqld from this server: transfer to it */
 	bool lead_yield;         /* ydld: transfer to the best follower */
 	int64_t next_preferred_ms;
+	int64_t leaderless_since_ms; /* 0: a leader is known */
 	struct jute_writer reply;
 	int64_t next_expiry_ms;
 	int64_t next_reap_ms;
@@ -207,11 +210,16 @@ void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32
 void pipe_answer_lost(struct raft_pipeline *p, struct pipe_local *l);
 void pipe_local_pop(struct raft_pipeline *p);
 
+/* pipeline.c */
+void pipe_save_commit(struct raft_pipeline *p);
+/* pipeline_timers.c: ticks, expiry, sweeps, reports, the serving check; each turn */
+void pipe_timers(struct raft_pipeline *p);
+
 /* pipeline_lead.c */
 void pipe_lead_on_msg(struct raft_pipeline *p, const struct rk_msg *m);
 void pipe_lead_on_request_entry(struct raft_pipeline *p, uint32_t server);
 void pipe_lead_tick(struct raft_pipeline *p, int64_t now);
-/* pipeline.c: an entry of the server's own (conn_id none), ready for the batch */
+/* pipeline_timers.c: an entry of the server's own (conn_id none), ready for the batch */
 struct rk_msg *pipe_own_entry(int64_t session_id, int32_t opcode, const void *body, size_t body_len);
 
 /* pipeline_peers.c: with more than one voter (nothing otherwise) */

@@ -448,3 +448,33 @@ def test_a_server_behind_the_client_refuses_it_until_it_has_caught_up(cluster_fa
     finally:
         follower.kill(signal.SIGCONT)
         w.close()
+
+
+def test_a_server_without_a_leader_stops_serving_until_one_is_elected(cluster_factory):
+    """As a ZooKeeper server that goes LOOKING: a server cut off from the majority
+    closes its clients' connections and refuses new ones (they go to the majority),
+    its status words answer "not currently serving", and it serves again once a leader
+    is elected."""
+    import zkwire
+    cluster = cluster_factory(3)
+    leader = cluster.wait_leader()
+    a, b = [n for n in cluster.nodes if n is not leader]
+    held = zkwire.session(a.client_port)
+    leader.kill()
+    b.kill()
+    assert held.is_closed(wait=5), "the client connection of a leaderless server stayed open"
+    assert a.four_letter("srvr") == "This ZooKeeper instance is not currently serving requests\n"
+    assert a.four_letter("isro") == "null"
+    assert a.four_letter("ruok") == "imok"
+    late = zkwire.RawConn(a.client_port)
+    late.send_raw(zkwire.frame(zkwire.connect_body()))
+    assert late.is_closed(wait=3), "a new session was accepted without a leader"
+    late.close()
+    b.start()
+    cluster.wait_leader()
+    c = client(a.hosts)
+    try:
+        c.create("/served-again", b"x")
+    finally:
+        c.stop()
+        c.close()
