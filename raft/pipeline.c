@@ -173,6 +173,19 @@ static void pipe_propose_batch(struct raft_pipeline *p)
 	bool stalled = false;
 	while (i < p->batch_count && p->local_count + (i - start) < PIPE_LOCAL_MAX) {
 		struct rk_msg *m = p->batch[i];
+		if (pipe_conn_failed(p, m->conn_id)) {
+			/* Its connection lost an earlier proposal: this one must not apply
+			 * after it. Answered CONNECTIONLOSS in its turn, never proposed. */
+			if (!pipe_propose_run(p, p->batch + start, i - start)) {
+				stalled = true;
+				break;
+			}
+			pipe_local_push(p, m, 0, ZK_CONNECTIONLOSS);
+			p->local[(p->local_head + p->local_count - 1) % PIPE_LOCAL_MAX].close_after = true;
+			free(m);
+			start = ++i;
+			continue;
+		}
 		if (m->flags & RK_MSG_SYNC) {
 			/* Not logged: what comes before it goes to the core first (its order). */
 			if (!pipe_propose_run(p, p->batch + start, i - start)) {

@@ -146,8 +146,56 @@ void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32
 
 /* The proposal's fate is unknown to its client: CONNECTIONLOSS, then its connection
  * closes (the client reconnects, and learns what happened by reading). */
+/* ---- connections that lost a proposal --------------------------------------------- */
+
+static size_t pipe_failed_slot(uint64_t conn_id)
+{
+	return (size_t)((conn_id * 0x9e3779b97f4a7c15ULL) >> 52) % PIPE_FAILED_CONNS;
+}
+
+/* Open addressing; an expired or empty slot is reused. The table is cleared once
+ * every entry has expired, so probe chains hold only the last PIPE_FAILED_CONN_MS's
+ * failures; a table full of live entries evicts the slot probed last, and says so. */
+static void pipe_conn_failed_add(struct raft_pipeline *p, uint64_t conn_id)
+{
+	int64_t now = rk_now_ms();
+	size_t i = pipe_failed_slot(conn_id);
+	size_t n = 0;
+	while (n < PIPE_FAILED_CONNS - 1 && p->failed_conns[i].conn_id != conn_id && p->failed_conns[i].until_ms > now) {
+		i = (i + 1) % PIPE_FAILED_CONNS;
+		n++;
+	}
+	if (n == PIPE_FAILED_CONNS - 1)
+		log_warn("more than %d connections lost proposals within %d ms: one is forgotten early",
+			 PIPE_FAILED_CONNS, PIPE_FAILED_CONN_MS);
+	p->failed_conns[i].conn_id = conn_id;
+	p->failed_conns[i].until_ms = now + PIPE_FAILED_CONN_MS;
+	p->failed_conns_until_ms = now + PIPE_FAILED_CONN_MS;
+	p->failed_conns_used = true;
+}
+
+bool pipe_conn_failed(struct raft_pipeline *p, uint64_t conn_id)
+{
+	if (!p->failed_conns_used || conn_id == RK_CONN_ID_NONE)
+		return false;
+	int64_t now = rk_now_ms();
+	if (now >= p->failed_conns_until_ms) {
+		memset(p->failed_conns, 0, sizeof p->failed_conns);
+		p->failed_conns_used = false;
+		return false;
+	}
+	size_t i = pipe_failed_slot(conn_id);
+	for (size_t n = 0; n < PIPE_FAILED_CONNS && p->failed_conns[i].until_ms != 0; n++) {
+		if (p->failed_conns[i].conn_id == conn_id && p->failed_conns[i].until_ms > now)
+			return true;
+		i = (i + 1) % PIPE_FAILED_CONNS;
+	}
+	return false;
+}
+
 void pipe_answer_lost(struct raft_pipeline *p, struct pipe_local *l)
 {
+	pipe_conn_failed_add(p, l->conn_id);
 	pipe_reply_start(p);
 	pipe_route_reply(p, l, ZK_CONNECTIONLOSS, store_last_zxid(p->store), true);
 	l->answered = true;
@@ -185,7 +233,7 @@ void pipe_answer_refused(struct raft_pipeline *p)
 		} else {
 			pipe_reply_start(p);
 			/* The last applied zxid: messages to a worker go in zxid order. */
-			pipe_route_reply(p, l, l->err, store_last_zxid(p->store), false);
+			pipe_route_reply(p, l, l->err, store_last_zxid(p->store), l->close_after);
 		}
 		pipe_local_pop(p);
 	}

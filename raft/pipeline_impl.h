@@ -54,6 +54,12 @@
 #define PIPE_SYNC_GIVE_UP_MS 4000
 /* A follower's proposal unanswered this long is probed for loss (pipeline.c). */
 #define PIPE_LOST_PROBE_US (2 * 1000 * 1000)
+/* Connections whose client was told CONNECTIONLOSS for a lost proposal: what they
+ * sent after it (still in the hub's queues or the batch) is refused, never proposed,
+ * so a later write of a connection is never applied after an earlier one was lost.
+ * Remembered this long (the worker closes the connection on the reply, well before). */
+#define PIPE_FAILED_CONNS 4096
+#define PIPE_FAILED_CONN_MS 30000
 /* How often a leader checks whether raft.preferredLeader is ready to take over. */
 #define PIPE_PREFERRED_CHECK_MS 1000
 /* This server's proposals not yet answered: bounds what one collect may take. */
@@ -79,6 +85,7 @@ struct pipe_local {
 	int32_t opcode;
 	int32_t err;       /* refused: the answer */
 	bool answered;     /* its client was told CONNECTIONLOSS (the leader changed) */
+	bool close_after;  /* refused: the connection closes once it is answered */
 	/* A sync (origin 0, pipeline_read.c): answered once this server has applied the
 	 * read index a leader confirmed, or once a later proposal of ours is applied. */
 	struct rk_msg *sync; /* the request (its body is the reply's); NULL: not a sync */
@@ -152,6 +159,9 @@ struct raft_pipeline {
 	bool lead_yield;         /* ydld: transfer to the best follower */
 	int64_t next_preferred_ms;
 	int64_t leaderless_since_ms; /* 0: a leader is known */
+	struct { uint64_t conn_id; int64_t until_ms; } failed_conns[PIPE_FAILED_CONNS];
+	int64_t failed_conns_until_ms; /* the table's latest expiry: past it, all expired */
+	bool failed_conns_used;        /* some slot was written since the table was cleared */
 	struct jute_writer reply;
 	int64_t next_expiry_ms;
 	int64_t next_reap_ms;
@@ -208,6 +218,8 @@ void pipe_reply_start(struct raft_pipeline *p);
 void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32_t err, int64_t zxid,
 		      bool close_after);
 void pipe_answer_lost(struct raft_pipeline *p, struct pipe_local *l);
+/* true when conn_id's client was told CONNECTIONLOSS for a lost proposal lately */
+bool pipe_conn_failed(struct raft_pipeline *p, uint64_t conn_id);
 void pipe_local_pop(struct raft_pipeline *p);
 
 /* pipeline.c */
