@@ -124,7 +124,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "raft/crc32c.h"
+#include "core/crc32c.h"
 
 #define WAL_RECORD_MAGIC 0x4c574b52u    /* bytes "RKWL" read little-endian */
 #define WAL_RECORD_VERSION 1u

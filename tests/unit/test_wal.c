@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "raft/crc32c.h"
+#include "core/crc32c.h"
 #include "raft/wal.h"
 
 /* ------------------------------------------------------------------ helpers */
