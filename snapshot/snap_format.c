@@ -37,6 +37,7 @@ void snap_header_encode(uint8_t out[SNAP_HEADER_SIZE], const struct snap_header 
 	put64(out + 16, h->index);
 	put64(out + 24, h->term);
 	put64(out + 32, (uint64_t)h->created_ms);
+	put64(out + 40, (uint64_t)h->store_zxid);
 	put32(out + 60, crc32c(out, 60));
 }
 
@@ -48,6 +49,9 @@ int snap_header_decode(const uint8_t in[SNAP_HEADER_SIZE], struct snap_header *h
 	h->index = get64(in + 16);
 	h->term = get64(in + 24);
 	h->created_ms = (int64_t)get64(in + 32);
+	h->store_zxid = (int64_t)get64(in + 40);
+	if (h->store_zxid < 0 || (uint64_t)h->store_zxid > h->index)
+		return -EBADMSG;
 	return 0;
 }
 

@@ -16,7 +16,9 @@
  *     16  u64   index: the image is the store after applying every entry up to it
  *     24  u64   term of the entry at index (0 when index is 0)
  *     32  i64   created, ms since the epoch (information only)
- *     40  u8[20] zero
+ *     40  i64   the store's last zxid: the last entry that reached the store (<= index:
+ *               entries that change nothing, such as a leader's no-op, do not move it)
+ *     48  u8[12] zero
  *     60  u32   CRC32C of bytes 0..60
  *
  *   blocks, one after the other; each:
@@ -94,6 +96,7 @@ struct snap_header {
 	uint64_t index;
 	uint64_t term;
 	int64_t created_ms;
+	int64_t store_zxid;
 };
 
 struct snap_trailer {

@@ -247,7 +247,7 @@ static int reader_load(struct reader *r, struct store *s, int64_t now_ms)
 	if (rc == 0 && (c.nodes != t->node_count || c.sessions != t->session_count || c.roots != t->quota_root_count))
 		rc = damaged(r, end, "record counts differ from the trailer's");
 	if (rc == 0)
-		rc = store_load_finish(s, (int64_t)r->header.index, r->why, r->why_size);
+		rc = store_load_finish(s, r->header.store_zxid, r->why, r->why_size);
 	return rc;
 }
 

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct snap_worker {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
+	atomic_bool cancel; /* set by stop: a write in progress gives up */
 	enum snap_job_state state;
 	struct store_snap *sn;
 	uint64_t index, term;
@@ -45,7 +47,7 @@ struct snap_worker {
 static void worker_write(struct snap_worker *w, struct store_snap *sn, uint64_t index, uint64_t term)
 {
 	struct snap_result res;
-	snap_write(w->snap_dir, sn, index, term, &res);
+	snap_write(w->snap_dir, sn, index, term, &w->cancel, &res);
 	if (res.err == 0) {
 		int rc = snap_purge(w->snap_dir, w->retain, &res.oldest_kept, &res.kept_count);
 		if (rc < 0)
@@ -119,19 +121,22 @@ int snap_worker_start(struct snap_worker **out, const struct snap_worker_config 
 	return 0;
 }
 
-void snap_worker_stop(struct snap_worker *w)
+struct store_snap *snap_worker_stop(struct snap_worker *w)
 {
 	if (!w)
-		return;
+		return NULL;
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
+	atomic_store(&w->cancel, true);
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
+	struct store_snap *left = w->sn; /* QUEUED was written (cancelled), DONE not polled */
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
 	free(w->snap_dir);
 	free(w);
+	return left;
 }
 
 bool snap_worker_submit(struct snap_worker *w, struct store_snap *sn, uint64_t index, uint64_t term)

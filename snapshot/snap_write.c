@@ -141,13 +141,16 @@ static int writer_meta(struct writer *w, const struct store_snap *sn)
 	return 0;
 }
 
-static int writer_body(struct writer *w, struct store_snap *sn, struct snap_result *out)
+static int writer_body(struct writer *w, struct store_snap *sn, const atomic_bool *cancel, struct snap_result *out)
 {
 	int rc = writer_meta(w, sn);
 	uint64_t t0 = now_us();
-	while (rc == 0 && store_snap_walk(sn, writer_node, w))
+	while (rc == 0 && store_snap_walk(sn, writer_node, w)) {
 		if (w->raw.len >= SNAP_BLOCK_TARGET)
 			rc = writer_flush_block(w);
+		if (rc == 0 && cancel && atomic_load_explicit(cancel, memory_order_relaxed))
+			rc = -ECANCELED;
+	}
 	out->walk_us = now_us() - t0;
 	if (rc == 0)
 		rc = writer_flush_block(w);
@@ -173,7 +176,8 @@ static void result_why(struct snap_result *out, const char *what, int err)
 	snprintf(out->why, sizeof out->why, "%s: %s", what, strerror(-err));
 }
 
-int snap_write(const char *snap_dir, struct store_snap *sn, uint64_t index, uint64_t term, struct snap_result *out)
+int snap_write(const char *snap_dir, struct store_snap *sn, uint64_t index, uint64_t term,
+	       const atomic_bool *cancel, struct snap_result *out)
 {
 	uint64_t t0 = now_us();
 	memset(out, 0, sizeof *out);
@@ -199,11 +203,16 @@ int snap_write(const char *snap_dir, struct store_snap *sn, uint64_t index, uint
 	uint8_t header[SNAP_HEADER_SIZE];
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
-	struct snap_header h = { index, term, (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000 };
+	struct snap_header h = { index, term, (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000, store_snap_zxid(sn) };
+	if ((uint64_t)h.store_zxid > index) {
+		rc = -EINVAL;
+		result_why(out, "the image is newer than its index", rc);
+		goto out;
+	}
 	snap_header_encode(header, &h);
 	rc = writer_put(&w, header, sizeof header);
 	if (rc == 0)
-		rc = writer_body(&w, sn, out);
+		rc = writer_body(&w, sn, cancel, out);
 	if (rc < 0) {
 		result_why(out, "cannot write the file", rc);
 		goto out;

@@ -22,6 +22,7 @@
 #ifndef RK_SNAPSHOT_H
 #define RK_SNAPSHOT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,9 +51,11 @@ struct snap_result {
 /*
  * Writes <snap_dir>/snapshot.<index>.rk from the image (walked to its end here) of
  * the store at log index `index` (term `term`). The directory is created if needed.
- * 0 or -errno; out gets the sizes and durations (err and why too).
+ * 0 or -errno (-ECANCELED once *cancel, if given, turns true: the walk stops between
+ * two steps and the .tmp is removed); out gets the sizes and durations (err and why).
  */
-int snap_write(const char *snap_dir, struct store_snap *sn, uint64_t index, uint64_t term, struct snap_result *out);
+int snap_write(const char *snap_dir, struct store_snap *sn, uint64_t index, uint64_t term,
+	       const atomic_bool *cancel, struct snap_result *out);
 
 /*
  * Deletes the oldest complete snapshots of snap_dir until `retain` remain (oldest
@@ -104,8 +107,10 @@ struct snap_worker_config {
 };
 
 int snap_worker_start(struct snap_worker **out, const struct snap_worker_config *cfg);
-/* Waits for the job and chores in hand, then stops the thread. */
-void snap_worker_stop(struct snap_worker *w);
+/* Cancels a write in progress (its .tmp is removed), runs the chores in hand, stops
+ * the thread and frees the worker. Returns the image it was handed and not returned
+ * by a poll yet (the caller ends it), or NULL. */
+struct store_snap *snap_worker_stop(struct snap_worker *w);
 /* Hands an image over (the worker walks it); false while one is in hand. */
 bool snap_worker_submit(struct snap_worker *w, struct store_snap *sn, uint64_t index, uint64_t term);
 bool snap_worker_busy(struct snap_worker *w);

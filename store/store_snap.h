@@ -54,8 +54,8 @@
 struct store;
 struct store_snap;
 
-#define STORE_SNAP_HOLD_BUCKETS 256
-#define STORE_SNAP_HOLD_BYTES (64u << 10)
+#define STORE_SNAP_HOLD_BUCKETS 64
+#define STORE_SNAP_HOLD_BYTES (16u << 10)
 
 /* One ACL entry as the store holds it (scheme and id are not NUL-terminated). */
 struct acl_entry {

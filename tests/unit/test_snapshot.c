@@ -50,7 +50,7 @@ static uint64_t write_now(struct snap_result *res)
 	struct store_snap *sn;
 	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 	uint64_t index = (uint64_t)store_snap_zxid(sn);
-	cr_assert_eq(snap_write(dir, sn, index, 3, res), 0, "%s", res->why);
+	cr_assert_eq(snap_write(dir, sn, index, 3, NULL, res), 0, "%s", res->why);
 	store_snap_end(T.s, sn);
 	return index;
 }
@@ -107,7 +107,7 @@ struct writer_arg {
 static void *writer_main(void *arg)
 {
 	struct writer_arg *w = arg;
-	snap_write(dir, w->sn, w->index, 3, &w->res);
+	snap_write(dir, w->sn, w->index, 3, NULL, &w->res);
 	atomic_store(&w->done, 1);
 	return NULL;
 }
