@@ -45,6 +45,7 @@ class Node:
             f.write("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
                     "4lw.commands.whitelist=*\nmaxClientCnxns=0\nforceSync=%s\n"
                     % (self.data, self.client_port, "yes" if self.cluster.force_sync else "no"))
+            f.write(self.cluster.extra_cfg)
             for n in self.cluster.nodes:
                 f.write("server.%d=127.0.0.1:%d:%d\n" % (n.sid, n.peer_port, n.election_port))
         return path
@@ -87,9 +88,10 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, workdir, size=3, force_sync=False):
+    def __init__(self, workdir, size=3, force_sync=False, extra_cfg=""):
         self.workdir = workdir
         self.force_sync = force_sync
+        self.extra_cfg = extra_cfg  # more zoo.cfg lines for every server
         self.nodes = []
         for sid in range(1, size + 1):
             self.nodes.append(Node(self, sid))
