@@ -1805,10 +1805,12 @@ int wal_remove_segments(const char *dir, const uint64_t *seqs, int count)
 	for (int i = 0; i < count && rc == 0; i++) {
 		char name[64];
 		wal_segment_name(name, sizeof(name), seqs[i], false);
-		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
-			rc = -errno;
-		else if ((rc = wal_sync_dir(dfd)) == 0)
+		if (unlinkat(dfd, name, 0) < 0) {
+			if (errno != ENOENT)
+				rc = -errno; /* ENOENT: gone already (a removal before a crash) */
+		} else if ((rc = wal_sync_dir(dfd)) == 0) {
 			removed++;
+		}
 	}
 	close(dfd);
 	return rc < 0 ? rc : removed;
