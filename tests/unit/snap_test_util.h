@@ -264,7 +264,8 @@ static __attribute__((unused)) void t_image_meta(struct t_image *im, const struc
 	const struct store_snap_session *se;
 	im->session_count = store_snap_sessions(sn, &se);
 	im->sessions = malloc((im->session_count + 1) * sizeof *se);
-	memcpy(im->sessions, se, im->session_count * sizeof *se);
+	if (im->session_count)
+		memcpy(im->sessions, se, im->session_count * sizeof *se);
 	const char *const *paths;
 	const size_t *lens;
 	im->root_count = store_snap_quota_roots(sn, &paths, &lens);

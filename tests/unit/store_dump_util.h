@@ -165,7 +165,8 @@ static __attribute__((unused)) char *t_store_dump(struct store *s)
 					     name.data) < 0)
 					abort();
 			}
-			qsort(names, (size_t)n, sizeof *names, dump_cmp_str);
+			if (n > 0)
+				qsort(names, (size_t)n, sizeof *names, dump_cmp_str);
 			for (int32_t i = 0; i < n; i++) {
 				if (tail == cap) {
 					cap *= 2;
@@ -181,7 +182,8 @@ static __attribute__((unused)) char *t_store_dump(struct store *s)
 	free(queue);
 	struct dump_sessions d = { 0 };
 	store_sessions_dump(s, dump_session_fn, dump_ephemeral_fn, &d);
-	qsort(d.ids, d.count, sizeof *d.ids, dump_cmp_i64);
+	if (d.count)
+		qsort(d.ids, d.count, sizeof *d.ids, dump_cmp_i64);
 	for (size_t i = 0; i < d.count; i++) {
 		int32_t timeout = 0;
 		uint8_t pw[16] = { 0 };
@@ -191,7 +193,8 @@ static __attribute__((unused)) char *t_store_dump(struct store *s)
 			dump_printf(&b, "%02x", pw[k]);
 		dump_printf(&b, "\n");
 	}
-	qsort(d.eph, d.eph_count, sizeof *d.eph, dump_cmp_str);
+	if (d.eph_count)
+		qsort(d.eph, d.eph_count, sizeof *d.eph, dump_cmp_str);
 	for (size_t i = 0; i < d.eph_count; i++) {
 		dump_printf(&b, "%s\n", d.eph[i]);
 		free(d.eph[i]);

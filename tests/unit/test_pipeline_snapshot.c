@@ -250,6 +250,14 @@ static void move_in_dir(const char *from, const char *to)
 	cr_assert_eq(rename(a, b), 0);
 }
 
+/* csnp, and waits until the snapshot it asked for is on disk. */
+static void snapshot_now(void)
+{
+	uint64_t count = stats().snap_count;
+	cr_assert_gt(raft_pipeline_request_snapshot(pipe_), 0);
+	wait_snapshots(count + 1);
+}
+
 static int count_files(const char *sub, const char *prefix)
 {
 	char path[512];
@@ -267,12 +275,17 @@ static int count_files(const char *sub, const char *prefix)
 
 Test(pipeline_snapshot, snapshot_plus_tail_and_the_whole_log_build_the_same_store)
 {
-	config_for(40, 4096); /* one segment holds all: the log is never compacted here */
+	/* Snapshots on csnp only, so the tail after the last one is known; one segment
+	 * holds the whole log: it is never compacted here. */
+	config_for(1000000, 4096);
 	start();
 	base_tree();
-	workload(60, 1);
+	workload(30, 1);
 	drain();
-	wait_snapshots(2);
+	snapshot_now();
+	workload(30, 3);
+	drain();
+	snapshot_now();
 	workload(7, 2); /* a tail after the last snapshot */
 	path_op(0x103, ZK_OP_CLOSE_SESSION, "", NULL);
 	drain();
@@ -298,6 +311,23 @@ Test(pipeline_snapshot, snapshot_plus_tail_and_the_whole_log_build_the_same_stor
 	free(from_log);
 }
 
+/* The index of the newest complete snapshot in the directory. */
+static uint64_t newest_on_disk(void)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/snapshot", dir);
+	DIR *d = opendir(path);
+	cr_assert_not_null(d);
+	uint64_t newest = 0, index;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (snap_file_name_parse(e->d_name, &index) && index > newest)
+			newest = index;
+	closedir(d);
+	cr_assert_gt(newest, 0);
+	return newest;
+}
+
 static void flip_middle(const char *path)
 {
 	int fd = open(path, O_RDWR);
@@ -313,17 +343,20 @@ static void flip_middle(const char *path)
 
 Test(pipeline_snapshot, a_damaged_newest_snapshot_restarts_from_the_one_before)
 {
-	config_for(40, 4096);
+	config_for(1000000, 4096);
 	start();
 	base_tree();
-	workload(50, 1);
+	workload(25, 1);
 	drain();
-	wait_snapshots(2);
-	uint64_t newest = stats().snap_last_index;
+	snapshot_now();
+	workload(25, 3);
+	drain();
+	snapshot_now();
 	workload(5, 2);
 	drain();
 	char *live = t_store_dump(store);
 	stop();
+	uint64_t newest = newest_on_disk();
 	char name[SNAP_NAME_MAX], path[512];
 	snap_file_name(name, newest, false);
 	snprintf(path, sizeof path, "%s/snapshot/%s", dir, name);
