@@ -1,7 +1,7 @@
 /*
  * snap_bench.c — microbenchmark of snapshots on a store of N znodes (not a test):
  *
- *   snap-bench [--nodes N] [--value-size B] [--dir D] [--writes-during]
+ *   snap-bench [--nodes N] [--value-size B] [--dir D] [--writes-during] [--load-only]
  *
  * Builds N persistent znodes under /b (B-byte values, as ringkeeper-bench --preset
  * create does) through store_apply, then measures:
@@ -13,6 +13,7 @@
  *     the file is written, and the longest single apply is reported (the pause a
  *     client would see);
  *   - loading it into a fresh store: check pass, load pass.
+ * --load-only loads the snapshot a previous run left in D (for profiling the load).
  * Prints one line per figure. Timings on a shared machine drift: run it alone.
  */
 #include <errno.h>
@@ -146,7 +147,7 @@ int main(int argc, char **argv)
 {
 	long nodes = 1000000, value = 100;
 	const char *dir = "/tmp/rk-snap-bench";
-	bool writes_during = false;
+	bool writes_during = false, load_only = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
 			nodes = atol(argv[++i]);
@@ -156,17 +157,21 @@ int main(int argc, char **argv)
 			dir = argv[++i];
 		else if (!strcmp(argv[i], "--writes-during"))
 			writes_during = true;
+		else if (!strcmp(argv[i], "--load-only"))
+			load_only = true;
 		else {
 			fprintf(stderr, "usage: %s [--nodes N] [--value-size B] [--dir D] [--writes-during]\n", argv[0]);
 			return 2;
 		}
 	}
+	struct store_config cfg = { .config_text = "" };
+	if (load_only)
+		goto load;
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		return 1;
 	long rss0 = rss_kb();
-	struct store_config cfg = { .config_text = "" };
 	struct bench b = { .s = store_create(&cfg) };
 	jute_writer_init(&b.body, 1 << 20);
 	jute_writer_init(&b.out, 1 << 20);
@@ -241,7 +246,10 @@ int main(int argc, char **argv)
 	free(during.v);
 	store_snap_end(b.s, w.sn);
 	store_destroy(b.s);
-
+	free(data);
+	jute_writer_free(&b.body);
+	jute_writer_free(&b.out);
+load:;
 	struct store *s2 = store_create(&cfg);
 	struct snap_loaded ld;
 	double l0 = now_ms();
@@ -250,8 +258,5 @@ int main(int argc, char **argv)
 	printf("load: %.0f ms (check %.0f ms, load %.0f ms), %llu nodes\n", now_ms() - l0, (double)ld.verify_us / 1e3,
 	       (double)ld.load_us / 1e3, (unsigned long long)ld.node_count);
 	store_destroy(s2);
-	free(data);
-	jute_writer_free(&b.body);
-	jute_writer_free(&b.out);
 	return 0;
 }
