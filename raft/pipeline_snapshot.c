@@ -77,7 +77,7 @@ int pipe_snap_recover(struct raft_pipeline *p, uint64_t *index, uint64_t *term)
 		return -ENOMEM;
 	snprintf(ps->dir, len, "%s/snapshot", p->cfg->data_dir);
 	struct snap_loaded ld;
-	int rc = snap_load_newest(ps->dir, p->store, rk_now_ms(), &ld);
+	int rc = snap_load_newest(ps->dir, p->store, rk_now_ms(), p->cfg->worker_count, &ld);
 	if (rc < 0)
 		return rc; /* logged */
 	if (ld.damaged_count)
@@ -86,10 +86,11 @@ int pipe_snap_recover(struct raft_pipeline *p, uint64_t *index, uint64_t *term)
 	if (!ld.found)
 		return 0;
 	log_info("snapshot: loaded %s/snapshot.%020llu.rk: index %llu term %llu, %llu nodes, %llu sessions, %.1f MB, "
-		 "checked in %llu ms, loaded in %llu ms",
+		 "checked in %llu ms, loaded in %llu ms on %u threads (linking %llu ms)",
 		 ps->dir, (unsigned long long)ld.index, (unsigned long long)ld.index, (unsigned long long)ld.term,
 		 (unsigned long long)ld.node_count, (unsigned long long)ld.session_count, (double)ld.file_bytes / 1e6,
-		 (unsigned long long)ld.verify_us / 1000, (unsigned long long)ld.load_us / 1000);
+		 (unsigned long long)ld.verify_us / 1000, (unsigned long long)ld.load_us / 1000, ld.load_threads,
+		 (unsigned long long)ld.finish_us / 1000);
 	*index = ps->last_index = ps->oldest_kept = ld.index;
 	*term = ps->last_term = ld.term;
 	return 0;

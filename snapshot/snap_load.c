@@ -15,6 +15,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <lz4.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,8 +140,9 @@ static void reader_close(struct reader *r)
 	r->stored = NULL;
 }
 
-/* Invariant 2 of snap_format.h, with r open. */
-static int reader_verify(struct reader *r)
+/* Invariant 2 of snap_format.h, with r open; offsets (if given, room for the
+ * trailer's block count) get where each block starts. */
+static int reader_verify(struct reader *r, uint64_t *offsets)
 {
 	uint8_t header[SNAP_HEADER_SIZE];
 	int rc = read_at(r->fd, header, sizeof header, 0);
@@ -150,6 +153,10 @@ static int reader_verify(struct reader *r)
 	uint32_t blocks = 0, raw_max = 0;
 	while (off < end) {
 		struct snap_block_header bh;
+		if (offsets && blocks == r->trailer.block_count)
+			return damaged(r, off, "more blocks than the trailer says");
+		if (offsets)
+			offsets[blocks] = off;
 		rc = reader_block(r, &off, &bh, &crc);
 		if (rc < 0)
 			return rc;
@@ -173,81 +180,198 @@ int snap_verify(const char *path, char *why, size_t why_size)
 	struct reader r = { .fd = -1, .why = why, .why_size = why_size };
 	int rc = reader_open(&r, path);
 	if (rc == 0)
-		rc = reader_verify(&r);
+		rc = reader_verify(&r, NULL);
 	reader_close(&r);
 	return rc;
 }
 
 /* ---------------------------------------------------------------- loading */
 
-struct load_counts {
+/*
+ * The load pass runs on `threads` threads (the caller's among them): each takes the
+ * next block (their offsets come from the check pass), reads, checks and decompresses
+ * it into its own buffers and hands its records to the store, which takes the node's
+ * shard lock (store_load_node may run on several threads). Quota roots go through
+ * `lock` (their table has no lock of its own). Linking the nodes at the end
+ * (store_load_finish) runs on the caller's thread.
+ */
+struct load_job {
+	struct reader *r;
+	struct store *s;
+	int64_t now_ms;
+	const uint64_t *offsets;
+	uint32_t block_count;
+	atomic_uint next;
+	atomic_int err;
+	pthread_mutex_t lock; /* quota roots, the sums below, the first error's text */
 	uint64_t nodes, sessions, roots;
+	uint64_t read_us;
 };
 
-static int load_block(struct reader *r, struct store *s, const uint8_t *raw, size_t len, uint32_t records,
-		      int64_t now_ms, struct load_counts *c, void **acl, size_t *acl_cap)
+struct load_worker {
+	struct load_job *job;
+	uint8_t *stored, *raw;
+	size_t stored_cap;
+	void *acl;
+	size_t acl_cap;
+	uint64_t nodes, sessions, roots, read_us;
+	char why[256];
+};
+
+static int worker_fail(struct load_worker *w, int rc)
 {
+	struct load_job *j = w->job;
+	int expected = 0;
+	if (atomic_compare_exchange_strong(&j->err, &expected, rc)) {
+		pthread_mutex_lock(&j->lock);
+		if (j->r->why && j->r->why_size)
+			snprintf(j->r->why, j->r->why_size, "%s", w->why);
+		pthread_mutex_unlock(&j->lock);
+	}
+	return rc;
+}
+
+static int worker_records(struct load_worker *w, size_t len, uint32_t records)
+{
+	struct load_job *j = w->job;
 	size_t pos = 0;
 	for (uint32_t i = 0; i < records; i++) {
 		struct snap_record rec;
 		struct store_snap_node node;
-		int rc = snap_record_decode(raw, len, &pos, &rec, &node, acl, acl_cap);
-		if (rc < 0)
-			return rc == -EBADMSG ? damaged(r, 0, "malformed record in a block") : rc;
+		int rc = snap_record_decode(w->raw, len, &pos, &rec, &node, &w->acl, &w->acl_cap);
+		if (rc < 0) {
+			snprintf(w->why, sizeof w->why, "malformed record in a block");
+			return rc == -EBADMSG ? -EBADMSG : rc;
+		}
 		switch (rec.kind) {
 		case SNAP_REC_SESSION: {
 			struct store_snap_session se = { .id = rec.session_id, .timeout_ms = rec.timeout_ms };
 			memcpy(se.passwd, rec.passwd, sizeof se.passwd);
-			rc = store_load_session(s, &se, now_ms);
-			c->sessions++;
+			rc = store_load_session(j->s, &se, j->now_ms);
+			w->sessions++;
 			break;
 		}
 		case SNAP_REC_QUOTA_ROOT:
-			rc = store_load_quota_root(s, (const char *)rec.bytes, rec.len);
-			c->roots++;
+			pthread_mutex_lock(&j->lock);
+			rc = store_load_quota_root(j->s, (const char *)rec.bytes, rec.len);
+			pthread_mutex_unlock(&j->lock);
+			w->roots++;
 			break;
 		case SNAP_REC_NODE:
-			rc = store_load_node(s, &node, r->why, r->why_size);
-			c->nodes++;
+			rc = store_load_node(j->s, &node, w->why, sizeof w->why);
+			w->nodes++;
 			break;
 		}
 		if (rc < 0)
 			return rc;
 	}
-	if (pos != len)
-		return damaged(r, 0, "a block holds more than its records");
+	if (pos != len) {
+		snprintf(w->why, sizeof w->why, "a block holds more than its records");
+		return -EBADMSG;
+	}
 	return 0;
 }
 
-static int reader_load(struct reader *r, struct store *s, int64_t now_ms)
+static int worker_block(struct load_worker *w, uint64_t off)
 {
-	uint8_t *raw = malloc(r->trailer.block_raw_max ? r->trailer.block_raw_max : 1);
-	if (!raw)
-		return -ENOMEM;
-	void *acl = NULL;
-	size_t acl_cap = 0;
-	struct load_counts c = { 0 };
-	uint64_t off = SNAP_HEADER_SIZE, end = r->size - SNAP_TRAILER_SIZE;
-	int rc = 0;
-	while (rc == 0 && off < end) {
-		struct snap_block_header bh;
-		rc = reader_block(r, &off, &bh, NULL);
-		if (rc < 0)
-			break;
-		int n = LZ4_decompress_safe((const char *)r->stored, (char *)raw, (int)bh.stored_size, (int)bh.raw_size);
-		if (n < 0 || (uint32_t)n != bh.raw_size) {
-			rc = damaged(r, off, "block does not decompress to its size");
-			break;
-		}
-		rc = load_block(r, s, raw, bh.raw_size, bh.record_count, now_ms, &c, &acl, &acl_cap);
+	struct load_job *j = w->job;
+	struct reader *r = j->r;
+	uint64_t t0 = now_us();
+	uint8_t hdr[SNAP_BLOCK_HEADER_SIZE];
+	struct snap_block_header bh;
+	int rc = read_at(r->fd, hdr, sizeof hdr, off);
+	if (rc < 0)
+		return rc;
+	if (snap_block_header_decode(hdr, &bh) < 0 || bh.raw_size > r->trailer.block_raw_max ||
+	    bh.stored_size > r->size - SNAP_TRAILER_SIZE - off - SNAP_BLOCK_HEADER_SIZE) {
+		snprintf(w->why, sizeof w->why, "bad block header at byte %llu (the file changed?)", (unsigned long long)off);
+		return -EBADMSG;
 	}
-	free(raw);
-	free(acl);
+	if (bh.stored_size > w->stored_cap) {
+		uint8_t *p = realloc(w->stored, bh.stored_size);
+		if (!p)
+			return -ENOMEM;
+		w->stored = p;
+		w->stored_cap = bh.stored_size;
+	}
+	rc = read_at(r->fd, w->stored, bh.stored_size, off + SNAP_BLOCK_HEADER_SIZE);
+	if (rc < 0)
+		return rc;
+	int n = -1;
+	if (crc32c(w->stored, bh.stored_size) == bh.stored_crc)
+		n = LZ4_decompress_safe((const char *)w->stored, (char *)w->raw, (int)bh.stored_size, (int)bh.raw_size);
+	w->read_us += now_us() - t0;
+	if (n < 0 || (uint32_t)n != bh.raw_size) {
+		snprintf(w->why, sizeof w->why, "block at byte %llu does not check or decompress", (unsigned long long)off);
+		return -EBADMSG;
+	}
+	return worker_records(w, bh.raw_size, bh.record_count);
+}
+
+static void *worker_main(void *arg)
+{
+	struct load_worker *w = arg;
+	struct load_job *j = w->job;
+	w->raw = malloc(j->r->trailer.block_raw_max ? j->r->trailer.block_raw_max : 1);
+	if (!w->raw) {
+		snprintf(w->why, sizeof w->why, "out of memory");
+		worker_fail(w, -ENOMEM);
+	}
+	while (w->raw && atomic_load(&j->err) == 0) {
+		unsigned i = atomic_fetch_add(&j->next, 1);
+		if (i >= j->block_count)
+			break;
+		int rc = worker_block(w, j->offsets[i]);
+		if (rc < 0)
+			worker_fail(w, rc);
+	}
+	pthread_mutex_lock(&j->lock);
+	j->nodes += w->nodes;
+	j->sessions += w->sessions;
+	j->roots += w->roots;
+	if (w->read_us > j->read_us)
+		j->read_us = w->read_us; /* the slowest thread's: what the wall clock waited */
+	pthread_mutex_unlock(&j->lock);
+	free(w->stored);
+	free(w->raw);
+	free(w->acl);
+	return NULL;
+}
+
+static int reader_load(struct reader *r, struct store *s, int64_t now_ms, const uint64_t *offsets, int threads,
+		       struct snap_loaded *out)
+{
+	struct load_job job = { .r = r, .s = s, .now_ms = now_ms, .offsets = offsets,
+				.block_count = r->trailer.block_count };
+	pthread_mutex_init(&job.lock, NULL);
+	if (threads > SNAP_LOAD_THREADS_MAX)
+		threads = SNAP_LOAD_THREADS_MAX;
+	if (threads < 1 || (uint32_t)threads > job.block_count)
+		threads = job.block_count ? (int)job.block_count : 1;
+	struct load_worker workers[SNAP_LOAD_THREADS_MAX];
+	pthread_t tids[SNAP_LOAD_THREADS_MAX];
+	int started = 0;
+	for (int i = 0; i < threads; i++)
+		workers[i] = (struct load_worker){ .job = &job };
+	for (int i = 1; i < threads; i++) {
+		if (pthread_create(&tids[i], NULL, worker_main, &workers[i]) != 0)
+			break; /* fewer threads: the others take the blocks */
+		started++;
+	}
+	worker_main(&workers[0]);
+	for (int i = 1; i <= started; i++)
+		pthread_join(tids[i], NULL);
+	int rc = atomic_load(&job.err);
+	out->read_us = job.read_us;
+	out->load_threads = (uint32_t)started + 1;
 	const struct snap_trailer *t = &r->trailer;
-	if (rc == 0 && (c.nodes != t->node_count || c.sessions != t->session_count || c.roots != t->quota_root_count))
-		rc = damaged(r, end, "record counts differ from the trailer's");
+	if (rc == 0 && (job.nodes != t->node_count || job.sessions != t->session_count || job.roots != t->quota_root_count))
+		rc = damaged(r, r->size - SNAP_TRAILER_SIZE, "record counts differ from the trailer's");
+	pthread_mutex_destroy(&job.lock);
+	uint64_t t0 = now_us();
 	if (rc == 0)
 		rc = store_load_finish(s, r->header.store_zxid, r->why, r->why_size);
+	out->finish_us = now_us() - t0;
 	return rc;
 }
 
@@ -261,7 +385,7 @@ static void set_aside(const char *snap_dir, uint64_t index)
 		log_error("snapshot: cannot set %s aside: %s", from, strerror(errno));
 }
 
-int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, struct snap_loaded *out)
+int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, int threads, struct snap_loaded *out)
 {
 	memset(out, 0, sizeof *out);
 	uint64_t *idx;
@@ -277,12 +401,19 @@ int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, stru
 		snprintf(path, sizeof path, "%s/%s", snap_dir, name);
 		struct reader r = { .fd = -1, .why = why, .why_size = sizeof why };
 		uint64_t t0 = now_us();
+		uint64_t *offsets = NULL;
 		rc = reader_open(&r, path);
 		if (rc == 0 && r.header.index != idx[i])
 			rc = damaged(&r, 16, "the header's index is not the file name's");
+		/* The trailer checked: the count is bounded by the file's size. */
+		if (rc == 0 && r.trailer.block_count > r.size / SNAP_BLOCK_HEADER_SIZE)
+			rc = damaged(&r, r.size - SNAP_TRAILER_SIZE, "more blocks than the file can hold");
+		if (rc == 0 && !(offsets = malloc(((size_t)r.trailer.block_count + 1) * sizeof *offsets)))
+			rc = -ENOMEM;
 		if (rc == 0)
-			rc = reader_verify(&r);
+			rc = reader_verify(&r, offsets);
 		if (rc < 0) {
+			free(offsets);
 			reader_close(&r);
 			log_error("snapshot: %s IS DAMAGED (%s%s%s): set aside as %s.damaged; %s", path,
 				  rc == -EBADMSG ? "" : strerror(-rc), rc == -EBADMSG ? "" : ": ", why, name,
@@ -293,7 +424,8 @@ int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, stru
 			continue;
 		}
 		uint64_t t1 = now_us();
-		rc = reader_load(&r, s, now_ms);
+		rc = reader_load(&r, s, now_ms, offsets, threads, out);
+		free(offsets);
 		reader_close(&r);
 		if (rc < 0) {
 			log_error("snapshot: %s passed its checks but cannot be loaded (%s%s%s): refusing to start", path,

@@ -77,18 +77,24 @@ struct snap_loaded {
 	uint64_t file_bytes;
 	uint32_t damaged_count; /* newer ones found damaged and set aside */
 	uint64_t verify_us;
-	uint64_t load_us;
+	uint64_t load_us;     /* of which: */
+	uint64_t read_us;     /* pread + CRC + lz4 of the blocks (the slowest thread's) */
+	uint64_t finish_us;   /* linking nodes to parents, sessions, counters */
+	uint32_t load_threads;
 };
+
+#define SNAP_LOAD_THREADS_MAX 8
 
 /*
  * Loads the newest valid snapshot of snap_dir into s (a fresh store, nothing applied,
- * no other thread using it). A snapshot that fails a check is logged loudly, renamed
- * to .damaged, and the one before it is tried. No snapshot at all is not an error
- * (out->found false). Sessions get now_ms as their last touch. -errno when the
+ * no other thread using it), its blocks on `threads` threads (the caller's included;
+ * at most SNAP_LOAD_THREADS_MAX). A snapshot that fails a check is logged loudly,
+ * renamed to .damaged, and the one before it is tried. No snapshot at all is not an
+ * error (out->found false). Sessions get now_ms as their last touch. -errno when the
  * directory cannot be read, or when a valid file cannot be loaded (the store is then
  * half filled and must not be used).
  */
-int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, struct snap_loaded *out);
+int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, int threads, struct snap_loaded *out);
 
 /*
  * Checks one file completely (invariant 2 of snap_format.h) without loading it.

@@ -375,35 +375,43 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 	if (store_snap_node_is_configured(s, v->path, v->path_len))
 		return 0; /* the configuration's, not the image's */
 	uint64_t hash = store_hash_bytes(v->path, v->path_len);
-	struct znode *n = store_node_find(s, v->path, v->path_len, hash);
-	if (n) {
-		/* A system node store_create made ("/", "/zookeeper", "/zookeeper/quota"),
-		 * linked already: its state comes from the image. Met twice: corrupt. */
-		if (n->snap_epoch == UINT32_MAX) {
-			why_set(why, why_size, "a node is in the image twice", v->path, v->path_len);
-			return -EINVAL;
-		}
-		uint64_t old = n->data_len > 0 ? (uint64_t)n->data_len : 0;
-		int rc = load_fill(n, v);
-		if (rc == 0) {
-			atomic_fetch_sub_explicit(&s->data_bytes, old, memory_order_relaxed);
-			atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0),
-						  memory_order_relaxed);
-			n->snap_epoch = UINT32_MAX;
-		}
-		return rc;
-	}
-	n = store_node_new(v->path, v->path_len);
-	if (!n)
+	struct shard *sh = &s->shards[store_shard_of(hash)];
+	/* Built outside the lock; most nodes are new. */
+	struct znode *fresh = store_node_new(v->path, v->path_len);
+	if (!fresh)
 		return -ENOMEM;
-	int rc = load_fill(n, v);
+	int rc = load_fill(fresh, v);
 	if (rc < 0) {
-		store_node_free(n);
+		store_node_free(fresh);
 		return rc;
 	}
-	n->snap_epoch = UINT32_MAX; /* "loaded, not linked" until store_load_finish */
-	store_node_hash_insert(s, n);
-	return 0;
+	fresh->snap_epoch = UINT32_MAX; /* "loaded, not linked" until store_load_finish */
+	pthread_mutex_lock(&sh->lock);
+	struct znode *n = store_node_find(s, v->path, v->path_len, hash);
+	if (!n) {
+		store_node_hash_insert(s, fresh);
+		pthread_mutex_unlock(&sh->lock);
+		return 0;
+	}
+	/* A system node store_create made ("/", "/zookeeper", "/zookeeper/quota"),
+	 * linked already: its state comes from the image. Met twice: corrupt. */
+	if (n->snap_epoch == UINT32_MAX) {
+		pthread_mutex_unlock(&sh->lock);
+		store_node_free(fresh);
+		why_set(why, why_size, "a node is in the image twice", v->path, v->path_len);
+		return -EINVAL;
+	}
+	uint64_t old = n->data_len > 0 ? (uint64_t)n->data_len : 0;
+	rc = load_fill(n, v);
+	if (rc == 0) {
+		atomic_fetch_sub_explicit(&s->data_bytes, old, memory_order_relaxed);
+		atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0),
+					  memory_order_relaxed);
+		n->snap_epoch = UINT32_MAX;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	store_node_free(fresh);
+	return rc;
 }
 
 /* Links one loaded node under its parent, and everything derived from it. */

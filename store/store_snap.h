@@ -35,8 +35,10 @@
  * walker holds a shard lock for at most about STORE_SNAP_HOLD_BUCKETS buckets or
  * STORE_SNAP_HOLD_BYTES encoded bytes at a time.
  *
- * Loading (a fresh store from store_create, before any apply, one thread):
- * store_load_session() and store_load_node() in any order, then store_load_finish(),
+ * Loading (a fresh store from store_create, before any apply, no reader yet):
+ * store_load_session() and store_load_node() in any order, from any number of threads
+ * at once (they lock what they touch), store_load_quota_root() from one thread at a
+ * time, then store_load_finish() once, after all of them,
  * which links every node to its parent, gives ephemerals to their sessions, rebuilds
  * the reaper's list, the counters and the quota roots, and sets the last zxid. The
  * system nodes store_create made are overwritten from the image ("/", "/zookeeper",
@@ -143,9 +145,10 @@ void store_snap_preserve_slow(struct store *s, struct znode *n);
 bool store_snap_node_is_configured(const struct store *s, const char *path, size_t len);
 
 /*
- * Loading into a fresh store (store_create, nothing applied yet), on one thread, with
- * no reader yet. Every string is copied. 0, -ENOMEM, or -EINVAL for an image that
- * cannot be right (a node twice, a bad path); why (may be NULL) says which.
+ * Loading into a fresh store (store_create, nothing applied yet), with no reader yet
+ * (threads: see the top of this file). Every string is copied. 0, -ENOMEM, or -EINVAL
+ * for an image that cannot be right (a node twice, a bad path); why (may be NULL)
+ * says which.
  */
 int store_load_session(struct store *s, const struct store_snap_session *se, int64_t now_ms);
 int store_load_node(struct store *s, const struct store_snap_node *node, char *why, size_t why_size);

@@ -17,6 +17,7 @@
 #include "snapshot/snapshot.h"
 
 static char dir[256];
+static int load_threads = 2;
 
 static void snap_setup(void)
 {
@@ -59,7 +60,7 @@ static struct store *load_fresh(struct snap_loaded *out)
 {
 	struct store_config cfg = { .config_text = "" };
 	struct store *s = store_create(&cfg);
-	cr_assert_eq(snap_load_newest(dir, s, 1, out), 0);
+	cr_assert_eq(snap_load_newest(dir, s, 1, load_threads, out), 0);
 	return s;
 }
 
