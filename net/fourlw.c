@@ -303,6 +303,17 @@ static void write_mntr(struct server *srv, FILE *f)
 	fprintf(f, "rk_log_bytes\t%llu\n", (unsigned long long)rs.wal.log_bytes);
 	fprintf(f, "rk_log_segments\t%u\n", rs.wal.segment_count);
 	fprintf(f, "rk_log_segment_roll_stalls\t%llu\n", (unsigned long long)rs.wal.segment_roll_stall_count);
+	fprintf(f, "rk_log_segments_compacted\t%llu\n", (unsigned long long)rs.log_segments_compacted);
+	fprintf(f, "rk_snapshot_in_progress\t%d\n", rs.snap_in_progress ? 1 : 0);
+	fprintf(f, "rk_snapshot_count\t%llu\n", (unsigned long long)rs.snap_count);
+	fprintf(f, "rk_snapshot_failed_count\t%llu\n", (unsigned long long)rs.snap_failed_count);
+	fprintf(f, "rk_snapshot_last_index\t%llu\n", (unsigned long long)rs.snap_last_index);
+	fprintf(f, "rk_snapshot_last_bytes\t%llu\n", (unsigned long long)rs.snap_last_bytes);
+	fprintf(f, "rk_snapshot_last_nodes\t%llu\n", (unsigned long long)rs.snap_last_nodes);
+	fprintf(f, "rk_snapshot_last_duration_ms\t%llu\n", (unsigned long long)rs.snap_last_duration_ms);
+	fprintf(f, "rk_snapshot_last_pause_us\t%llu\n", (unsigned long long)rs.snap_last_pause_us);
+	fprintf(f, "rk_snapshot_last_lock_hold_max_us\t%llu\n", (unsigned long long)rs.snap_last_lock_hold_max_us);
+	fprintf(f, "rk_snapshot_last_copied_nodes\t%llu\n", (unsigned long long)rs.snap_last_copied_nodes);
 }
 
 static void write_envi(struct server *srv, FILE *f)
@@ -578,7 +589,7 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		fprintf(f, "last_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
 		fprintf(f, "leader_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
 		fprintf(f, "target_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
-		fprintf(f, "last_snapshot_idx\t0\n");
+		fprintf(f, "last_snapshot_idx\t%llu\n", (unsigned long long)rs.snap_last_index);
 		/* RingKeeper's own: how the group commit is doing */
 		fprintf(f, "log_batch_entries_avg\t%.2f\n",
 			rs.wal.batch_count ? (double)rs.wal.entry_count / (double)rs.wal.batch_count : 0.0);
@@ -590,7 +601,12 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 	} else if (!strcmp(word, "rqld") || !strcmp(word, "ydld")) {
 		write_leadership(w, word, f);
 	} else if (!strcmp(word, "csnp")) {
-		fprintf(f, "Failed to schedule snapshot creation task.\n");
+		/* ClickHouse Keeper's answer: the index the snapshot is taken at, at least. */
+		int64_t index = raft_pipeline_request_snapshot(srv->raft);
+		if (index < 0)
+			fprintf(f, "Failed to schedule snapshot creation task.\n");
+		else
+			fprintf(f, "%lld\n", (long long)index);
 	} else if (!strcmp(word, "uptm")) {
 		fprintf(f, "uptime_ms\t%lld\nstarted_ms\t%lld\n", (long long)(rk_now_ms() - srv->start_ms),
 			(long long)srv->start_ms);

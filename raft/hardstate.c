@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "core/jute.h"
-#include "raft/crc32c.h"
+#include "core/crc32c.h"
 
 static void put64(uint8_t *p, uint64_t v)
 {

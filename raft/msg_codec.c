@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "raft/crc32c.h"
+#include "core/crc32c.h"
 
 #define FLAG_REJECT 0x01u
 #define FLAG_TRANSFER 0x02u

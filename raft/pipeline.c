@@ -584,6 +584,7 @@ static void *pipe_main(void *arg)
 		pipe_timers(p);
 		p->core_refused = false;
 		pipe_turn(p);
+		pipe_snap_tick(p);
 		pipe_wait(p, pipe_may_sleep(p));
 	}
 	/* Let the batches on the disk finish so the log is closed cleanly. */
@@ -669,6 +670,7 @@ void raft_pipeline_destroy(struct raft_pipeline *p)
 		free(u);
 	}
 	pipe_peers_stop(p);
+	pipe_snap_stop(p);
 	raft_free(p->core);
 	if (p->wal) {
 		if (!wal_in_flight(p->wal))

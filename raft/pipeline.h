@@ -35,6 +35,20 @@ struct raft_stats {
 	int followers;        /* leader: the other voters */
 	int synced_followers; /* leader: those being replicated to (not probing, not lost) */
 	struct wal_stats wal;
+	/* snapshots (pipeline_snapshot.c) */
+	bool snap_in_progress;
+	uint64_t snap_count;            /* written since start */
+	uint64_t snap_failed_count;
+	uint64_t snap_last_index;       /* newest snapshot on disk (0: none) */
+	uint64_t snap_last_term;
+	uint64_t snap_last_bytes;       /* its file size */
+	uint64_t snap_last_nodes;
+	uint64_t snap_last_duration_ms; /* from the applier's begin to the directory fsync */
+	uint64_t snap_last_pause_us;    /* the applier's stop to begin it */
+	uint64_t snap_last_lock_hold_max_us; /* longest shard lock hold of its walk */
+	uint64_t snap_last_copied_nodes;     /* nodes the applier copied before changing them */
+	uint64_t snap_oldest_kept;      /* the log is kept from after this index */
+	uint64_t log_segments_compacted; /* segment files deleted by log compaction */
 };
 
 /* cfg, store and hub outlive the pipeline; the thread stops when hub->stopping is set. */
@@ -44,5 +58,11 @@ int raft_pipeline_start(struct raft_pipeline *p);
 void raft_pipeline_join(struct raft_pipeline *p);
 void raft_pipeline_destroy(struct raft_pipeline *p);
 void raft_pipeline_stats(struct raft_pipeline *p, struct raft_stats *out);
+/*
+ * csnp: asks the raft thread for a snapshot at its next turn (any thread). Returns the
+ * applied index now (the snapshot's index will be at least that), or -EAGAIN when
+ * snapshots are off (the pipeline has no worker).
+ */
+int64_t raft_pipeline_request_snapshot(struct raft_pipeline *p);
 
 #endif

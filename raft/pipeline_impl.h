@@ -11,8 +11,11 @@
  *                       the serving check; the entries the server proposes itself
  *   pipeline_lead.c     leadership transfer: rqld, ydld, raft.preferredLeader
  *   pipeline_read.c     sync: read index from the leader, answered in the local FIFO
- *   pipeline_recover.c  start-up: open and replay the log, load the hard state,
- *                       rebuild the consensus core from what is durable
+ *   pipeline_recover.c  start-up: load the newest snapshot, open the log and replay
+ *                       what follows it, load the hard state, rebuild the consensus
+ *                       core from what is durable
+ *   pipeline_snapshot.c snapshots every snapCount entries and on csnp, written by
+ *                       the snapshot worker; log compaction after each
  *
  * Everything here is owned by the raft thread (after raft_pipeline_create), except
  * `stats` (under stats_lock) and `writes_committed` (atomic), read by 4lw.
@@ -106,6 +109,19 @@ struct pipe_unstaged {
 	uint8_t data[];
 };
 
+/* Snapshots (pipeline_snapshot.c); the raft thread's, but `requested` (any thread). */
+struct pipe_snap {
+	struct snap_worker *worker; /* NULL: not started */
+	char *dir;                  /* <dataDir>/snapshot */
+	bool in_progress;           /* an image is with the worker */
+	uint64_t last_index;        /* newest snapshot on disk */
+	uint64_t last_term;
+	uint64_t oldest_kept;       /* the oldest kept: the log is kept after it */
+	uint64_t next_at;           /* take one once applied reaches this */
+	uint64_t rng;
+	atomic_bool requested;      /* csnp */
+};
+
 struct raft_pipeline {
 	const struct rk_config *cfg;
 	struct store *store;
@@ -172,6 +188,7 @@ struct raft_pipeline {
 	pthread_mutex_t stats_lock;
 	_Atomic uint64_t writes_committed; /* entries applied (mntr's rk_writes_committed) */
 	struct wal *wal;
+	struct pipe_snap snap;
 	char warn_last[512]; /* pipe_store_warn's rate limit */
 	int64_t warn_last_ms;
 	uint64_t warn_repeats;
@@ -242,8 +259,21 @@ void pipe_peers_tick(struct raft_pipeline *p);
 void pipe_peers_flush(struct raft_pipeline *p);
 
 /* pipeline_recover.c */
-/* Opens the log, replays it into the store, loads the hard state and creates the
- * core. 0 or -errno (logged). */
+/* Loads the newest snapshot, opens the log, replays what follows the snapshot into
+ * the store, loads the hard state, creates the core and starts the snapshot worker.
+ * 0 or -errno (logged). */
 int pipe_recover(struct raft_pipeline *p);
+
+/* pipeline_snapshot.c */
+/* Start-up (main thread): loads the newest valid snapshot into the (fresh) store;
+ * *index and *term are 0 when there is none. 0 or -errno (logged). */
+int pipe_snap_recover(struct raft_pipeline *p, uint64_t *index, uint64_t *term);
+/* Starts the worker once recovery is done. 0 or -errno (logged). */
+int pipe_snap_start(struct raft_pipeline *p);
+/* Every turn of the raft thread: collects a finished snapshot (then compacts the
+ * log), and begins one when due or asked for. */
+void pipe_snap_tick(struct raft_pipeline *p);
+/* Stops the worker (abandoning a snapshot in progress); after the raft thread. */
+void pipe_snap_stop(struct raft_pipeline *p);
 
 #endif

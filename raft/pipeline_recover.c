@@ -1,11 +1,18 @@
 /*
- * pipeline_recover.c — start-up: the write-ahead log is opened and replayed into the
- * store, the hard state is loaded, and the consensus core is rebuilt from what is
- * durable.
+ * pipeline_recover.c — start-up: the newest valid snapshot is loaded, the write-ahead
+ * log is opened and what follows the snapshot is replayed into the store, the hard
+ * state is loaded, and the consensus core is rebuilt from what is durable.
  *
  * Thread: the main thread, before the raft thread starts.
  *
  * Restart rules
+ *   0. The store starts from the newest valid snapshot (pipeline_snapshot.c; a damaged
+ *      one is set aside, loudly, for the one before it), at index S and term T. Log
+ *      records up to S are in it already and skipped. The log must go on from S: its
+ *      first record at most S + 1 (with no snapshot: 1), or the server refuses to
+ *      start (the entries in between are gone; nothing would tell they ever existed).
+ *      A log that ends before S (only records the snapshot holds) is emptied, so it
+ *      continues at S + 1.
  *   1. Records are applied to the store in index order up to what is known committed:
  *      with one voter an entry is committed the moment it is durable, so the whole
  *      durable log; with more voters, up to the hard state's commit index. The records
@@ -36,6 +43,8 @@ struct replay_ctx {
 	struct raft_pipeline *p;
 	struct jute_writer out;
 	uint64_t count;
+	uint64_t skipped;       /* records at or before the snapshot (rule 0) */
+	uint64_t skip_upto;     /* the snapshot's index: records up to it are in the store */
 	uint64_t apply_upto;    /* apply records up to this index; the rest go to the tail */
 	uint64_t applied_index; /* and the term of that record */
 	uint64_t applied_term;
@@ -107,6 +116,10 @@ static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data
 {
 	struct replay_ctx *rc = ctx;
 	rc->count++;
+	if (index <= rc->skip_upto) {
+		rc->skipped++;
+		return 0; /* in the snapshot (rule 0) */
+	}
 	if (index > rc->apply_upto)
 		return replay_keep(rc, term, index, data, size);
 	rc->applied_index = index;
@@ -119,6 +132,8 @@ static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data
 			  (unsigned long long)index);
 		return -EPROTO;
 	}
+	if (e.opcode == RK_OP_SESSIONS_ALIVE)
+		return 0; /* liveness only, as pipe_apply_committed: a restart touches every session */
 	struct store_auth auth = { e.ids, e.ids_count, e.super };
 	struct store_txn txn = {
 		.zxid = (int64_t)index,
@@ -280,16 +295,50 @@ static int pipe_load_hard_state(struct raft_pipeline *p, struct hardstate *hs, b
 	return rc;
 }
 
+/* Rule 0's check, once the log is open: it goes on from the snapshot. */
+static int pipe_check_log_follows(struct raft_pipeline *p, uint64_t snap_index)
+{
+	uint64_t first = wal_first_index(p->wal), last = wal_last_index(p->wal);
+	if (first > snap_index + 1) {
+		if (snap_index)
+			log_error("log in %s/log starts at index %llu but the newest usable snapshot is at %llu: entries "
+				  "%llu..%llu are missing; refusing to start (restore the missing log segments or the "
+				  "snapshot that goes with this log)",
+				  p->cfg->data_log_dir, (unsigned long long)first, (unsigned long long)snap_index,
+				  (unsigned long long)snap_index + 1, (unsigned long long)first - 1);
+		else
+			log_error("log in %s/log starts at index %llu and no usable snapshot is in %s/snapshot: entries "
+				  "1..%llu are missing; refusing to start",
+				  p->cfg->data_log_dir, (unsigned long long)first, p->cfg->data_dir,
+				  (unsigned long long)first - 1);
+		return -EUCLEAN;
+	}
+	if (last != 0 && last < snap_index) {
+		/* Every record is in the snapshot: the log restarts after it. */
+		int rc = wal_truncate_suffix(p->wal, 0);
+		if (rc < 0) {
+			log_error("log in %s/log cannot be emptied: %s", p->cfg->data_log_dir, strerror(-rc));
+			return rc;
+		}
+		log_info("log: its records (up to %llu) are all in the snapshot at %llu: it continues after the snapshot",
+			 (unsigned long long)last, (unsigned long long)snap_index);
+	}
+	return 0;
+}
+
 /* Rule 2's check, once the log is open: a term never goes back. */
-static int pipe_check_hard_state(struct raft_pipeline *p, struct hardstate *hs, bool found)
+static int pipe_check_hard_state(struct raft_pipeline *p, struct hardstate *hs, bool found, uint64_t snap_term)
 {
 	uint64_t log_term = wal_last_term(p->wal);
+	if (log_term < snap_term)
+		log_term = snap_term;
 	if (!found) {
 		hs->term = log_term;
 		return 0;
 	}
 	if (hs->term < log_term) {
-		log_error("raft: hard state term %llu is below the log's last term %llu (%s/%s): refusing to start",
+		log_error("raft: hard state term %llu is below the log's (or snapshot's) last term %llu (%s/%s): "
+			  "refusing to start",
 			  (unsigned long long)hs->term, (unsigned long long)log_term, p->cfg->data_dir, HARDSTATE_FILE);
 		return -EUCLEAN;
 	}
@@ -312,16 +361,26 @@ int pipe_recover(struct raft_pipeline *p)
 	int64_t t0 = rk_now_ms();
 	struct hardstate hs;
 	bool found;
+	uint64_t snap_index = 0, snap_term = 0;
 	int err = pipe_load_hard_state(p, &hs, &found);
+	if (!err)
+		err = pipe_snap_recover(p, &snap_index, &snap_term);
+	rc.skip_upto = rc.applied_index = snap_index;
+	rc.applied_term = snap_term;
+	int64_t t1 = rk_now_ms();
 	if (!err && p->voter_count > 1)
 		rc.apply_upto = hs.commit;
 	p->commit_saved = hs.commit;
 	if (!err)
 		err = pipe_open_log(p, &rc);
 	if (!err)
-		err = pipe_check_hard_state(p, &hs, found);
+		err = pipe_check_log_follows(p, snap_index);
+	if (!err)
+		err = pipe_check_hard_state(p, &hs, found, snap_term);
 	if (!err)
 		err = pipe_core_create(p, &hs, &rc);
+	if (!err)
+		err = pipe_snap_start(p);
 	if (err < 0) {
 		replay_ctx_free(&rc);
 		return err;
@@ -335,11 +394,12 @@ int pipe_recover(struct raft_pipeline *p)
 	int64_t now = rk_now_ms();
 	for (size_t i = 0; i < rc.sessions_count; i++)
 		store_session_touch(p->store, rc.sessions[i], now, rc.timeouts[i]);
-	log_info("log: recovered %llu entries (applied to %llu, last index %llu, term %llu, %zu live sessions) in "
-		 "%lld ms, %s, %s",
-		 (unsigned long long)rc.count, (unsigned long long)p->applied_index,
-		 (unsigned long long)wal_last_index(p->wal), (unsigned long long)hs.term, rc.sessions_count,
-		 (long long)(now - t0), wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
+	log_info("log: recovered %llu entries (%llu in the snapshot at %llu, applied to %llu, last index %llu, term %llu, "
+		 "%zu sessions created in the log) in %lld ms (snapshot %lld ms, log %lld ms), %s, %s",
+		 (unsigned long long)rc.count, (unsigned long long)rc.skipped, (unsigned long long)snap_index,
+		 (unsigned long long)p->applied_index, (unsigned long long)wal_last_index(p->wal),
+		 (unsigned long long)hs.term, rc.sessions_count, (long long)(now - t0), (long long)(t1 - t0),
+		 (long long)(now - t1), wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
 		 pipe_sync_mode_name(wal_sync_mode_get(p->wal)));
 	replay_ctx_free(&rc);
 	return 0;

@@ -116,7 +116,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "raft/crc32c.h"
+#include "core/crc32c.h"
 #include "raft/msg_codec.h"
 
 #define TRANSPORT_PENDING_MAX 16

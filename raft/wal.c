@@ -124,7 +124,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "raft/crc32c.h"
+#include "core/crc32c.h"
 
 #define WAL_RECORD_MAGIC 0x4c574b52u    /* bytes "RKWL" read little-endian */
 #define WAL_RECORD_VERSION 1u
@@ -1772,6 +1772,48 @@ int wal_truncate_suffix(struct wal *w, uint64_t index)
 out:
 	free(buf);
 	return rc;
+}
+
+int wal_detach_prefix(struct wal *w, uint64_t index, uint64_t *seqs, int max)
+{
+	int n = 0;
+	while (w->seg_count > 1 && n < max) {
+		struct wal_segment *s = w->segs[0];
+		if ((s->first_index != 0 && s->last_index > index) || wal_segment_busy(w, s))
+			break;
+		seqs[n++] = s->seq;
+		w->stats.log_bytes -= s->data_bytes;
+		wal_segment_free(s);
+		memmove(&w->segs[0], &w->segs[1], (w->seg_count - 1) * sizeof(w->segs[0]));
+		w->seg_count--;
+	}
+	w->first_index = 0;
+	for (uint32_t i = 0; i < w->seg_count && w->first_index == 0; i++)
+		w->first_index = w->segs[i]->first_index;
+	return n;
+}
+
+int wal_remove_segments(const char *dir, const uint64_t *seqs, int count)
+{
+	char path[4096];
+	if ((size_t)snprintf(path, sizeof(path), "%s/log", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	int rc = 0, removed = 0;
+	for (int i = 0; i < count && rc == 0; i++) {
+		char name[64];
+		wal_segment_name(name, sizeof(name), seqs[i], false);
+		if (unlinkat(dfd, name, 0) < 0) {
+			if (errno != ENOENT)
+				rc = -errno; /* ENOENT: gone already (a removal before a crash) */
+		} else if ((rc = wal_sync_dir(dfd)) == 0) {
+			removed++;
+		}
+	}
+	close(dfd);
+	return rc < 0 ? rc : removed;
 }
 
 int wal_compact_prefix(struct wal *w, uint64_t index)

@@ -203,6 +203,20 @@ int wal_truncate_suffix(struct wal *w, uint64_t index);
  */
 int wal_compact_prefix(struct wal *w, uint64_t index);
 
+/*
+ * Log compaction in two steps, so that no file is deleted on the raft thread:
+ * wal_detach_prefix forgets (oldest first, at most max) the whole segments whose
+ * records are all <= index, never the segment being written nor one a batch in
+ * flight writes, and puts their sequence numbers in seqs; it returns how many.
+ * wal_remove_segments (any thread, no struct wal) then deletes those files from
+ * <dir>/log in the order given, syncing the directory after each: given oldest
+ * first, a crash in between leaves a log that is still contiguous (recovery reads
+ * the survivors again and they are detached the next time). Returns the files
+ * removed or -errno.
+ */
+int wal_detach_prefix(struct wal *w, uint64_t index, uint64_t *seqs, int max);
+int wal_remove_segments(const char *dir, const uint64_t *seqs, int count);
+
 struct wal_stats {
 	uint64_t batch_count;
 	uint64_t entry_count;

@@ -151,6 +151,34 @@ static bool acl_same(const struct zk_acl *a, const struct zk_acl *b)
 	       (a->id.id.len <= 0 || memcmp(a->id.id.data, b->id.id.data, (size_t)a->id.id.len) == 0);
 }
 
+struct acl_list *store_acl_copy(const struct acl_entry *entries, uint32_t count)
+{
+	if (count == 1 && entries[0].perms == ZK_PERM_ALL && bytes_is((const uint8_t *)entries[0].scheme,
+									  entries[0].scheme_len, "world") &&
+	    bytes_is((const uint8_t *)entries[0].id, entries[0].id_len, "anyone"))
+		return (struct acl_list *)&store_acl_open;
+	size_t bytes = 0;
+	for (uint32_t i = 0; i < count; i++)
+		bytes += (size_t)entries[i].scheme_len + entries[i].id_len;
+	struct acl_list *l = malloc(sizeof *l + count * sizeof(struct acl_entry) + bytes);
+	if (!l)
+		return NULL;
+	l->count = count;
+	l->entries = (struct acl_entry *)(l + 1);
+	char *str = (char *)(l->entries + count);
+	for (uint32_t i = 0; i < count; i++) {
+		struct acl_entry *e = &l->entries[i];
+		*e = entries[i];
+		memcpy(str, entries[i].scheme, e->scheme_len);
+		e->scheme = str;
+		str += e->scheme_len;
+		memcpy(str, entries[i].id, e->id_len);
+		e->id = str;
+		str += e->id_len;
+	}
+	return l;
+}
+
 void store_acl_free(struct acl_list *acl)
 {
 	if (acl && acl != &store_acl_open)

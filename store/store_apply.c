@@ -10,7 +10,9 @@
  *      applier is the only writer, so its own reads need none).
  *   3. Lock the shards the op mutates, in ascending order (multi, closeSession and
  *      removeRecursive lock all of them up front), mutate, and record an undo entry
- *      and the watch triggers.
+ *      and the watch triggers. Before a node's persisted fields first change (or it
+ *      is deleted) while a snapshot is being taken, store_snap_preserve keeps its
+ *      old state for the image (store_snap.h).
  *   4. Commit: fire the triggers with the txn's zxid, publish last_zxid, unlock, then
  *      free what the op replaced. Or, for a failed multi, roll the undo log back in
  *      reverse; nothing fires.
@@ -720,6 +722,7 @@ static void quota_replace_data(struct apply_ctx *c, struct znode *t, uint8_t *te
 {
 	struct store *s = c->s;
 	assert(c->all_locked || (c->locked_mask & shard_bit(t->hash)));
+	store_snap_preserve(s, t);
 	quota_note_node(c, t, true);
 	struct undo *u = undo_push(c, UNDO_QUOTA_STATS, t);
 	u->old_data = t->data;
@@ -924,6 +927,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	/* Under the parent's lock: readers may be walking the array realloc moves. */
 	if (store_node_children_reserve(parent) != 0)
 		abort();
+	store_snap_preserve(s, parent);
 	struct undo *u = undo_push(c, UNDO_CREATE, n);
 	u->old_cversion_stored = parent->cversion_stored;
 	u->old_pzxid = parent->pzxid;
@@ -962,6 +966,8 @@ static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znod
 	struct store *s = c->s;
 	struct znode *parent = n->parent;
 	assert(parent && n->child_count == 0);
+	store_snap_preserve(s, n);
+	store_snap_preserve(s, parent);
 	quota_note_node(c, n, true);
 	struct undo *u = undo_push(c, UNDO_DELETE, n);
 	u->old_cversion_stored = parent->cversion_stored;
@@ -1075,6 +1081,7 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 	}
 	struct znode *quota_target = quota_stats_target(c, n->path, n->path_len, NULL);
 	ctx_lock(c, shard_bit(n->hash) | quota_lock_bit(quota_target));
+	store_snap_preserve(s, n);
 	quota_note_node(c, n, true);
 	struct undo *u = undo_push(c, UNDO_SET_DATA, n);
 	u->old_data = n->data;
@@ -1119,6 +1126,7 @@ static int32_t op_set_acl(struct apply_ctx *c, const struct req *rq, struct jute
 		return rc;
 	}
 	ctx_lock(c, shard_bit(n->hash));
+	store_snap_preserve(s, n);
 	struct undo *u = undo_push(c, UNDO_SET_ACL, n);
 	u->old_acl = n->acl;
 	u->old_version = n->aversion;

@@ -40,6 +40,7 @@
 #include "core/jute.h"
 #include "core/zk_proto.h"
 #include "store/store.h"
+#include "store/store_snap.h"
 
 /* Limits. */
 #define STORE_ACL_ENTRIES_MAX 1024        /* per node; dedup is quadratic in it */
@@ -49,13 +50,7 @@
 
 /* ---------------------------------------------------------------- ACLs */
 
-struct acl_entry {
-	int32_t perms;
-	uint32_t scheme_len;
-	uint32_t id_len;
-	const char *scheme; /* not NUL-terminated, points into the list's allocation */
-	const char *id;
-};
+/* struct acl_entry (one entry) is in store/store_snap.h: images carry it as is. */
 
 /* Immutable once built; one allocation (header, entries, string bytes). */
 struct acl_list {
@@ -73,6 +68,9 @@ extern const struct acl_list store_acl_open;
 int32_t store_acl_fixup(const struct zk_acl *acls, int32_t count, const struct store_auth *auth,
 			struct acl_list **out);
 void store_acl_free(struct acl_list *acl);
+/* A list holding copies of entries[0..count) (the shared open list when that is what
+ * they say); NULL when out of memory. */
+struct acl_list *store_acl_copy(const struct acl_entry *entries, uint32_t count);
 /* True when auth may do `perm` (a mask; any bit suffices) on a node with this ACL. */
 bool store_acl_permits(const struct acl_list *acl, int32_t perm, const struct store_auth *auth);
 /* Writes vector<ACL>; mask_digest replaces digest ids' hash with "x". */
@@ -116,6 +114,12 @@ struct znode {
 	struct znode *reap_prev, *reap_next;
 	uint32_t path_len;
 	uint32_t name_off; /* name = path + name_off; "/" has an empty name */
+	/*
+	 * The epoch of the snapshot that has this node's image (store_snap.h): set, with
+	 * the shard locked, by the walker that emitted it or by the applier that copied
+	 * it before a change.
+	 */
+	uint32_t snap_epoch;
 	char path[];       /* not NUL-terminated */
 };
 
@@ -249,15 +253,28 @@ struct store {
 	_Atomic uint64_t quota_exceeded_count;
 	store_warn_fn warn; /* store_set_warn */
 	void *warn_ctx;
+	/* The image being taken (store_snap.h), NULL when none; set and cleared by the
+	 * applier, which alone reads it. snap_epoch counts images begun. */
+	struct store_snap *snap;
+	uint32_t snap_epoch;
 };
 
 uint64_t store_hash_bytes(const void *p, size_t n);
 static inline unsigned store_shard_of(uint64_t hash) { return (unsigned)(hash >> 58); }
 
+/* Before the applier first changes or deletes n in a txn (n's shard locked). */
+static inline void store_snap_preserve(struct store *s, struct znode *n)
+{
+	if (s->snap)
+		store_snap_preserve_slow(s, n);
+}
+
 /* Tree primitives (store_tree.c). Lookups: caller holds the shard lock or is the applier. */
 struct znode *store_node_find(struct store *s, const char *path, size_t len, uint64_t hash);
 struct znode *store_node_new(const char *path, size_t len);
 void store_node_free(struct znode *n);
+/* Puts n in its shard's hash (growing the buckets when full); store_node_link does it. */
+void store_node_hash_insert(struct store *s, struct znode *n);
 /* Applier, with the node's and the parent's shards locked. */
 void store_node_link(struct store *s, struct znode *parent, struct znode *n);
 void store_node_unlink(struct store *s, struct znode *n);
@@ -356,6 +373,8 @@ void store_quota_destroy(struct store *s);
 /* PathTrie's normalized form of raw[0..len) into out (room for len + 1); its length. */
 size_t store_quota_normalize(const char *raw, size_t len, char *out);
 bool store_quota_root_has(struct store *s, const char *root, size_t len);
+/* The k-th root of bucket `bucket` (0..quota.mask) of the root table; false past its end. */
+bool store_quota_root_at(const struct store *s, size_t bucket, size_t k, const char **path, size_t *len);
 /* Adds or removes a normalized root (len > 1); no-op when already so. */
 void store_quota_root_set(struct store *s, const char *root, size_t len, bool member);
 /* StatsTrack(byte[]): false where Java throws (null data, malformed text). */

@@ -115,6 +115,18 @@ bool store_quota_root_has(struct store *s, const char *root, size_t len)
 	return *root_slot(s, root, len, store_hash_bytes(root, len)) != NULL;
 }
 
+bool store_quota_root_at(const struct store *s, size_t bucket, size_t k, const char **path, size_t *len)
+{
+	const struct quota_root *r = s->quota.buckets[bucket];
+	while (r && k--)
+		r = r->next;
+	if (!r)
+		return false;
+	*path = r->path;
+	*len = r->len;
+	return true;
+}
+
 static void roots_grow(struct store *s)
 {
 	size_t count = (s->quota.mask + 1) * 2;

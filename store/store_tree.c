@@ -19,6 +19,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +69,8 @@ struct znode *store_node_find(struct store *s, const char *path, size_t len, uin
 struct znode *store_node_new(const char *path, size_t len)
 {
 	assert(len > 0 && len <= UINT32_MAX);
-	struct znode *n = calloc(1, sizeof *n + len);
+	/* offsetof, not sizeof: the path starts inside the struct's tail padding. */
+	struct znode *n = calloc(1, offsetof(struct znode, path) + len);
 	if (!n)
 		return NULL;
 	memcpy(n->path, path, len);
@@ -126,7 +128,7 @@ static int children_reserve(struct znode *p)
 	return 0;
 }
 
-void store_node_link(struct store *s, struct znode *parent, struct znode *n)
+void store_node_hash_insert(struct store *s, struct znode *n)
 {
 	struct shard *sh = &s->shards[store_shard_of(n->hash)];
 	if (sh->node_count >= sh->bucket_mask + 1)
@@ -134,6 +136,11 @@ void store_node_link(struct store *s, struct znode *parent, struct znode *n)
 	n->hash_next = sh->buckets[n->hash & sh->bucket_mask];
 	sh->buckets[n->hash & sh->bucket_mask] = n;
 	sh->node_count++;
+}
+
+void store_node_link(struct store *s, struct znode *parent, struct znode *n)
+{
+	store_node_hash_insert(s, n);
 	n->parent = parent;
 	if (parent) {
 		/* Reserved by the caller before any mutation; see apply_create. */

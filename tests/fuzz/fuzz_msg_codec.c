@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "raft/crc32c.h"
+#include "core/crc32c.h"
 #include "raft/msg_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

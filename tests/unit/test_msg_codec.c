@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "raft/crc32c.h"
+#include "core/crc32c.h"
 #include "raft/msg_codec.h"
 
 #define ENTRIES_CAP 64

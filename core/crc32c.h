@@ -10,8 +10,8 @@
  * `crc32c_extend(crc32c_extend(0, a, n), b, m)` equals the CRC of a‖b, so a record can
  * be checksummed in pieces (header, then payload).
  */
-#ifndef RINGKEEPER_RAFT_CRC32C_H
-#define RINGKEEPER_RAFT_CRC32C_H
+#ifndef RINGKEEPER_CORE_CRC32C_H
+#define RINGKEEPER_CORE_CRC32C_H
 
 #include <stdbool.h>
 #include <stddef.h>

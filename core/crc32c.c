@@ -5,7 +5,7 @@
  * time; the table path is the classic reflected byte-wise loop. Both keep the running
  * value inverted internally, so callers only ever see the standard (post-inverted) CRC.
  */
-#include "raft/crc32c.h"
+#include "core/crc32c.h"
 
 #include <assert.h>
 #include <pthread.h>
