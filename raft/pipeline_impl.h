@@ -63,6 +63,9 @@
  * Remembered this long (the worker closes the connection on the reply, well before). */
 #define PIPE_FAILED_CONNS 4096
 #define PIPE_FAILED_CONN_MS 30000
+/* Applied log records a restarted server hands its core with followers
+ * (pipeline_recover.c, rule 4), for a follower a little behind. */
+#define PIPE_RESTORE_HISTORY 65536
 /* How often a leader checks whether raft.preferredLeader is ready to take over. */
 #define PIPE_PREFERRED_CHECK_MS 1000
 /* This server's proposals not yet answered: bounds what one collect may take. */

@@ -25,6 +25,10 @@
  *      (the term is made durable before any entry of it is written) and is refused.
  *   3. Sessions alive at the end of the log get a fresh timeout (ZooKeeper does the
  *      same after a restart).
+ *   4. With followers the core also gets the last PIPE_RESTORE_HISTORY applied records
+ *      (held, not applied again), so a restarted leader can still send a follower
+ *      that is a little behind the entries it misses, instead of waiting for a
+ *      snapshot to be sent.
  */
 #include <assert.h>
 #include <errno.h>
@@ -50,6 +54,11 @@ struct replay_ctx {
 	uint64_t applied_term;
 	struct raft_entry *tail; /* owners malloc'ed; handed to the core */
 	int tail_count, tail_cap;
+	/* With followers, the last applied records too (rule 4), a ring of hist_cap; the
+	 * record before its oldest is (hist_prev_index, hist_prev_term). */
+	struct raft_entry *hist;
+	int hist_head, hist_count, hist_cap;
+	uint64_t hist_prev_index, hist_prev_term;
 	/* sessions alive at the end of the log, to give them a fresh timeout */
 	int64_t *sessions;
 	int32_t *timeouts;
@@ -112,6 +121,37 @@ static int replay_keep(struct replay_ctx *rc, uint64_t term, uint64_t index, con
 	return 0;
 }
 
+/* Rule 4: a copy of an applied record in the history ring (the oldest falls out). */
+static int replay_remember(struct replay_ctx *rc, uint64_t term, uint64_t index, const void *data, size_t size)
+{
+	if (rc->hist_cap == 0)
+		return 0;
+	void *copy = size ? malloc(size) : NULL;
+	if (size && !copy)
+		return -ENOMEM;
+	if (size)
+		memcpy(copy, data, size);
+	int slot = (rc->hist_head + rc->hist_count) % rc->hist_cap;
+	if (rc->hist_count == rc->hist_cap) {
+		struct raft_entry *old = &rc->hist[rc->hist_head];
+		rc->hist_prev_index = old->index;
+		rc->hist_prev_term = old->term;
+		free(old->owner);
+		rc->hist_head = (rc->hist_head + 1) % rc->hist_cap;
+		rc->hist_count--;
+	}
+	rc->hist[slot] = (struct raft_entry){
+		.index = index,
+		.term = term,
+		.type = size ? RAFT_ENTRY_NORMAL : RAFT_ENTRY_NOOP,
+		.len = (uint32_t)size,
+		.owner = copy,
+		.data = copy,
+	};
+	rc->hist_count++;
+	return 0;
+}
+
 static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data, size_t size)
 {
 	struct replay_ctx *rc = ctx;
@@ -124,6 +164,9 @@ static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data
 		return replay_keep(rc, term, index, data, size);
 	rc->applied_index = index;
 	rc->applied_term = term;
+	int err = replay_remember(rc, term, index, data, size);
+	if (err < 0)
+		return err;
 	if (size == 0)
 		return 0; /* a no-op entry */
 	struct rk_entry e;
@@ -151,8 +194,8 @@ static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data
 		return 0;
 	}
 	jute_writer_reset(&rc->out);
-	int32_t err = store_apply(rc->p->store, &txn, &rc->out, NULL, NULL);
-	pipe_session_owner_update(rc->p->store, &e, err);
+	int32_t aerr = store_apply(rc->p->store, &txn, &rc->out, NULL, NULL);
+	pipe_session_owner_update(rc->p->store, &e, aerr);
 	replay_session_track(rc, &e);
 	return 0;
 }
@@ -256,17 +299,28 @@ static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs,
 	rcfg.heartbeat_ticks = cfg->raft_heartbeat_interval_ms / cfg->raft_tick_ms;
 	rcfg.election_ticks = cfg->raft_election_timeout_ms / cfg->raft_tick_ms; /* > heartbeat: config.c */
 	rcfg.seed = (uint64_t)rk_now_us() ^ (id << 48);
+	/* Rule 4: the history ring, oldest first, then the tail. */
+	int n = rc->hist_count + rc->tail_count;
+	struct raft_entry *entries = n ? malloc((size_t)n * sizeof *entries) : NULL;
+	if (n && !entries)
+		return -ENOMEM;
+	for (int i = 0; i < rc->hist_count; i++)
+		entries[i] = rc->hist[(rc->hist_head + i) % rc->hist_cap];
+	if (rc->tail_count)
+		memcpy(entries + rc->hist_count, rc->tail, (size_t)rc->tail_count * sizeof *entries);
+	bool hist = rc->hist_count > 0;
 	struct raft_restore restore = {
 		.hard_state = { .term = hs->term, .vote = hs->vote, .commit = rc->applied_index },
-		.prev_index = rc->applied_index,
-		.prev_term = rc->applied_term,
+		.prev_index = hist ? rc->hist_prev_index : rc->applied_index,
+		.prev_term = hist ? rc->hist_prev_term : rc->applied_term,
 		.applied_index = rc->applied_index,
-		.entries = rc->tail,
-		.entry_count = rc->tail_count,
+		.entries = entries,
+		.entry_count = n,
 	};
 	if (hs->commit > restore.hard_state.commit)
 		restore.hard_state.commit = hs->commit; /* some of the tail: the core knows */
 	int err = raft_new(&p->core, &rcfg, &restore);
+	free(entries);
 	if (err < 0) {
 		log_error("raft: cannot rebuild the consensus core (term %llu, applied %llu, %d more entries): %s",
 			  (unsigned long long)hs->term, (unsigned long long)rc->applied_index, rc->tail_count,
@@ -274,6 +328,7 @@ static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs,
 		return err;
 	}
 	rc->tail_count = 0; /* the owners are the core's now */
+	rc->hist_count = 0;
 	p->applied_index = rc->applied_index;
 	p->durable_index = (int64_t)wal_last_index(p->wal);
 	return 0;
@@ -350,6 +405,9 @@ static void replay_ctx_free(struct replay_ctx *rc)
 	for (int i = 0; i < rc->tail_count; i++)
 		free(rc->tail[i].owner);
 	free(rc->tail);
+	for (int i = 0; i < rc->hist_count; i++)
+		free(rc->hist[(rc->hist_head + i) % rc->hist_cap].owner);
+	free(rc->hist);
 	free(rc->sessions);
 	free(rc->timeouts);
 }
@@ -367,6 +425,12 @@ int pipe_recover(struct raft_pipeline *p)
 		err = pipe_snap_recover(p, &snap_index, &snap_term);
 	rc.skip_upto = rc.applied_index = snap_index;
 	rc.applied_term = snap_term;
+	rc.hist_prev_index = snap_index;
+	rc.hist_prev_term = snap_term;
+	if (!err && p->voter_count > 1) {
+		rc.hist = calloc(PIPE_RESTORE_HISTORY, sizeof *rc.hist);
+		rc.hist_cap = rc.hist ? PIPE_RESTORE_HISTORY : 0;
+	}
 	int64_t t1 = rk_now_ms();
 	if (!err && p->voter_count > 1)
 		rc.apply_upto = hs.commit;
