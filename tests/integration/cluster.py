@@ -103,7 +103,19 @@ class Cluster:
     def start(self, timeout=20.0):
         for n in self.nodes:
             n.start()
-        return self.wait_leader(timeout)
+        lead = self.wait_leader(timeout)
+        self.wait_serving(timeout)
+        return lead
+
+    def wait_serving(self, timeout=20.0):
+        """Every running server knows the leader (srvr says leader or follower): a
+        server that has had none for a while refuses clients, as ZooKeeper LOOKING."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(n.mode() in ("leader", "follower") for n in self.nodes if n.alive()):
+                return
+            time.sleep(0.02)
+        raise AssertionError("not every server serves within %.0fs:\n%s" % (timeout, self.logs()))
 
     def leader(self):
         for n in self.nodes:
