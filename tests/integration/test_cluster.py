@@ -25,8 +25,9 @@ import pytest
 from cluster import Cluster
 
 TARGETS = [t.strip() for t in os.environ.get("RK_TARGETS", "ringkeeper,zookeeper").split(",")]
-pytestmark = pytest.mark.skipif("ringkeeper" not in TARGETS or not os.environ.get("RINGKEEPER_BIN"),
-                                reason="RingKeeper cluster tests need RINGKEEPER_BIN and the ringkeeper target")
+pytestmark = pytest.mark.skipif(not {"ringkeeper", "ringkeeper3"} & set(TARGETS)
+                                or not os.environ.get("RINGKEEPER_BIN"),
+                                reason="RingKeeper cluster tests need RINGKEEPER_BIN and a ringkeeper target")
 
 
 @pytest.fixture
