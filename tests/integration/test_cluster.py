@@ -233,3 +233,27 @@ def test_a_whole_cluster_restart_gives_identical_trees(cluster_factory):
         k.close()
     assert len(trees[0]) == 100  # /r and 99 children
     assert trees[0] == trees[1] == trees[2]
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (issue 12): a server restarted as leader keeps in its "
+                   "consensus core only the entries after the index it had applied at its start "
+                   "(pipeline_recover.c: prev_index = applied_index), so a follower behind that index "
+                   "goes to NEEDS_SNAPSHOT and never catches up (nothing is logged)")
+def test_a_follower_behind_a_restarted_leader_catches_up(cluster_factory):
+    import clusterload as L
+    cl = cluster_factory(3)
+    lead = cl.leader()
+    behind, other = [n for n in cl.nodes if n is not lead]
+    behind.kill(signal.SIGKILL)
+    c = client(lead.hosts)
+    paths = [c.create("/behind-", b"x", sequence=True) for _ in range(300)]
+    c.stop()
+    c.close()
+    for n in (lead, other):  # both restart having applied all 300: their cores start after them
+        n.kill(signal.SIGTERM)
+    for n in (lead, other):
+        n.start()
+    cl.wait_leader()
+    behind.start()
+    tree = L.converged(cl.nodes, timeout=15)
+    assert all(p in tree for p in paths)
