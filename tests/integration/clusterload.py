@@ -12,6 +12,7 @@
 * ``converged(nodes)``: waits until every given server holds the same tree, returns it.
 """
 import collections
+import socket
 import threading
 import time
 
@@ -66,6 +67,7 @@ class Writers:
         self.reconnects = 0
         self.protocol_errors = []
         self.sent_per_conn = []      # [(server, [names in sending order])]
+        self.events = []             # (monotonic time, writer, what): connections, for reports
         self.nodes = nodes or cluster.nodes
         n = len(self.nodes)
         self.threads = [threading.Thread(target=self._run, args=(i, i % n), daemon=True,
@@ -80,9 +82,11 @@ class Writers:
             try:  # a stopped server accepts the connection (backlog) but never answers
                 c = connect(node, timeout=self.connect_timeout)
                 c.sock.settimeout(self.reply_timeout)
-            except (OSError, w.Closed, ValueError, AssertionError):
+            except (OSError, w.Closed, ValueError, AssertionError) as e:
+                self.events.append((time.monotonic(), i, "n%d: no session: %r" % (node.sid, e)))
                 time.sleep(0.05)
                 continue
+            self.events.append((time.monotonic(), i, "n%d: session" % node.sid))
             inflight = collections.deque()
             sent = []
             with self.lock:
@@ -111,8 +115,8 @@ class Writers:
                             self.unknown.add(name)
                         else:
                             self.refused[name] = err
-            except (OSError, w.Closed, ValueError):
-                pass
+            except (OSError, w.Closed, ValueError) as e:
+                self.events.append((time.monotonic(), i, "n%d: ended: %r" % (node.sid, e)))
             finally:
                 c.close()
                 with self.lock:
@@ -162,6 +166,22 @@ def not_a_prefix(sent, present):
         elif lost:
             return lost, name
     return None
+
+
+def replies(conn, xids, timeout):
+    """Reads replies to `xids` (in order) until all came, the connection ended or
+    `timeout` passed. Returns ({xid: (err, Dec)}, how it ended)."""
+    got = {}
+    conn.sock.settimeout(timeout)
+    try:
+        while len(got) < len(xids):
+            xid, zxid, err, d = conn.recv_reply()
+            got[xid] = (err, d)
+    except (w.Closed, ConnectionError):
+        return got, "closed"
+    except socket.timeout:
+        return got, "timeout"
+    return got, "all answered"
 
 
 def children(node, path, timeout=5.0):

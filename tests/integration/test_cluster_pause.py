@@ -23,7 +23,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import tempfile
 import time
 
@@ -63,22 +62,6 @@ def make_cluster(request):
         c.stop()
         if not os.environ.get("RK_KEEP_TMP"):
             shutil.rmtree(c.workdir, ignore_errors=True)
-
-
-def replies(conn, xids, timeout):
-    """Reads replies to `xids` (in order) until all came, the connection ended or
-    `timeout` passed. Returns ({xid: (err, Dec)}, how it ended)."""
-    got = {}
-    conn.sock.settimeout(timeout)
-    try:
-        while len(got) < len(xids):
-            xid, zxid, err, d = conn.recv_reply()
-            got[xid] = (err, d)
-    except (w.Closed, ConnectionError):
-        return got, "closed"
-    except socket.timeout:
-        return got, "timeout"
-    return got, "all answered"
 
 
 def call_on(node, op, body):
@@ -131,7 +114,7 @@ def test_a_paused_leader_steps_down_acknowledges_nothing_it_cannot_commit_and_re
             time.sleep(max(0.0, paused_at + PAUSE_S - time.monotonic()))
             during = len(load.acked_since(paused_at))
             old.resume()
-            got, how = replies(reader, [sx, gx], 10.0)
+            got, how = L.replies(reader, [sx, gx], 10.0)
             if got.get(sx, (None,))[0] == 0 and gx in got:
                 err, d = got[gx]
                 if err == 0:
@@ -139,7 +122,7 @@ def test_a_paused_leader_steps_down_acknowledges_nothing_it_cannot_commit_and_re
                     if data != newer:
                         problems.append("round %d: sync+getData on the resumed old leader n%d answered "
                                         "%r, the new leader had acknowledged %r" % (rnd, old.sid, data, newer))
-            wgot, _ = replies(writer, wxids, 10.0)
+            wgot, _ = L.replies(writer, wxids, 10.0)
             acked_paused += [p for p, x in zip(names, wxids) if wgot.get(x, (None,))[0] == 0]
             reader.close()
             writer.close()
