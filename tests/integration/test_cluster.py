@@ -255,5 +255,5 @@ def test_a_follower_behind_a_restarted_leader_catches_up(cluster_factory):
         n.start()
     cl.wait_leader()
     behind.start()
-    tree = L.converged(cl.nodes, timeout=15)
+    tree = L.converged(cl.nodes, timeout=10)
     assert all(p in tree for p in paths)

@@ -34,9 +34,14 @@ import zkwire as w
 from cluster import Cluster
 
 IMPLS = ["ringkeeper"] + (["zookeeper"] if os.environ.get("RK_PAUSE_ZK") else [])
-PAUSE_S = 3.0          # > 2 x the election timeout (RingKeeper: 500 ms, randomised to 1 s)
+# stopped for longer than 2 x the election timeout: RingKeeper 500 ms (randomised up to
+# 1 s); ZooKeeper's followers give up on a leader after syncLimit x tickTime = 10 s
+PAUSE_S = {"ringkeeper": 3.0, "zookeeper": 14.0}
+ELECTED_S = {"ringkeeper": 3.0, "zookeeper": 13.0}
 ROUNDS = 3
 CHAOS_SECONDS = float(os.environ.get("RK_CHAOS_SECONDS", "20"))
+pytestmark = pytest.mark.skipif(not {"ringkeeper", "ringkeeper3"} & set(conftest.TARGETS),
+                                reason="RingKeeper cluster tests run with a ringkeeper target")
 
 
 @pytest.fixture(params=IMPLS)
@@ -103,7 +108,7 @@ def test_a_paused_leader_steps_down_acknowledges_nothing_it_cannot_commit_and_re
             names = ["/paused/r%d-%d" % (rnd, j) for j in range(20)]
             wxids = [writer.send_request(w.OP_CREATE, w.create_body(p, b"p")) for p in names]
             sent_paused.append(names)
-            new = cl.wait_leader(timeout=10, exclude=old)
+            new = cl.wait_leader(timeout=ELECTED_S[cl.impl] + 10, exclude=old)
             elected_s = time.monotonic() - paused_at
             newer = b"v%d" % (rnd + 1)
             err, _ = call_on(new, w.OP_SETDATA, w.setdata_body(key, newer, -1))
@@ -111,7 +116,7 @@ def test_a_paused_leader_steps_down_acknowledges_nothing_it_cannot_commit_and_re
             # sync + read on the stopped leader's session, waiting in its socket
             sx = reader.send_request(w.OP_SYNC, w.path_body(key))
             gx = reader.send_request(w.OP_GETDATA, w.path_watch_body(key))
-            time.sleep(max(0.0, paused_at + PAUSE_S - time.monotonic()))
+            time.sleep(max(0.0, paused_at + PAUSE_S[cl.impl] - time.monotonic()))
             during = len(load.acked_since(paused_at))
             old.resume()
             got, how = L.replies(reader, [sx, gx], 10.0)
@@ -129,7 +134,7 @@ def test_a_paused_leader_steps_down_acknowledges_nothing_it_cannot_commit_and_re
             mode = wait_mode(old, "follower", 5.0)
             assert mode == "follower", "round %d: the resumed old leader n%d says Mode: %s" % (rnd, old.sid, mode)
             assert cl.leader() is new
-            assert elected_s < 3.0, "round %d: new leader after %.2fs" % (rnd, elected_s)
+            assert elected_s < ELECTED_S[cl.impl], "round %d: new leader after %.2fs" % (rnd, elected_s)
             assert during > 20, "round %d: %d writes acknowledged during the pause" % (rnd, during)
             time.sleep(0.5)
     assert not problems, problems
@@ -163,7 +168,7 @@ def test_pauses_and_kills_lose_no_acknowledged_write(make_cluster):
     assert call_on(cl.leader(), w.OP_CREATE, w.create_body("/chaos"))[0] == 0
     actions = []
     t0 = time.monotonic()
-    with L.Writers(cl, "/chaos") as load:
+    with L.Writers(cl, "/chaos", window=2) as load:  # fewer nodes to compare at the end
         while time.monotonic() - t0 < CHAOS_SECONDS:
             down = [n for n in cl.nodes if n.paused or not n.alive()]
             up = [n for n in cl.nodes if n not in down]
