@@ -274,7 +274,8 @@ static void write_mntr(struct server *srv, FILE *f)
 	fprintf(f, "zk_last_zxid\t%lld\n", (long long)st.last_zxid);
 	fprintf(f, "zk_quota_exceeded_count\t%llu\n", (unsigned long long)st.quota_exceeded_count);
 	if (rs.voter_count > 1 && rs.leading) { /* ZooKeeper prints these on the leader only */
-		fprintf(f, "zk_followers\t%d\n", rs.followers);
+		fprintf(f, "zk_learners\t%d\n", rs.followers);  /* 3.8's name (no observers here) */
+		fprintf(f, "zk_followers\t%d\n", rs.followers); /* 3.4's name, kept for old tools */
 		fprintf(f, "zk_synced_followers\t%d\n", rs.synced_followers);
 		fprintf(f, "zk_pending_syncs\t0\n");
 	}

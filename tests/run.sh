@@ -6,9 +6,13 @@
 #   4. the integration suite with real clients (kazoo, the ZooKeeper C client,
 #      zkCli.sh, raw wire) against RingKeeper, against RingKeeper built with the
 #      sanitizers, and against Apache ZooKeeper 3.8 (proving the tests pin its real
-#      behaviour), plus the kill -9 crash and full-disk tests,
-#   5. shellcheck on every shell script,
-#   6. the deployment (tests/deploy/): the container entrypoint's configs, the
+#      behaviour), plus the kill -9 crash and full-disk tests and the cluster tests
+#      (kills, pauses, network partitions in namespaces: test_cluster*.py);
+#   5. the same suite against a 3-server RingKeeper cluster and a 3-server ZooKeeper
+#      3.8 ensemble (clients on the leader or a follower; back-to-back cluster vs
+#      ensemble),
+#   6. shellcheck on every shell script,
+#   7. the deployment (tests/deploy/): the container entrypoint's configs, the
 #      Kubernetes manifests (yamllint, API schemas), three pods in network namespaces,
 #      and the container image built and run as a 3-node cluster with podman.
 # Environment: FUZZ_SECONDS (default 60), RK_SKIP_ASAN_INTEGRATION=1 to skip the
@@ -49,13 +53,21 @@ build-fuzz/tests/fuzz_request -max_total_time="${FUZZ_SECONDS:-60}" -max_len=819
 
 if [ -z "${RK_SKIP_ASAN_INTEGRATION:-}" ]; then
 	step "integration: RingKeeper built with ASan+UBSan"
+	# (the random pauses and kills for 10 s instead of 20: the sanitized servers are slower)
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		RINGKEEPER_BIN="$PWD/build-asan/ringkeeper" RK_TARGETS=ringkeeper \
+		RINGKEEPER_BIN="$PWD/build-asan/ringkeeper" RK_TARGETS=ringkeeper RK_CHAOS_SECONDS=10 \
 		tests/integration/run.sh --ignore=test_crash.py --ignore=test_full_disk.py
 fi
 
 step "integration: RingKeeper and ZooKeeper 3.8"
 RINGKEEPER_BIN="$PWD/build/ringkeeper" RK_TARGETS=ringkeeper,zookeeper tests/integration/run.sh
+
+# The suite once more with every test's clients on one server of an ensemble; the
+# files that make their own servers (crash, full disk, the cluster tests) ran above.
+step "integration: a 3-server RingKeeper cluster and a 3-server ZooKeeper 3.8 ensemble"
+RINGKEEPER_BIN="$PWD/build/ringkeeper" RK_TARGETS=ringkeeper3,zookeeper3 tests/integration/run.sh \
+	--ignore=test_crash.py --ignore=test_full_disk.py --ignore=test_cluster.py \
+	--ignore=test_cluster_pause.py --ignore=test_cluster_partition.py
 
 step "deploy: entrypoint, Kubernetes manifests, pods in network namespaces, container image"
 RINGKEEPER_BIN="$PWD/build/ringkeeper" PYTHONDONTWRITEBYTECODE=1 \

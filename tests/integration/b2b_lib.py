@@ -374,47 +374,60 @@ class Recorder:
 # ---------------------------------------------------------------------------------------
 # the server pair
 
-def make_pair(tmpdir):
-    """Starts ZooKeeper 3.8 and RingKeeper with extended types, super digest and a 1 s
-    container/TTL sweep. Returns {"zookeeper": srv, "ringkeeper": srv}."""
+ZK_B2B_JVM = ["-Dzookeeper.extendedTypesEnabled=true",
+              "-Dznode.container.checkIntervalMs=1000",
+              "-Dzookeeper.DigestAuthenticationProvider.superDigest=" + SUPER_DIGEST]
+RK_B2B_ARGS = ["--extendedTypesEnabled=true",
+               "--znode.container.checkIntervalMs=1000",
+               "--superDigest=" + SUPER_DIGEST,
+               "--metricsPort=0",
+               # ClickHouse's /keeper nodes are RingKeeper's own (on by default);
+               # off here so the tree matches ZooKeeper's node for node
+               "--keeperApiNodes=no"]
+
+
+def make_pair(tmpdir, clustered=False):
+    """ZooKeeper 3.8 and RingKeeper with extended types, super digest and a 1 s
+    container/TTL sweep, not started: {"zookeeper": srv, "ringkeeper": srv}. With
+    `clustered`, a 3-server ZooKeeper ensemble and a 3-server RingKeeper cluster
+    (cluster.Cluster; conftest.pick() chooses the member a test talks to)."""
     import conftest
-
-    class ZK(conftest.Server):
-        def _command(self):
-            cmd = conftest.Server._command(self)
-            i = cmd.index("-cp")
-            return cmd[:i] + [
-                "-Dzookeeper.extendedTypesEnabled=true",
-                "-Dznode.container.checkIntervalMs=1000",
-                "-Dzookeeper.DigestAuthenticationProvider.superDigest=" + SUPER_DIGEST,
-            ] + cmd[i:]
-
-    class RK(conftest.Server):
-        def _command(self):
-            return conftest.Server._command(self) + [
-                "--extendedTypesEnabled=true",
-                "--znode.container.checkIntervalMs=1000",
-                "--superDigest=" + SUPER_DIGEST,
-                "--metricsPort=0",
-                # ClickHouse's /keeper nodes are RingKeeper's own (on by default);
-                # off here so the tree matches ZooKeeper's node for node
-                "--keeperApiNodes=no",
-            ]
+    if clustered:
+        out = {}
+        for target in ("zookeeper3", "ringkeeper3"):
+            reason = conftest._skip_reason(target)
+            if reason:
+                pytest.skip(reason)
+            out[conftest.impl_of(target)] = conftest.make_cluster(
+                target, os.path.join(tmpdir, target), rk_args=RK_B2B_ARGS, jvm_args=ZK_B2B_JVM)
+        return out
 
     out = {}
-    for target, cls in (("zookeeper", ZK), ("ringkeeper", RK)):
+    for target in ("zookeeper", "ringkeeper"):
         reason = conftest._skip_reason(target)
         if reason:
             pytest.skip(reason)
-        srv = cls(target, os.path.join(tmpdir, target))
-        out[target] = srv
+        out[target] = conftest.Server(target, os.path.join(tmpdir, target),
+                                      rk_args=RK_B2B_ARGS, jvm_args=ZK_B2B_JVM)
     return out
 
 
-def compare(name, transcripts, known):
+def compare(name, transcripts, known, pending=None):
     """Fails with a unified diff when the transcripts differ. `known` maps a step label
-    substring to a reason; lines containing it are replaced on both sides."""
+    substring to a reason; lines containing it are replaced on both sides. `pending`
+    (same form) names steps of a feature RingKeeper does not have yet: if they are the
+    only difference the test is an expected failure; if they no longer differ it fails,
+    so the entry is removed."""
     zk, rk = transcripts["zookeeper"], transcripts["ringkeeper"]
+    if pending:
+        masked = {"zookeeper": zk, "ringkeeper": rk}
+        for key in pending:
+            if [ln for ln in zk if key in ln] == [ln for ln in rk if key in ln]:
+                pytest.fail("%s: the pending difference %r is gone (%s): remove it from the "
+                            "pending list" % (name, key, pending[key]), pytrace=False)
+        compare(name, {t: [ln for ln in lines if not any(k in ln for k in pending)]
+                       for t, lines in masked.items()}, known)
+        pytest.xfail("differs only where RingKeeper is not done yet: %s" % "; ".join(pending.values()))
 
     def mask(lines):
         out = []

@@ -2,6 +2,9 @@
 # Run the RingKeeper integration suite (kazoo, C client, zkCli.sh, raw wire).
 #   RK_TARGETS=zookeeper tests/integration/run.sh            # against ZooKeeper 3.8 only
 #   RINGKEEPER_BIN=build/ringkeeper tests/integration/run.sh   # both targets (default)
+#   RK_TARGETS=ringkeeper3,zookeeper3 ...                     # 3-server cluster / ensemble
+#     (each test's clients on the leader or a follower; RK_CLUSTER_ROLE=leader|follower
+#     puts them all on one role)
 # Extra arguments go to pytest (e.g. -k wire, -x, -v).
 # Exit status is pytest's; "no tests collected" (5) counts as a failure.
 cd "$(dirname "$0")" || exit 2

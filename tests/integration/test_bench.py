@@ -21,7 +21,7 @@ def _bench_bin():
         return explicit
     rk = os.environ.get("RINGKEEPER_BIN")
     if rk:
-        return os.path.join(os.path.dirname(os.path.dirname(rk)), "bench", "ringkeeper-bench")
+        return os.path.join(os.path.dirname(rk), "bench", "ringkeeper-bench")  # <builddir>/bench/
     return None
 
 

@@ -50,6 +50,7 @@ import uuid
 
 import pytest
 
+import conftest
 import zkwire as w
 from zkwire import Dec, Enc
 
@@ -156,11 +157,13 @@ def parse_multi_ch(d, req_ops):
     return out
 
 
-@pytest.fixture
+# RingKeeper's targets of the run (standalone and/or cluster); ringkeeper when none
+RK_TARGETS = [t for t in conftest.TARGETS if conftest.impl_of(t) == "ringkeeper"] or ["ringkeeper"]
+
+
+@pytest.fixture(params=RK_TARGETS)
 def rk(server_pool, request):
-    srv = server_pool.get("ringkeeper")
-    request.node._rk_servers = [srv]
-    return srv
+    return server_pool.member(request.param, request)
 
 
 @pytest.fixture

@@ -51,7 +51,9 @@ NODES_PER_WRITER = 2
 # RingKeeper's default log method (pwrite + fdatasync on the raft thread) runs as
 # "ringkeeper"; "ringkeeper-linked" is the io_uring write + linked fdatasync method.
 VARIANTS = {"ringkeeper-linked": ("ringkeeper", ["--raft.logSyncMethod=linked"])}
-PARAMS = list(conftest.TARGETS) + [v for v, (t, _) in VARIANTS.items() if t in conftest.TARGETS]
+# kill -9 of the one server: standalone targets only (test_cluster*.py kill cluster members)
+PARAMS = list(conftest.STANDALONE_TARGETS) + [v for v, (t, _) in VARIANTS.items()
+                                              if t in conftest.STANDALONE_TARGETS]
 
 
 @pytest.fixture(params=PARAMS)

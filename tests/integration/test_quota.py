@@ -21,11 +21,9 @@ Pins (every expected text below is what ZooKeeper 3.8.0 produces):
 Verified against Apache ZooKeeper 3.8.0 (Debian package).
 """
 import os
-import tempfile
 
 import pytest
 
-import conftest
 import zkwire as w
 
 QUOTAEXCEEDED = -125
@@ -209,22 +207,19 @@ def test_quota_not_enforced_by_default(server, root):
         assert _stats(c, root) == "count=2,bytes=20"
 
 
-class _EnforcingServer(conftest.Server):
-    def _command(self):
-        cmd = super()._command()
-        if self.target == "zookeeper":
-            return cmd[:1] + ["-Dzookeeper.enforceQuota=true"] + cmd[1:]
-        return cmd + ["--enforceQuota=true"]
-
-
 @pytest.fixture
-def enforcing(server, server_pool):
-    srv = _EnforcingServer(server.target, tempfile.mkdtemp(prefix=server.target + "-quota-",
-                                                           dir=server_pool.tmp))
-    server_pool.extra.append(srv)
-    srv.start()
-    yield srv
-    srv.stop()
+def enforcing(server, server_pool, request):
+    """A server (or cluster member) of the same target enforcing quotas, one per target
+    for the run (the tests use their own roots)."""
+    return server_pool.new_like(server, request, shared="enforceQuota",
+                                rk_args=["--enforceQuota=true"],
+                                jvm_args=["-Dzookeeper.enforceQuota=true"])
+
+
+def _server_log(srv):
+    """Everything the server logged (a cluster: every server of it)."""
+    return "".join(open(n.stderr_path, errors="replace").read()
+                   for n in getattr(srv, "nodes", [srv]))
 
 
 def test_quota_hard_limits_enforced(enforcing, root):
@@ -249,7 +244,7 @@ def test_quota_hard_limits_enforced(enforcing, root):
         _delete(c, root + "/b")
         _mk(c, root + "/c", b"123")
         assert _stats(c, root) == "count=3,bytes=4"
-    log = open(enforcing.stderr_path, errors="replace").read()
+    log = _server_log(enforcing)
     for text in ("count=4, hardCountLimit=3", "bytes=11, hardByteLimit=10"):
         assert "Quota exceeded: %s [current %s]" % (root, text) in log, text
 
@@ -262,7 +257,7 @@ def test_quota_soft_limits_only_warn(enforcing, root):
         assert _set(c, root + "/a", b"12345") == w.OK
         assert _stats(c, root) == "count=2,bytes=5"
     # ZooKeeper's warnings, one per limit crossed (rate-limited for repeats)
-    log = open(enforcing.stderr_path, errors="replace").read()
+    log = _server_log(enforcing)
     for text in ("count=2, softCountLimit=1", "bytes=2, softByteLimit=1",
                  "bytes=5, softByteLimit=1"):
         assert "Quota exceeded: %s [current %s]" % (root, text) in log, text

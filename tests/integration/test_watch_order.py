@@ -36,17 +36,11 @@ WAIT = 10.0       # a watch that has not fired this long after its reply, while 
 READERS = 4
 WRITERS = 2
 
-_synced = {}
-
-
 @pytest.fixture
 def synced(server, server_pool, request):
-    """A private server of the same target with forceSync on (one per target)."""
-    srv = _synced.get(server.target)
-    if srv is None or not srv.alive():
-        srv = _synced[server.target] = server_pool.new(server.target, force_sync=True)
-    request.node._rk_servers = [srv]
-    return srv
+    """A private server (or cluster member) of the same target with forceSync on (one
+    per target)."""
+    return server_pool.new_like(server, request, shared="forceSync", force_sync=True)
 
 
 @pytest.fixture

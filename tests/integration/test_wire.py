@@ -33,6 +33,7 @@ import time
 
 import pytest
 
+import conftest
 import zkwire as w
 from zkwire import Dec
 
@@ -551,9 +552,43 @@ def test_4lw_srvr(server):
     assert re.fullmatch(r"Connections: \d+", lines[4])
     assert re.fullmatch(r"Outstanding: \d+", lines[5])
     assert re.fullmatch(r"Zxid: 0x[0-9a-f]+", lines[6])
-    assert re.fullmatch(r"Mode: standalone", lines[7])
+    assert lines[7] == "Mode: " + server.expected_mode
     assert re.fullmatch(r"Node count: \d+", lines[8])
     assert int(lines[8].split()[-1]) >= 4   # /, /zookeeper, /zookeeper/quota, /zookeeper/config
+
+
+def test_4lw_every_cluster_role(server, request):
+    """In an ensemble srvr, stat and mntr tell each server's role; the leader adds its
+    proposal sizes (srvr, stat) and its learners (mntr), as ZooKeeper 3.8 does."""
+    if server.expected_mode == "standalone":
+        pytest.skip("one server: test_4lw_srvr, test_4lw_mntr")
+    conftest.pending(request, server, "proposal-sizes")
+    lead = server.cluster.wait_leader()
+    deadline = time.monotonic() + 10
+    while True:  # the leader counts a follower synced once it replicates to it
+        mntr = dict(ln.split("\t", 1) for ln in lead.four_letter("mntr").splitlines())
+        if mntr.get("zk_synced_followers") == "2" or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for n in server.nodes:
+        role = "leader" if n is lead else "follower"
+        srvr = n.four_letter("srvr").split("\n")
+        stat = n.four_letter("stat").split("\n")
+        assert srvr[7] == "Mode: " + role and "Mode: " + role in stat, (n, srvr)
+        assert srvr[8].startswith("Node count: ")
+        i = stat.index(srvr[8])
+        if role == "leader":
+            for text in (srvr, stat[i:]):
+                assert re.fullmatch(r"Proposal sizes last/min/max: -?\d+/-?\d+/-?\d+", text[1 + text.index(srvr[8])]), text
+                assert text[2 + text.index(srvr[8])] == "" == text[-1], text
+        else:
+            assert srvr[9:] == [""] and stat[i + 1:] == [""], (srvr, stat)
+        kv = dict(ln.split("\t", 1) for ln in n.four_letter("mntr").splitlines())
+        assert kv["zk_server_state"] == role
+        if role == "leader":
+            assert (kv["zk_learners"], kv["zk_synced_followers"], kv["zk_pending_syncs"]) == ("2", "2", "0")
+        else:
+            assert not {"zk_learners", "zk_synced_followers", "zk_pending_syncs"} & set(kv), n
 
 
 def test_4lw_stat_lists_clients(server):
@@ -568,7 +603,7 @@ def test_4lw_stat_lists_clients(server):
         i += 1
     assert i >= 4   # our session + the stat connection itself
     assert re.fullmatch(r"Latency min/avg/max: \d+/[\d.]+/\d+", lines[i + 1])
-    assert "Mode: standalone" in lines
+    assert "Mode: " + server.expected_mode in lines
     assert any(re.fullmatch(r"Node count: \d+", l) for l in lines)
 
 
@@ -587,7 +622,7 @@ def test_4lw_mntr(server, root):
                 "zk_watch_count", "zk_ephemerals_count", "zk_approximate_data_size",
                 "zk_open_file_descriptor_count", "zk_max_file_descriptor_count"):
         assert key in kv, key
-    assert kv["zk_server_state"] == "standalone"
+    assert kv["zk_server_state"] == server.expected_mode
     assert re.match(r"\d+\.\d+", kv["zk_version"])
     assert int(kv["zk_znode_count"]) >= 6
     assert int(kv["zk_ephemerals_count"]) >= 1
@@ -597,12 +632,23 @@ def test_4lw_mntr(server, root):
 
 def test_4lw_conf(server):
     out = server.four_letter("conf")
-    kv = dict(line.split("=", 1) for line in out.rstrip("\n").split("\n"))
+    lines = out.rstrip("\n").split("\n")
+    kv = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("server."))
     assert kv["clientPort"] == str(server.port)
     assert kv["tickTime"] == "2000"
     assert kv["minSessionTimeout"] == "4000"
     assert kv["maxSessionTimeout"] == "40000"
     assert "dataDir" in kv
+    if server.expected_mode != "standalone":
+        # a quorum server adds its id, ports and the membership, then the config version
+        me = server.node
+        assert (kv["serverId"], kv["quorumPort"], kv["electionPort"], kv["peerType"]) == \
+            (str(me.sid), str(me.peer_port), str(me.election_port), "0")
+        i = lines.index("membership: ")
+        assert lines[i + 1:i + 1 + len(server.nodes)] == [
+            "server.%d=%s:%d:%d:participant;%s:%d" % (n.sid, n.host, n.peer_port, n.election_port,
+                                                      n.host, n.client_port) for n in server.nodes]
+        assert lines[i + 1 + len(server.nodes)] == "version=0"
 
 
 def test_4lw_envi(server):
@@ -639,8 +685,8 @@ def test_4lw_unknown_word_closes(server):
     assert server.four_letter("xyzw") == ""
 
 
-def test_4lw_not_whitelisted(server, server_pool):
-    srv = server_pool.new(server.target, whitelist="ruok,srvr")
+def test_4lw_not_whitelisted(server, server_pool, request):
+    srv = server_pool.new_like(server, request, whitelist="ruok,srvr")
     try:
         assert srv.four_letter("ruok") == "imok"
         assert srv.four_letter("srvr").startswith("Zookeeper version: ")

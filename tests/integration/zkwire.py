@@ -307,15 +307,15 @@ class RawConn:
         return err, d
 
 
-def session(port, **kw):
-    c = RawConn(port)
+def session(port, host="127.0.0.1", **kw):
+    c = RawConn(port, host=host)
     c.events = []
     c.handshake(**kw)
     return c
 
 
-def four_letter(port, word, timeout=5.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def four_letter(port, word, timeout=5.0, host="127.0.0.1"):
+    s = socket.create_connection((host, port), timeout=timeout)
     try:
         s.sendall(word.encode() if isinstance(word, str) else word)
         out = bytearray()

@@ -1,0 +1,274 @@
+"""Load and checks for the cluster failure tests (pauses, kills, partitions).
+
+* ``Writers``: one thread per server (more with ``per_server``), each a raw session
+  (zkwire) creating uniquely named persistent nodes ``<root>/w<i>-<n>``, ``window``
+  requests in flight. A writer starts on its own server; when its connection fails or
+  a reply takes longer than ``reply_timeout`` it drops the connection and goes on with
+  a new session on the next server. It records every name it sent as acknowledged
+  (err 0), unknown (no answer: the connection ended; or CONNECTIONLOSS, RingKeeper's
+  answer to writes pending when the leader changed) or refused (another error).
+* ``children(node, path)``, ``dump(node)``: what one server holds (a full tree dump with
+  every Stat field, through pipelined reads), without sync: exactly that server's view.
+* ``converged(nodes)``: waits until every given server holds the same tree, returns it.
+"""
+import collections
+import socket
+import threading
+import time
+
+import zkwire as w
+
+CONNECTIONLOSS = -4
+STAT = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion",
+        "ephemeralOwner", "dataLength", "numChildren", "pzxid")
+
+
+class _Session:
+    """A raw session on one server, closed with closeSession on exit."""
+
+    def __init__(self, node, timeout, session_timeout_ms=10000):
+        self.c = connect(node, timeout, session_timeout_ms)
+
+    def __enter__(self):
+        return self.c
+
+    def __exit__(self, *a):
+        try:
+            self.c.send_request(w.OP_CLOSE)
+            self.c.recv_frame()
+        except (OSError, w.Closed):
+            pass
+        self.c.close()
+
+
+def connect(node, timeout=2.0, session_timeout_ms=4000):
+    c = w.RawConn(node.client_port, host=node.host, timeout=timeout)
+    c.events = []
+    try:
+        r = c.handshake(read_only=False, timeout_ms=session_timeout_ms)
+    except BaseException:
+        c.close()
+        raise
+    if r["sessionId"] == 0:
+        c.close()
+        raise w.Closed("session refused")
+    return c
+
+
+class Writers:
+    def __init__(self, cluster, root, per_server=1, window=4, reply_timeout=2.0,
+                 connect_timeout=0.5, nodes=None):
+        self.cluster, self.root, self.window = cluster, root, window
+        self.reply_timeout, self.connect_timeout = reply_timeout, connect_timeout
+        self.lock = threading.Lock()
+        self.acked, self.refused, self.unknown = set(), {}, set()
+        self.acked_at = []            # (monotonic time, name)
+        self.stop_ev = threading.Event()
+        self.reconnects = 0
+        self.protocol_errors = []
+        self.sent_per_conn = []      # [(server, [names in sending order])]
+        self.events = []             # (monotonic time, writer, what): connections, for reports
+        self.nodes = nodes or cluster.nodes
+        n = len(self.nodes)
+        self.threads = [threading.Thread(target=self._run, args=(i, i % n), daemon=True,
+                                         name="writer-%d" % i) for i in range(n * per_server)]
+
+    def _run(self, i, first):
+        seq = 0
+        k = first
+        while not self.stop_ev.is_set():
+            node = self.nodes[k % len(self.nodes)]
+            k += 1
+            try:  # a stopped server accepts the connection (backlog) but never answers
+                c = connect(node, timeout=self.connect_timeout)
+                c.sock.settimeout(self.reply_timeout)
+            except (OSError, w.Closed, ValueError, AssertionError) as e:
+                self.events.append((time.monotonic(), i, "n%d: no session: %r" % (node.sid, e)))
+                time.sleep(0.05)
+                continue
+            self.events.append((time.monotonic(), i, "n%d: session" % node.sid))
+            inflight = collections.deque()
+            sent = []
+            with self.lock:
+                self.sent_per_conn.append((node, sent))
+            try:
+                while True:
+                    while not self.stop_ev.is_set() and len(inflight) < self.window:
+                        name = "%s/w%d-%d" % (self.root, i, seq)
+                        seq += 1
+                        sent.append(name)
+                        xid = c.send_request(w.OP_CREATE, w.create_body(name, b"%d" % seq))
+                        inflight.append((xid, name))
+                    if not inflight:
+                        break
+                    xid, zxid, err, d = c.recv_reply()
+                    want, name = inflight[0]
+                    if xid != want:
+                        self.protocol_errors.append("%s: reply xid %d for request %d" % (node, xid, want))
+                        break
+                    inflight.popleft()
+                    with self.lock:
+                        if err == 0:
+                            self.acked.add(name)
+                            self.acked_at.append((time.monotonic(), name))
+                        elif err == CONNECTIONLOSS:  # RingKeeper's answer when the leader changed
+                            self.unknown.add(name)
+                        else:
+                            self.refused[name] = err
+            except (OSError, w.Closed, ValueError) as e:
+                self.events.append((time.monotonic(), i, "n%d: ended: %r" % (node.sid, e)))
+            finally:
+                c.close()
+                with self.lock:
+                    self.unknown.update(name for _, name in inflight)
+                    self.reconnects += 1
+
+    def order_violations(self, tree):
+        """Connections where a write was lost but a later one (same connection, so same
+        session) was applied: ZooKeeper applies a client's writes in the order sent.
+        `tree`: a dump() (czxid of what was applied is shown)."""
+        out = []
+        for node, sent in self.sent_per_conn:
+            v = not_a_prefix(sent, tree)
+            if v:
+                i = sent.index(v[0])
+                before = sent[i - 1] if i else None
+                out.append("%s: %s lost (the one before it, %s, at zxid %s), %s applied at zxid %s; "
+                           "acknowledged: %s" % (node, v[0], before, tree[before][1][0] if before in tree else None,
+                                                 v[1], tree[v[1]][1][0], v[1] in self.acked))
+        return out
+
+    def acked_since(self, t):
+        with self.lock:
+            return [name for at, name in self.acked_at if at > t]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(30)
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+def not_a_prefix(sent, present):
+    """(first lost, a later applied) if the applied names of `sent` (in sending order)
+    are not a prefix of it, else None."""
+    lost = None
+    for name in sent:
+        if name not in present:
+            lost = lost or name
+        elif lost:
+            return lost, name
+    return None
+
+
+def replies(conn, xids, timeout):
+    """Reads replies to `xids` (in order) until all came, the connection ended or
+    `timeout` passed. Returns ({xid: (err, Dec)}, how it ended)."""
+    got = {}
+    conn.sock.settimeout(timeout)
+    try:
+        while len(got) < len(xids):
+            xid, zxid, err, d = conn.recv_reply()
+            got[xid] = (err, d)
+    except (w.Closed, ConnectionError):
+        return got, "closed"
+    except socket.timeout:
+        return got, "timeout"
+    return got, "all answered"
+
+
+def children(node, path, timeout=5.0):
+    with _Session(node, timeout) as c:
+        err, d = c.call(w.OP_GETCHILDREN, w.path_watch_body(path))
+        if err == w.NONODE:
+            return set()
+        assert err == 0, (node, path, err)
+        return set(d.strings())
+
+
+def _pipelined(c, reqs, window=64):
+    out, pending, i = [], collections.deque(), 0
+    while i < len(reqs) or pending:
+        while i < len(reqs) and len(pending) < window:
+            pending.append(c.send_request(*reqs[i]))
+            i += 1
+        xid, zxid, err, d = c.recv_reply()
+        assert xid == pending.popleft(), "replies out of order"
+        out.append((err, d))
+    return out
+
+
+def dump(node, timeout=10.0):
+    """{path: (data, Stat tuple)} of every node but /zookeeper's subtree, as this server
+    holds it now."""
+    out = {}
+    with _Session(node, timeout) as c:
+        level = ["/"]
+        while level:
+            res = _pipelined(c, [(w.OP_GETDATA, w.path_watch_body(p)) for p in level])
+            kids = _pipelined(c, [(w.OP_GETCHILDREN, w.path_watch_body(p)) for p in level])
+            nxt = []
+            for p, (err, d), (err2, d2) in zip(level, res, kids):
+                if err == w.NONODE:
+                    continue  # deleted between the two reads
+                assert err == 0 and err2 == 0, (node, p, err, err2)
+                data = d.buffer()
+                st = d.stat()
+                out[p] = (data, tuple(st[k] for k in STAT))
+                for name in d2.strings():
+                    child = (p.rstrip("/") + "/" + name)
+                    if child != "/zookeeper":
+                        nxt.append(child)
+            level = nxt
+    return out
+
+
+class NotConverged(AssertionError):
+    pass
+
+
+class OrderViolation(AssertionError):
+    pass
+
+
+def converged(nodes, timeout=20.0):
+    """Every server's dump, once they are all equal; AssertionError naming the first
+    differences if they are not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        trees = []
+        try:
+            trees = [dump(n) for n in nodes]
+        except (OSError, w.Closed, AssertionError) as e:
+            last_error = e
+        if trees and all(t == trees[0] for t in trees[1:]):
+            return trees[0]
+        if time.monotonic() > deadline:
+            raise NotConverged("servers did not converge within %.0fs: %s%s"
+                               % (timeout, describe_differences(nodes, trees),
+                                  "; last error: %r" % last_error if last_error else ""))
+        time.sleep(0.3)
+
+
+def describe_differences(nodes, trees):
+    if not trees:
+        return "(could not dump every server)"
+    lines = []
+    base = trees[0]
+    for n, t in zip(nodes[1:], trees[1:]):
+        only_a = sorted(set(base) - set(t))[:5]
+        only_b = sorted(set(t) - set(base))[:5]
+        differ = sorted(p for p in set(base) & set(t) if base[p] != t[p])[:5]
+        if only_a or only_b or differ:
+            lines.append("%s vs %s: only on the first %s, only on the second %s, different %s"
+                         % (nodes[0], n, only_a, only_b,
+                            [(p, base[p], t[p]) for p in differ[:2]]))
+    return "; ".join(lines) or "(equal now)"

@@ -1,0 +1,155 @@
+"""Network partitions of a 3-server cluster, each server in its own network namespace
+on its own address (netlab.py), clients in the root namespace (issue 12).
+
+- The leader cut off from both other servers (clients still reach all three), with
+  writers on every server: within a few election timeouts the majority elects a new
+  leader and keeps acknowledging writes, and the old leader says `Mode: follower`;
+- the old leader acknowledges nothing while cut off: 20 creates sent to it right after
+  the cut, while it still led, get no success answer during the partition;
+- after healing, the old leader's unacknowledged entries are gone (none of those 20
+  creates that was not acknowledged exists anywhere), every acknowledged write is on
+  every server and the three trees (every Stat field) are identical;
+- a follower cut off from the others for a while catches up once healed.
+
+Skipped where namespaces cannot be made (not root, no iproute2, no veth/bridge).
+RingKeeper only by default (RK_PARTITION_ZK=1 adds a ZooKeeper 3.8 ensemble).
+"""
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+import clusterload as L
+import conftest
+import netlab
+import zkwire as w
+from cluster import Cluster
+
+IMPLS = ["ringkeeper"] + (["zookeeper"] if os.environ.get("RK_PARTITION_ZK") else [])
+# how long the cut lasts, and the bound on the new leader's election: RingKeeper's
+# election timeout is 500 ms (randomised up to 1 s); ZooKeeper's followers give up on a
+# leader after syncLimit x tickTime = 10 s
+CUT_S = {"ringkeeper": 4.0, "zookeeper": 16.0}
+ELECTED_S = {"ringkeeper": 3.0, "zookeeper": 13.0}
+# what srvr says of a leader that stepped down: RingKeeper a follower (with no leader
+# known); ZooKeeper goes LOOKING, where srvr answers that it does not serve (None)
+STEPPED = {"ringkeeper": ("follower",), "zookeeper": ("follower", None)}
+pytestmark = pytest.mark.skipif(not {"ringkeeper", "ringkeeper3"} & set(conftest.TARGETS),
+                                reason="RingKeeper cluster tests run with a ringkeeper target")
+
+
+@pytest.fixture(scope="module")
+def lab_ok():
+    reason = netlab.available()
+    if reason:
+        pytest.skip("partition tests need network namespaces: " + reason)
+
+
+@pytest.fixture(params=IMPLS)
+def lab_cluster(request, lab_ok):
+    reason = conftest._skip_reason(request.param)
+    if reason:
+        pytest.skip(reason)
+    lab = netlab.NetLab(3)
+    cl = None
+    try:
+        cl = Cluster(tempfile.mkdtemp(prefix="rk-part-"), size=3, force_sync=True,
+                     impl=request.param, addresses=lab.addresses, netns=lab.names)
+        request.node._rk_servers = cl.nodes
+        cl.start(serving=True)
+        yield lab, cl
+    finally:
+        if cl is not None:
+            cl.stop()
+        lab.close()
+        if cl is not None and not os.environ.get("RK_KEEP_TMP"):
+            shutil.rmtree(cl.workdir, ignore_errors=True)
+
+
+def leaders(cl):
+    return [n for n in cl.nodes if n.alive() and n.mode(timeout=1.0) == "leader"]
+
+
+def wait_for(what, timeout, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = what()
+        if v:
+            return v
+        time.sleep(step)
+    return what()
+
+
+def call_on(node, op, body):
+    with L._Session(node, 10.0) as c:
+        return c.call(op, body)
+
+
+def test_the_leader_cut_off_steps_down_acknowledges_nothing_and_its_entries_are_gone(lab_cluster):
+    lab, cl = lab_cluster
+    old = cl.wait_leader()
+    i_old = cl.nodes.index(old)
+    assert call_on(old, w.OP_CREATE, w.create_body("/load"))[0] == 0
+    assert call_on(old, w.OP_CREATE, w.create_body("/cut"))[0] == 0
+    with L.Writers(cl, "/load") as load:
+        time.sleep(1.0)
+        writer = L.connect(old, timeout=10.0, session_timeout_ms=30000)
+        lab.isolate(i_old)
+        cut_at = time.monotonic()
+        names = ["/cut/c%d" % j for j in range(20)]
+        xids = [writer.send_request(w.OP_CREATE, w.create_body(p, b"cut")) for p in names]
+        still_led = old.mode(timeout=1.0)
+        new = wait_for(lambda: [n for n in leaders(cl) if n is not old], ELECTED_S[cl.impl] + 10)
+        elected_s = time.monotonic() - cut_at
+        assert new, "no new leader among the majority:\n%s" % cl.logs()
+        new = new[0]
+        stepped = wait_for(lambda: old.mode(timeout=1.0) in STEPPED[cl.impl], ELECTED_S[cl.impl] + 2)
+        stepped_s = time.monotonic() - cut_at
+        during_cut, how = L.replies(writer, xids, max(0.1, cut_at + CUT_S[cl.impl] - time.monotonic()))
+        acked_in_cut = [p for p, x in zip(names, xids) if during_cut.get(x, (None,))[0] == 0]
+        direct = call_on(new, w.OP_CREATE, w.create_body("/cut/majority", b"m"))[0]
+        time.sleep(max(0.0, cut_at + CUT_S[cl.impl] - time.monotonic()))  # the cut lasts CUT_S
+        in_cut = len(load.acked_since(cut_at))
+        lab.heal()
+        healed_at = time.monotonic()
+        rest, _ = L.replies(writer, [x for x in xids if x not in during_cut], 10.0)
+        acked_after = [p for p, x in zip(names, xids) if rest.get(x, (None,))[0] == 0]
+        writer.close()
+        assert wait_for(lambda: len(leaders(cl)) == 1, 10.0), "not exactly one leader after healing"
+        time.sleep(1.0)
+    after_heal = len(load.acked_since(healed_at))
+    report = ("old leader n%d (still '%s' right after the cut), new leader n%d after %.2fs, old one a "
+              "follower after %.2fs; %d writes acknowledged during the cut, %d after healing"
+              % (old.sid, still_led, new.sid, elected_s, stepped_s, in_cut, after_heal))
+    assert stepped, "the cut-off leader does not step down: Mode %s (%s)" % (old.mode(), report)
+    assert not acked_in_cut, "acknowledged by the cut-off leader: %s (%s)" % (acked_in_cut, report)
+    assert direct == 0, report
+    assert elected_s < ELECTED_S[cl.impl], report
+    assert in_cut > 20, report
+    tree = L.converged(cl.nodes, timeout=30)
+    ghosts = [p for p in names if p in tree and p not in acked_after]
+    assert not ghosts, "the old leader's unacknowledged creates were committed: %s (%s)" % (ghosts, report)
+    lost = [p for p in acked_after if p not in tree] + [p for p in load.acked if p not in tree]
+    assert not lost, "acknowledged, then lost: %s (%s)" % (lost[:10], report)
+    assert "/cut/majority" in tree
+    assert not load.order_violations(tree), load.order_violations(tree)[:5]
+    assert not load.refused and not load.protocol_errors, (load.refused, load.protocol_errors)
+    print(report)
+
+
+def test_a_follower_cut_off_catches_up_after_healing(lab_cluster):
+    lab, cl = lab_cluster
+    lead = cl.wait_leader()
+    fol = next(n for n in cl.nodes if n is not lead)
+    assert call_on(lead, w.OP_CREATE, w.create_body("/f"))[0] == 0
+    lab.isolate(cl.nodes.index(fol))
+    with L._Session(lead, 10.0) as c:
+        res = L._pipelined(c, [(w.OP_CREATE, w.create_body("/f/n%d" % i, b"x")) for i in range(500)])
+    assert all(err == 0 for err, _ in res)
+    time.sleep(2.0)  # the follower campaigns alone meanwhile (its term grows)
+    lab.heal()
+    assert wait_for(lambda: len(leaders(cl)) == 1, 10.0)
+    tree = L.converged(cl.nodes, timeout=20)
+    assert all("/f/n%d" % i in tree for i in range(500))
