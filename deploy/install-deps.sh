@@ -6,14 +6,10 @@
 set -eu
 pkgs="gcc meson ninja-build pkg-config cmake liburing-dev libmimalloc-dev liblz4-dev libssl-dev libcriterion-dev"
 if [ "${1:-}" = "--test" ]; then
-<<<<<<< HEAD
 	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps netcat-openbsd"
 	# tests/deploy: lint, the container image (podman with runc, a debootstrap base,
 	# iptables for its networks), network namespaces, the systemd unit's seccomp filter
 	pkgs="$pkgs shellcheck yamllint podman runc debootstrap iptables iproute2 python3-seccomp"
-=======
-	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps netcat-openbsd iproute2"
->>>>>>> h-ctest
 fi
 missing=""
 for p in $pkgs; do

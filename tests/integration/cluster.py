@@ -80,22 +80,9 @@ class Node:
     def hosts(self):
         return "%s:%d" % (self.host, self.client_port)
 
-<<<<<<< HEAD
-    def write_cfg(self):
-        path = os.path.join(self.dir, "zoo.cfg")
-        with open(path, "w") as f:
-            f.write("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
-                    "4lw.commands.whitelist=*\nmaxClientCnxns=0\nforceSync=%s\n"
-                    % (self.data, self.client_port, "yes" if self.cluster.force_sync else "no"))
-            for n in self.cluster.nodes:
-                f.write("server.%d=127.0.0.1:%d:%d\n" % (n.sid, n.peer_port, n.election_port))
-            f.write(self.cluster.extra_cfg)
-        return path
-=======
     @property
     def stderr_path(self):
         return self.log_path
->>>>>>> h-ctest
 
     @property
     def data_dir(self):
@@ -243,9 +230,6 @@ class Node:
 
 
 class Cluster:
-<<<<<<< HEAD
-    def __init__(self, workdir, size=3, force_sync=False, extra_cfg=""):
-=======
     """`impl`: "ringkeeper" or "zookeeper"; `kind`: the suite's target name.
     `rk_args`: extra RingKeeper command-line flags; `jvm_args`: extra ZooKeeper JVM
     options (-Dzookeeper.x=y); `cfg_lines`: extra zoo.cfg lines (both).
@@ -253,18 +237,14 @@ class Cluster:
 
     def __init__(self, workdir, size=3, force_sync=False, impl="ringkeeper", kind=None,
                  whitelist="*", rk_args=(), jvm_args=(), cfg_lines=(), addresses=None,
-                 netns=None):
->>>>>>> h-ctest
+                 netns=None, extra_cfg=""):
         self.workdir = workdir
         self.impl = impl
         self.kind = kind or "%s%d" % (impl, size)
         self.force_sync = force_sync
-<<<<<<< HEAD
-        self.extra_cfg = extra_cfg  # more zoo.cfg lines for every server
-=======
         self.whitelist = whitelist
         self.rk_args, self.jvm_args, self.cfg_lines = list(rk_args), list(jvm_args), list(cfg_lines)
->>>>>>> h-ctest
+        self.cfg_lines += [ln for ln in extra_cfg.splitlines() if ln.strip()]
         self.nodes = []
         for i, sid in enumerate(range(1, size + 1)):
             self.nodes.append(Node(self, sid, host=addresses[i] if addresses else "127.0.0.1",
@@ -274,25 +254,12 @@ class Cluster:
     def hosts(self):
         return ",".join(n.hosts for n in self.nodes)
 
-    def start(self, timeout=None, serving=False):
+    def start(self, timeout=None, serving=True):
+        """Starts every server and waits for a leader and, with `serving`, until every
+        server takes sessions (a server that has had no leader for a while refuses them,
+        as ZooKeeper LOOKING does)."""
         timeout = timeout or (60.0 if self.impl == "zookeeper" else 20.0)
         for n in self.nodes:
-<<<<<<< HEAD
-            n.start()
-        lead = self.wait_leader(timeout)
-        self.wait_serving(timeout)
-        return lead
-
-    def wait_serving(self, timeout=20.0):
-        """Every running server knows the leader (srvr says leader or follower): a
-        server that has had none for a while refuses clients, as ZooKeeper LOOKING."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(n.mode() in ("leader", "follower") for n in self.nodes if n.alive()):
-                return
-            time.sleep(0.02)
-        raise AssertionError("not every server serves within %.0fs:\n%s" % (timeout, self.logs()))
-=======
             if not n.alive():
                 n.start()
         lead = self.wait_leader(timeout)
@@ -303,7 +270,6 @@ class Cluster:
 
     def alive(self):
         return all(n.alive() for n in self.nodes)
->>>>>>> h-ctest
 
     def leader(self):
         for n in self.nodes:

@@ -65,16 +65,12 @@ def test_ringkeeper_admin_words(server, zk, root):
     lgif = dict(ln.split("\t") for ln in server.four_letter("lgif").splitlines())
     assert int(lgif["log_bytes"]) > 0 and int(lgif["log_segments"]) >= 1
     assert float(lgif["log_batch_entries_avg"]) >= 1 and int(lgif["log_batch_entries_max"]) >= 1
-<<<<<<< HEAD
     # standalone: it leads already (ClickHouse Keeper answers so too); no one to yield to
     assert server.four_letter("rqld") == "Sent leadership request to leader.\n"
     assert server.four_letter("ydld") == \
         "Failed to send yield leadership request to leader: this server is standalone.\n"
     # ClickHouse Keeper's answer: the index the snapshot will be taken at (at least)
     assert int(server.four_letter("csnp")) >= zk.exists(root).czxid
-=======
-    assert server.four_letter("csnp") == "Failed to schedule snapshot creation task.\n"
->>>>>>> h-ctest
     up = dict(ln.split("\t") for ln in server.four_letter("uptm").splitlines())
     assert int(up["uptime_ms"]) > 0 and int(up["started_ms"]) > 1_600_000_000_000
 
