@@ -403,7 +403,9 @@ def test_zookeeper_config_lists_the_servers_as_a_zookeeper_ensemble_does(cluster
     server.N lines (read off a real ensemble), and isro says rw."""
     cluster = cluster_factory(3)
     cluster.wait_leader()
-    want = "\n".join("server.%d=127.0.0.1:%d:%d:participant" % (n.sid, n.peer_port, n.election_port)
+    # the harness's lines are server.N=host:peer:election;host:clientPort
+    want = "\n".join("server.%d=%s:%d:%d:participant;%s:%d" % (n.sid, n.host, n.peer_port, n.election_port,
+                                                            n.host, n.client_port)
                      for n in cluster.nodes) + "\nversion=0"
     for n in cluster.nodes:
         c = client(n.hosts)

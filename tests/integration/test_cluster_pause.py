@@ -150,17 +150,6 @@ def test_a_paused_leader_steps_down_acknowledges_nothing_it_cannot_commit_and_re
     assert not load.refused and not load.protocol_errors, (load.refused, load.protocol_errors)
 
 
-# Known RingKeeper bugs (issue 12) this test runs into now and then; any other failure,
-# above all an acknowledged write lost, fails it.
-KNOWN_BUGS = (
-    "a server restarted as leader cannot send a lagging follower entries at or below the "
-    "index it had applied at its restart (its consensus core's log starts there; the "
-    "follower waits for a snapshot forever: NotConverged); "
-    "a later write of a connection applied while an earlier one was lost across a leader "
-    "change (OrderViolation)")
-
-
-@pytest.mark.xfail(raises=(L.NotConverged, L.OrderViolation), strict=False, reason=KNOWN_BUGS)
 def test_pauses_and_kills_lose_no_acknowledged_write(make_cluster):
     seed = int(os.environ.get("RK_CHAOS_SEED", str(int(time.time()))))
     rng = random.Random(seed)
