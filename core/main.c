@@ -82,7 +82,6 @@ int main(int argc, char **argv)
 	srv.start_ms = rk_now_ms();
 	srv.min_session_timeout_ms = srv.cfg.session_timeout_ms_min;
 	srv.max_session_timeout_ms = srv.cfg.session_timeout_ms_max;
-	atomic_store(&srv.stats.latency_min_us, UINT64_MAX);
 	/* ZooKeeper's session id layout: server id in the top byte, then start time. */
 	int64_t seed = (int64_t)(((uint64_t)srv.cfg.server_id << 56) | (((uint64_t)srv.start_ms << 24) >> 8));
 	atomic_store(&srv.next_session_id, seed);

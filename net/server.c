@@ -1,6 +1,6 @@
 /*
  * server.c — process-wide helpers of the client side: the per-address
- * connection count (maxClientCnxns), latency statistics, session id allocation.
+ * connection count (maxClientCnxns), session id allocation.
  */
 #include "net/server.h"
 
@@ -63,19 +63,6 @@ void server_ip_release(struct server *srv, const uint8_t *addr, int addr_len)
 	if (e && e->count > 0)
 		e->count--;
 	pthread_mutex_unlock(&srv->ip_lock);
-}
-
-void server_latency_record(struct server *srv, uint64_t us)
-{
-	struct server_stats *s = &srv->stats;
-	atomic_fetch_add_explicit(&s->latency_sum_us, us, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->latency_count, 1, memory_order_relaxed);
-	uint64_t max = atomic_load_explicit(&s->latency_max_us, memory_order_relaxed);
-	while (us > max && !atomic_compare_exchange_weak(&s->latency_max_us, &max, us))
-		;
-	uint64_t min = atomic_load_explicit(&s->latency_min_us, memory_order_relaxed);
-	while (us < min && !atomic_compare_exchange_weak(&s->latency_min_us, &min, us))
-		;
 }
 
 int64_t server_session_id_next(struct server *srv)

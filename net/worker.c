@@ -453,6 +453,7 @@ static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 		worker_linger_on_recv(w, c, cqe->res);
 	} else if (c && !c->shut) {
 		if (cqe->res > 0 && has_buf) {
+			stats_add(&w->stats.bytes_received, (uint64_t)cqe->res);
 			worker_conn_input(w, c, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, (size_t)cqe->res);
 			if (!c->shut && c->in.len > CONN_PAUSE_IN_BYTES &&
 			    (c->state == CONN_HANDSHAKE || c->in_stalled || conn_is_stalled(w, c)))
@@ -748,6 +749,7 @@ int worker_create(struct server *srv, int index, struct worker **out)
 	w->srv = srv;
 	w->buf_group = 1;
 	w->listen_fd = -1;
+	worker_stats_init(&w->stats);
 	pthread_mutex_init(&w->registry_lock, NULL);
 	jute_writer_init(&w->scratch, (size_t)srv->cfg.packet_bytes_max * 2 + 65536);
 	w->conns = calloc(WORKER_CONNS_MAX, sizeof *w->conns);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/jute.h"
+#include "net/stats.h"
 
 struct server;
 struct conn;
@@ -52,6 +53,8 @@ struct worker {
 	/* 4lw enumeration of this worker's conns from other threads */
 	pthread_mutex_t registry_lock;
 	_Atomic uint64_t sqe_full_count;
+	/* this worker's request counters and latency histograms (net/stats.h) */
+	_Alignas(64) struct worker_stats stats;
 };
 
 int worker_create(struct server *srv, int index, struct worker **out);
