@@ -438,6 +438,7 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	if (rd->leader != p->stats.leader_id || rd->term != p->stats.term ||
 	    (rd->role == RAFT_LEADER) != p->stats.leading) {
 		pthread_mutex_lock(&p->stats_lock);
+		pipe_metrics_on_leader(p, rd->leader, rd->role == RAFT_LEADER);
 		p->stats.leader_id = rd->leader;
 		p->stats.term = rd->term;
 		p->stats.leading = rd->role == RAFT_LEADER;
@@ -588,6 +589,7 @@ static void pipe_timers(struct raft_pipeline *p)
 		pthread_mutex_lock(&p->stats_lock);
 		p->stats.followers = st.role == RAFT_LEADER ? st.voter_count - 1 : 0;
 		p->stats.synced_followers = st.role == RAFT_LEADER ? synced : 0;
+		pipe_metrics_peers(p, &st);
 		p->stats.wal = ws;
 		pthread_mutex_unlock(&p->stats_lock);
 	}

@@ -9,9 +9,11 @@
  *                       proposals (the local FIFO)
  *   pipeline_recover.c  start-up: open and replay the log, load the hard state,
  *                       rebuild the consensus core from what is durable
+ *   pipeline_metrics.c  elections, leadership, followers and recovery for /metrics
  *
  * Everything here is owned by the raft thread (after raft_pipeline_create), except
- * `stats` (under stats_lock) and `writes_committed` (atomic), read by 4lw.
+ * `stats` (under stats_lock) and `writes_committed` (atomic), read by 4lw, and the
+ * histograms (`metrics`, the log's), read by /metrics without a lock (core/hist.h).
  */
 #ifndef RK_PIPELINE_IMPL_H
 #define RK_PIPELINE_IMPL_H
@@ -22,6 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/hist.h"
 #include "core/jute.h"
 #include "core/msg.h"
 #include "raft/core.h"
@@ -77,6 +80,16 @@ struct pipe_unstaged {
 	uint64_t term;
 	uint32_t len;
 	uint8_t data[];
+};
+
+/* The raft thread's own histograms and the state behind them (pipeline_metrics.c).
+ * Written by the raft thread (by main during recovery, before the thread starts). */
+struct pipe_metrics {
+	struct rk_hist election_ms;
+	struct rk_hist db_init_ms;
+	struct rk_hist startup_txns;
+	struct rk_hist startup_txns_load_ms;
+	int64_t leaderless_since_us; /* monotonic; 0: a leader is known */
 };
 
 struct raft_pipeline {
@@ -136,6 +149,7 @@ struct raft_pipeline {
 	pthread_mutex_t stats_lock;
 	_Atomic uint64_t writes_committed; /* entries applied (mntr's rk_writes_committed) */
 	struct wal *wal;
+	struct pipe_metrics metrics;
 	char warn_last[512]; /* pipe_store_warn's rate limit */
 	int64_t warn_last_ms;
 	uint64_t warn_repeats;
@@ -167,6 +181,15 @@ void pipe_peers_stop(struct raft_pipeline *p);
 bool pipe_peers_on_cqe(struct raft_pipeline *p, const struct io_uring_cqe *cqe);
 void pipe_peers_tick(struct raft_pipeline *p);
 void pipe_peers_flush(struct raft_pipeline *p);
+
+/* pipeline_metrics.c: for /metrics, on the raft thread */
+/* Before p->stats takes the ready record's leader and role (stats_lock held): counts
+ * the times without a leader, times the elections, notes when leading began. */
+void pipe_metrics_on_leader(struct raft_pipeline *p, uint64_t leader, bool leading);
+/* The followers as the leader sees them, into p->stats (stats_lock held). */
+void pipe_metrics_peers(struct raft_pipeline *p, const struct raft_status *st);
+/* Recovery took total_ms, of which log_ms reading and replaying `entries` entries. */
+void pipe_metrics_recovered(struct raft_pipeline *p, int64_t total_ms, int64_t log_ms, uint64_t entries);
 
 /* pipeline_recover.c */
 /* Opens the log, replays it into the store, loads the hard state and creates the
