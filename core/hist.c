@@ -89,8 +89,10 @@ double rk_hist_snap_quantile(const struct rk_hist_snap *s, double q)
 		}
 		if (rk_hist_bucket_width(i) == 1)
 			return (double)rk_hist_bucket_lower(i); /* an exact value */
-		/* The observations of the bucket spread evenly over [lower, lower + width). */
-		double frac = (rank - (double)below) / (double)n;
+		/* The bucket's n observations spread evenly over [lower, lower + width): the
+		 * k-th sits at (k - 1/2) / n of the width. */
+		double frac = (rank - (double)below - 0.5) / (double)n;
+		frac = frac < 0 ? 0 : frac;
 		return (double)rk_hist_bucket_lower(i) + frac * (double)rk_hist_bucket_width(i);
 	}
 	return (double)rk_hist_bucket_lower(RK_HIST_BUCKETS - 1);

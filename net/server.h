@@ -62,5 +62,8 @@ struct server {
 bool server_ip_acquire(struct server *srv, const uint8_t *addr, int addr_len);
 void server_ip_release(struct server *srv, const uint8_t *addr, int addr_len);
 int64_t server_session_id_next(struct server *srv);
+/* A TCP listener on host (IPv4 or IPv6 literal):port; `what` names it in the log.
+ * 0 or -errno (logged). */
+int server_listen_tcp(const char *host, uint16_t port, bool reuse_port, const char *what, int *fd_out);
 
 #endif
