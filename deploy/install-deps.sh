@@ -6,7 +6,7 @@
 set -eu
 pkgs="gcc meson ninja-build pkg-config cmake liburing-dev libmimalloc-dev liblz4-dev libssl-dev libcriterion-dev"
 if [ "${1:-}" = "--test" ]; then
-	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps netcat-openbsd"
+	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps netcat-openbsd prometheus"
 fi
 missing=""
 for p in $pkgs; do

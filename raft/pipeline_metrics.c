@@ -71,8 +71,10 @@ void pipe_metrics_recovered(struct raft_pipeline *p, int64_t total_ms, int64_t l
 {
 	struct pipe_metrics *m = &p->metrics;
 	rk_hist_record(&m->db_init_ms, (uint64_t)(total_ms > 0 ? total_ms : 0));
-	rk_hist_record(&m->startup_txns_load_ms, (uint64_t)(log_ms > 0 ? log_ms : 0));
-	rk_hist_record(&m->startup_txns, entries);
+	if (entries > 0) { /* ZooKeeper records these only when a txn log was read */
+		rk_hist_record(&m->startup_txns_load_ms, (uint64_t)(log_ms > 0 ? log_ms : 0));
+		rk_hist_record(&m->startup_txns, entries);
+	}
 	if (p->voter_count > 1) {
 		/* A cluster member starts out looking for its leader. */
 		p->stats.looking_count = 1;

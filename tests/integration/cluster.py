@@ -1,7 +1,8 @@
 """A RingKeeper cluster of real processes on 127.0.0.1 for the integration tests.
 
 Each server gets its own data dir with `myid`, a zoo.cfg listing every server.N with
-free peer ports, and its own client port; `Cluster.start()` waits until every server
+free peer ports, and its own client port (and, with metrics=True, ZooKeeper's
+Prometheus provider on a metrics port of its own: node.metrics_port); `Cluster.start()` waits until every server
 answers and one of them leads. Servers are stopped by pid (only our own children).
 """
 import os
@@ -32,6 +33,7 @@ class Node:
         self.client_port = free_port()
         self.peer_port = free_port()
         self.election_port = free_port()
+        self.metrics_port = free_port()
         self.log_path = os.path.join(self.dir, "server.log")
         self.proc = None
 
@@ -45,6 +47,10 @@ class Node:
             f.write("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
                     "4lw.commands.whitelist=*\nmaxClientCnxns=0\nforceSync=%s\n"
                     % (self.data, self.client_port, "yes" if self.cluster.force_sync else "no"))
+            if self.cluster.metrics:
+                f.write("metricsProvider.className=org.apache.zookeeper.metrics.prometheus."
+                        "PrometheusMetricsProvider\nmetricsProvider.httpHost=127.0.0.1\n"
+                        "metricsProvider.httpPort=%d\n" % self.metrics_port)
             for n in self.cluster.nodes:
                 f.write("server.%d=127.0.0.1:%d:%d\n" % (n.sid, n.peer_port, n.election_port))
         return path
@@ -87,9 +93,10 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, workdir, size=3, force_sync=False):
+    def __init__(self, workdir, size=3, force_sync=False, metrics=False):
         self.workdir = workdir
         self.force_sync = force_sync
+        self.metrics = metrics
         self.nodes = []
         for sid in range(1, size + 1):
             self.nodes.append(Node(self, sid))
