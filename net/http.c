@@ -20,6 +20,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +460,9 @@ static void http_on_accept(struct http_server *h, const struct io_uring_cqe *cqe
 		close(fd);
 		return;
 	}
+	/* The answer is one send: no Nagle wait for its last segment (a 40 ms delayed ACK). */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	c->state = HTTP_READING;
 	c->fd = fd;
 	c->in_len = 0;
