@@ -127,30 +127,6 @@ def scrape(port, path="/metrics", timeout=5.0):
         conn.close()
 
 
-def raw_exchange(port, data, timeout=5.0, chunks=None):
-    """Sends data (or the chunks, paced) and reads until the server closes; returns
-    (bytes read, closed by the server)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        for part in chunks or [data]:
-            s.sendall(part)
-        out = bytearray()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                return bytes(out), True
-            except socket.timeout:
-                return bytes(out), False
-            if not chunk:
-                return bytes(out), True
-            out += chunk
-        return bytes(out), False
-    finally:
-        s.close()
-
-
 # ---- one RingKeeper with the provider in its zoo.cfg ----------------------------------
 
 class MetricsServer:
@@ -301,11 +277,11 @@ def test_bad_requests_get_an_error_and_are_closed(metrics_server):
         (b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
     ]
     for request, status in cases:
-        out, closed = raw_exchange(port, request)
+        out, closed = zkwire.exchange(port, request)
         assert out.startswith(b"HTTP/1.1 %d " % status), (request[:40], out[:80])
         assert closed, "not closed after %d" % status
     # HEAD: the head alone, with the body's length
-    out, _ = raw_exchange(port, b"HEAD /metrics HTTP/1.0\r\n\r\n")
+    out, _ = zkwire.exchange(port, b"HEAD /metrics HTTP/1.0\r\n\r\n")
     head, _, rest = out.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and rest == b""
     assert int(re.search(rb"Content-Length: (\d+)", head).group(1)) > 1000
@@ -335,7 +311,7 @@ def test_slow_and_many_clients_do_not_disturb_zookeeper_clients(metrics_server):
             held.append(s)
         time.sleep(0.3)
         # the 17th is refused at once
-        out, closed = raw_exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        out, closed = zkwire.exchange(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         assert out.startswith(b"HTTP/1.1 503 ") and closed, out[:80]
         # a ZooKeeper client's requests go on at full speed meanwhile
         stop = time.monotonic() + 3
