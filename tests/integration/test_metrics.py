@@ -442,6 +442,12 @@ def test_prometheus_scrapes_a_cluster():
         learners = prom_wait(prom_port, "learners", lambda r: len(r) == 1 and r[0]["value"][1] == "2")
         assert learners[0]["metric"]["instance"] == "127.0.0.1:%d" % leader.metrics_port
         prom_wait(prom_port, "sum(ringkeeper_raft_leader)", lambda r: r and r[0]["value"][1] == "1")
+        # every server waited for its first leader once; only the leader has leader_uptime
+        prom_wait(prom_port, "election_time_count",
+                  lambda r: len(r) == 3 and all(float(s["value"][1]) >= 1 for s in r))
+        prom_wait(prom_port, "looking_count", lambda r: len(r) == 3 and all(float(s["value"][1]) >= 1 for s in r))
+        up = prom_wait(prom_port, "leader_uptime", lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0)
+        assert up[0]["metric"]["instance"] == "127.0.0.1:%d" % leader.metrics_port
         prom_wait(prom_port, "count(ringkeeper_raft_follower_lag_entries)", lambda r: r and r[0]["value"][1] == "2")
         rate = prom_wait(prom_port, 'sum(rate(ringkeeper_request_duration_seconds_count{op="create"}[1m]))',
                          lambda r: r and float(r[0]["value"][1]) > 0)
