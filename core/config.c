@@ -36,6 +36,7 @@ enum config_type {
 	CONFIG_TYPE_DIGEST,    /* char[] field, "user:base64" or empty */
 	CONFIG_TYPE_LOG_LEVEL, /* enum config_log_level field */
 	CONFIG_TYPE_SYNC_METHOD, /* enum config_sync_method field */
+	CONFIG_TYPE_METRICS_PROVIDER, /* enum config_metrics_provider field (a Java class name) */
 	CONFIG_TYPE_4LW,       /* struct config_4lw_whitelist field */
 };
 
@@ -120,14 +121,27 @@ static const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_KEY_ENFORCE_QUOTA] = { "enforceQuota", CONFIG_TYPE_BOOL, NULL, "false",
 		"reject writes past a quota instead of only logging them",
 		0, 0, FIELD(enforce_quota) },
+	[CONFIG_KEY_METRICS_PROVIDER] = { "metricsProvider.className", CONFIG_TYPE_METRICS_PROVIDER, NULL,
+		"DefaultMetricsProvider",
+		"metrics provider class; PrometheusMetricsProvider serves /metrics",
+		0, 0, FIELD(metrics_provider) },
+	[CONFIG_KEY_METRICS_HTTP_HOST] = { "metricsProvider.httpHost", CONFIG_TYPE_HOST, NULL, "0.0.0.0",
+		"address /metrics listens on",
+		0, 0, FIELD(metrics_http_host) },
+	[CONFIG_KEY_METRICS_HTTP_PORT] = { "metricsProvider.httpPort", CONFIG_TYPE_PORT, NULL, "7000",
+		"port of /metrics with the Prometheus provider (metricsPort overrides it)",
+		1, 65535, FIELD(metrics_http_port) },
+	[CONFIG_KEY_METRICS_EXPORT_JVM] = { "metricsProvider.exportJvmInfo", CONFIG_TYPE_BOOL, NULL, "true",
+		"also export process_* metrics (CPU, memory, fds); there is no JVM",
+		0, 0, FIELD(metrics_export_process) },
 	[CONFIG_KEY_OUTSTANDING_PER_CONN] = { "maxOutstandingPerConnection", CONFIG_TYPE_INT, NULL, "1000",
 		"requests in flight on one connection before reading from it pauses",
 		1, INT32_MAX, FIELD(outstanding_per_connection_max) },
 	[CONFIG_KEY_THREADS] = { "threads", CONFIG_TYPE_INT, NULL, "0",
 		"worker threads, one pinned per core; 0 = one per CPU this process may use",
 		0, CONFIG_THREADS_MAX, FIELD(worker_count) },
-	[CONFIG_KEY_METRICS_PORT] = { "metricsPort", CONFIG_TYPE_PORT, NULL, "7000",
-		"HTTP port serving /metrics; 0 = off",
+	[CONFIG_KEY_METRICS_PORT] = { "metricsPort", CONFIG_TYPE_PORT, NULL, "0",
+		"serve /metrics on this port; 0: only with the Prometheus metricsProvider",
 		0, 65535, FIELD(metrics_port) },
 	[CONFIG_KEY_LOG_LEVEL] = { "logLevel", CONFIG_TYPE_LOG_LEVEL, NULL, "info",
 		"error, warn, info or debug",
@@ -361,6 +375,13 @@ static const char *const config_log_level_names[] = {
 	NULL,
 };
 
+static const char *const config_metrics_provider_names[] = {
+	[CONFIG_METRICS_DEFAULT] = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
+	[CONFIG_METRICS_NULL] = "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
+	[CONFIG_METRICS_PROMETHEUS] = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
+	NULL,
+};
+
 static const char *const config_sync_method_names[] = {
 	[CONFIG_SYNC_SYSCALL] = "syscall",
 	[CONFIG_SYNC_LINKED] = "linked",
@@ -375,6 +396,7 @@ static const char *const *config_enum_names(enum config_type type)
 	switch (type) {
 	case CONFIG_TYPE_LOG_LEVEL: return config_log_level_names;
 	case CONFIG_TYPE_SYNC_METHOD: return config_sync_method_names;
+	case CONFIG_TYPE_METRICS_PROVIDER: return config_metrics_provider_names;
 	default: return NULL;
 	}
 }
@@ -515,9 +537,10 @@ static int config_set_key(struct rk_config *cfg, enum config_key_id id,
 		return 0;
 	}
 	case CONFIG_TYPE_LOG_LEVEL:
-	case CONFIG_TYPE_SYNC_METHOD: {
+	case CONFIG_TYPE_SYNC_METHOD:
+	case CONFIG_TYPE_METRICS_PROVIDER: {
 		const char *const *names = config_enum_names(k->type);
-		char expected[128] = "";
+		char expected[256] = "";
 		for (int i = 0; names[i]; i++) {
 			if (strcasecmp(value, names[i]) == 0) {
 				*(int *)field = i;
@@ -748,9 +771,13 @@ void config_defaults(struct rk_config *cfg)
 	cfg->extended_types_enabled = false;
 	cfg->container_check_interval_ms = 60000;
 	cfg->enforce_quota = false;
+	cfg->metrics_provider = CONFIG_METRICS_DEFAULT;
+	strcpy(cfg->metrics_http_host, "0.0.0.0");
+	cfg->metrics_http_port = 7000;
+	cfg->metrics_export_process = true;
 	cfg->outstanding_per_connection_max = 1000;
 	cfg->worker_count = 0;
-	cfg->metrics_port = 7000;
+	cfg->metrics_port = 0;
 	cfg->log_level = CONFIG_LOG_INFO;
 	cfg->raft_batch_bytes_max = MIB;
 	cfg->raft_batch_entries_max = 4096;
@@ -973,13 +1000,19 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 		}
 	}
 
+	/* /metrics: RingKeeper's metricsPort, else ZooKeeper's Prometheus provider's port. */
+	enum config_key_id metrics_key = CONFIG_KEY_METRICS_PORT;
+	if (cfg->metrics_port == 0 && cfg->metrics_provider == CONFIG_METRICS_PROMETHEUS) {
+		cfg->metrics_port = cfg->metrics_http_port;
+		metrics_key = CONFIG_KEY_METRICS_HTTP_PORT;
+	}
 	if (cfg->metrics_port != 0 && cfg->metrics_port == cfg->client_port) {
-		bool metrics_set = origins[CONFIG_KEY_METRICS_PORT].kind != CONFIG_ORIGIN_DEFAULT;
-		enum config_key_id id = metrics_set ? CONFIG_KEY_METRICS_PORT : CONFIG_KEY_CLIENT_PORT;
+		bool metrics_set = origins[metrics_key].kind != CONFIG_ORIGIN_DEFAULT;
+		enum config_key_id id = metrics_set ? metrics_key : CONFIG_KEY_CLIENT_PORT;
 		struct config_where where = config_where_of(cfg, origins[id]);
 		return config_fail(err, err_len, &where, config_keys[id].name,
 				   "%u is also the %s", cfg->client_port,
-				   metrics_set ? "clientPort" : "metricsPort");
+				   metrics_set ? "clientPort" : config_keys[metrics_key].name);
 	}
 
 	/* Sort by id: insertion sort, at most CONFIG_SERVERS_MAX entries. */
@@ -1092,6 +1125,7 @@ static const char *config_type_name(enum config_type type)
 	case CONFIG_TYPE_DIGEST: return "string";
 	case CONFIG_TYPE_LOG_LEVEL: return "level";
 	case CONFIG_TYPE_SYNC_METHOD: return "method";
+	case CONFIG_TYPE_METRICS_PROVIDER: return "class";
 	case CONFIG_TYPE_4LW: return "list";
 	}
 	return "?";
@@ -1186,6 +1220,7 @@ static void config_write_value(const struct rk_config *cfg, enum config_key_id i
 		return;
 	case CONFIG_TYPE_LOG_LEVEL:
 	case CONFIG_TYPE_SYNC_METHOD:
+	case CONFIG_TYPE_METRICS_PROVIDER:
 		fprintf(out, "%s\n", config_enum_names(k->type)[*(const int *)field]);
 		return;
 	case CONFIG_TYPE_4LW: {

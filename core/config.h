@@ -81,6 +81,13 @@ enum config_sync_method {
 	CONFIG_SYNC_DSYNC,   /* io_uring write with RWF_DSYNC */
 };
 
+/* metricsProvider.className: ZooKeeper's metrics providers, by their class names. */
+enum config_metrics_provider {
+	CONFIG_METRICS_DEFAULT,    /* DefaultMetricsProvider: mntr only, no HTTP (ZooKeeper's default) */
+	CONFIG_METRICS_NULL,       /* NullMetricsProvider: the same here */
+	CONFIG_METRICS_PROMETHEUS, /* PrometheusMetricsProvider: /metrics on httpHost:httpPort */
+};
+
 enum config_server_role {
 	CONFIG_ROLE_PARTICIPANT, /* ZooKeeper's LearnerType ordinal 0 */
 	CONFIG_ROLE_OBSERVER,    /* ordinal 1 */
@@ -140,11 +147,17 @@ struct rk_config {
 	int32_t container_check_interval_ms;     /* znode.container.checkIntervalMs */
 	char super_digest[CONFIG_DIGEST_BYTES_MAX]; /* superDigest "user:base64"; "" = off */
 	bool enforce_quota;                      /* enforceQuota */
+	enum config_metrics_provider metrics_provider; /* metricsProvider.className */
+	char metrics_http_host[CONFIG_HOST_BYTES_MAX]; /* metricsProvider.httpHost: /metrics listens here */
+	uint16_t metrics_http_port;              /* metricsProvider.httpPort */
+	bool metrics_export_process;             /* metricsProvider.exportJvmInfo: process_* metrics */
 
 	/* RingKeeper keys */
 	int32_t outstanding_per_connection_max;  /* maxOutstandingPerConnection */
 	int32_t worker_count;                    /* threads; 0 until finalized = online CPUs */
-	uint16_t metrics_port;                   /* metricsPort; 0 = no metrics listener */
+	uint16_t metrics_port;                   /* metricsPort; 0 = no /metrics. Finalized: the
+						  * port /metrics is served on (metricsPort, else
+						  * httpPort with the Prometheus provider), 0 = off */
 	enum config_log_level log_level;         /* logLevel */
 	int32_t raft_batch_bytes_max;            /* raft.batchBytesMax */
 	int32_t raft_batch_entries_max;          /* raft.batchEntriesMax */
@@ -203,8 +216,10 @@ int config_set_flag(struct rk_config *cfg, const char *key, const char *value, c
 
 /*
  * Derived defaults (minSessionTimeout = 2*tickTime, maxSessionTimeout = 20*tickTime,
- * dataLogDir = dataDir, threads = online CPUs) and cross-key checks (min <= max session
- * timeout, metricsPort != clientPort, no two servers on one peer address). Sorts the
+ * dataLogDir = dataDir, threads = online CPUs, metricsPort = metricsProvider.httpPort
+ * when metricsProvider.className names the Prometheus provider and metricsPort is 0)
+ * and cross-key checks (min <= max session timeout, the metrics port != clientPort, no
+ * two servers on one peer address). Sorts the
  * servers by id. Call once, after the last set. 0 or -EINVAL with err naming where the
  * offending key was set.
  */

@@ -35,6 +35,10 @@ enum config_key_id {
 	CONFIG_KEY_CONTAINER_CHECK,         /* znode.container.checkIntervalMs */
 	CONFIG_KEY_SUPER_DIGEST,            /* superDigest */
 	CONFIG_KEY_ENFORCE_QUOTA,           /* enforceQuota */
+	CONFIG_KEY_METRICS_PROVIDER,        /* metricsProvider.className */
+	CONFIG_KEY_METRICS_HTTP_HOST,       /* metricsProvider.httpHost */
+	CONFIG_KEY_METRICS_HTTP_PORT,       /* metricsProvider.httpPort */
+	CONFIG_KEY_METRICS_EXPORT_JVM,      /* metricsProvider.exportJvmInfo */
 	/* RingKeeper's own keys */
 	CONFIG_KEY_OUTSTANDING_PER_CONN,    /* maxOutstandingPerConnection */
 	CONFIG_KEY_THREADS,                 /* threads */

@@ -23,6 +23,8 @@
 #include "core/config.h"
 #include "core/hub.h"
 #include "core/log.h"
+#include "net/http.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "net/worker.h"
 #include "raft/pipeline.h"
@@ -90,6 +92,29 @@ static void systemd_notify(const char *state)
 static struct server srv;
 static struct hub hub;
 
+/* /metrics (metricsPort, or ZooKeeper's Prometheus provider): bound here with the
+ * other listeners, served by worker 0. 0 or -errno (logged). */
+static int serve_metrics(struct metrics **out)
+{
+	if (srv.cfg.metrics_port == 0)
+		return 0;
+	int fd = -1;
+	int rc = http_listen(srv.cfg.metrics_http_host, srv.cfg.metrics_port, &fd);
+	if (rc < 0)
+		return rc;
+	struct metrics *m = metrics_create(&srv);
+	if (!m || (rc = worker_serve_http(srv.workers[0], fd, metrics_render, m)) < 0) {
+		close(fd);
+		metrics_destroy(m);
+		log_error("metrics: %s", strerror(m ? -rc : ENOMEM));
+		return m ? rc : -ENOMEM;
+	}
+	*out = m;
+	log_info("metrics: Prometheus /metrics on http://%s:%u/metrics", srv.cfg.metrics_http_host,
+		 (unsigned)srv.cfg.metrics_port);
+	return 0;
+}
+
 int main(int argc, char **argv);
 int main(int argc, char **argv)
 {
@@ -130,7 +155,6 @@ int main(int argc, char **argv)
 	srv.start_ms = rk_now_ms();
 	srv.min_session_timeout_ms = srv.cfg.session_timeout_ms_min;
 	srv.max_session_timeout_ms = srv.cfg.session_timeout_ms_max;
-	atomic_store(&srv.stats.latency_min_us, UINT64_MAX);
 	/* ZooKeeper's session id layout: server id in the top byte, then start time. */
 	int64_t seed = (int64_t)(((uint64_t)srv.cfg.server_id << 56) | (((uint64_t)srv.start_ms << 24) >> 8));
 	atomic_store(&srv.next_session_id, seed);
@@ -161,6 +185,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	struct metrics *metrics = NULL;
+	if (serve_metrics(&metrics) < 0)
+		return 1;
 	if ((rc = raft_pipeline_create(&srv.cfg, srv.store, &hub, &srv.raft)) < 0 || (rc = raft_pipeline_start(srv.raft)) < 0) {
 		log_error("raft thread: %s", strerror(-rc));
 		return 1;
@@ -190,6 +217,7 @@ int main(int argc, char **argv)
 	raft_pipeline_join(srv.raft);
 	for (int i = 0; i < srv.worker_count; i++)
 		worker_destroy(srv.workers[i]);
+	metrics_destroy(metrics);
 	raft_pipeline_destroy(srv.raft);
 	hub_destroy(&hub);
 	store_destroy(srv.store);

@@ -58,6 +58,7 @@ struct rk_msg {
 	int32_t err;
 	int32_t event_type; /* RK_MSG_EVENT: enum zk_event_type */
 	uint32_t len; /* bytes in data[] */
+	int32_t opcode; /* RK_MSG_REPLY, RK_MSG_SESSION_CREATED: the request's (latency stats) */
 	uint64_t conn_id;
 	int64_t session_id;
 	int64_t zxid;

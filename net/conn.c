@@ -151,7 +151,7 @@ static void conn_frame_done(struct worker *w, struct conn *c)
 		return;
 	}
 	c->packets_sent++;
-	atomic_fetch_add_explicit(&w->srv->stats.packets_sent, 1, memory_order_relaxed);
+	stats_add_resettable(&w->stats, &w->srv->stats.reset_gen, &w->stats.packets_sent, 1);
 	worker_conn_mark_send(w, c);
 }
 
@@ -164,7 +164,7 @@ static void conn_reply_empty(struct worker *w, struct conn *c, int32_t xid, int6
 	conn_frame_done(w, c);
 }
 
-static void conn_record_latency(struct worker *w, struct conn *c, uint64_t start_us)
+static void conn_record_latency(struct worker *w, struct conn *c, int32_t opcode, uint64_t start_us)
 {
 	uint64_t now = (uint64_t)rk_now_us();
 	uint64_t us = now > start_us ? now - start_us : 0;
@@ -174,7 +174,7 @@ static void conn_record_latency(struct worker *w, struct conn *c, uint64_t start
 		c->lat_max_us = us;
 	c->lat_sum_us += us;
 	c->lat_count++;
-	server_latency_record(w->srv, us);
+	stats_record_latency(&w->stats, &w->srv->stats.reset_gen, opcode, us);
 }
 
 bool conn_is_stalled(struct worker *w, struct conn *c)
@@ -237,7 +237,8 @@ static void conn_handshake(struct worker *w, struct conn *c, const uint8_t *body
 		return;
 	}
 	c->packets_received++; /* ZooKeeper counts the ConnectRequest as a packet */
-	atomic_fetch_add_explicit(&srv->stats.packets_received, 1, memory_order_relaxed);
+	stats_add_resettable(&w->stats, &srv->stats.reset_gen, &w->stats.packets_received, 1);
+	stats_add(&w->stats.connection_requests, 1);
 	if (!atomic_load_explicit(&srv->hub->serving, memory_order_relaxed)) {
 		/* No leader for a while (a minority, or an election that drags): the client
 		 * must find a server that has one, as when ZooKeeper is LOOKING. */
@@ -466,7 +467,7 @@ static void conn_read(struct worker *w, struct conn *c, int32_t xid, int32_t opc
 	frame_end(&c->out, start);
 	c->last_zxid = zxid;
 	c->last_response_ms = w->now_ms;
-	atomic_fetch_add_explicit(&srv->stats.reads_served, 1, memory_order_relaxed);
+	stats_add(&w->stats.reads_served, 1);
 	conn_frame_done(w, c);
 }
 
@@ -488,6 +489,9 @@ static void conn_add_watch(struct worker *w, struct conn *c, int32_t xid, const 
 	conn_frame_done(w, c);
 }
 
+static void conn_run_other(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
+			   size_t len);
+
 static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
 			     size_t len, uint64_t start_us)
 {
@@ -506,11 +510,19 @@ static void conn_run_ordered(struct worker *w, struct conn *c, int32_t xid, int3
 	case OP_ORDERED:
 		break;
 	}
-	if (op_is_store_read(opcode)) {
+	if (op_is_store_read(opcode))
 		conn_read(w, c, xid, opcode, body, len);
-		conn_record_latency(w, c, start_us);
-		return;
-	}
+	else
+		conn_run_other(w, c, xid, opcode, body, len);
+	/* Every answered request counts, pings too, as in ZooKeeper's latency stats. */
+	conn_record_latency(w, c, opcode, start_us);
+}
+
+/* The ordered requests that are not store reads: pings, auth, watch management, ... */
+static void conn_run_other(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
+			   size_t len)
+{
+	struct server *srv = w->srv;
 	if (opcode == ZK_OP_ADD_WATCH) {
 		conn_add_watch(w, c, xid, body, len);
 		return;
@@ -623,7 +635,7 @@ static bool conn_request(struct worker *w, struct conn *c, const uint8_t *frame,
 	c->packets_received++;
 	if (xid > 0)
 		c->last_cxid = xid;
-	atomic_fetch_add_explicit(&srv->stats.packets_received, 1, memory_order_relaxed);
+	stats_add_resettable(&w->stats, &srv->stats.reset_gen, &w->stats.packets_received, 1);
 	store_session_touch(srv->store, c->session_id, w->now_ms, c->timeout_ms);
 	return true;
 }
@@ -752,7 +764,7 @@ void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
 			return;
 		c->last_zxid = m->zxid;
 		c->last_response_ms = w->now_ms;
-		conn_record_latency(w, c, m->start_us);
+		conn_record_latency(w, c, m->opcode, m->start_us);
 		if (m->flags & RK_MSG_CLOSE_AFTER) {
 			c->close_after_flush = true;
 			c->state = CONN_CLOSING;
@@ -778,6 +790,7 @@ void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
 		c->state = CONN_ESTABLISHED;
 		store_session_touch(w->srv->store, c->session_id, w->now_ms, c->timeout_ms);
 		conn_send_connect_response(w, c, c->timeout_ms, c->session_id, c->passwd);
+		conn_record_latency(w, c, ZK_OP_CREATE_SESSION, m->start_us);
 		log_debug("conn %s: session 0x%llx established, timeout %d ms", c->peer,
 			  (unsigned long long)c->session_id, c->timeout_ms);
 		if (c->in.len)

@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -38,6 +37,7 @@
 #include "core/msg.h"
 #include "net/worker.h"
 #include "net/conn.h"
+#include "net/stats.h"
 #include "core/zk_proto.h"
 #include "raft/pipeline.h"
 #include "store/store.h"
@@ -99,49 +99,17 @@ static const char *op_name(int32_t op)
 }
 
 
-static void server_latency(struct server *srv, uint64_t *min_ms, double *avg_ms, uint64_t *max_ms)
+static void write_srvr_stats(const struct stats_snapshot *st, FILE *f)
 {
-	uint64_t count = atomic_load(&srv->stats.latency_count);
-	uint64_t sum = atomic_load(&srv->stats.latency_sum_us);
-	uint64_t min = atomic_load(&srv->stats.latency_min_us);
-	*min_ms = count ? min / 1000 : 0;
-	*max_ms = atomic_load(&srv->stats.latency_max_us) / 1000;
-	*avg_ms = count ? (double)sum / (double)count / 1000.0 : 0.0;
-}
-
-/* ZooKeeper's names: standalone, leader, follower (also while no leader is known). */
-static const char *server_mode(const struct raft_stats *rs)
-{
-	if (rs->voter_count <= 1)
-		return "standalone";
-	return rs->leading ? "leader" : "follower";
-}
-
-static void write_srvr_stats(struct server *srv, FILE *f, int connections)
-{
-	struct store_stats st;
-	store_stats(srv->store, &st);
-	uint64_t lmin, lmax;
-	double lavg;
-	server_latency(srv, &lmin, &lavg, &lmax);
-	fprintf(f, "Latency min/avg/max: %llu/%.4f/%llu\n", (unsigned long long)lmin, lavg, (unsigned long long)lmax);
-	fprintf(f, "Received: %llu\n", (unsigned long long)atomic_load(&srv->stats.packets_received));
-	fprintf(f, "Sent: %llu\n", (unsigned long long)atomic_load(&srv->stats.packets_sent));
-	fprintf(f, "Connections: %d\n", connections);
-	fprintf(f, "Outstanding: %lld\n", (long long)atomic_load(&srv->global_outstanding));
-	fprintf(f, "Zxid: 0x%llx\n", (unsigned long long)st.last_zxid);
-	struct raft_stats rs;
-	raft_pipeline_stats(srv->raft, &rs);
-	fprintf(f, "Mode: %s\n", server_mode(&rs));
-	fprintf(f, "Node count: %llu\n", (unsigned long long)st.node_count);
-}
-
-static int count_connections(struct server *srv)
-{
-	int n = 0;
-	for (int i = 0; i < srv->worker_count; i++)
-		n += (int)srv->workers[i]->conn_count;
-	return n;
+	fprintf(f, "Latency min/avg/max: %llu/%.4f/%llu\n", (unsigned long long)st->latency_min_ms,
+		st->latency_avg_ms, (unsigned long long)st->latency_max_ms);
+	fprintf(f, "Received: %llu\n", (unsigned long long)st->packets_received);
+	fprintf(f, "Sent: %llu\n", (unsigned long long)st->packets_sent);
+	fprintf(f, "Connections: %d\n", st->connections);
+	fprintf(f, "Outstanding: %lld\n", (long long)st->outstanding);
+	fprintf(f, "Zxid: 0x%llx\n", (unsigned long long)st->store.last_zxid);
+	fprintf(f, "Mode: %s\n", stats_mode(st));
+	fprintf(f, "Node count: %llu\n", (unsigned long long)st->store.node_count);
 }
 
 /* Calls fn for every established conn of every worker, under that worker's lock. */
@@ -224,97 +192,76 @@ static long long dir_bytes(const char *path)
 	return total;
 }
 
-static int open_fd_count(void)
+static void write_mntr(const struct stats_snapshot *snap, FILE *f)
 {
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1; /* the DIR's own fd */
-}
-
-static void write_mntr(struct server *srv, FILE *f)
-{
-	struct store_stats st;
-	store_stats(srv->store, &st);
-	uint64_t lmin, lmax;
-	double lavg;
-	server_latency(srv, &lmin, &lavg, &lmax);
-	struct rlimit rl = { 0, 0 };
-	getrlimit(RLIMIT_NOFILE, &rl);
-	struct raft_stats rs;
-	raft_pipeline_stats(srv->raft, &rs);
+	const struct store_stats *st = &snap->store;
+	const struct raft_stats *rs = &snap->raft;
 	fprintf(f, "zk_version\t");
 	write_version(f);
 	fprintf(f, "\n");
-	fprintf(f, "zk_server_state\t%s\n", server_mode(&rs));
-	fprintf(f, "zk_avg_latency\t%.4f\n", lavg);
-	fprintf(f, "zk_max_latency\t%llu\n", (unsigned long long)lmax);
-	fprintf(f, "zk_min_latency\t%llu\n", (unsigned long long)lmin);
-	fprintf(f, "zk_packets_received\t%llu\n", (unsigned long long)atomic_load(&srv->stats.packets_received));
-	fprintf(f, "zk_packets_sent\t%llu\n", (unsigned long long)atomic_load(&srv->stats.packets_sent));
-	fprintf(f, "zk_num_alive_connections\t%d\n", count_connections(srv));
-	fprintf(f, "zk_outstanding_requests\t%lld\n", (long long)atomic_load(&srv->global_outstanding));
-	fprintf(f, "zk_uptime\t%lld\n", (long long)(rk_now_ms() - srv->start_ms));
-	fprintf(f, "zk_znode_count\t%llu\n", (unsigned long long)st.node_count);
-	fprintf(f, "zk_watch_count\t%llu\n", (unsigned long long)st.watch_count);
-	fprintf(f, "zk_ephemerals_count\t%llu\n", (unsigned long long)st.ephemerals_count);
-	fprintf(f, "zk_approximate_data_size\t%llu\n", (unsigned long long)st.approximate_data_size);
-	fprintf(f, "zk_global_sessions\t%llu\n", (unsigned long long)st.session_count);
+	fprintf(f, "zk_server_state\t%s\n", stats_mode(snap));
+	fprintf(f, "zk_avg_latency\t%.4f\n", snap->latency_avg_ms);
+	fprintf(f, "zk_max_latency\t%llu\n", (unsigned long long)snap->latency_max_ms);
+	fprintf(f, "zk_min_latency\t%llu\n", (unsigned long long)snap->latency_min_ms);
+	fprintf(f, "zk_packets_received\t%llu\n", (unsigned long long)snap->packets_received);
+	fprintf(f, "zk_packets_sent\t%llu\n", (unsigned long long)snap->packets_sent);
+	fprintf(f, "zk_num_alive_connections\t%d\n", snap->connections);
+	fprintf(f, "zk_outstanding_requests\t%lld\n", (long long)snap->outstanding);
+	fprintf(f, "zk_uptime\t%lld\n", (long long)snap->uptime_ms);
+	fprintf(f, "zk_znode_count\t%llu\n", (unsigned long long)st->node_count);
+	fprintf(f, "zk_watch_count\t%llu\n", (unsigned long long)st->watch_count);
+	fprintf(f, "zk_ephemerals_count\t%llu\n", (unsigned long long)st->ephemerals_count);
+	fprintf(f, "zk_approximate_data_size\t%llu\n", (unsigned long long)st->approximate_data_size);
+	fprintf(f, "zk_global_sessions\t%llu\n", (unsigned long long)st->session_count);
 	fprintf(f, "zk_local_sessions\t0\n");
-	fprintf(f, "zk_open_file_descriptor_count\t%d\n", open_fd_count());
-	fprintf(f, "zk_max_file_descriptor_count\t%llu\n", (unsigned long long)rl.rlim_cur);
-	fprintf(f, "zk_auth_failed_count\t%llu\n", (unsigned long long)atomic_load(&srv->stats.auth_failed));
-	fprintf(f, "zk_connection_rejected\t%llu\n",
-		(unsigned long long)atomic_load(&srv->stats.connections_refused));
-	fprintf(f, "zk_last_zxid\t%lld\n", (long long)st.last_zxid);
-	fprintf(f, "zk_quota_exceeded_count\t%llu\n", (unsigned long long)st.quota_exceeded_count);
-	if (rs.voter_count > 1 && rs.leading) { /* ZooKeeper prints these on the leader only */
-		fprintf(f, "zk_learners\t%d\n", rs.followers);  /* 3.8's name (no observers here) */
-		fprintf(f, "zk_followers\t%d\n", rs.followers); /* 3.4's name, kept for old tools */
-		fprintf(f, "zk_synced_followers\t%d\n", rs.synced_followers);
+	fprintf(f, "zk_open_file_descriptor_count\t%d\n", snap->open_fds);
+	fprintf(f, "zk_max_file_descriptor_count\t%llu\n", (unsigned long long)snap->max_fds);
+	fprintf(f, "zk_auth_failed_count\t%llu\n", (unsigned long long)snap->auth_failed);
+	fprintf(f, "zk_connection_rejected\t%llu\n", (unsigned long long)snap->connections_refused);
+	fprintf(f, "zk_last_zxid\t%lld\n", (long long)st->last_zxid);
+	fprintf(f, "zk_quota_exceeded_count\t%llu\n", (unsigned long long)st->quota_exceeded_count);
+	if (rs->voter_count > 1 && rs->leading) { /* ZooKeeper prints these on the leader only */
+		fprintf(f, "zk_learners\t%d\n", rs->followers);  /* 3.8's name (no observers here) */
+		fprintf(f, "zk_followers\t%d\n", rs->followers); /* 3.4's name, kept for old tools */
+		fprintf(f, "zk_synced_followers\t%d\n", rs->synced_followers);
 		fprintf(f, "zk_pending_syncs\t0\n");
 	}
 	/* RingKeeper's own */
-	fprintf(f, "rk_raft_term\t%llu\n", (unsigned long long)rs.term);
-	fprintf(f, "rk_raft_commit_index\t%llu\n", (unsigned long long)rs.commit_index);
-	fprintf(f, "rk_raft_applied_index\t%llu\n", (unsigned long long)rs.applied_index);
-	fprintf(f, "rk_reads_served\t%llu\n", (unsigned long long)atomic_load(&srv->stats.reads_served));
-	fprintf(f, "rk_writes_committed\t%llu\n", (unsigned long long)rs.writes_committed);
-	fprintf(f, "rk_frames_rejected\t%llu\n", (unsigned long long)atomic_load(&srv->stats.frames_rejected));
-	fprintf(f, "rk_workers\t%d\n", srv->worker_count);
-	fprintf(f, "rk_raft_batches\t%llu\n", (unsigned long long)rs.batches);
-	fprintf(f, "rk_raft_entries\t%llu\n", (unsigned long long)rs.entries);
+	fprintf(f, "rk_raft_term\t%llu\n", (unsigned long long)rs->term);
+	fprintf(f, "rk_raft_commit_index\t%llu\n", (unsigned long long)rs->commit_index);
+	fprintf(f, "rk_raft_applied_index\t%llu\n", (unsigned long long)rs->applied_index);
+	fprintf(f, "rk_reads_served\t%llu\n", (unsigned long long)snap->reads_served);
+	fprintf(f, "rk_writes_committed\t%llu\n", (unsigned long long)rs->writes_committed);
+	fprintf(f, "rk_frames_rejected\t%llu\n", (unsigned long long)snap->frames_rejected);
+	fprintf(f, "rk_workers\t%d\n", snap->worker_count);
+	fprintf(f, "rk_raft_batches\t%llu\n", (unsigned long long)rs->batches);
+	fprintf(f, "rk_raft_entries\t%llu\n", (unsigned long long)rs->entries);
 	fprintf(f, "rk_raft_batch_entries_avg\t%.2f\n",
-		rs.batches ? (double)rs.entries / (double)rs.batches : 0.0);
-	fprintf(f, "rk_raft_batch_entries_max\t%llu\n", (unsigned long long)rs.batch_entries_max);
-	fprintf(f, "rk_log_last_index\t%llu\n", (unsigned long long)rs.last_index);
-	fprintf(f, "rk_log_batches\t%llu\n", (unsigned long long)rs.wal.batch_count);
+		rs->batches ? (double)rs->entries / (double)rs->batches : 0.0);
+	fprintf(f, "rk_raft_batch_entries_max\t%llu\n", (unsigned long long)rs->batch_entries_max);
+	fprintf(f, "rk_log_last_index\t%llu\n", (unsigned long long)rs->last_index);
+	fprintf(f, "rk_log_batches\t%llu\n", (unsigned long long)rs->wal.batch_count);
 	fprintf(f, "rk_log_batch_entries_avg\t%.2f\n",
-		rs.wal.batch_count ? (double)rs.wal.entry_count / (double)rs.wal.batch_count : 0.0);
-	fprintf(f, "rk_log_batch_entries_max\t%u\n", rs.wal.batch_entries_max_seen);
-	fprintf(f, "rk_log_batch_bytes_max\t%llu\n", (unsigned long long)rs.wal.batch_bytes_max_seen);
-	fprintf(f, "rk_log_fsync_p50_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p50_ns / 1000));
-	fprintf(f, "rk_log_fsync_p99_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p99_ns / 1000));
-	fprintf(f, "rk_log_fsync_max_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_max_ns / 1000));
-	fprintf(f, "rk_log_bytes\t%llu\n", (unsigned long long)rs.wal.log_bytes);
-	fprintf(f, "rk_log_segments\t%u\n", rs.wal.segment_count);
-	fprintf(f, "rk_log_segment_roll_stalls\t%llu\n", (unsigned long long)rs.wal.segment_roll_stall_count);
-	fprintf(f, "rk_log_segments_compacted\t%llu\n", (unsigned long long)rs.log_segments_compacted);
-	fprintf(f, "rk_snapshot_in_progress\t%d\n", rs.snap_in_progress ? 1 : 0);
-	fprintf(f, "rk_snapshot_count\t%llu\n", (unsigned long long)rs.snap_count);
-	fprintf(f, "rk_snapshot_failed_count\t%llu\n", (unsigned long long)rs.snap_failed_count);
-	fprintf(f, "rk_snapshot_last_index\t%llu\n", (unsigned long long)rs.snap_last_index);
-	fprintf(f, "rk_snapshot_last_bytes\t%llu\n", (unsigned long long)rs.snap_last_bytes);
-	fprintf(f, "rk_snapshot_last_nodes\t%llu\n", (unsigned long long)rs.snap_last_nodes);
-	fprintf(f, "rk_snapshot_last_duration_ms\t%llu\n", (unsigned long long)rs.snap_last_duration_ms);
-	fprintf(f, "rk_snapshot_last_pause_us\t%llu\n", (unsigned long long)rs.snap_last_pause_us);
-	fprintf(f, "rk_snapshot_last_lock_hold_max_us\t%llu\n", (unsigned long long)rs.snap_last_lock_hold_max_us);
-	fprintf(f, "rk_snapshot_last_copied_nodes\t%llu\n", (unsigned long long)rs.snap_last_copied_nodes);
+		rs->wal.batch_count ? (double)rs->wal.entry_count / (double)rs->wal.batch_count : 0.0);
+	fprintf(f, "rk_log_batch_entries_max\t%u\n", rs->wal.batch_entries_max_seen);
+	fprintf(f, "rk_log_batch_bytes_max\t%llu\n", (unsigned long long)rs->wal.batch_bytes_max_seen);
+	fprintf(f, "rk_log_fsync_p50_us\t%llu\n", (unsigned long long)(rs->wal.commit_latency_p50_ns / 1000));
+	fprintf(f, "rk_log_fsync_p99_us\t%llu\n", (unsigned long long)(rs->wal.commit_latency_p99_ns / 1000));
+	fprintf(f, "rk_log_fsync_max_us\t%llu\n", (unsigned long long)(rs->wal.commit_latency_max_ns / 1000));
+	fprintf(f, "rk_log_bytes\t%llu\n", (unsigned long long)rs->wal.log_bytes);
+	fprintf(f, "rk_log_segments\t%u\n", rs->wal.segment_count);
+	fprintf(f, "rk_log_segment_roll_stalls\t%llu\n", (unsigned long long)rs->wal.segment_roll_stall_count);
+	fprintf(f, "rk_log_segments_compacted\t%llu\n", (unsigned long long)rs->log_segments_compacted);
+	fprintf(f, "rk_snapshot_in_progress\t%d\n", rs->snap_in_progress ? 1 : 0);
+	fprintf(f, "rk_snapshot_count\t%llu\n", (unsigned long long)rs->snap_count);
+	fprintf(f, "rk_snapshot_failed_count\t%llu\n", (unsigned long long)rs->snap_failed_count);
+	fprintf(f, "rk_snapshot_last_index\t%llu\n", (unsigned long long)rs->snap_last_index);
+	fprintf(f, "rk_snapshot_last_bytes\t%llu\n", (unsigned long long)rs->snap_last_bytes);
+	fprintf(f, "rk_snapshot_last_nodes\t%llu\n", (unsigned long long)rs->snap_last_nodes);
+	fprintf(f, "rk_snapshot_last_duration_ms\t%llu\n", (unsigned long long)rs->snap_last_duration_ms);
+	fprintf(f, "rk_snapshot_last_pause_us\t%llu\n", (unsigned long long)rs->snap_last_pause_us);
+	fprintf(f, "rk_snapshot_last_lock_hold_max_us\t%llu\n", (unsigned long long)rs->snap_last_lock_hold_max_us);
+	fprintf(f, "rk_snapshot_last_copied_nodes\t%llu\n", (unsigned long long)rs->snap_last_copied_nodes);
 }
 
 static void write_envi(struct server *srv, FILE *f)
@@ -538,14 +485,18 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		fprintf(f, "Zookeeper version: ");
 		write_version(f);
 		fprintf(f, "\n");
-		write_srvr_stats(srv, f, count_connections(srv));
+		struct stats_snapshot st;
+		stats_gather(srv, &st);
+		write_srvr_stats(&st, f);
 	} else if (!strcmp(word, "stat")) {
 		fprintf(f, "Zookeeper version: ");
 		write_version(f);
 		fprintf(f, "\nClients:\n");
 		for_each_conn(srv, write_conn_line, f, false);
 		fprintf(f, "\n");
-		write_srvr_stats(srv, f, count_connections(srv));
+		struct stats_snapshot st;
+		stats_gather(srv, &st);
+		write_srvr_stats(&st, f);
 	} else if (!strcmp(word, "cons")) {
 		for_each_conn(srv, write_conn_line, f, true);
 		fprintf(f, "\n");
@@ -553,12 +504,7 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		for_each_conn(srv, reset_conn_stats, f, false);
 		fprintf(f, "Connection stats reset.\n");
 	} else if (!strcmp(word, "srst")) {
-		atomic_store(&srv->stats.latency_sum_us, 0);
-		atomic_store(&srv->stats.latency_count, 0);
-		atomic_store(&srv->stats.latency_max_us, 0);
-		atomic_store(&srv->stats.latency_min_us, UINT64_MAX);
-		atomic_store(&srv->stats.packets_received, 0);
-		atomic_store(&srv->stats.packets_sent, 0);
+		stats_reset(srv);
 		fprintf(f, "Server stats reset.\n");
 	} else if (!strcmp(word, "conf")) {
 		struct config_conf_sizes sizes = { dir_bytes(srv->cfg.data_dir), dir_bytes(srv->cfg.data_log_dir) };
@@ -566,12 +512,14 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 	} else if (!strcmp(word, "envi")) {
 		write_envi(srv, f);
 	} else if (!strcmp(word, "mntr")) {
-		write_mntr(srv, f);
+		struct stats_snapshot st;
+		stats_gather(srv, &st);
+		write_mntr(&st, f);
 	} else if (!strcmp(word, "wchs")) {
-		struct store_stats st;
-		store_stats(srv->store, &st);
-		fprintf(f, "%d connections watching %llu paths\nTotal watches:%llu\n", count_connections(srv),
-			(unsigned long long)st.watch_paths, (unsigned long long)st.watch_count);
+		struct stats_snapshot st;
+		stats_gather(srv, &st);
+		fprintf(f, "%d connections watching %llu paths\nTotal watches:%llu\n", st.connections,
+			(unsigned long long)st.store.watch_paths, (unsigned long long)st.store.watch_count);
 	} else if (!strcmp(word, "wchc")) {
 		struct dump_ctx d = { .srv = srv, .f = f };
 		store_watches_by_watcher(srv->store, wchc_one, &d);

@@ -1,12 +1,19 @@
 /*
  * server.c — process-wide helpers of the client side: the per-address
- * connection count (maxClientCnxns), latency statistics, session id allocation.
+ * connection count (maxClientCnxns), session id allocation, the listening sockets.
  */
 #include "net/server.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
 
 struct ip_count {
 	uint8_t addr[16];
@@ -65,23 +72,52 @@ void server_ip_release(struct server *srv, const uint8_t *addr, int addr_len)
 	pthread_mutex_unlock(&srv->ip_lock);
 }
 
-void server_latency_record(struct server *srv, uint64_t us)
-{
-	struct server_stats *s = &srv->stats;
-	atomic_fetch_add_explicit(&s->latency_sum_us, us, memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->latency_count, 1, memory_order_relaxed);
-	uint64_t max = atomic_load_explicit(&s->latency_max_us, memory_order_relaxed);
-	while (us > max && !atomic_compare_exchange_weak(&s->latency_max_us, &max, us))
-		;
-	uint64_t min = atomic_load_explicit(&s->latency_min_us, memory_order_relaxed);
-	while (us < min && !atomic_compare_exchange_weak(&s->latency_min_us, &min, us))
-		;
-}
-
 int64_t server_session_id_next(struct server *srv)
 {
 	int64_t id = atomic_fetch_add_explicit(&srv->next_session_id, 1, memory_order_relaxed);
 	if (id == INT64_MIN || id == 0) /* never 0x8000000000000000 (ZooKeeper), never 0 */
 		id = atomic_fetch_add_explicit(&srv->next_session_id, 1, memory_order_relaxed);
 	return id;
+}
+
+int server_listen_tcp(const char *host, uint16_t port, bool reuse_port, const char *what, int *fd_out)
+{
+	struct sockaddr_in6 sa6;
+	struct sockaddr_in sa4;
+	struct sockaddr *sa;
+	socklen_t sa_len;
+	int family;
+	memset(&sa4, 0, sizeof sa4);
+	memset(&sa6, 0, sizeof sa6);
+	if (inet_pton(AF_INET, host, &sa4.sin_addr) == 1) {
+		family = AF_INET;
+		sa4.sin_family = AF_INET;
+		sa4.sin_port = htons(port);
+		sa = (struct sockaddr *)&sa4;
+		sa_len = sizeof sa4;
+	} else if (inet_pton(AF_INET6, host, &sa6.sin6_addr) == 1) {
+		family = AF_INET6;
+		sa6.sin6_family = AF_INET6;
+		sa6.sin6_port = htons(port);
+		sa = (struct sockaddr *)&sa6;
+		sa_len = sizeof sa6;
+	} else {
+		log_error("%s address %s is not an IPv4 or IPv6 address", what, host);
+		return -EINVAL;
+	}
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (reuse_port)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+	if (bind(fd, sa, sa_len) < 0 || listen(fd, 1024) < 0) {
+		int err = errno;
+		log_error("%s: listen on %s:%u: %s", what, host, (unsigned)port, strerror(err));
+		close(fd);
+		return -err;
+	}
+	*fd_out = fd;
+	return 0;
 }

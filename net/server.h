@@ -28,17 +28,13 @@ struct raft_pipeline;
 
 #define RK_WORKERS_MAX 64
 
+/* Rare events, counted by any worker. The per-request counters are each worker's own
+ * (struct worker_stats, net/stats.h). */
 struct server_stats {
-	_Atomic uint64_t packets_received;
-	_Atomic uint64_t packets_sent;
-	_Atomic uint64_t latency_sum_us;
-	_Atomic uint64_t latency_count;
-	_Atomic uint64_t latency_max_us;
-	_Atomic uint64_t latency_min_us;
 	_Atomic uint64_t auth_failed;
 	_Atomic uint64_t connections_refused;
 	_Atomic uint64_t frames_rejected;
-	_Atomic uint64_t reads_served;
+	_Atomic uint64_t reset_gen; /* srst's generation (net/stats.h) */
 };
 
 struct server {
@@ -65,7 +61,9 @@ struct server {
 /* maxClientCnxns: takes one slot for addr (IPv4/IPv6 bytes), or returns false. */
 bool server_ip_acquire(struct server *srv, const uint8_t *addr, int addr_len);
 void server_ip_release(struct server *srv, const uint8_t *addr, int addr_len);
-void server_latency_record(struct server *srv, uint64_t us);
 int64_t server_session_id_next(struct server *srv);
+/* A TCP listener on host (IPv4 or IPv6 literal):port; `what` names it in the log.
+ * 0 or -errno (logged). */
+int server_listen_tcp(const char *host, uint16_t port, bool reuse_port, const char *what, int *fd_out);
 
 #endif

@@ -48,11 +48,15 @@
  *      recv), and a lingering conn is shut down for reading at its deadline, which the
  *      loop notices within one wait timeout (500 ms).
  *
+ * /metrics (net/http.c): worker 0 may also own the metrics listener; its completions
+ * (UD_HTTP) go to the HTTP server, which is ticked once per turn for its deadlines.
+ *
  * Wake-ups: the raft thread pushes to this worker's port of the hub (core/hub.h) and,
  * only if this worker announced sleep, sends IORING_OP_MSG_RING to this ring. No
  * eventfd, no lock.
  *
- * user_data = kind << 56 | low 48 bits of the conn id.
+ * user_data = kind << 56 | low 48 bits of the conn id (net/worker_impl.h).
+ * Creation, ring setup, pinning and destruction: net/worker_life.c.
  */
 #include "net/worker.h"
 
@@ -61,12 +65,9 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sched.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -75,32 +76,14 @@
 #include "core/msg.h"
 #include "net/conn.h"
 #include "net/fourlw.h"
+#include "net/http.h"
 #include "net/server.h"
+#include "net/worker_impl.h"
 #include "store/store.h"
 
-enum ud_kind {
-	UD_ACCEPT = 1,
-	UD_RECV = 2,
-	UD_SEND = 3,
-	UD_WAKE = 4,
-	UD_CANCEL = 5,
-};
-
-#define UD_ID_MASK ((1ULL << 48) - 1)
 #define CONN_PAUSE_IN_BYTES (64u << 10)
 /* How long a gracefully closed conn waits for the peer's FIN before close(2). */
 #define WORKER_LINGER_MS 2000
-
-struct conn_reap {
-	struct conn *c;
-	int64_t linger_deadline_us; /* while c->lingering; monotonic (rk_now_us) */
-	struct conn_reap *next;
-};
-
-static inline uint64_t ud_make(enum ud_kind kind, uint64_t id)
-{
-	return ((uint64_t)kind << 56) | (id & UD_ID_MASK);
-}
 
 struct io_uring_sqe *worker_get_sqe(struct worker *w)
 {
@@ -453,6 +436,7 @@ static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 		worker_linger_on_recv(w, c, cqe->res);
 	} else if (c && !c->shut) {
 		if (cqe->res > 0 && has_buf) {
+			stats_add(&w->stats.bytes_received, (uint64_t)cqe->res);
 			worker_conn_input(w, c, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, (size_t)cqe->res);
 			if (!c->shut && c->in.len > CONN_PAUSE_IN_BYTES &&
 			    (c->state == CONN_HANDSHAKE || c->in_stalled || conn_is_stalled(w, c)))
@@ -607,104 +591,7 @@ static void worker_run_lists(struct worker *w)
 		c = next;
 	}
 }
-
-static int worker_setup_ring(struct worker *w)
-{
-	struct io_uring_params p;
-	memset(&p, 0, sizeof p);
-	p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-	int rc = io_uring_queue_init_params(WORKER_RING_ENTRIES, &w->ring, &p);
-	if (rc == -EINVAL) {
-		log_warn("io_uring: SINGLE_ISSUER|DEFER_TASKRUN unsupported, using plain rings");
-		memset(&p, 0, sizeof p);
-		rc = io_uring_queue_init_params(WORKER_RING_ENTRIES, &w->ring, &p);
-	}
-	if (rc < 0) {
-		log_error("io_uring_queue_init: %s%s", strerror(-rc),
-			  rc == -EPERM || rc == -ENOSYS ? " (io_uring is disabled or unavailable on this kernel: "
-							  "check /proc/sys/kernel/io_uring_disabled and seccomp)"
-							: "");
-		return rc;
-	}
-	w->ring_fd = w->ring.ring_fd;
-	size_t ring_bytes = WORKER_RECV_BUF_COUNT * sizeof(struct io_uring_buf);
-	void *mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	if (mem == MAP_FAILED)
-		return -errno;
-	w->buf_ring = mem;
-	struct io_uring_buf_reg reg;
-	memset(&reg, 0, sizeof reg);
-	reg.ring_addr = (unsigned long)mem;
-	reg.ring_entries = WORKER_RECV_BUF_COUNT;
-	reg.bgid = (__u16)w->buf_group;
-	rc = io_uring_register_buf_ring(&w->ring, &reg, 0);
-	if (rc < 0) {
-		log_error("io_uring_register_buf_ring: %s (kernel too old for provided buffer rings?)",
-			  strerror(-rc));
-		return rc;
-	}
-	io_uring_buf_ring_init(w->buf_ring);
-	w->buf_base = aligned_alloc(4096, (size_t)WORKER_RECV_BUF_COUNT * WORKER_RECV_BUF_BYTES);
-	if (!w->buf_base)
-		return -ENOMEM;
-	for (unsigned i = 0; i < WORKER_RECV_BUF_COUNT; i++)
-		io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)i * WORKER_RECV_BUF_BYTES,
-				      WORKER_RECV_BUF_BYTES, (unsigned short)i,
-				      io_uring_buf_ring_mask(WORKER_RECV_BUF_COUNT), (int)i);
-	io_uring_buf_ring_advance(w->buf_ring, WORKER_RECV_BUF_COUNT);
-	hub_attach_worker(w->srv->hub, w->index, w->ring_fd, ud_make(UD_WAKE, 0));
-	return 0;
-}
-
-static int worker_listen(struct worker *w)
-{
-	const struct rk_config *cfg = &w->srv->cfg;
-	struct sockaddr_in6 sa6;
-	struct sockaddr_in sa4;
-	struct sockaddr *sa;
-	socklen_t sa_len;
-	int family;
-	memset(&sa4, 0, sizeof sa4);
-	memset(&sa6, 0, sizeof sa6);
-	if (inet_pton(AF_INET, cfg->client_port_address, &sa4.sin_addr) == 1) {
-		family = AF_INET;
-		sa4.sin_family = AF_INET;
-		sa4.sin_port = htons((uint16_t)cfg->client_port);
-		sa = (struct sockaddr *)&sa4;
-		sa_len = sizeof sa4;
-	} else if (inet_pton(AF_INET6, cfg->client_port_address, &sa6.sin6_addr) == 1) {
-		family = AF_INET6;
-		sa6.sin6_family = AF_INET6;
-		sa6.sin6_port = htons((uint16_t)cfg->client_port);
-		sa = (struct sockaddr *)&sa6;
-		sa_len = sizeof sa6;
-	} else {
-		log_error("clientPortAddress %s is not an IPv4 or IPv6 address", cfg->client_port_address);
-		return -EINVAL;
-	}
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	if (bind(fd, sa, sa_len) < 0 || listen(fd, 1024) < 0) {
-		int err = errno;
-		log_error("listen on %s:%d: %s", cfg->client_port_address, cfg->client_port, strerror(err));
-		close(fd);
-		return -err;
-	}
-	w->listen_fd = fd;
-	return 0;
-}
-
-struct worker_boot {
-	struct worker *w;
-	sem_t done;
-	int rc;
-};
-
-static void *worker_main(void *arg)
+void *worker_main(void *arg)
 {
 	struct worker_boot *boot = arg;
 	struct worker *w = boot->w;
@@ -716,6 +603,8 @@ static void *worker_main(void *arg)
 	if (w->ring_fd <= 0)
 		return NULL;
 	w->now_ms = rk_now_ms();
+	if (w->http)
+		http_server_start(w->http);
 	_Atomic int *sleeping = &w->srv->hub->ports[w->index].sleeping;
 	while (!atomic_load_explicit(&w->srv->hub->stopping, memory_order_relaxed)) {
 		worker_drain_inbound(w);
@@ -724,6 +613,8 @@ static void *worker_main(void *arg)
 		worker_reap_closed(w);
 		if (!w->accept_armed)
 			worker_arm_accept(w);
+		if (w->http)
+			http_tick(w->http, rk_now_us()); /* /metrics: deadlines, freeing */
 
 		atomic_store_explicit(sleeping, 1, memory_order_seq_cst);
 		bool busy = hub_peek_from_raft(w->srv->hub, w->index) || w->ready_list || w->send_list;
@@ -751,6 +642,9 @@ static void *worker_main(void *arg)
 			case UD_SEND:
 				worker_on_send(w, cqe);
 				break;
+			case UD_HTTP:
+				http_on_cqe(w->http, cqe);
+				break;
 			case UD_WAKE:
 			case UD_CANCEL:
 				break;
@@ -759,111 +653,4 @@ static void *worker_main(void *arg)
 		io_uring_cq_advance(&w->ring, count);
 	}
 	return NULL;
-}
-
-int worker_create(struct server *srv, int index, struct worker **out)
-{
-	struct worker *w = calloc(1, sizeof *w);
-	if (!w)
-		return -ENOMEM;
-	w->index = index;
-	w->srv = srv;
-	w->buf_group = 1;
-	w->listen_fd = -1;
-	pthread_mutex_init(&w->registry_lock, NULL);
-	jute_writer_init(&w->scratch, (size_t)srv->cfg.packet_bytes_max * 2 + 65536);
-	w->conns = calloc(WORKER_CONNS_MAX, sizeof *w->conns);
-	w->conn_gen = calloc(WORKER_CONNS_MAX, sizeof *w->conn_gen);
-	w->free_slots = calloc(WORKER_CONNS_MAX, sizeof *w->free_slots);
-	if (!w->conns || !w->conn_gen || !w->free_slots) {
-		worker_destroy(w);
-		return -ENOMEM;
-	}
-	for (uint32_t i = 0; i < WORKER_CONNS_MAX; i++)
-		w->free_slots[i] = WORKER_CONNS_MAX - 1 - i;
-	w->free_count = WORKER_CONNS_MAX;
-	int rc = worker_listen(w);
-	if (rc < 0) {
-		worker_destroy(w);
-		return rc;
-	}
-	*out = w;
-	return 0;
-}
-
-int worker_start(struct worker *w)
-{
-	struct worker_boot boot = { .w = w, .rc = 0 };
-	sem_init(&boot.done, 0, 0);
-	int rc = pthread_create(&w->thread, NULL, worker_main, &boot);
-	if (rc)
-		return -rc;
-	sem_wait(&boot.done);
-	sem_destroy(&boot.done);
-	if (boot.rc < 0) {
-		pthread_join(w->thread, NULL);
-		w->thread = 0;
-		return boot.rc;
-	}
-	/* Worker i goes to the i-th CPU this process may use (taskset, a container's
-	 * cpuset), round robin when there are more workers than CPUs. */
-	cpu_set_t allowed, set;
-	int cpu = -1;
-	if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) {
-		int k = w->index % CPU_COUNT(&allowed);
-		for (int c = 0; c < CPU_SETSIZE && cpu < 0; c++)
-			if (CPU_ISSET(c, &allowed) && k-- == 0)
-				cpu = c;
-	}
-	if (cpu < 0) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		cpu = w->index % (int)(cpus > 0 ? cpus : 1);
-	}
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (pthread_setaffinity_np(w->thread, sizeof set, &set))
-		log_warn("worker %d: could not pin to CPU %d", w->index, cpu);
-	return 0;
-}
-
-void worker_join(struct worker *w)
-{
-	if (w->thread) {
-		/* a sleeping worker wakes within its wait timeout */
-		pthread_join(w->thread, NULL);
-		w->thread = 0;
-	}
-}
-
-void worker_destroy(struct worker *w)
-{
-	if (!w)
-		return;
-	if (w->conns) {
-		for (uint32_t i = 0; i < WORKER_CONNS_MAX; i++) {
-			struct conn *c = w->conns[i];
-			if (c) {
-				close(c->fd);
-				conn_free(w, c);
-			}
-		}
-	}
-	while (w->reap_list) {
-		struct conn_reap *r = w->reap_list;
-		w->reap_list = r->next;
-		free(r);
-	}
-	if (w->ring_fd > 0)
-		io_uring_queue_exit(&w->ring);
-	if (w->buf_ring)
-		munmap(w->buf_ring, WORKER_RECV_BUF_COUNT * sizeof(struct io_uring_buf));
-	free(w->buf_base);
-	if (w->listen_fd >= 0)
-		close(w->listen_fd);
-	free(w->conns);
-	free(w->conn_gen);
-	free(w->free_slots);
-	jute_writer_free(&w->scratch);
-	pthread_mutex_destroy(&w->registry_lock);
-	free(w);
 }

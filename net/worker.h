@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "core/jute.h"
+#include "net/http.h"
+#include "net/stats.h"
 
 struct server;
 struct conn;
@@ -52,12 +54,18 @@ struct worker {
 	/* 4lw enumeration of this worker's conns from other threads */
 	pthread_mutex_t registry_lock;
 	_Atomic uint64_t sqe_full_count;
+	struct http_server *http; /* /metrics, on worker 0 when it is served (net/http.h) */
+	/* this worker's request counters and latency histograms (net/stats.h) */
+	_Alignas(64) struct worker_stats stats;
 };
 
 int worker_create(struct server *srv, int index, struct worker **out);
 int worker_start(struct worker *w);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
+/* Before worker_start: this worker also serves HTTP on listen_fd (taken over) with
+ * `render` as the body of GET /metrics. 0 or -errno. */
+int worker_serve_http(struct worker *w, int listen_fd, http_render_fn render, void *render_ctx);
 
 /* Used by net/conn.c on the worker thread. */
 struct io_uring_sqe *worker_get_sqe(struct worker *w);

@@ -396,6 +396,7 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	if (rd->leader != p->stats.leader_id || rd->term != p->stats.term ||
 	    (rd->role == RAFT_LEADER) != p->stats.leading) {
 		pthread_mutex_lock(&p->stats_lock);
+		pipe_metrics_on_leader(p, rd->leader, rd->role == RAFT_LEADER);
 		p->stats.leader_id = rd->leader;
 		p->stats.term = rd->term;
 		p->stats.leading = rd->role == RAFT_LEADER;

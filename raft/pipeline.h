@@ -17,6 +17,16 @@ struct rk_config;
 struct store;
 struct raft_pipeline;
 
+#define RAFT_STATS_PEERS_MAX 16 /* = RAFT_VOTERS_MAX (raft/core.h) */
+
+/* A follower as the leader sees it (raft_stats.peers). */
+struct raft_peer_stats {
+	uint32_t id;
+	bool connected;        /* both transport links up */
+	uint64_t match_index;  /* the last entry known to be in its log */
+	uint64_t lag_entries;  /* the leader's last index - match_index */
+};
+
 struct raft_stats {
 	uint64_t batches;
 	uint64_t entries;
@@ -34,6 +44,11 @@ struct raft_stats {
 	uint64_t applied_index;
 	int followers;        /* leader: the other voters */
 	int synced_followers; /* leader: those being replicated to (not probing, not lost) */
+	int learners;         /* leader: followers connected (ZooKeeper's learners) */
+	uint64_t looking_count; /* clusters: times this server found itself with no leader */
+	int64_t leading_since_us; /* monotonic (rk_now_us) start of this leadership; 0: not leading */
+	int peer_count;       /* leader: the followers in peers[] */
+	struct raft_peer_stats peers[RAFT_STATS_PEERS_MAX];
 	struct wal_stats wal;
 	/* snapshots (pipeline_snapshot.c) */
 	bool snap_in_progress;
@@ -51,6 +66,18 @@ struct raft_stats {
 	uint64_t log_segments_compacted; /* segment files deleted by log compaction */
 };
 
+/* Histograms the raft thread records and any thread may read at any time (core/hist.h);
+ * valid while the pipeline exists. For /metrics. */
+struct raft_hists {
+	const struct rk_hist *log_sync_us;       /* a log batch made durable (write + fdatasync) */
+	const struct rk_hist *log_batch_entries; /* group commit: entries per batch */
+	const struct rk_hist *log_batch_bytes;
+	const struct rk_hist *election_ms;       /* clusters: no leader known -> a leader known */
+	const struct rk_hist *db_init_ms;        /* start-up: recovery (hard state, log, core) */
+	const struct rk_hist *startup_txns;      /* start-up: log entries replayed */
+	const struct rk_hist *startup_txns_load_ms; /* start-up: reading and replaying the log */
+};
+
 /* cfg, store and hub outlive the pipeline; the thread stops when hub->stopping is set. */
 int raft_pipeline_create(const struct rk_config *cfg, struct store *store, struct hub *hub,
 			 struct raft_pipeline **out);
@@ -64,5 +91,6 @@ void raft_pipeline_stats(struct raft_pipeline *p, struct raft_stats *out);
  * snapshots are off (the pipeline has no worker).
  */
 int64_t raft_pipeline_request_snapshot(struct raft_pipeline *p);
+void raft_pipeline_hists(struct raft_pipeline *p, struct raft_hists *out);
 
 #endif

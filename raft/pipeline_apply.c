@@ -139,6 +139,7 @@ void pipe_route_reply(struct raft_pipeline *p, const struct pipe_local *l, int32
 	r->zxid = zxid;
 	r->session_id = l->session_id;
 	r->start_us = l->start_us;
+	r->opcode = l->opcode;
 	r->kind = l->opcode == ZK_OP_CREATE_SESSION ? RK_MSG_SESSION_CREATED : RK_MSG_REPLY;
 	r->flags = l->opcode == ZK_OP_CLOSE_SESSION || close_after ? RK_MSG_CLOSE_AFTER : 0;
 	pipe_send(p, rk_conn_id_worker(l->conn_id), r);

@@ -16,9 +16,11 @@
  *                       core from what is durable
  *   pipeline_snapshot.c snapshots every snapCount entries and on csnp, written by
  *                       the snapshot worker; log compaction after each
+ *   pipeline_metrics.c  elections, leadership, followers and recovery for /metrics
  *
  * Everything here is owned by the raft thread (after raft_pipeline_create), except
- * `stats` (under stats_lock) and `writes_committed` (atomic), read by 4lw.
+ * `stats` (under stats_lock) and `writes_committed` (atomic), read by 4lw, and the
+ * histograms (`metrics`, the log's), read by /metrics without a lock (core/hist.h).
  */
 #ifndef RK_PIPELINE_IMPL_H
 #define RK_PIPELINE_IMPL_H
@@ -29,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/hist.h"
 #include "core/jute.h"
 #include "core/msg.h"
 #include "raft/core.h"
@@ -125,6 +128,16 @@ struct pipe_snap {
 	atomic_bool requested;      /* csnp */
 };
 
+/* The raft thread's own histograms and the state behind them (pipeline_metrics.c).
+ * Written by the raft thread (by main during recovery, before the thread starts). */
+struct pipe_metrics {
+	struct rk_hist election_ms;
+	struct rk_hist db_init_ms;
+	struct rk_hist startup_txns;
+	struct rk_hist startup_txns_load_ms;
+	int64_t leaderless_since_us; /* monotonic; 0: a leader is known */
+};
+
 struct raft_pipeline {
 	const struct rk_config *cfg;
 	struct store *store;
@@ -192,6 +205,7 @@ struct raft_pipeline {
 	_Atomic uint64_t writes_committed; /* entries applied (mntr's rk_writes_committed) */
 	struct wal *wal;
 	struct pipe_snap snap;
+	struct pipe_metrics metrics;
 	char warn_last[512]; /* pipe_store_warn's rate limit */
 	int64_t warn_last_ms;
 	uint64_t warn_repeats;
@@ -260,6 +274,15 @@ void pipe_peers_stop(struct raft_pipeline *p);
 bool pipe_peers_on_cqe(struct raft_pipeline *p, const struct io_uring_cqe *cqe);
 void pipe_peers_tick(struct raft_pipeline *p);
 void pipe_peers_flush(struct raft_pipeline *p);
+
+/* pipeline_metrics.c: for /metrics, on the raft thread */
+/* Before p->stats takes the ready record's leader and role (stats_lock held): counts
+ * the times without a leader, times the elections, notes when leading began. */
+void pipe_metrics_on_leader(struct raft_pipeline *p, uint64_t leader, bool leading);
+/* The followers as the leader sees them, into p->stats (stats_lock held). */
+void pipe_metrics_peers(struct raft_pipeline *p, const struct raft_status *st);
+/* Recovery took total_ms, of which log_ms reading and replaying `entries` entries. */
+void pipe_metrics_recovered(struct raft_pipeline *p, int64_t total_ms, int64_t log_ms, uint64_t entries);
 
 /* pipeline_recover.c */
 /* Loads the newest snapshot, opens the log, replays what follows the snapshot into

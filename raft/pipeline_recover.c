@@ -435,8 +435,10 @@ int pipe_recover(struct raft_pipeline *p)
 	if (!err && p->voter_count > 1)
 		rc.apply_upto = hs.commit;
 	p->commit_saved = hs.commit;
+	int64_t log_t0 = rk_now_ms();
 	if (!err)
 		err = pipe_open_log(p, &rc);
+	int64_t log_ms = rk_now_ms() - log_t0;
 	if (!err)
 		err = pipe_check_log_follows(p, snap_index);
 	if (!err)
@@ -465,6 +467,7 @@ int pipe_recover(struct raft_pipeline *p)
 		 (unsigned long long)hs.term, rc.sessions_count, (long long)(now - t0), (long long)(t1 - t0),
 		 (long long)(now - t1), wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
 		 pipe_sync_mode_name(wal_sync_mode_get(p->wal)));
+	pipe_metrics_recovered(p, now - t0, log_ms, rc.count);
 	replay_ctx_free(&rc);
 	return 0;
 }

@@ -240,6 +240,7 @@ struct wal {
 	uint64_t latency_ns[WAL_LATENCY_SAMPLE_COUNT];
 	uint32_t latency_pos;
 	uint32_t latency_count;
+	struct wal_hists hists;
 };
 
 /*
@@ -911,6 +912,8 @@ int wal_submit(struct wal *w, struct io_uring *ring, uint64_t user_data)
 	}
 
 accounted:
+	rk_hist_record(&w->hists.batch_entries, b->entry_count);
+	rk_hist_record(&w->hists.batch_bytes, b->used - b->prefix_size);
 	w->stats.batch_count++;
 	w->stats.write_bytes += b->write_size;
 	w->stats.pad_bytes += b->write_size - b->used;
@@ -955,6 +958,13 @@ static void wal_latency_record(struct wal *w, uint64_t ns)
 		w->latency_count++;
 	if (ns > w->stats.commit_latency_max_ns)
 		w->stats.commit_latency_max_ns = ns;
+	if (w->cfg.sync_mode != WAL_SYNC_NONE)
+		rk_hist_record(&w->hists.sync_us, ns / 1000);
+}
+
+const struct wal_hists *wal_hists(const struct wal *w)
+{
+	return &w->hists;
 }
 
 int wal_complete(struct wal *w, const struct io_uring_cqe *cqe, uint64_t *durable_index)

@@ -48,6 +48,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/hist.h"
+
 struct io_uring;
 struct io_uring_cqe;
 struct wal;
@@ -243,6 +245,18 @@ struct wal_stats {
 };
 
 void wal_stats_get(const struct wal *w, struct wal_stats *out);
+
+/* Histograms the log's thread records and any thread may read at any time (core/hist.h:
+ * single writer, no lock); for /metrics. */
+struct wal_hists {
+	struct rk_hist sync_us;       /* a batch from submit to durable (its writes and
+				       * fdatasync), us; not recorded without a sync (forceSync=no) */
+	struct rk_hist batch_entries; /* records per batch (group commit) */
+	struct rk_hist batch_bytes;   /* record bytes per batch */
+};
+
+/* Valid from wal_open to wal_close. */
+const struct wal_hists *wal_hists(const struct wal *w);
 
 /*
  * Record format, exposed for tests and tools. Little-endian, records packed back to

@@ -12,6 +12,8 @@ is started through `ip netns exec`.
 `Member` is one server of a cluster seen as the suite's single `server` fixture sees a
 standalone server (conftest.py): its port and four-letter words are the node's, and
 alive()/start()/stop() are the whole cluster's.
+With metrics=True each server also serves ZooKeeper's Prometheus provider on a metrics
+port of its own (node.metrics_port).
 """
 import os
 import signal
@@ -67,6 +69,7 @@ class Node:
         self.client_port = free_port()
         self.peer_port = free_port()
         self.election_port = free_port()
+        self.metrics_port = free_port()
         self.log_path = os.path.join(self.dir, "server.log")
         self.proc = None
         self.paused = False
@@ -108,6 +111,11 @@ class Node:
         for n in cl.nodes:
             lines.append("server.%d=%s:%d:%d;%s:%d" % (n.sid, n.host, n.peer_port,
                                                       n.election_port, n.host, n.client_port))
+        if cl.metrics:
+            lines += ["metricsProvider.className=org.apache.zookeeper.metrics.prometheus."
+                      "PrometheusMetricsProvider",
+                      "metricsProvider.httpHost=%s" % self.host,
+                      "metricsProvider.httpPort=%d" % self.metrics_port]
         lines += cl.cfg_lines
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -237,7 +245,7 @@ class Cluster:
 
     def __init__(self, workdir, size=3, force_sync=False, impl="ringkeeper", kind=None,
                  whitelist="*", rk_args=(), jvm_args=(), cfg_lines=(), addresses=None,
-                 netns=None, extra_cfg=""):
+                 netns=None, extra_cfg="", metrics=False):
         self.workdir = workdir
         self.impl = impl
         self.kind = kind or "%s%d" % (impl, size)
@@ -245,6 +253,7 @@ class Cluster:
         self.whitelist = whitelist
         self.rk_args, self.jvm_args, self.cfg_lines = list(rk_args), list(jvm_args), list(cfg_lines)
         self.cfg_lines += [ln for ln in extra_cfg.splitlines() if ln.strip()]
+        self.metrics = metrics
         self.nodes = []
         for i, sid in enumerate(range(1, size + 1)):
             self.nodes.append(Node(self, sid, host=addresses[i] if addresses else "127.0.0.1",

@@ -314,20 +314,28 @@ def session(port, host="127.0.0.1", **kw):
     return c
 
 
-def four_letter(port, word, timeout=5.0, host="127.0.0.1"):
+def exchange(port, data, timeout=5.0, host="127.0.0.1"):
+    """Sends data on a fresh connection and reads until the server closes it; returns
+    (the bytes read, whether the server closed before `timeout`). A recv that waits
+    longer than `timeout` raises socket.timeout."""
     s = socket.create_connection((host, port), timeout=timeout)
     try:
-        s.sendall(word.encode() if isinstance(word, str) else word)
+        s.sendall(data)
         out = bytearray()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 chunk = s.recv(65536)
             except ConnectionResetError:
-                break
+                return bytes(out), True
             if not chunk:
-                break
+                return bytes(out), True
             out += chunk
-        return out.decode("utf-8", "replace")
+        return bytes(out), False
     finally:
         s.close()
+
+
+def four_letter(port, word, timeout=5.0, host="127.0.0.1"):
+    out, _ = exchange(port, word.encode() if isinstance(word, str) else word, timeout, host)
+    return out.decode("utf-8", "replace")

@@ -122,7 +122,11 @@ Test(config, defaults)
 	cr_assert(cfg.force_sync);
 	cr_assert_eq(cfg.log_prealloc_kb, 65536);
 	cr_assert_eq(cfg.worker_count, 0);
-	cr_assert_eq(cfg.metrics_port, 7000);
+	cr_assert_eq(cfg.metrics_port, 0);
+	cr_assert_eq(cfg.metrics_provider, CONFIG_METRICS_DEFAULT);
+	cr_assert_str_eq(cfg.metrics_http_host, "0.0.0.0");
+	cr_assert_eq(cfg.metrics_http_port, 7000);
+	cr_assert(cfg.metrics_export_process);
 	cr_assert_eq(cfg.log_level, CONFIG_LOG_INFO);
 	cr_assert_not(cfg.extended_types_enabled);
 	cr_assert_eq(cfg.container_check_interval_ms, 60000);
@@ -488,12 +492,69 @@ Test(config, metrics_port_same_as_client_port)
 	cr_assert_eq(config_finalize(&cfg, err, sizeof err), -EINVAL);
 	expect_err("config: %s:1: metricsPort: 2181 is also the clientPort", zoo_cfg);
 
+	/* /metrics is off by default: port 7000 is free for clients */
 	cr_assert_eq(load(&cfg, "clientPort=7000\n"), 0);
-	cr_assert_eq(config_finalize(&cfg, err, sizeof err), -EINVAL);
-	expect_err("config: %s:1: clientPort: 7000 is also the metricsPort", zoo_cfg);
-
-	cr_assert_eq(load(&cfg, "clientPort=7000\nmetricsPort=0\n"), 0);
 	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.metrics_port, 0);
+
+	/* ZooKeeper's Prometheus provider takes 7000 unless told otherwise */
+	cr_assert_eq(load(&cfg, "clientPort=7000\nmetricsProvider.className="
+			       "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n"), 0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), -EINVAL);
+	expect_err("config: %s:1: clientPort: 7000 is also the metricsProvider.httpPort", zoo_cfg);
+
+	cr_assert_eq(load(&cfg, "metricsProvider.className="
+			       "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n"
+			       "metricsProvider.httpPort=2181\n"), 0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), -EINVAL);
+	expect_err("config: %s:2: metricsProvider.httpPort: 2181 is also the clientPort", zoo_cfg);
+}
+
+Test(config, metrics_provider_turns_metrics_on)
+{
+	struct rk_config cfg;
+	/* An operator's zoo.cfg, unchanged: the provider with its port and address. */
+	cr_assert_eq(load(&cfg, "metricsProvider.className="
+			       "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n"
+			       "metricsProvider.httpPort=7001\n"
+			       "metricsProvider.httpHost=127.0.0.1\n"
+			       "metricsProvider.exportJvmInfo=false\n"
+			       "metricsProvider.numWorkerThreads=2\n"), 0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.metrics_provider, CONFIG_METRICS_PROMETHEUS);
+	cr_assert_eq(cfg.metrics_port, 7001);
+	cr_assert_str_eq(cfg.metrics_http_host, "127.0.0.1");
+	cr_assert_not(cfg.metrics_export_process);
+	cr_assert_eq(cfg.warning_count, 1); /* numWorkerThreads: accepted, not used */
+
+	/* The provider's default port */
+	cr_assert_eq(load(&cfg, "metricsProvider.className="
+			       "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n"), 0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.metrics_port, 7000);
+
+	/* RingKeeper's own key turns it on without the provider, and wins over httpPort */
+	cr_assert_eq(load(&cfg, "metricsPort=9100\n"), 0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.metrics_port, 9100);
+	cr_assert_eq(load(&cfg, "metricsProvider.className="
+			       "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n"
+			       "metricsProvider.httpPort=7001\nmetricsPort=9100\n"), 0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.metrics_port, 9100);
+
+	/* ZooKeeper's other providers serve no HTTP, as in ZooKeeper */
+	cr_assert_eq(load(&cfg, "metricsProvider.className=org.apache.zookeeper.metrics.impl.NullMetricsProvider\n"),
+		     0, "%s", err);
+	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.metrics_port, 0);
+
+	/* A class we cannot load stops the server, as ZooKeeper's ClassNotFoundException does */
+	expect_line_error("metricsProvider.className=com.example.MyProvider",
+			  "metricsProvider.className: expected org.apache.zookeeper.metrics.impl.DefaultMetricsProvider, "
+			  "org.apache.zookeeper.metrics.impl.NullMetricsProvider or "
+			  "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider, got 'com.example.MyProvider'");
+	expect_line_error("metricsProvider.httpPort=0", "metricsProvider.httpPort: must be between 1 and 65535, got 0");
 }
 
 Test(config, autopurge_retain_below_three_is_raised)
@@ -609,7 +670,7 @@ Test(config, unused_zookeeper_keys_warn)
 	struct rk_config cfg;
 	cr_assert_eq(load(&cfg, "admin.serverPort=8080\n"
 			       "admin.enableServer=false\n"
-			       "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n"
+			       "metricsProvider.numWorkerThreads=1\n"
 			       "audit.enable=true\n"
 			       "standaloneEnabled=false\n"
 			       "reconfigEnabled=true\n"
@@ -953,9 +1014,13 @@ Test(config, conf_standalone)
 		"znode.container.checkIntervalMs=60000\n"
 		"superDigest=(set)\n"
 		"enforceQuota=false\n"
+		"metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider\n"
+		"metricsProvider.httpHost=0.0.0.0\n"
+		"metricsProvider.httpPort=7000\n"
+		"metricsProvider.exportJvmInfo=true\n"
 		"maxOutstandingPerConnection=1000\n"
 		"threads=4\n"
-		"metricsPort=7000\n"
+		"metricsPort=0\n"
 		"logLevel=info\n"
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
@@ -980,7 +1045,7 @@ Test(config, conf_quorum)
 	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), 0, "%s", err);
 
 	char *text = conf_text(&cfg, NULL);
-	char want[2048];
+	char want[4096];
 	snprintf(want, sizeof want,
 		"clientPort=2181\n"
 		"secureClientPort=-1\n"
@@ -1016,9 +1081,13 @@ Test(config, conf_quorum)
 		"znode.container.checkIntervalMs=60000\n"
 		"superDigest=\n"
 		"enforceQuota=false\n"
+		"metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider\n"
+		"metricsProvider.httpHost=0.0.0.0\n"
+		"metricsProvider.httpPort=7000\n"
+		"metricsProvider.exportJvmInfo=true\n"
 		"maxOutstandingPerConnection=1000\n"
 		"threads=1\n"
-		"metricsPort=7000\n"
+		"metricsPort=0\n"
 		"logLevel=info\n"
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
