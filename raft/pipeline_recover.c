@@ -258,6 +258,7 @@ static int pipe_open_log(struct raft_pipeline *p, struct replay_ctx *rc)
 	char why[512] = "";
 	struct wal_config wc;
 	pipe_wal_config(cfg, &wc, why, sizeof why);
+	wc.skip_upto = rc->skip_upto; /* whole segments the snapshot holds are not read */
 	p->entry_bytes_max = wc.batch_bytes_max - WAL_RECORD_HEADER_SIZE;
 	if (!cfg->force_sync)
 		log_warn("forceSync=no: acknowledged writes can be LOST on a crash or power loss (tests only)");

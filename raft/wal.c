@@ -1465,6 +1465,40 @@ out:
 	return rc;
 }
 
+/* The first record of segment i (read from its first block): false when it has none
+ * there (empty, damaged, or a first record larger than a block). */
+static bool wal_segment_first(struct wal *w, uint32_t i, struct wal_record_view *v)
+{
+	char name[64];
+	uint8_t block[WAL_BLOCK_SIZE];
+	wal_segment_name(name, sizeof(name), w->segs[i]->seq, false);
+	int fd = openat(w->dir_fd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = pread(fd, block, sizeof(block), 0);
+	close(fd);
+	return n > 0 && wal_record_decode(block, (size_t)n, v) > 0;
+}
+
+/*
+ * cfg.skip_upto: segment i holds only records <= skip_upto when the next segment's
+ * first record (which also shows that segment i's records run on to it) is <=
+ * skip_upto + 1. Such a segment is not read: its records are not replayed, its
+ * bounds come from the first records of it and of the next, and its byte count is
+ * taken as 0. Never the last segment; never once damage was seen.
+ */
+static bool wal_segment_skippable(struct wal *w, uint32_t i, const struct wal_scan *sc,
+				  struct wal_record_view *first, struct wal_record_view *next)
+{
+	if (w->cfg.skip_upto == 0 || i + 1 >= w->seg_count || sc->damaged)
+		return false;
+	if (!wal_segment_first(w, i, first) || !wal_segment_first(w, i + 1, next))
+		return false;
+	if ((sc->expected_index && first->index != sc->expected_index) || first->term < sc->last_term)
+		return false;
+	return next->index > first->index && next->index <= w->cfg.skip_upto + 1 && next->term >= first->term;
+}
+
 static int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
 {
 	int rc = wal_list_segments(w);
@@ -1477,6 +1511,16 @@ static int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
 	uint64_t buf_size = 0;
 	for (uint32_t i = 0; i < w->seg_count && rc == 0; i++) {
 		struct wal_segment *s = w->segs[i];
+		struct wal_record_view first, next;
+		if (wal_segment_skippable(w, i, sc, &first, &next)) {
+			s->first_index = first.index;
+			s->last_index = next.index - 1;
+			s->data_bytes = 0;
+			sc->expected_index = next.index;
+			sc->last_term = first.term;
+			w->stats.recovery_skipped_segments++;
+			continue;
+		}
 		if (s->size_bytes > buf_size) {
 			free(buf);
 			buf_size = s->size_bytes;
@@ -1545,6 +1589,9 @@ static int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
 		if (w->first_index == 0)
 			w->first_index = w->segs[i]->first_index;
 	}
+	if (w->stats.recovery_skipped_segments)
+		fprintf(stderr, "wal: %" PRIu64 " segments before index %" PRIu64 " not read (in the snapshot)\n",
+			w->stats.recovery_skipped_segments, w->cfg.skip_upto + 1);
 	w->last_index = sc->expected_index ? sc->expected_index - 1 : 0;
 	w->durable_index = w->last_index;
 	w->last_term = sc->last_term;

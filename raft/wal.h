@@ -94,6 +94,9 @@ struct wal_config {
 						 * > 1 starts every batch on a fresh 4 KiB block */
 	char *error_text;                       /* optional: why wal_open failed */
 	size_t error_text_size;
+	/* Records up to this index are not needed (a snapshot holds them): wal_open does
+	 * not read a segment that holds only such records, nor replays them. 0: read all. */
+	uint64_t skip_upto;
 };
 
 /*
@@ -239,6 +242,7 @@ struct wal_stats {
 	uint64_t segment_roll_stall_count;  /* rolls that had to wait for the helper */
 	uint64_t segment_prepare_fail_count;
 	uint64_t recovery_truncated_bytes;  /* torn-tail bytes zeroed by wal_open */
+	uint64_t recovery_skipped_segments; /* not read by wal_open (cfg.skip_upto) */
 	uint32_t inflight_max;              /* resolved config */
 	uint32_t inflight_peak;             /* most batches seen in flight at once */
 	uint64_t held_count;                /* batches durable before an earlier one */

@@ -569,6 +569,50 @@ Test(wal, compaction_in_two_steps_survives_a_crash_between_any_two_removals)
 	io_uring_queue_exit(&ring);
 }
 
+/* skip_upto: whole segments holding only records up to it are not read at open. */
+Test(wal, segments_before_skip_upto_are_not_read)
+{
+	g_inflight = 1;
+	char dir[1100];
+	test_dir(dir, sizeof(dir), "skip");
+	struct wal_config cfg;
+	config_init(&cfg, dir, 64 << 10, 16 << 10);
+	struct replayed r = { 0 };
+	struct wal *w = open_ok(&cfg, &r);
+	struct io_uring ring;
+	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
+	write_pipelined(w, &ring, 1, 3000, 64);
+	wal_close(w);
+	cfg.skip_upto = 2000;
+	w = open_ok(&cfg, &r);
+	struct wal_stats st;
+	wal_stats_get(w, &st);
+	cr_assert_geq(st.recovery_skipped_segments, 3);
+	cr_assert_gt(r.count, 0);
+	uint64_t from = r.recs[0].index;
+	cr_assert_gt(from, 1, "skipped segments are not replayed");
+	cr_assert_leq(from, 2001, "everything after skip_upto is");
+	assert_replayed(&r, from, 3000);
+	replayed_free(&r);
+	cr_assert_eq(wal_first_index(w), 1, "the skipped segments are still the log's");
+	cr_assert_eq(wal_last_index(w), 3000);
+	/* appending and compacting go on as usual */
+	write_pipelined(w, &ring, 3001, 3100, 50);
+	uint64_t seqs[64];
+	int n = wal_detach_prefix(w, 2000, seqs, 64);
+	cr_assert_geq(n, (int)st.recovery_skipped_segments);
+	cr_assert_eq(wal_remove_segments(dir, seqs, n), n);
+	wal_close(w);
+	/* skip_upto past the end: the last segment is read all the same */
+	cfg.skip_upto = 1000000;
+	w = open_ok(&cfg, &r);
+	cr_assert_gt(r.count, 0);
+	cr_assert_eq(r.recs[r.count - 1].index, 3100);
+	replayed_free(&r);
+	wal_close(w);
+	io_uring_queue_exit(&ring);
+}
+
 /* ------------------------------------------------------------------ recovery */
 
 /*
