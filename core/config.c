@@ -173,6 +173,9 @@ static const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_KEY_RAFT_PREFERRED_LEADER] = { "raft.preferredLeader", CONFIG_TYPE_INT, NULL, "0",
 		"server id that should lead when it is up and caught up (0: none)",
 		0, 65535, FIELD(raft_preferred_leader) },
+	[CONFIG_KEY_RAFT_LOG_ENTRIES] = { "raft.logEntriesMax", CONFIG_TYPE_INT, NULL, "1048576",
+		"log entries kept in memory for followers behind (beyond: a snapshot)",
+		64, 16777216, FIELD(raft_log_entries_max) },
 };
 
 /*
@@ -787,6 +790,7 @@ void config_defaults(struct rk_config *cfg)
 	cfg->raft_tick_ms = 50;
 	cfg->raft_election_timeout_ms = 500;
 	cfg->raft_heartbeat_interval_ms = 100;
+	cfg->raft_log_entries_max = 1048576;
 }
 
 int config_set_flag(struct rk_config *cfg, const char *key, const char *value, char *err,

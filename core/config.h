@@ -167,6 +167,7 @@ struct rk_config {
 	int32_t raft_election_timeout_ms;        /* raft.electionTimeoutMs */
 	int32_t raft_heartbeat_interval_ms;      /* raft.heartbeatIntervalMs */
 	int32_t raft_preferred_leader;           /* raft.preferredLeader: a server id, 0 none */
+	int32_t raft_log_entries_max;            /* raft.logEntriesMax */
 	enum config_sync_method raft_log_sync_method; /* raft.logSyncMethod */
 
 	/* server.N lines; none = standalone */

@@ -53,6 +53,7 @@ enum config_key_id {
 	CONFIG_KEY_RAFT_ELECTION_TIMEOUT,   /* raft.electionTimeoutMs */
 	CONFIG_KEY_RAFT_HEARTBEAT,          /* raft.heartbeatIntervalMs */
 	CONFIG_KEY_RAFT_PREFERRED_LEADER,   /* raft.preferredLeader */
+	CONFIG_KEY_RAFT_LOG_ENTRIES,        /* raft.logEntriesMax */
 	CONFIG_KEY_COUNT
 };
 

@@ -262,6 +262,8 @@ static void write_mntr(const struct stats_snapshot *snap, FILE *f)
 	fprintf(f, "rk_snapshot_last_pause_us\t%llu\n", (unsigned long long)rs->snap_last_pause_us);
 	fprintf(f, "rk_snapshot_last_lock_hold_max_us\t%llu\n", (unsigned long long)rs->snap_last_lock_hold_max_us);
 	fprintf(f, "rk_snapshot_last_copied_nodes\t%llu\n", (unsigned long long)rs->snap_last_copied_nodes);
+	fprintf(f, "rk_snapshot_sent_count\t%llu\n", (unsigned long long)rs->snap_sent_count);
+	fprintf(f, "rk_snapshot_installed_count\t%llu\n", (unsigned long long)rs->snap_installed_count);
 }
 
 static void write_envi(struct server *srv, FILE *f)

@@ -14,7 +14,8 @@
  *            be durable BEFORE any of rd->msgs is sent (a vote or a term depends on it)
  *         4. send rd->msgs (any order, any loss: the core retries)
  *         5. apply rd->committed in order; answer rd->reads; rd->needs_snapshot: peers
- *            that need entries the core no longer holds (the snapshot issue)
+ *            that need entries the core no longer holds: the host sends them a
+ *            snapshot, and the follower's host calls raft_snapshot_install
  *         raft_advance(r);
  *     }
  *
@@ -264,6 +265,17 @@ void raft_applied(struct raft *r, uint64_t index);
 int raft_compact(struct raft *r, uint64_t index);
 /* Leader only: 0, -EINVAL (not a voter, self), -EAGAIN (not leader). */
 int raft_transfer(struct raft *r, uint64_t target);
+/*
+ * Follower: the host has installed the leader's snapshot of the state at `index`
+ * (entry term `term`) in place of its state machine, and emptied its log (the next
+ * entry it stages is index + 1). The core drops its whole log (anything after index
+ * here is uncommitted), stands at index for commit, applied and durable, and
+ * acknowledges index to the leader in the next ready record. 0; -EALREADY when index
+ * is not past the commit index (nothing changes); -EAGAIN when not a follower with a
+ * known leader, or term is 0 or newer than ours (the host keeps its state; the leader
+ * sends the snapshot again). core_snapshot.c.
+ */
+int raft_snapshot_install(struct raft *r, uint64_t index, uint64_t term);
 /* Leader or follower: 0, -EAGAIN (no leader, or the leader has not committed in its
  * term), -ENOBUFS (reads_max pending). The answer comes as a read state. */
 int raft_read_index(struct raft *r, uint64_t ctx);

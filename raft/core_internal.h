@@ -7,6 +7,7 @@
  *   core_elect.c      roles, elections (pre-vote, lease), message dispatch by term
  *   core_replicate.c  leader: progress, appends, commit, transfer, read index
  *   core_follow.c     follower: accepting appends, durable acknowledgements
+ *   core_snapshot.c   follower: a snapshot in place of the log
  */
 #ifndef RK_RAFT_CORE_INTERNAL_H
 #define RK_RAFT_CORE_INTERNAL_H

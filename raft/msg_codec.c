@@ -48,9 +48,9 @@ static uint64_t get_u64(const uint8_t *p)
 static bool type_valid(uint32_t type, bool *carries_entries)
 {
 	*carries_entries = false;
-	if (type < RAFT_MSG_APPEND || type > RAFT_MSG_READ_INDEX_RESP)
+	if ((type < RAFT_MSG_APPEND || type > RAFT_MSG_READ_INDEX_RESP) && !msg_codec_is_host_type(type))
 		return false;
-	*carries_entries = raft_msg_carries_entries((enum raft_msg_type)type);
+	*carries_entries = msg_codec_carries_entries(type);
 	return true;
 }
 

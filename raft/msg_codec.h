@@ -8,7 +8,7 @@
  *   off  size  field
  *   0    u32   frame_bytes   the whole frame, this field included
  *   4    u8    version       MSG_CODEC_VERSION
- *   5    u8    type          enum raft_msg_type
+ *   5    u8    type          enum raft_msg_type, or enum msg_codec_host_type
  *   6    u8    flags         bit 0 reject, bit 1 transfer; other bits 0
  *   7    u8    reserved      0
  *   8    u32   crc           CRC-32C of bytes [0, frame_bytes) with this field taken as 0
@@ -41,10 +41,42 @@
 #ifndef RK_RAFT_MSG_CODEC_H
 #define RK_RAFT_MSG_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "raft/core.h"
+
+/*
+ * Messages between the hosts (the raft threads) that the consensus core never sees:
+ * the snapshot transfer (raft/pipeline_install.c). Same frame and struct raft_msg;
+ * their type numbers are outside enum raft_msg_type.
+ *   SNAPSHOT_CHUNK (leader to follower, data link): index/log_term = the snapshot's,
+ *     ctx = byte offset of the chunk, commit = the file's size, one entry (index and
+ *     term the snapshot's, type NORMAL) holding the chunk's bytes.
+ *   SNAPSHOT_ACK (follower to leader, control link): index = the snapshot's, ctx =
+ *     bytes received in order (the next offset wanted); reject: start again from 0.
+ */
+enum msg_codec_host_type {
+	MSG_HOST_SNAPSHOT_CHUNK = 64,
+	MSG_HOST_SNAPSHOT_ACK = 65,
+};
+
+static inline bool msg_codec_is_host_type(uint32_t type)
+{
+	return type == MSG_HOST_SNAPSHOT_CHUNK || type == MSG_HOST_SNAPSHOT_ACK;
+}
+
+/* Whether a message of this type (the core's or a host's) carries entries: bulk, sent
+ * on the data link. */
+static inline bool msg_codec_carries_entries(uint32_t type)
+{
+	if (type == MSG_HOST_SNAPSHOT_CHUNK)
+		return true;
+	if (msg_codec_is_host_type(type))
+		return false;
+	return raft_msg_carries_entries((enum raft_msg_type)type);
+}
 
 #define MSG_CODEC_VERSION 1
 #define MSG_CODEC_HEADER_BYTES 88

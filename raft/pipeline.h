@@ -64,6 +64,8 @@ struct raft_stats {
 	uint64_t snap_last_copied_nodes;     /* nodes the applier copied before changing them */
 	uint64_t snap_oldest_kept;      /* the log is kept from after this index */
 	uint64_t log_segments_compacted; /* segment files deleted by log compaction */
+	uint64_t snap_installed_count;  /* follower: leader's snapshots installed (InstallSnapshot) */
+	uint64_t snap_sent_count;       /* leader: snapshots a follower received whole */
 };
 
 /* Histograms the raft thread records and any thread may read at any time (core/hist.h);

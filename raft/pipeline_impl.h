@@ -17,6 +17,9 @@
  *   pipeline_snapshot.c snapshots every snapCount entries and on csnp, written by
  *                       the snapshot worker; log compaction after each
  *   pipeline_metrics.c  elections, leadership, followers and recovery for /metrics
+ *   pipeline_install.c  InstallSnapshot: the leader streams its newest snapshot to a
+ *                       follower the core cannot catch up from memory; the follower
+ *                       loads it and swaps it in for its store and log
  *
  * Everything here is owned by the raft thread (after raft_pipeline_create), except
  * `stats` (under stats_lock) and `writes_committed` (atomic), read by 4lw, and the
@@ -138,6 +141,55 @@ struct pipe_metrics {
 	int64_t leaderless_since_us; /* monotonic; 0: a leader is known */
 };
 
+/* InstallSnapshot (pipeline_install.c). */
+#define PIPE_INSTALL_CHUNK_BYTES (256u << 10)
+#define PIPE_INSTALL_WINDOW_CHUNKS 4    /* chunks sent and not acknowledged, per follower */
+#define PIPE_INSTALL_STALL_MS 3000      /* no acknowledgement for this long: resend */
+#define PIPE_INSTALL_RETRY_MS 10000     /* a follower still behind this long after: again */
+#define PIPE_INSTALL_CHECK_MS 100
+#define PIPE_INSTALL_ABANDON_MS 30000   /* follower: no chunk this long: drop what came */
+
+/* Leader: a snapshot file on its way to one follower. */
+struct pipe_install_send {
+	uint64_t peer;        /* 0: this slot is free */
+	int fd;
+	uint64_t index, term, size;
+	uint64_t sent, acked; /* bytes handed to the transport, acknowledged in order */
+	int64_t progress_ms;  /* when acked last moved (or the transfer began) */
+	int64_t done_ms;      /* everything acknowledged: the follower installs it */
+};
+
+/* Follower: a snapshot coming from the leader, then installed. */
+enum pipe_install_recv_state {
+	PIPE_RECV_IDLE = 0,
+	PIPE_RECV_RECEIVING,  /* chunks go to tmp_path */
+	PIPE_RECV_LOADING,    /* the worker adopts and loads it into `fresh` */
+	PIPE_RECV_LOADED,     /* swapped in at the next turn the log is idle */
+};
+
+struct pipe_install_recv {
+	enum pipe_install_recv_state state; /* LOADING..LOADED: under `lock` */
+	uint64_t from, index, term, size, got;
+	int64_t last_ms;      /* the last chunk */
+	int fd;
+	char tmp_path[4200];
+	pthread_mutex_t lock;
+	int err;              /* the worker's, with LOADED */
+	char why[256];
+	struct store *fresh;  /* the loaded store, with LOADED and err 0 */
+	uint64_t nodes;
+	uint64_t load_ms;
+};
+
+struct pipe_install {
+	struct pipe_install_send send[RAFT_VOTERS_MAX];
+	struct pipe_install_recv recv;
+	uint8_t *chunk; /* PIPE_INSTALL_CHUNK_BYTES: one read buffer for the sends */
+	int64_t next_check_ms;
+	uint64_t sent_count, installed_count;
+	bool initialized; /* pipe_install_init ran: fds and the lock are valid */
+};
+
 struct raft_pipeline {
 	const struct rk_config *cfg;
 	struct store *store;
@@ -206,6 +258,7 @@ struct raft_pipeline {
 	struct wal *wal;
 	struct pipe_snap snap;
 	struct pipe_metrics metrics;
+	struct pipe_install install;
 	char warn_last[512]; /* pipe_store_warn's rate limit */
 	int64_t warn_last_ms;
 	uint64_t warn_repeats;
@@ -301,5 +354,15 @@ int pipe_snap_start(struct raft_pipeline *p);
 void pipe_snap_tick(struct raft_pipeline *p);
 /* Stops the worker (abandoning a snapshot in progress); after the raft thread. */
 void pipe_snap_stop(struct raft_pipeline *p);
+
+/* pipeline_install.c */
+int pipe_install_init(struct raft_pipeline *p);
+void pipe_install_free(struct raft_pipeline *p);
+/* A peer's SNAPSHOT_CHUNK or SNAPSHOT_ACK (msg_codec.h); the core never sees them. */
+void pipe_install_on_msg(struct raft_pipeline *p, const struct raft_msg *m);
+/* Every turn (from pipe_snap_tick): the leader's sends, the follower's install. */
+void pipe_install_tick(struct raft_pipeline *p);
+/* A follower receiving or installing a snapshot takes none of its own meanwhile. */
+bool pipe_install_busy(struct raft_pipeline *p);
 
 #endif

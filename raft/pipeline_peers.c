@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "raft/msg_codec.h"
 #include "raft/pipeline_impl.h"
 
 static void pipe_peer_send(void *ctx, const struct raft_msg *m)
@@ -26,6 +27,10 @@ static void pipe_peer_send(void *ctx, const struct raft_msg *m)
 static void pipe_on_peer_msg(void *ctx, const struct raft_msg *m)
 {
 	struct raft_pipeline *p = ctx;
+	if (msg_codec_is_host_type((uint32_t)m->type)) {
+		pipe_install_on_msg(p, m); /* the snapshot transfer: not the core's */
+		return;
+	}
 	if (raft_step(p->core, m) < 0)
 		log_debug("raft: dropped a malformed %s from %llu", raft_msg_type_name(m->type),
 			  (unsigned long long)m->from);

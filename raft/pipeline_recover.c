@@ -300,6 +300,7 @@ static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs,
 	rcfg.heartbeat_ticks = cfg->raft_heartbeat_interval_ms / cfg->raft_tick_ms;
 	rcfg.election_ticks = cfg->raft_election_timeout_ms / cfg->raft_tick_ms; /* > heartbeat: config.c */
 	rcfg.seed = (uint64_t)rk_now_us() ^ (id << 48);
+	rcfg.log_entries_max = cfg->raft_log_entries_max;
 	/* Rule 4: the history ring, oldest first, then the tail. */
 	int n = rc->hist_count + rc->tail_count;
 	struct raft_entry *entries = n ? malloc((size_t)n * sizeof *entries) : NULL;

@@ -103,6 +103,8 @@ int pipe_snap_recover(struct raft_pipeline *p, uint64_t *index, uint64_t *term)
 int pipe_snap_start(struct raft_pipeline *p)
 {
 	struct pipe_snap *ps = &p->snap;
+	if (pipe_install_init(p) < 0)
+		return -ENOMEM;
 	struct snap_worker_config wc = {
 		.snap_dir = ps->dir,
 		.retain = (uint32_t)p->cfg->autopurge_snap_retain_count,
@@ -269,7 +271,8 @@ void pipe_snap_tick(struct raft_pipeline *p)
 	struct snap_result res;
 	if (ps->in_progress && snap_worker_poll(ps->worker, &sn, &res))
 		pipe_snap_done(p, sn, &res);
-	if (ps->in_progress)
+	pipe_install_tick(p);
+	if (ps->in_progress || pipe_install_busy(p))
 		return;
 	bool asked = atomic_exchange_explicit(&ps->requested, false, memory_order_relaxed);
 	if (p->applied_index <= ps->last_index || (!asked && p->applied_index < ps->next_at))
@@ -284,6 +287,7 @@ void pipe_snap_stop(struct raft_pipeline *p)
 	if (left)
 		store_snap_end(p->store, left);
 	ps->worker = NULL;
+	pipe_install_free(p);
 	free(ps->dir);
 	ps->dir = NULL;
 }

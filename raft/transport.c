@@ -730,16 +730,17 @@ static void conn_on_recv(struct transport *t, struct tconn *c, int res)
 
 /* ---- sending ------------------------------------------------------------------------- */
 
-/* Bulk (appends, forwarded proposals) on the data link; everything else, small and
- * urgent, on the control link. */
+/* Bulk (appends, forwarded proposals, snapshot chunks) on the data link; everything
+ * else, small and urgent, on the control link. */
 static enum transport_link_kind link_of(enum raft_msg_type type)
 {
-	return raft_msg_carries_entries(type) ? TRANSPORT_LINK_DATA : TRANSPORT_LINK_CONTROL;
+	return msg_codec_carries_entries((uint32_t)type) ? TRANSPORT_LINK_DATA : TRANSPORT_LINK_CONTROL;
 }
 
 int transport_send(struct transport *t, const struct raft_msg *m)
 {
-	if (m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_READ_INDEX_RESP || m->to > UINT32_MAX)
+	if (((m->type < RAFT_MSG_APPEND || m->type > RAFT_MSG_READ_INDEX_RESP) &&
+	     !msg_codec_is_host_type((uint32_t)m->type)) || m->to > UINT32_MAX)
 		return -EINVAL;
 	int pi = peer_index(t, (uint32_t)m->to);
 	if (pi < 0)

@@ -385,6 +385,59 @@ static void set_aside(const char *snap_dir, uint64_t index)
 		log_error("snapshot: cannot set %s aside: %s", from, strerror(errno));
 }
 
+/*
+ * Checks and loads one file (its header must say `index`). 0; -EBADMSG when it fails
+ * a check (nothing loaded: *damaged set); another -errno when a file that passed its
+ * checks cannot be loaded (the store is half filled) or cannot be read.
+ */
+static int load_one(const char *path, uint64_t index, struct store *s, int64_t now_ms, int threads,
+		    struct snap_loaded *out, char *why, size_t why_size, bool *was_damaged)
+{
+	struct reader r = { .fd = -1, .why = why, .why_size = why_size };
+	uint64_t t0 = now_us();
+	uint64_t *offsets = NULL;
+	*was_damaged = false;
+	int rc = reader_open(&r, path);
+	if (rc == 0 && r.header.index != index)
+		rc = damaged(&r, 16, "the header's index is not the file name's");
+	/* The trailer checked: the count is bounded by the file's size. */
+	if (rc == 0 && r.trailer.block_count > r.size / SNAP_BLOCK_HEADER_SIZE)
+		rc = damaged(&r, r.size - SNAP_TRAILER_SIZE, "more blocks than the file can hold");
+	if (rc == 0 && !(offsets = malloc(((size_t)r.trailer.block_count + 1) * sizeof *offsets)))
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = reader_verify(&r, offsets);
+	if (rc < 0) {
+		*was_damaged = true;
+		free(offsets);
+		reader_close(&r);
+		return rc;
+	}
+	uint64_t t1 = now_us();
+	rc = reader_load(&r, s, now_ms, offsets, threads, out);
+	free(offsets);
+	reader_close(&r);
+	if (rc < 0)
+		return rc;
+	out->found = true;
+	out->index = r.header.index;
+	out->term = r.header.term;
+	out->node_count = r.trailer.node_count;
+	out->session_count = r.trailer.session_count;
+	out->file_bytes = r.size;
+	out->verify_us = t1 - t0;
+	out->load_us = now_us() - t1;
+	return 0;
+}
+
+int snap_load_file(const char *path, uint64_t index, struct store *s, int64_t now_ms, int threads,
+		   struct snap_loaded *out, char *why, size_t why_size)
+{
+	memset(out, 0, sizeof *out);
+	bool was_damaged;
+	return load_one(path, index, s, now_ms, threads, out, why, why_size, &was_damaged);
+}
+
 int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, int threads, struct snap_loaded *out)
 {
 	memset(out, 0, sizeof *out);
@@ -399,22 +452,11 @@ int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, int 
 		char name[SNAP_NAME_MAX], path[4096], why[512] = "";
 		snap_file_name(name, idx[i], false);
 		snprintf(path, sizeof path, "%s/%s", snap_dir, name);
-		struct reader r = { .fd = -1, .why = why, .why_size = sizeof why };
-		uint64_t t0 = now_us();
-		uint64_t *offsets = NULL;
-		rc = reader_open(&r, path);
-		if (rc == 0 && r.header.index != idx[i])
-			rc = damaged(&r, 16, "the header's index is not the file name's");
-		/* The trailer checked: the count is bounded by the file's size. */
-		if (rc == 0 && r.trailer.block_count > r.size / SNAP_BLOCK_HEADER_SIZE)
-			rc = damaged(&r, r.size - SNAP_TRAILER_SIZE, "more blocks than the file can hold");
-		if (rc == 0 && !(offsets = malloc(((size_t)r.trailer.block_count + 1) * sizeof *offsets)))
-			rc = -ENOMEM;
-		if (rc == 0)
-			rc = reader_verify(&r, offsets);
-		if (rc < 0) {
-			free(offsets);
-			reader_close(&r);
+		bool was_damaged;
+		uint32_t damaged_so_far = out->damaged_count;
+		rc = load_one(path, idx[i], s, now_ms, threads, out, why, sizeof why, &was_damaged);
+		out->damaged_count = damaged_so_far;
+		if (rc < 0 && was_damaged) {
 			log_error("snapshot: %s IS DAMAGED (%s%s%s): set aside as %s.damaged; %s", path,
 				  rc == -EBADMSG ? "" : strerror(-rc), rc == -EBADMSG ? "" : ": ", why, name,
 				  i + 1 < count ? "starting from the snapshot before it" : "no older snapshot is left");
@@ -423,25 +465,48 @@ int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, int 
 			rc = 0;
 			continue;
 		}
-		uint64_t t1 = now_us();
-		rc = reader_load(&r, s, now_ms, offsets, threads, out);
-		free(offsets);
-		reader_close(&r);
-		if (rc < 0) {
+		if (rc < 0)
 			log_error("snapshot: %s passed its checks but cannot be loaded (%s%s%s): refusing to start", path,
 				  strerror(-rc), why[0] ? ": " : "", why);
-			break;
-		}
-		out->found = true;
-		out->index = r.header.index;
-		out->term = r.header.term;
-		out->node_count = r.trailer.node_count;
-		out->session_count = r.trailer.session_count;
-		out->file_bytes = r.size;
-		out->verify_us = t1 - t0;
-		out->load_us = now_us() - t1;
 		break;
 	}
 	free(idx);
+	return rc;
+}
+
+int snap_adopt(const char *snap_dir, const char *tmp_path, uint64_t index, char *why, size_t why_size)
+{
+	int fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	if (rc == 0)
+		rc = snap_verify(tmp_path, why, why_size);
+	struct snap_header h;
+	uint8_t buf[SNAP_HEADER_SIZE];
+	if (rc == 0) {
+		fd = open(tmp_path, O_RDONLY | O_CLOEXEC);
+		rc = fd < 0 ? -errno : read_at(fd, buf, sizeof buf, 0);
+		if (fd >= 0)
+			close(fd);
+		if (rc == 0 && (snap_header_decode(buf, &h) < 0 || h.index != index)) {
+			snprintf(why, why_size, "the header's index is not %llu", (unsigned long long)index);
+			rc = -EBADMSG;
+		}
+	}
+	char name[SNAP_NAME_MAX], path[4096];
+	snap_file_name(name, index, false);
+	snprintf(path, sizeof path, "%s/%s", snap_dir, name);
+	if (rc == 0 && rename(tmp_path, path) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		int dfd = open(snap_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		rc = dfd < 0 || fsync(dfd) < 0 ? -errno : 0;
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (rc < 0)
+		unlink(tmp_path);
 	return rc;
 }

@@ -97,6 +97,21 @@ struct snap_loaded {
 int snap_load_newest(const char *snap_dir, struct store *s, int64_t now_ms, int threads, struct snap_loaded *out);
 
 /*
+ * Loads one snapshot file (its index must be `index`) into s, as snap_load_newest
+ * loads the one it picks; nothing is renamed or logged. 0, -EBADMSG (damaged: nothing
+ * was loaded; why says where), or -errno (the store may then be half filled).
+ */
+int snap_load_file(const char *path, uint64_t index, struct store *s, int64_t now_ms, int threads,
+		   struct snap_loaded *out, char *why, size_t why_size);
+
+/*
+ * A snapshot received from the leader, complete in tmp_path (any name in snap_dir):
+ * fsyncs it, checks it completely, renames it to snapshot.<index>.rk and fsyncs the
+ * directory. 0, or -EBADMSG / -errno (tmp_path is deleted).
+ */
+int snap_adopt(const char *snap_dir, const char *tmp_path, uint64_t index, char *why, size_t why_size);
+
+/*
  * Checks one file completely (invariant 2 of snap_format.h) without loading it.
  * 0, -EBADMSG (damaged, why says where), or -errno.
  */

@@ -1521,6 +1521,8 @@ struct store *store_create(const struct store_config *cfg)
 	store_sessions_init(s);
 	store_quota_init(s);
 	s->enforce_quota = cfg && cfg->enforce_quota;
+	if (cfg)
+		s->cfg = *cfg;
 	/* As ZooKeeper's DataTree: system nodes with zxid 0, linked without stat changes. */
 	s->root = system_node(s, NULL, "/", NULL);
 	struct znode *zk = system_node(s, s->root, "/zookeeper", NULL);

@@ -253,6 +253,7 @@ struct store {
 	_Atomic uint64_t quota_exceeded_count;
 	store_warn_fn warn; /* store_set_warn */
 	void *warn_ctx;
+	struct store_config cfg; /* as created: store_create_like makes another */
 	/* The image being taken (store_snap.h), NULL when none; set and cleared by the
 	 * applier, which alone reads it. snap_epoch counts images begun. */
 	struct store_snap *snap;

@@ -472,3 +472,57 @@ int store_load_finish(struct store *s, int64_t zxid, char *why, size_t why_size)
 	atomic_store(&s->last_zxid, zxid);
 	return 0;
 }
+
+/* ---------------------------------------------------------------- installing */
+
+struct store *store_create_like(const struct store *s)
+{
+	return store_create(&s->cfg);
+}
+
+#define SWAP(a, b)                              \
+	do {                                    \
+		__typeof__(a) swap_tmp_ = (a);  \
+		(a) = (b);                      \
+		(b) = swap_tmp_;                \
+	} while (0)
+
+static void swap_atomic_u64(_Atomic uint64_t *a, _Atomic uint64_t *b)
+{
+	uint64_t x = atomic_load(a);
+	atomic_store(a, atomic_load(b));
+	atomic_store(b, x);
+}
+
+void store_swap(struct store *live, struct store *fresh)
+{
+	assert(!live->snap && !fresh->snap);
+	store_lock_all(live);
+	pthread_mutex_lock(&live->recursive.lock);
+	pthread_mutex_lock(&live->watchers.lock);
+	pthread_rwlock_wrlock(&live->sessions.lock);
+	for (unsigned i = 0; i < STORE_SHARDS; i++) {
+		SWAP(live->shards[i].buckets, fresh->shards[i].buckets);
+		SWAP(live->shards[i].bucket_mask, fresh->shards[i].bucket_mask);
+		SWAP(live->shards[i].node_count, fresh->shards[i].node_count);
+	}
+	SWAP(live->root, fresh->root);
+	SWAP(live->reapable, fresh->reapable);
+	SWAP(live->reapable_count, fresh->reapable_count);
+	SWAP(live->sessions.buckets, fresh->sessions.buckets);
+	SWAP(live->sessions.mask, fresh->sessions.mask);
+	SWAP(live->sessions.count, fresh->sessions.count);
+	SWAP(live->quota.buckets, fresh->quota.buckets);
+	SWAP(live->quota.mask, fresh->quota.mask);
+	SWAP(live->quota.count, fresh->quota.count);
+	swap_atomic_u64(&live->node_count, &fresh->node_count);
+	swap_atomic_u64(&live->ephemerals_count, &fresh->ephemerals_count);
+	swap_atomic_u64(&live->data_bytes, &fresh->data_bytes);
+	int64_t zxid = atomic_load(&live->last_zxid);
+	atomic_store(&live->last_zxid, atomic_load(&fresh->last_zxid));
+	atomic_store(&fresh->last_zxid, zxid);
+	pthread_rwlock_unlock(&live->sessions.lock);
+	pthread_mutex_unlock(&live->watchers.lock);
+	pthread_mutex_unlock(&live->recursive.lock);
+	store_unlock_all(live);
+}

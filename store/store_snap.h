@@ -157,4 +157,17 @@ int store_load_quota_root(struct store *s, const char *root, size_t len);
  * ephemeral no session. */
 int store_load_finish(struct store *s, int64_t zxid, char *why, size_t why_size);
 
+/*
+ * Installing a snapshot received from the leader while the server runs: the image is
+ * loaded into store_create_like(live) (a fresh store with live's configuration) on
+ * any thread, then store_swap(live, fresh) on the applier exchanges everything
+ * replicated (nodes, sessions, quota roots, counters, the last zxid) under all of
+ * live's locks, so a reader sees the old tree or the new one, never a mix. Watches
+ * stay in live (their connections are the caller's to close). Afterwards `fresh`
+ * holds the old contents: store_destroy it (anywhere: no reader can reach it).
+ * No image may be in progress on live (store_snap_begin .. store_snap_end).
+ */
+struct store *store_create_like(const struct store *s);
+void store_swap(struct store *live, struct store *fresh);
+
 #endif

@@ -11,7 +11,10 @@
 - disk use stays bounded under an endless write load with a small snapCount and
   preAllocSize, while far more than that is written;
 - a whole-cluster kill -9 and restart with snapshots on every server gives identical
-  trees, equal to the tree before.
+  trees, equal to the tree before;
+- a follower killed and wiped (a new, empty server as far as it knows) and started
+  again under write load, with the leader keeping only 2048 entries in memory, comes
+  back through InstallSnapshot, and every server ends with the same tree.
 
 RingKeeper only (ZooKeeper has no csnp and compacts its log differently).
 """
@@ -68,6 +71,14 @@ def tree(c, path="/"):
                   st.pzxid, tuple((a.perms, a.id.scheme, a.id.id) for a in acl))
         out.update(tree(c, p))
     return out
+
+
+def mntr_of(node):
+    """A cluster node's mntr as a dict; {} while it does not answer yet."""
+    try:
+        return stat_of(node.four_letter("mntr"))
+    except OSError:
+        return {}
 
 
 def wait_for(pred, timeout, what):
@@ -306,6 +317,81 @@ def test_cluster_kill9_restart_with_snapshots_gives_identical_trees(capsys):
             with open(n.log_path) as f:
                 assert "snapshot: loaded" in f.read(), "server %d did not start from its snapshot" % n.sid
         assert trees[0] == before
+        assert trees[0] == trees[1] == trees[2]
+    finally:
+        cluster.stop()
+        shutil.rmtree(cluster.workdir, ignore_errors=True)
+
+
+def test_a_wiped_follower_catches_up_by_install_snapshot_under_load(capsys):
+    """A follower killed, its data dir emptied (a new server, as far as it knows) and
+    started again while writes go on: the leader's core keeps only 2048 entries in
+    memory, so the follower can only come back through the leader's snapshot
+    (InstallSnapshot), then the appends after it. Every server ends with the same tree."""
+    cluster = Cluster(tempfile.mkdtemp(prefix="rk-install-"), size=3, force_sync=False,
+                      extra_cfg="snapCount=1000\nraft.logEntriesMax=2048\n")
+    try:
+        lead = cluster.start()
+        follower = next(n for n in cluster.nodes if n is not lead)
+        others = [n for n in cluster.nodes if n is not follower]
+        stop, acked, errors = threading.Event(), [0], []
+
+        def writer(hosts, tid):
+            c = client(hosts)
+            try:
+                c.ensure_path("/w%d" % tid)
+                i = 0
+                while not stop.is_set():
+                    try:
+                        c.create("/w%d/n%06d" % (tid, i), b"x" * 200)
+                        if i % 3 == 0:
+                            c.set("/w%d" % tid, b"%d" % i)
+                        acked[0] += 1
+                    except Exception as e:  # connection loss while the cluster moves
+                        errors.append(repr(e))
+                        time.sleep(0.05)
+                    i += 1
+            finally:
+                c.stop()
+                c.close()
+
+        threads = [threading.Thread(target=writer, args=(n.hosts, k), daemon=True) for k, n in enumerate(others)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: acked[0] > 1000, 30, "writes before the kill")
+        follower.kill(signal.SIGKILL)
+        for name in os.listdir(follower.data):
+            if name != "myid":
+                path = os.path.join(follower.data, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        base = acked[0]
+        wait_for(lambda: acked[0] > base + 6000, 60, "writes while the follower is away")
+        follower.start()
+        wait_for(lambda: int(mntr_of(follower).get("rk_snapshot_installed_count", "0")) >= 1,
+                 60, "the follower installed the leader's snapshot")
+        time.sleep(1.0)  # more writes after the install, replicated by appends
+        stop.set()
+        for t in threads:
+            t.join(30)
+        lead = cluster.wait_leader()
+        m_lead = stat_of(lead.four_letter("mntr"))
+        m_follower = stat_of(follower.four_letter("mntr"))
+        with capsys.disabled():
+            print("\n[install] %d writes acknowledged; leader sent %s snapshots; follower installed %s, "
+                  "at index %s" % (acked[0], m_lead.get("rk_snapshot_sent_count"),
+                                   m_follower["rk_snapshot_installed_count"], m_follower["rk_snapshot_last_index"]))
+        with open(follower.log_path) as f:
+            assert "installed the leader's snapshot" in f.read()
+        trees = []
+        for n in cluster.nodes:
+            k = client(n.hosts)
+            try:
+                k.sync("/")
+                trees.append(tree(k))
+            finally:
+                k.stop()
+                k.close()
+        assert len(trees[0]) > 7000
         assert trees[0] == trees[1] == trees[2]
     finally:
         cluster.stop()

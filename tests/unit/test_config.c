@@ -1027,7 +1027,8 @@ Test(config, conf_standalone)
 		"keeperApiNodes=true\n"
 		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n"
 		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n"
-		"raft.preferredLeader=0\n");
+		"raft.preferredLeader=0\n"
+		"raft.logEntriesMax=1048576\n");
 	free(text);
 }
 
@@ -1094,7 +1095,8 @@ Test(config, conf_quorum)
 		"keeperApiNodes=true\n"
 		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n"
 		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n"
-		"raft.preferredLeader=0\n", test_dir);
+		"raft.preferredLeader=0\n"
+		"raft.logEntriesMax=1048576\n", test_dir);
 	cr_assert_str_eq(text, want);
 	free(text);
 }

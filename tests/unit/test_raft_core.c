@@ -511,3 +511,47 @@ Test(raft_core, a_dropped_entry_puts_the_follower_in_needs_snapshot)
 	cr_assert_eq(tc_status(&c, 0).peers[2].state, RAFT_PROGRESS_NEEDS_SNAPSHOT);
 	tc_free(&c);
 }
+
+Test(raft_core, a_follower_that_installs_a_snapshot_is_replicated_to_again)
+{
+	struct tc c;
+	tc_init_started(&c, 3);
+	tc_elect(&c, 0);
+	tc_isolate(&c, 3, true);
+	for (uint64_t v = 1; v <= 4; v++)
+		cr_assert_eq(tc_propose_u64(&c, 0, v), 0);
+	tc_pump(&c);
+	cr_assert_eq(raft_compact(c.r[0], 4), 0);
+	tc_tick(&c, 0, 1);
+	tc_isolate(&c, 3, false);
+	tc_tick(&c, 0, 1);
+	tc_pump(&c);
+	cr_assert_eq(tc_status(&c, 0).peers[2].state, RAFT_PROGRESS_NEEDS_SNAPSHOT);
+	struct raft_status f = tc_status(&c, 2);
+	cr_assert_eq(f.leader, 1, "the follower hears the leader's heartbeats meanwhile");
+	cr_assert_lt(f.commit, 4);
+	uint64_t term = tc_status(&c, 0).term;
+	cr_assert_eq(raft_snapshot_install(c.r[0], 4, term), -EAGAIN, "a leader installs nothing");
+	cr_assert_eq(raft_snapshot_install(c.r[2], 4, term + 1), -EAGAIN, "a term newer than ours");
+	/* the host installed the leader's snapshot at 4 and emptied its log */
+	cr_assert_eq(raft_snapshot_install(c.r[2], 4, term), 0);
+	c.applied[2] = 4;
+	tc_ready(&c, 2);
+	f = tc_status(&c, 2);
+	cr_assert_eq(f.commit, 4);
+	cr_assert_eq(f.applied, 4);
+	cr_assert_eq(f.first_index, 5);
+	cr_assert_eq(f.last_index, 4);
+	cr_assert_eq(f.last_term, term);
+	cr_assert_eq(raft_snapshot_install(c.r[2], 3, term), -EALREADY);
+	tc_pump(&c);
+	struct raft_status l = tc_status(&c, 0);
+	cr_assert_eq(l.peers[2].state, RAFT_PROGRESS_REPLICATE, "the acknowledgement ended NEEDS_SNAPSHOT");
+	cr_assert_eq(l.peers[2].match, 5);
+	cr_assert_eq(tc_propose_u64(&c, 0, 42), 0);
+	tc_pump(&c);
+	cr_assert_eq(tc_status(&c, 2).commit, 6);
+	cr_assert_eq(c.applied[2], 6);
+	cr_assert_eq(c.last_applied_payload[2], 42);
+	tc_free(&c);
+}

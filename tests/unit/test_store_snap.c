@@ -282,3 +282,44 @@ Test(store_snap, load_refuses_an_orphan_a_duplicate_and_a_lost_ephemeral)
 	cr_assert_eq(store_last_zxid(s), 9);
 	store_destroy(s);
 }
+
+Test(store_snap, swap_exchanges_everything_replicated)
+{
+	t_build_every_kind();
+	char *before = t_store_dump(T.s);
+	struct store_snap *sn;
+	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
+	struct t_image im = { 0 };
+	t_image_meta(&im, sn);
+	while (store_snap_walk(sn, t_image_add, &im))
+		;
+	store_snap_end(T.s, sn);
+	/* The live store moves on; the image stays as it was. */
+	cr_assert_eq(t_create("/later", "x", 0), ZK_OK);
+	cr_assert_eq(t_apply_as(T_SESSION_B, NULL, ZK_OP_CLOSE_SESSION, NULL), ZK_OK);
+	char *later = t_store_dump(T.s);
+	struct store *fresh = store_create_like(T.s);
+	char why[256];
+	for (size_t i = 0; i < im.session_count; i++)
+		cr_assert_eq(store_load_session(fresh, &im.sessions[i], 1), 0);
+	for (size_t i = 0; i < im.root_count; i++)
+		cr_assert_eq(store_load_quota_root(fresh, im.roots[i], im.root_lens[i]), 0);
+	for (size_t i = 0; i < im.count; i++)
+		cr_assert_eq(store_load_node(fresh, &im.nodes[i], why, sizeof why), 0, "%s", why);
+	cr_assert_eq(store_load_finish(fresh, im.zxid, why, sizeof why), 0, "%s", why);
+	store_swap(T.s, fresh);
+	char *now = t_store_dump(T.s);
+	char *old = t_store_dump(fresh);
+	cr_assert_str_eq(now, before);
+	cr_assert_str_eq(old, later);
+	store_destroy(fresh);
+	/* and the live store applies on top of what it got */
+	T.zxid = im.zxid;
+	cr_assert_eq(t_create("/after-swap", "y", 0), ZK_OK);
+	cr_assert(t_exists("/app/eph-b"), "the session closed after the image is back");
+	free(before);
+	free(later);
+	free(now);
+	free(old);
+	t_image_free(&im);
+}
