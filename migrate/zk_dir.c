@@ -121,7 +121,7 @@ static int list_files(struct reader *R, const char *dir, const char *prefix, boo
 		(*count)++;
 	}
 	closedir(d);
-	if (rc == 0)
+	if (rc == 0 && *count)
 		qsort(*out, *count, sizeof **out, cmp_asc);
 	return rc;
 }

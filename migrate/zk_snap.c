@@ -270,6 +270,63 @@ static int load_body(struct snap_load *L, struct zk_tree *t, int64_t zxid, struc
 	return 0;
 }
 
+/* ---------------------------------------------------------------- whole-file seal */
+
+#define SEAL_BYTES 13u /* long checksum, ustring "/" */
+
+static int p_all_but_seal(void *c, struct jute_reader *r)
+{
+	(void)c;
+	size_t rem = jute_reader_remaining(r);
+	if (rem <= SEAL_BYTES) {
+		r->err = -EPROTO; /* more, or the end: what is left is the seal */
+		return 0;
+	}
+	r->pos += rem - SEAL_BYTES;
+	return 0;
+}
+
+struct tail {
+	uint8_t b[SEAL_BYTES];
+	size_t len;
+};
+
+static int p_tail(void *c, struct jute_reader *r)
+{
+	struct tail *t = c;
+	t->len = jute_reader_remaining(r);
+	if (t->len > SEAL_BYTES)
+		t->len = SEAL_BYTES;
+	memcpy(t->b, r->buf + r->pos, t->len);
+	r->pos += t->len;
+	return 0;
+}
+
+/*
+ * True when the file's last seal (the second one of a 3.6+ snapshot) matches every
+ * byte before it: the file is whole, so a record that did not parse is not damage
+ * the checksum would show. Used only to word a refusal.
+ */
+static bool whole_file_seal_matches(const char *path, enum zk_compression comp)
+{
+	struct zk_stream *s;
+	char why[256];
+	if (zk_stream_open(&s, path, comp, why, sizeof why) < 0)
+		return false;
+	size_t used;
+	int rc;
+	while ((rc = zk_stream_parse(s, p_all_but_seal, NULL, &used)) == 0)
+		zk_stream_consume(s, used);
+	struct tail t = { .len = 0 };
+	bool ok = false;
+	if (rc == -ENODATA && zk_stream_parse(s, p_tail, &t, &used) == 0 && t.len == SEAL_BYTES) {
+		uint64_t v = (uint64_t)jute_get_be32(t.b) << 32 | jute_get_be32(t.b + 4);
+		ok = v == zk_stream_adler(s) && jute_get_be32(t.b + 8) == 1 && t.b[12] == '/';
+	}
+	zk_stream_close(s);
+	return ok;
+}
+
 int zk_snap_load(const char *path, int64_t zxid, struct zk_tree **out, struct zk_snap_info *info, char *why,
 		 size_t why_size)
 {
@@ -305,6 +362,12 @@ int zk_snap_load(const char *path, int64_t zxid, struct zk_tree **out, struct zk
 		rc = -EBADMSG;
 	}
 	zk_stream_close(L.s);
+	if (rc == -EBADMSG && !strstr(why, "does not match") && !whole_file_seal_matches(path, comp)) {
+		/* A record that made no sense is the first sign; the checksum is the cause. */
+		char first[512];
+		snprintf(first, sizeof first, "%s", why);
+		snprintf(why, why_size, "%s: its checksum does not match its bytes: damaged (first sign: %s)", path, first);
+	}
 	if (rc < 0) {
 		zk_tree_free(t);
 		return rc;

@@ -39,10 +39,7 @@ enum zk_ephemeral_kind zk_ephemeral_kind(int64_t owner)
 
 unsigned zk_tree_type_slot(int32_t type)
 {
-	/* The logged types run from -11 to 21. */
-	if (type >= -11 && type <= 21)
-		return (unsigned)(type + 11) < ZK_TXN_TYPES_COUNTED - 1 ? (unsigned)(type + 11) : ZK_TXN_TYPES_COUNTED - 1;
-	return ZK_TXN_TYPES_COUNTED - 1;
+	return type >= -11 && type <= 21 ? (unsigned)(type + 11) : ZK_TXN_TYPES_COUNTED - 1;
 }
 
 /* ---------------------------------------------------------------- growable tables */

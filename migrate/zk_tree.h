@@ -97,7 +97,7 @@ enum zk_ephemeral_kind {
 
 enum zk_ephemeral_kind zk_ephemeral_kind(int64_t owner);
 
-#define ZK_TXN_TYPES_COUNTED 24
+#define ZK_TXN_TYPES_COUNTED 34 /* the logged types run from -11 to 21; one more for others */
 
 struct zk_tree_stats {
 	uint64_t txns;                 /* top-level txns applied */

@@ -49,7 +49,7 @@ static bool name_is(const char *p, size_t len, const char *name)
 /* Parent length of path (the bytes before its last '/'); false when it has none. */
 static bool split(const char *path, size_t len, size_t *parent_len)
 {
-	const char *slash = len ? memrchr(path, '/', len) : NULL;
+	const char *slash = path && len ? memrchr(path, '/', len) : NULL;
 	if (!slash)
 		return false;
 	*parent_len = (size_t)(slash - path);

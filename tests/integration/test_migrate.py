@@ -63,12 +63,13 @@ def tools():
 class ZK(conftest.Server):
     """ZooKeeper with the test's system properties."""
 
-    def __init__(self, workdir, compression="", port=None):
+    def __init__(self, workdir, compression="", port=None, snap_count=50):
         super().__init__("zookeeper", workdir, port=port)
         self.props = {
-            "zookeeper.snapCount": "50",
+            "zookeeper.snapCount": str(snap_count),
             "zookeeper.extendedTypesEnabled": "true",
-            "znode.container.checkIntervalMs": "3600000",
+            # the container/TTL reaper runs often: its deleteContainer txns are logged
+            "znode.container.checkIntervalMs": "300",
             "zookeeper.snapshot.compression.method": compression,
         }
 
@@ -172,12 +173,14 @@ def build_tree(port):
     assert a.exists("/multi-never") is None
 
     raw = _raw(port)
-    # containers: one with a child, one emptied (cversion > 0, no children)
+    # containers: one with a child, one whose first child went (cversion 3), one that
+    # never had a child (the reaper leaves it), one the reaper deletes (below)
     _raw_ok(raw, 19, _create_body("/cont", b"c", flags=4))
     _raw_ok(raw, w.OP_CREATE, _create_body("/cont/child", b"cc"))
-    _raw_ok(raw, 19, _create_body("/cont-empty", b"", flags=4))
-    _raw_ok(raw, w.OP_CREATE, _create_body("/cont-empty/gone", b""))
-    _raw_ok(raw, w.OP_DELETE, w.delete_body("/cont-empty/gone"))
+    _raw_ok(raw, 19, _create_body("/cont-churn", b"", flags=4))
+    _raw_ok(raw, w.OP_CREATE, _create_body("/cont-churn/gone", b""))
+    _raw_ok(raw, w.OP_CREATE, _create_body("/cont-churn/kept", b""))
+    _raw_ok(raw, w.OP_DELETE, w.delete_body("/cont-churn/gone"))
     # TTL nodes: plain and sequential (createTTL), and both inside a multi
     _raw_ok(raw, 21, _create_body("/ttl", b"t", flags=5, ttl=3600000))
     _raw_ok(raw, 21, _create_body("/app/ttlseq-", b"ts", flags=6, ttl=7200000))
@@ -188,6 +191,20 @@ def build_tree(port):
         (w.OP_SETDATA, w.setdata_body("/ttl", b"t2")),
     ]))
     assert err == w.OK
+    # create2, and a create that fails (logged as an error txn)
+    _raw_ok(raw, w.OP_CREATE2, _create_body("/c2", b"create2"))
+    err, _ = raw.call(w.OP_CREATE, _create_body("/c2", b"again"))
+    assert err == w.NODEEXISTS
+    # the reaper's deleteContainer: an emptied container and an expired TTL node go
+    _raw_ok(raw, 21, _create_body("/ttl-short", b"", flags=5, ttl=200))
+    _raw_ok(raw, 19, _create_body("/cont-reaped", b"", flags=4))
+    _raw_ok(raw, w.OP_CREATE, _create_body("/cont-reaped/x", b""))
+    _raw_ok(raw, w.OP_DELETE, w.delete_body("/cont-reaped/x"))
+    _raw_ok(raw, 19, _create_body("/cont-never", b"never had a child", flags=4))
+    deadline = time.monotonic() + 10
+    while (a.exists("/cont-reaped") or a.exists("/ttl-short")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert a.exists("/cont-reaped") is None and a.exists("/ttl-short") is None
     # an ephemeral of this raw session, which stays open
     _raw_ok(raw, w.OP_CREATE, _create_body("/app/eph-raw", b"r", flags=1))
     # quotas as zkCli setquota makes them: /app (count), /app/sub nested, /gone removed
@@ -337,9 +354,15 @@ def stats_only_differ(a, b):
 
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("compression", ["", "gz", "snappy"])
-def test_migrate_stop_convert_start(tools, tmp_path, compression):
-    zk = ZK(str(tmp_path / "zk"), compression=compression)
+TXN_TYPES = ("createSession", "closeSession", "create", "create2", "createContainer", "createTTL",
+             "delete", "deleteContainer", "setData", "setACL", "multi", "error")
+
+
+# snapCount=50: several snapshots and log files (gz and snappy snapshots); 1000000:
+# only ZooKeeper's first snapshot, so every txn type goes through the replay
+@pytest.mark.parametrize("compression,snap_count", [("", 1000000), ("gz", 50), ("snappy", 50)])
+def test_migrate_stop_convert_start(tools, tmp_path, compression, snap_count):
+    zk = ZK(str(tmp_path / "zk"), compression=compression, snap_count=snap_count)
     rk = None
     a = raw = None
     try:
@@ -360,7 +383,8 @@ def test_migrate_stop_convert_start(tools, tmp_path, compression):
         files = os.listdir(os.path.join(zk.data_dir, "version-2"))
         snaps = [f for f in files if f.startswith("snapshot.")]
         logs = [f for f in files if f.startswith("log.")]
-        assert len(snaps) >= 4 and len(logs) >= 4, files
+        if snap_count == 50:
+            assert len(snaps) >= 4 and len(logs) >= 4, files
         if compression:
             assert all(f.endswith("." + compression) for f in snaps if f != "snapshot.0"), snaps
 
@@ -372,6 +396,9 @@ def test_migrate_stop_convert_start(tools, tmp_path, compression):
         assert "digest matches ZooKeeper's" in out, out
         assert "compression %s" % (compression or "none") in out, out
         assert "last zxid 0x%x" % zk_last in out, out
+        if snap_count > 1000:
+            by_type = re.search(r"txns by type:(.*)", out).group(1).split()
+            assert sorted(t.split("=")[0] for t in by_type) == sorted(TXN_TYPES), out
         wait_port_free(zk.port)
         rk.start()
 
@@ -381,7 +408,8 @@ def test_migrate_stop_convert_start(tools, tmp_path, compression):
         # kinds carried over: container, TTL (owner 0 to clients), ephemerals, null data
         assert rk_dump["/nulldata"][0] is None
         assert rk_dump["/app/eph"][1][7] == a_session
-        assert rk_dump["/cont-empty"][1][5] == 2 and rk_dump["/cont-empty"][1][9] == 0
+        assert rk_dump["/cont-churn"][1][5] == 3 and rk_dump["/cont-churn"][1][9] == 1
+        assert rk_dump["/cont-never"][1][5] == 0 and rk_dump["/cont-never"][1][9] == 0
         assert rk_dump["/ttl"][1][7] == 0
         assert rk_dump[QUOTA + "/app/zookeeper_stats"][0].startswith(b"count=")
         rk_sessions = dump_sessions(rk)

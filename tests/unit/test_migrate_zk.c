@@ -211,6 +211,7 @@ Test(migrate_zk, snapshot_incomplete_and_damaged)
 		w.buf[i] ^= 0x01;
 		int rc = load("snapshot.5", &w, &t, &info, why);
 		cr_assert_eq(rc, -EBADMSG, "flip at %zu: %d %s", i, rc, why);
+		cr_assert(strstr(why, "does not match") && strstr(why, "damaged"), "flip at %zu: %s", i, why);
 		w.buf[i] ^= 0x01;
 	}
 	/* the digest damaged: the second seal */
