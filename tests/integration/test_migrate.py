@@ -588,3 +588,59 @@ def test_migrate_refuses_damage_and_gaps(tools, tmp_path):
     # converting twice into the same directory is refused
     code, out = run_migrate(tools, "--zk-data", zk.data_dir, "--out", str(tmp_path / "ok"))
     assert code == 1 and "holds a RingKeeper state already" in out, out
+
+
+def test_migrate_to_cluster(tools, tmp_path):
+    """One conversion, copied to the three servers of a RingKeeper ensemble (each with
+    its own myid): every server serves ZooKeeper's tree, and writes go on above
+    ZooKeeper's zxids through any of them."""
+    import cluster as cl
+    zk = ZK(str(tmp_path / "zk"))
+    a = raw = None
+    c = None
+    try:
+        zk.start()
+        a, raw = build_tree(zk.port)
+        _stop_kazoo(a)
+        a = None
+        raw.close()
+        raw = None
+        zk.stop()
+        zk_dump, zk_last = zk_restart_dump(zk, str(tmp_path / "zk-copy"), "")
+        out = str(tmp_path / "converted")
+        code, text = run_migrate(tools, "--zk-data", zk.data_dir, "--out", out, "--verify")
+        assert code == 0 and "0 difference(s)" in text, text
+        c = cl.Cluster(str(tmp_path / "rk"), size=3, extra_cfg="extendedTypesEnabled=true\nkeeperApiNodes=no\n"
+                       "znode.container.checkIntervalMs=3600000\n")
+        for n in c.nodes:
+            shutil.copytree(os.path.join(out, "snapshot"), os.path.join(n.data, "snapshot"))
+            shutil.copytree(os.path.join(out, "log"), os.path.join(n.data, "log"))
+            shutil.copy(os.path.join(out, "raft-state"), n.data)
+        c.start()
+        for n in c.nodes:
+            dump = dump_tree(n.client_port)
+            # the raw session is still within its timeout: its ephemeral is there too
+            assert dump == zk_dump, "server %d:\n%s" % (n.sid, diff_dumps(zk_dump, dump))
+        k = _kazoo(c.nodes[1].client_port)
+        try:
+            st = k.create("/after", b"x", include_data=True)[1]
+            assert st.czxid > zk_last
+        finally:
+            _stop_kazoo(k)
+        for n in c.nodes:
+            k = _kazoo(n.client_port)
+            try:
+                deadline = time.monotonic() + 10
+                while k.exists("/after") is None and time.monotonic() < deadline:
+                    time.sleep(0.05)  # a follower applies the commit a moment later
+                assert k.get("/after")[1].czxid == st.czxid
+            finally:
+                _stop_kazoo(k)
+    finally:
+        if a:
+            _stop_kazoo(a)
+        if raw:
+            raw.close()
+        if c:
+            c.stop()
+        zk.stop()
