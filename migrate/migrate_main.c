@@ -47,6 +47,7 @@ static void usage(FILE *f)
 	      "  --verify          after converting, load the result and compare every node (path,\n"
 	      "                    data, ACL, every Stat field) and session; print the differences\n"
 	      "  --verify-only     only compare ZooKeeper's directory with an existing conversion\n"
+	      "                    (before RingKeeper has taken writes on it)\n"
 	      "  --ignore-digest   convert even when the rebuilt tree's digest differs from the one\n"
 	      "                    ZooKeeper recorded\n"
 	      "\n"

@@ -335,6 +335,6 @@ int migrate_write(const struct zk_tree *t, const struct migrate_write_options *o
 	if ((rc = hardstate_save(opt->out_dir, &hs)) < 0)
 		return refuse(&W, rc, "cannot write %s/%s: %s", opt->out_dir, HARDSTATE_FILE, strerror(-rc));
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	rep->ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
+	rep->ms = (uint64_t)((int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 	return 0;
 }

@@ -293,6 +293,6 @@ int migrate_verify(const struct zk_tree *t, const char *out_dir, FILE *diffs, ui
 	}
 	store_destroy(V.s);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	rep->ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
+	rep->ms = (uint64_t)((int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 	return rc;
 }

@@ -385,7 +385,7 @@ int zk_read_dir(const struct zk_read_options *opt, struct zk_tree **out, struct 
 	}
 	rep->last_zxid = P.prev;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	rep->ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
+	rep->ms = (uint64_t)((int64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 	*out = t;
 	return 0;
 }
