@@ -130,9 +130,13 @@ def _stop_kazoo(c):
         pass
 
 
-def build_tree(port):
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+
+
+def build_tree(port, cli_dir=None):
     """Every node kind, several hundred txns. Returns the clients left open (their
-    sessions and ephemerals must survive the migration)."""
+    sessions and ephemerals must survive the migration). cli_dir: also set a quota
+    with the real zkCli setquota (its logs go there)."""
     from kazoo.security import make_acl, make_digest_acl
     a = _kazoo(port)
     digest_all = make_digest_acl(ALICE[0], ALICE[1], all=True)
@@ -229,6 +233,13 @@ def build_tree(port):
     for i in range(120):
         a.set("/app/n002", b"round %d" % i)
     a.delete("/deep/a/b/c/d")
+    if cli_dir and os.path.exists(ZKCLI):
+        env = dict(os.environ, ZOO_LOG_DIR=cli_dir)
+        r = subprocess.run([ZKCLI, "-server", "127.0.0.1:%d" % port, "setquota", "-n", "7", "/deep"],
+                           env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert a.exists(QUOTA + "/deep/zookeeper_stats"), r.stdout + r.stderr
+        a.create("/deep/after-quota", b"counted")
     return a, raw
 
 
@@ -367,7 +378,7 @@ def test_migrate_stop_convert_start(tools, tmp_path, compression, snap_count):
     a = raw = None
     try:
         zk.start()
-        a, raw = build_tree(zk.port)
+        a, raw = build_tree(zk.port, cli_dir=str(tmp_path))
         zk_dump = dump_tree(zk.port)
         zk_sessions = dump_sessions(zk)
         zk_last = last_zxid(zk)
@@ -412,6 +423,8 @@ def test_migrate_stop_convert_start(tools, tmp_path, compression, snap_count):
         assert rk_dump["/cont-never"][1][5] == 0 and rk_dump["/cont-never"][1][9] == 0
         assert rk_dump["/ttl"][1][7] == 0
         assert rk_dump[QUOTA + "/app/zookeeper_stats"][0].startswith(b"count=")
+        if os.path.exists(ZKCLI):
+            assert rk_dump[QUOTA + "/deep/zookeeper_stats"][0] == b"count=5,bytes=7"
         rk_sessions = dump_sessions(rk)
         assert {k: v for k, v in rk_sessions.items() if v} == {k: v for k, v in zk_sessions.items() if v}
         assert rk_sessions[a_session] == zk_sessions[a_session]
