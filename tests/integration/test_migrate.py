@@ -285,25 +285,28 @@ def dump_sessions(srv):
     return {k: sorted(v) for k, v in sessions.items()}
 
 
-def rewrite_log(path, drop_first):
-    """Rewrites a ZooKeeper log without its first records (each record keeps its own
-    checksum, so the file stays valid: it just starts later)."""
+def log_records(path):
+    """[(zxid, record bytes)] of a ZooKeeper log file (header skipped)."""
     import struct
     with open(path, "rb") as f:
         raw = f.read()
-    out, off, n = bytearray(raw[:16]), 16, 0
+    out, off = [], 16
     while off + 12 <= len(raw):
         length = struct.unpack(">i", raw[off + 8:off + 12])[0]
         if length <= 0:
             break
         rec = raw[off:off + 12 + length + 1]
-        if n >= drop_first:
-            out += rec
-        n += 1
+        out.append((struct.unpack(">q", rec[12 + 12:12 + 20])[0], rec))
         off += 12 + length + 1
+    return raw[:16], out
+
+
+def rewrite_log(path, drop_upto):
+    """Rewrites a ZooKeeper log without its records up to zxid drop_upto (each record
+    keeps its own checksum, so the file stays valid: it just starts later)."""
+    header, recs = log_records(path)
     with open(path, "wb") as f:
-        f.write(bytes(out))
-    return n
+        f.write(header + b"".join(r for z, r in recs if z > drop_upto))
 
 
 def last_zxid(srv):
@@ -468,7 +471,7 @@ def test_migrate_after_kill9(tools, tmp_path):
     try:
         zk.start()
         a, raw = build_tree(zk.port)
-        writer = _kazoo(zk.port, timeout=10.0)
+        writer = _kazoo(zk.port)
 
         def write_loop():
             i = 0
@@ -537,6 +540,7 @@ def test_migrate_refuses_damage_and_gaps(tools, tmp_path):
     snaps = sorted((f for f in os.listdir(v2) if f.startswith("snapshot.")), key=zxid_of)
     logs = sorted((f for f in os.listdir(v2) if f.startswith("log.")), key=zxid_of)
     newest, before = snaps[-1], snaps[-2]
+    zxids = {f: [z for z, _ in log_records(os.path.join(v2, f))[1]] for f in logs}
 
     def variant(name):
         d = str(tmp_path / name)
@@ -557,14 +561,37 @@ def test_migrate_refuses_damage_and_gaps(tools, tmp_path):
     assert "snapshot.%s" % before.split(".")[1] in out, out
     assert "0 difference(s)" in out, out
 
-    # ... and then the log holding the txn after that older snapshot missing: a gap
-    holding = [f for f in logs if zxid_of(f) <= zxid_of(before) + 1][-1]
-    assert holding != logs[-1], (before, logs)
-    os.unlink(os.path.join(v, holding))
+    # An older snapshot B (the newer ones cut short) whose next txn is in a log that
+    # another log follows: without that log the txns go on after a gap.
+    base = holder = None
+    for snap in reversed(snaps[:-1]):
+        held = [f for f in logs if zxid_of(snap) + 1 in zxids[f]]
+        if held and held[0] != logs[-1]:
+            base, holder = snap, held[0]
+            break
+    assert base, (snaps, zxids)
+
+    def from_base(name):
+        d, v = variant(name)
+        for snap in snaps:
+            if zxid_of(snap) > zxid_of(base):
+                with open(os.path.join(v, snap), "r+b") as f:
+                    f.truncate(100)
+        return d, v
+
+    d, v = from_base("gap")
+    os.unlink(os.path.join(v, holder))
     code, out = run_migrate(tools, "--zk-data", d, "--out", str(tmp_path / "gap-out"))
     assert code == 2, out
     assert "does not continue" in out and "gap" in out, out
     assert not os.path.exists(str(tmp_path / "gap-out")), "nothing is written when refused"
+
+    # the log after B starting later than B's next txn: refused
+    d, v = from_base("late")
+    rewrite_log(os.path.join(v, holder), zxid_of(base) + 1)
+    code, out = run_migrate(tools, "--zk-data", d, "--out", str(tmp_path / "late-out"))
+    assert code == 2, out
+    assert "does not continue 0x%x (the snapshot's zxid)" % zxid_of(base) in out, out
 
     # a flipped byte inside the newest snapshot: its checksum, refused
     d, v = variant("flip-snap")
@@ -589,14 +616,6 @@ def test_migrate_refuses_damage_and_gaps(tools, tmp_path):
     code, out = run_migrate(tools, "--zk-data", d, "--out", str(tmp_path / "flip-log-out"))
     assert code == 2, out
     assert "fails its checksum" in out, out
-
-    # the log after the newest snapshot starting later than the txn after it: refused
-    d, v = variant("late")
-    holding = [f for f in logs if zxid_of(f) <= zxid_of(newest) + 1][-1]
-    assert rewrite_log(os.path.join(v, holding), drop_first=zxid_of(newest) + 3 - zxid_of(holding)) > 0
-    code, out = run_migrate(tools, "--zk-data", d, "--out", str(tmp_path / "late-out"))
-    assert code == 2, out
-    assert "does not continue 0x%x (the snapshot's zxid)" % zxid_of(newest) in out, out
 
     # converting twice into the same directory is refused
     code, out = run_migrate(tools, "--zk-data", zk.data_dir, "--out", str(tmp_path / "ok"))
