@@ -4,7 +4,7 @@
 #   deploy/install-deps.sh          build + run
 #   deploy/install-deps.sh --test   also the test and benchmark tools
 set -eu
-pkgs="gcc meson ninja-build pkg-config cmake liburing-dev libmimalloc-dev liblz4-dev libssl-dev libcriterion-dev"
+pkgs="gcc meson ninja-build pkg-config cmake liburing-dev libmimalloc-dev liblz4-dev libssl-dev libcriterion-dev zlib1g-dev libsnappy-dev"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps netcat-openbsd prometheus"
 	# tests/deploy: lint, the container image (podman with runc, a debootstrap base,
