@@ -304,6 +304,8 @@ static inline int64_t store_owner_ttl_ms(int64_t owner)
 }
 /* Reaper condition (container empty after having had a child / TTL expired). Shard locked. */
 bool store_node_reapable_at(const struct znode *n, int64_t now_ms);
+/* Puts a container or TTL node on store->reapable (any other node: nothing). */
+void store_reapable_link(struct store *s, struct znode *n);
 /* Makes room for one more child (before any mutation). 0, -ENOMEM or -E2BIG. */
 int store_node_children_reserve(struct znode *p);
 /* Gives back memory of a mostly empty children array (shard locked). */

@@ -428,14 +428,7 @@ static int load_link(struct store *s, struct znode *n, char *why, size_t why_siz
 	n->parent = parent;
 	n->parent_slot = parent->child_count;
 	parent->children[parent->child_count++] = n;
-	if (store_owner_is_reapable(n->ephemeral_owner)) {
-		n->reap_prev = NULL;
-		n->reap_next = s->reapable;
-		if (s->reapable)
-			s->reapable->reap_prev = n;
-		s->reapable = n;
-		s->reapable_count++;
-	}
+	store_reapable_link(s, n);
 	if (store_owner_is_session(n->ephemeral_owner)) {
 		struct session *se = store_session_find(s, n->ephemeral_owner);
 		if (!se) {

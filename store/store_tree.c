@@ -138,6 +138,18 @@ void store_node_hash_insert(struct store *s, struct znode *n)
 	sh->node_count++;
 }
 
+void store_reapable_link(struct store *s, struct znode *n)
+{
+	if (!store_owner_is_reapable(n->ephemeral_owner))
+		return;
+	n->reap_prev = NULL;
+	n->reap_next = s->reapable;
+	if (s->reapable)
+		s->reapable->reap_prev = n;
+	s->reapable = n;
+	s->reapable_count++;
+}
+
 void store_node_link(struct store *s, struct znode *parent, struct znode *n)
 {
 	store_node_hash_insert(s, n);
@@ -148,14 +160,7 @@ void store_node_link(struct store *s, struct znode *parent, struct znode *n)
 		n->parent_slot = parent->child_count;
 		parent->children[parent->child_count++] = n;
 	}
-	if (store_owner_is_reapable(n->ephemeral_owner)) {
-		n->reap_prev = NULL;
-		n->reap_next = s->reapable;
-		if (s->reapable)
-			s->reapable->reap_prev = n;
-		s->reapable = n;
-		s->reapable_count++;
-	}
+	store_reapable_link(s, n);
 	atomic_fetch_add_explicit(&s->node_count, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->data_bytes, n->path_len + (uint64_t)(n->data_len > 0 ? n->data_len : 0),
 				  memory_order_relaxed);
