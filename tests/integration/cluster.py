@@ -299,9 +299,21 @@ class Cluster:
         return "\n".join("--- n%d (alive %s)\n%s" % (n.sid, n.alive(), n.log_tail()) for n in self.nodes)
 
     def stop(self):
+        """SIGTERM to every server at once (a JVM takes a while to stop), then reap."""
         for n in self.nodes:
             if n.alive():
-                n.kill(signal.SIGTERM)
+                if n.paused:
+                    n.resume()
+                os.kill(n.proc.pid, signal.SIGTERM)
+        for n in self.nodes:
+            if n.proc is None:
+                continue
+            try:
+                n.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(n.proc.pid, signal.SIGKILL)
+                n.proc.wait(10)
+            n.paused = False
 
     def member(self, role):
         """A Member for `role`: "leader", or "follower" / "follower2" (first or second

@@ -126,7 +126,9 @@ class Writers:
     def order_violations(self, tree):
         """Connections where a write was lost but a later one (same connection, so same
         session) was applied: ZooKeeper applies a client's writes in the order sent.
-        `tree`: a dump() (czxid of what was applied is shown)."""
+        `tree`: a dump() (the czxid of what was applied is shown) or a set of paths."""
+        def zxid(p):
+            return tree[p][1][0] if isinstance(tree, dict) and p in tree else "?"
         out = []
         for node, sent in self.sent_per_conn:
             v = not_a_prefix(sent, tree)
@@ -134,8 +136,8 @@ class Writers:
                 i = sent.index(v[0])
                 before = sent[i - 1] if i else None
                 out.append("%s: %s lost (the one before it, %s, at zxid %s), %s applied at zxid %s; "
-                           "acknowledged: %s" % (node, v[0], before, tree[before][1][0] if before in tree else None,
-                                                 v[1], tree[v[1]][1][0], v[1] in self.acked))
+                           "acknowledged: %s" % (node, v[0], before, zxid(before), v[1], zxid(v[1]),
+                                                 v[1] in self.acked))
         return out
 
     def acked_since(self, t):
@@ -255,6 +257,23 @@ def converged(nodes, timeout=20.0):
             raise NotConverged("servers did not converge within %.0fs: %s%s"
                                % (timeout, describe_differences(nodes, trees),
                                   "; last error: %r" % last_error if last_error else ""))
+        time.sleep(0.3)
+
+
+def converged_children(nodes, path, timeout=20.0):
+    """The full paths of `path`'s children once every server lists the same."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            sets = [children(n, path) for n in nodes]
+            if all(s == sets[0] for s in sets[1:]):
+                return {path.rstrip("/") + "/" + c for c in sets[0]}
+            last = [len(s) for s in sets]
+        except (OSError, w.Closed, AssertionError) as e:
+            last = e
+        if time.monotonic() > deadline:
+            raise NotConverged("children of %s differ after %.0fs: %r" % (path, timeout, last))
         time.sleep(0.3)
 
 

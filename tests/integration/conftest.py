@@ -246,7 +246,7 @@ def _skip_reason(target):
     return None
 
 
-def test_key(nodeid):
+def role_key(nodeid):
     """A test's id without the cluster target in it: the key of its cluster role."""
     for t in CLUSTER_TARGETS:
         nodeid = nodeid.replace(t, "")
@@ -257,7 +257,7 @@ def pick(srv, nodeid):
     """The server a test talks to: a standalone server itself, or the member of a
     cluster whose role the test's id chooses (cluster.role_for)."""
     if isinstance(srv, rkcluster.Cluster):
-        return srv.member(rkcluster.role_for(test_key(nodeid)))
+        return srv.member(rkcluster.role_for(role_key(nodeid)))
     return srv
 
 

@@ -62,7 +62,9 @@ class NetLab:
     def __init__(self, size=3):
         tag = "%x" % (os.getpid() & 0xffff)
         self.prefix = "rkp%s" % tag
-        self.k = random.randrange(1, 250)
+        used = _ip("-4", "route", "show").stdout  # another lab of a parallel run
+        free = [k for k in range(1, 250) if "10.213.%d." % k not in used]
+        self.k = random.choice(free)
         self.subnet = "10.213.%d" % self.k
         self.bridge_ns = self.prefix + "-b"
         self.names = ["%s-%d" % (self.prefix, i) for i in range(1, size + 1)]

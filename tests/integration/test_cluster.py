@@ -67,8 +67,10 @@ def present_everywhere(cluster, paths, nodes=None):
     for n in nodes or cluster.nodes:
         c = client(n.hosts)
         try:
-            c.sync("/")
-            gone = [p for p in paths if c.exists(p) is None]
+            # retried on CONNECTIONLOSS: on a loaded machine an election may bounce the
+            # connection (a write pending at a leader change is answered that way)
+            c.retry(c.sync, "/")
+            gone = [p for p in paths if c.retry(c.exists, p) is None]
             if gone:
                 missing[n.sid] = gone[:5] + (["... %d in all" % len(gone)] if len(gone) > 5 else [])
         finally:
