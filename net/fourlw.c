@@ -110,6 +110,9 @@ static void write_srvr_stats(const struct stats_snapshot *st, FILE *f)
 	fprintf(f, "Zxid: 0x%llx\n", (unsigned long long)st->store.last_zxid);
 	fprintf(f, "Mode: %s\n", stats_mode(st));
 	fprintf(f, "Node count: %llu\n", (unsigned long long)st->store.node_count);
+	if (st->raft.voter_count > 1 && st->raft.leading) /* ZooKeeper's leader adds it */
+		fprintf(f, "Proposal sizes last/min/max: %lld/%lld/%lld\n", (long long)st->raft.proposal_size_last,
+			(long long)st->raft.proposal_size_min, (long long)st->raft.proposal_size_max);
 }
 
 /* Calls fn for every established conn of every worker, under that worker's lock. */

@@ -372,6 +372,23 @@ void pipe_save_commit(struct raft_pipeline *p)
 		pipe_write_hard_state(p, st.term, st.vote, commit);
 }
 
+/* The leader's proposal sizes for srvr/stat (entries it appended this ready). */
+static void pipe_note_proposal_sizes(struct raft_pipeline *p, const struct raft_entry *e, int n)
+{
+	int64_t lo = INT64_MAX, hi = -1;
+	for (int i = 0; i < n; i++) {
+		lo = (int64_t)e[i].len < lo ? (int64_t)e[i].len : lo;
+		hi = (int64_t)e[i].len > hi ? (int64_t)e[i].len : hi;
+	}
+	pthread_mutex_lock(&p->stats_lock);
+	p->stats.proposal_size_last = (int64_t)e[n - 1].len;
+	if (p->stats.proposal_size_min < 0 || lo < p->stats.proposal_size_min)
+		p->stats.proposal_size_min = lo;
+	if (hi > p->stats.proposal_size_max)
+		p->stats.proposal_size_max = hi;
+	pthread_mutex_unlock(&p->stats_lock);
+}
+
 /*
  * Carries out the core's ready record (core.h's loop, steps 1-5). Called after every
  * input to the core; applies what became committed.
@@ -407,6 +424,8 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	if (rd->truncate)
 		pipe_truncate(p, rd->truncate_after);
 	pipe_stage_entries(p, rd->entries, rd->entry_count);
+	if (rd->role == RAFT_LEADER && rd->entry_count > 0)
+		pipe_note_proposal_sizes(p, rd->entries, rd->entry_count);
 	/* The leader sends its appends before its own write is durable (it counts itself
 	 * once it is); a follower's acknowledgements come only after (the core's rule). */
 	assert(p->send_msg || rd->msg_count == 0);

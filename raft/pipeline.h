@@ -35,6 +35,9 @@ struct raft_stats {
 	uint64_t first_index; /* first entry still in the log (0 = empty) */
 	uint64_t last_term;
 	uint64_t writes_committed; /* entries applied since start */
+	/* Leader: the size in bytes of the last, smallest and largest entry it appended
+	 * (ZooKeeper's "Proposal sizes last/min/max"); -1 before the first. */
+	int64_t proposal_size_last, proposal_size_min, proposal_size_max;
 	/* consensus */
 	int voter_count;     /* 1: standalone */
 	bool leading;

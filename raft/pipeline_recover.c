@@ -454,6 +454,7 @@ int pipe_recover(struct raft_pipeline *p)
 		return err;
 	}
 	p->stats.voter_count = p->voter_count;
+	p->stats.proposal_size_last = p->stats.proposal_size_min = p->stats.proposal_size_max = -1;
 	p->stats.applied_index = p->stats.commit_index = p->applied_index;
 	p->stats.last_index = wal_last_index(p->wal);
 	p->stats.first_index = wal_first_index(p->wal);

@@ -61,9 +61,6 @@ def impl_of(target):
 # it: on ringkeeper3 the test becomes an expected failure, strict, so it fails loudly
 # once the feature works and the call must go.
 CLUSTER_PENDING = {
-    "proposal-sizes": "the leader's srvr/stat lack ZooKeeper's 'Proposal sizes last/min/max' "
-                      "line (needs the leader's proposal sizes from raft/)",
-    "zookeeper-config": "/zookeeper/config does not list the servers yet",
 }
 
 

@@ -202,11 +202,6 @@ def test_pauses_and_kills_lose_no_acknowledged_write(make_cluster):
           % (what, len(load.acked), len(load.unknown), len(load.refused), load.reconnects))
 
 
-@pytest.mark.xfail(raises=L.OrderViolation, strict=False, reason=(
-    "BUG (issue 12): a resumed leader that steps down answers its pending writes "
-    "CONNECTIONLOSS and closes their connections, but a later request of such a "
-    "connection, already read by the worker, is still forwarded to the new leader and "
-    "applied while the earlier one was dropped with the old leader's log suffix"))
 def test_a_connections_writes_apply_in_order_across_leader_pauses(make_cluster):
     """Pauses only, shorter than the writers' reply timeout: the clients of the stopped
     leader keep their connections and their pipelined writes (8 in flight) reach it

@@ -562,7 +562,6 @@ def test_4lw_every_cluster_role(server, request):
     proposal sizes (srvr, stat) and its learners (mntr), as ZooKeeper 3.8 does."""
     if server.expected_mode == "standalone":
         pytest.skip("one server: test_4lw_srvr, test_4lw_mntr")
-    conftest.pending(request, server, "proposal-sizes")
     lead = server.cluster.wait_leader()
     deadline = time.monotonic() + 10
     while True:  # the leader counts a follower synced once it replicates to it
