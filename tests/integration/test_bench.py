@@ -21,7 +21,11 @@ def _bench_bin():
         return explicit
     rk = os.environ.get("RINGKEEPER_BIN")
     if rk:
-        return os.path.join(os.path.dirname(os.path.dirname(rk)), "bench", "ringkeeper-bench")
+        # build/ringkeeper -> build/bench/ringkeeper-bench (and the older build/core/ layout)
+        for build in (os.path.dirname(rk), os.path.dirname(os.path.dirname(rk))):
+            exe = os.path.join(build, "bench", "ringkeeper-bench")
+            if os.access(exe, os.X_OK):
+                return exe
     return None
 
 
