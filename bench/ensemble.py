@@ -84,6 +84,39 @@ def four_letter(port, word, timeout=2.0):
         return ""
 
 
+def session_ok(port, timeout=2.0):
+    """A real session handshake (then closeSession) succeeds on 127.0.0.1:port: ZooKeeper
+    answers srvr with a mode a little before its followers serve sessions."""
+    import struct
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            body = struct.pack(">iqiqi16s?", 0, 0, 30000, 0, 16, b"\0" * 16, False)
+            s.sendall(struct.pack(">i", len(body)) + body)
+
+            def frame():
+                data = b""
+                while len(data) < 4:
+                    chunk = s.recv(4 - len(data))
+                    if not chunk:
+                        return None
+                    data += chunk
+                n = struct.unpack(">i", data)[0]
+                data = b""
+                while len(data) < n:
+                    chunk = s.recv(n - len(data))
+                    if not chunk:
+                        return None
+                    data += chunk
+                return data
+            reply = frame()
+            if not reply or len(reply) < 16 or struct.unpack(">q", reply[8:16])[0] == 0:
+                return False
+            s.sendall(struct.pack(">iii", 8, 1, -11))
+            return frame() is not None
+    except OSError:
+        return False
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -209,7 +242,8 @@ class Ensemble:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             modes = [n.mode() for n in self.nodes if n.alive()]
-            if modes.count("leader") == 1 and all(m in ("leader", "follower") for m in modes):
+            if modes.count("leader") == 1 and all(m in ("leader", "follower") for m in modes) and \
+                    all(session_ok(n.client_port) for n in self.nodes if n.alive()):
                 return
             for n in self.nodes:
                 if n.proc is not None and n.proc.poll() is not None:
@@ -225,13 +259,13 @@ class Ensemble:
 
 
 class Bench:
-    def __init__(self, binary, threads):
-        self.binary, self.threads = binary, threads
+    def __init__(self, binary, threads, extra_args=()):
+        self.binary, self.threads, self.extra_args = binary, threads, list(extra_args)
 
     def command(self, ens, preset, sessions, warmup, duration, extra=()):
         return [self.binary, "--servers", ens.servers, "--server-pid", ens.pids, "--preset", preset,
                 "--sessions", str(sessions), "--threads", str(self.threads), "--warmup", str(warmup),
-                "--duration", str(duration), "--json"] + list(extra)
+                "--duration", str(duration), "--json"] + self.extra_args + list(extra)
 
     def run(self, ens, preset, sessions, warmup, duration, extra=()):
         cmd = self.command(ens, preset, sessions, warmup, duration, list(extra) + ["--quiet"])
@@ -342,8 +376,9 @@ def cmd_compare(args, zk, rk, bench, out_dir, workdir, wal_bench):
             f.write(json.dumps(rec) + "\n")
         print(run_line(r, server), flush=True)
 
-    print("Warming ZooKeeper's JVMs for %ds (mixed, 64 sessions; not recorded)" % args.jvm_warm, flush=True)
-    bench.run(zk, "mixed", 64, 0, args.jvm_warm)
+    if args.jvm_warm > 0:
+        print("Warming ZooKeeper's JVMs for %gs (mixed, 64 sessions; not recorded)" % args.jvm_warm, flush=True)
+        bench.run(zk, "mixed", 64, 0, args.jvm_warm)
     probes = [probe_disk("before", workdir, wal_bench)]
     presets, sessions = args.presets.split(","), [int(s) for s in args.sessions.split(",")]
     for rnd in range(1, args.rounds + 1):
@@ -506,14 +541,11 @@ def one_failover(ens, bench, args, out_dir, index):
     return res
 
 
-def cmd_failover(args, zk, rk, bench, out_dir):
+def cmd_failover(args, systems, bench, out_dir):
     results = os.path.join(out_dir, "failover.jsonl")
     all_res = []
-    # The key space is set up once per cluster before the first kill.
-    for ens in (zk, rk):
-        bench.run(ens, args.preset, 8, 0, 1, ["--no-cleanup"])
     for i in range(1, args.kills + 1):
-        for ens in (zk, rk):
+        for ens in systems:
             res = one_failover(ens, bench, args, out_dir, i)
             all_res.append(res)
             with open(results, "a") as f:
@@ -548,7 +580,7 @@ def main():
     c.add_argument("--sessions", default="64,256")
     c.add_argument("--duration", type=float, default=15)
     c.add_argument("--warmup", type=float, default=5)
-    c.add_argument("--jvm-warm", type=int, default=25)
+    c.add_argument("--jvm-warm", type=float, default=25)
     c.add_argument("--open-presets", default="set,mixed", help="'' for none")
     c.add_argument("--open-sessions", type=int, default=64)
     c.add_argument("--open-inflight", type=int, default=4)
@@ -565,9 +597,12 @@ def main():
     f.add_argument("--post", type=float, default=3, help="seconds after the new leader before the restart")
     f.add_argument("--settle", type=float, default=2, help="seconds after the rejoin before the run ends")
     f.add_argument("--max-run", type=float, default=600)
+    f.add_argument("--systems", default="zookeeper,ringkeeper", help="which clusters, in this order")
     sub.add_parser("up")
     for p in (c, f):
         p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--bench-args", default="", help="more ringkeeper-bench options for every run, "
+                       "e.g. '--keys 1000'")
     for p in (c, f, sub.choices["up"]):
         p.add_argument("--out", default="")
         p.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
@@ -591,18 +626,21 @@ def main():
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+    wanted = getattr(args, "systems", "zookeeper,ringkeeper").split(",")
+    systems = [{"zookeeper": zk, "ringkeeper": rk}[w] for w in wanted]
     try:
         print("machine: %d CPUs, load average %s; RingKeeper %s; bench %s; data under %s" % (
             os.cpu_count(), loadavg(), rk_bin, bench_bin, workdir), flush=True)
-        zk.start()
-        print("ZooKeeper 3.8 ensemble: %s (pids %s, leader n%d)" % (zk.servers, zk.pids, zk.leader().sid), flush=True)
-        rk.start()
-        print("RingKeeper cluster:      %s (pids %s, leader n%d)" % (rk.servers, rk.pids, rk.leader().sid), flush=True)
-        bench = Bench(bench_bin, getattr(args, "threads", 2))
+        for ens in systems:
+            ens.start()
+            print("%-26s %s (pids %s, leader n%d)" % (
+                "ZooKeeper 3.8 ensemble:" if ens is zk else "RingKeeper cluster:", ens.servers, ens.pids,
+                ens.leader().sid), flush=True)
+        bench = Bench(bench_bin, getattr(args, "threads", 2), getattr(args, "bench_args", "").split())
         if args.cmd == "compare":
             cmd_compare(args, zk, rk, bench, out_dir, workdir, wal_bench)
         elif args.cmd == "failover":
-            cmd_failover(args, zk, rk, bench, out_dir)
+            cmd_failover(args, systems, bench, out_dir)
         else:
             print("Ctrl-C stops both clusters", flush=True)
             while True:
