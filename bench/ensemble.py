@@ -122,6 +122,18 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
+def pressure():
+    """Share of the last 10 s some task waited for a CPU / for I/O (Linux PSI), in %."""
+    out = {}
+    for what in ("cpu", "io"):
+        try:
+            with open("/proc/pressure/" + what) as f:
+                out[what] = float(f.readline().split()[1].split("=")[1])
+        except (OSError, IndexError, ValueError):
+            out[what] = None
+    return out
+
+
 class Node:
     """One server of a cluster: its dir, ports and process."""
 
@@ -132,11 +144,14 @@ class Node:
         os.makedirs(self.data, exist_ok=True)
         with open(os.path.join(self.data, "myid"), "w") as f:
             f.write("%d\n" % sid)
+        self.pick_ports()
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.proc = None
+
+    def pick_ports(self):
         self.client_port = free_port()
         self.peer_port = free_port()
         self.election_port = free_port()
-        self.log_path = os.path.join(self.dir, "server.log")
-        self.proc = None
 
     @property
     def pid(self):
@@ -226,10 +241,22 @@ class Ensemble:
     def pids(self):
         return ",".join(str(n.pid) for n in self.nodes)
 
-    def start(self, timeout=90.0):
-        for n in self.nodes:
-            n.start()
-        self.wait_serving(timeout)
+    def start(self, timeout=90.0, tries=3):
+        """Starts every server; ports are picked now, and picked again if one was taken
+        meanwhile (the machine is shared: other processes take ports too)."""
+        for attempt in range(tries):
+            for n in self.nodes:
+                n.pick_ports()
+            for n in self.nodes:
+                n.start()
+            try:
+                self.wait_serving(timeout)
+                return
+            except RuntimeError as e:
+                if "Address already in use" not in str(e) or attempt + 1 == tries:
+                    raise
+                print("%s: a port was taken, starting again on new ports" % self.kind, flush=True)
+                self.stop()
 
     def leader(self):
         for n in self.nodes:
@@ -277,6 +304,7 @@ class Bench:
                                                                        out.stderr[-2000:]))
         r = runs[0]
         r["loadavg_before"], r["loadavg_after"] = load_before, loadavg()
+        r["pressure_after"] = pressure()
         ops = r["ok"] + r["errors"]
         r["other_cores"] = r["cpu_us_per_op"]["other"] * ops / 1e6 / r["window_s"] if r["window_s"] else 0
         return r
@@ -309,11 +337,12 @@ def probe_disk(label, workdir, wal_bench):
 
 def run_line(r, name):
     return ("  %-10s %-10s %4d sessions%s: %9.0f ops/s  p50 %6.2f ms  p99 %7.2f ms  errors %d  "
-            "server %6.1f us/op (3 servers)  other load %.2f cores  load %s" % (
+            "server %6.1f us/op (3 servers)  other load %.2f cores  load %s  psi cpu/io %s/%s%%" % (
                 name, r["preset"], r["sessions"],
                 (" rate %6.0f" % r["rate"]) if r["rate"] else "", r["ops_per_s"],
                 r["latency_us"]["p50"] / 1e3, r["latency_us"]["p99"] / 1e3, r["errors"],
-                r["cpu_us_per_op"]["server"], r["other_cores"], r["loadavg_after"]))
+                r["cpu_us_per_op"]["server"], r["other_cores"], r["loadavg_after"],
+                r["pressure_after"]["cpu"], r["pressure_after"]["io"]))
 
 
 def report_closed(records):
@@ -363,6 +392,23 @@ def report_open(records):
             sum(r["open_loop_unsent"] for r in zk), sum(r["open_loop_unsent"] for r in rk),
             sum(r["errors"] for r in zk + rk)))
     return "\n".join(lines)
+
+
+def conditions(runs):
+    """The machine during the runs: what else was using it."""
+    if not runs:
+        return ""
+    load1 = [float(r["loadavg_after"].split()[0]) for r in runs]
+    other = [r["other_cores"] for r in runs]
+    io = [r["pressure_after"]["io"] for r in runs if r["pressure_after"]["io"] is not None]
+    cpu = [r["pressure_after"]["cpu"] for r in runs if r["pressure_after"]["cpu"] is not None]
+    text = ("Conditions over %d runs: 1-min load average %.1f-%.1f (median %.1f); CPU used by other "
+            "processes (machine busy - bench - servers) median %.2f, max %.2f of 2 cores" % (
+                len(runs), min(load1), max(load1), med(load1), med(other), max(other)))
+    if io and cpu:
+        text += "; PSI avg10 some-waiting: cpu median %.0f%%, io median %.0f%% (max %.0f%%)" % (
+            med(cpu), med(io), max(io))
+    return text
 
 
 def cmd_compare(args, zk, rk, bench, out_dir, workdir, wal_bench):
@@ -420,6 +466,7 @@ def cmd_compare(args, zk, rk, bench, out_dir, workdir, wal_bench):
     report += ["Targets: " + "; ".join(targets), ""]
     report += ["Disk probe p50/p99 µs: " + ", ".join("%s/%s" % (p.get("p50_us"), p.get("p99_us"))
                                                        for p in probes if p)]
+    report += [conditions([r["result"] for r in records])]
     text = "\n".join(report)
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write(text + "\n")
@@ -442,12 +489,13 @@ def read_timeline(path):
     return header, writes
 
 
-def longest_gap(ack_ms, lo, hi):
-    """The longest interval between consecutive acked-write ms whose start lies in [lo, hi]:
-    (gap ms, last ack before it, first ack after it). ack_ms is sorted."""
+def longest_gap(ack_ms, lo, hi, end_by=None):
+    """The longest interval between consecutive acked-write ms whose start lies in [lo, hi]
+    (and, with end_by, that ended by then): (gap ms, last ack before it, first ack after
+    it). ack_ms is sorted."""
     best = (0, None, None)
     for prev, ms in zip(ack_ms, ack_ms[1:]):
-        if lo <= prev <= hi and ms - prev > best[0]:
+        if lo <= prev <= hi and (end_by is None or ms <= end_by) and ms - prev > best[0]:
             best = (ms - prev, prev, ms)
     return best
 
@@ -472,7 +520,7 @@ def one_failover(ens, bench, args, out_dir, index):
         proc.kill()
         raise RuntimeError("bench did not start: %s" % "".join(err_lines[-20:]))
     time.sleep(args.pre)
-    ev = {"load_before": loadavg()}
+    ev = {"load_before": loadavg(), "psi_before": pressure()}
     leader = ens.leader()
     if leader is None:
         raise RuntimeError("%s: no leader before the kill" % ens.kind)
@@ -515,7 +563,7 @@ def one_failover(ens, bench, args, out_dir, index):
     kill_ms = to_ms(ev["kill"])
     restart_ms = to_ms(ev["restart"])
     gap, before, after = longest_gap(acks, kill_ms - 1000, restart_ms)
-    base_gap, _, _ = longest_gap(acks, kill_ms - 1000, kill_ms - 1)
+    base_gap, _, _ = longest_gap(acks, kill_ms - 1000, kill_ms, end_by=kill_ms)
     restart_gap, _, _ = longest_gap(acks, restart_ms, to_ms(ev["rejoined"]) + args.settle * 1000)
     rate_before = sum(w for ms, w in writes.items() if kill_ms - 1000 <= ms < kill_ms)
     res = {
@@ -528,15 +576,16 @@ def one_failover(ens, bench, args, out_dir, index):
         "errors": r["errors"], "errors_by_code": r["errors_by_code"], "reconnects": r["reconnects"],
         "sessions_expired": r["sessions_expired"], "connections_lost": r["connections_lost"],
         "ops_per_s": r["ops_per_s"], "load_before": ev["load_before"], "load_after": loadavg(),
+        "psi_before": ev["psi_before"],
     }
     print("  %s kill %d: leader n%d -> n%s  gap %5d ms (last ack %+d ms, first after %+s ms)  new leader "
           "seen %s ms  restart gap %d ms  rejoin %.0f ms  writes/s before %d  reconnects %d  expired %d  "
-          "errors %d  load %s" % (
+          "errors %d  load %s  psi io %s%%" % (
               ens.short, index, res["leader_killed"], res["new_leader"], gap, res["last_ack_before_ms"] or 0,
               "%.0f" % res["first_ack_after_ms"] if res["first_ack_after_ms"] is not None else "none",
               "%.0f" % res["elected_seen_ms"] if res["elected_seen_ms"] is not None else "never",
               restart_gap, res["rejoin_ms"], rate_before, res["reconnects"], res["sessions_expired"],
-              res["errors"], res["load_before"]), flush=True)
+              res["errors"], res["load_before"], ev["psi_before"]["io"]), flush=True)
     ens.wait_serving(60)
     return res
 
@@ -598,7 +647,8 @@ def main():
     f.add_argument("--settle", type=float, default=2, help="seconds after the rejoin before the run ends")
     f.add_argument("--max-run", type=float, default=600)
     f.add_argument("--systems", default="zookeeper,ringkeeper", help="which clusters, in this order")
-    sub.add_parser("up")
+    u = sub.add_parser("up")
+    u.add_argument("--systems", default="zookeeper,ringkeeper")
     for p in (c, f):
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--bench-args", default="", help="more ringkeeper-bench options for every run, "
@@ -652,15 +702,13 @@ def main():
         rk.stop()
         zk.stop()
         if not args.keep:
-            if args.out:
-                shutil.rmtree(os.path.join(workdir, "zk"), ignore_errors=True)
-                shutil.rmtree(os.path.join(workdir, "rk"), ignore_errors=True)
-                if not os.listdir(workdir) or os.listdir(workdir) == ["probe"]:
-                    shutil.rmtree(workdir, ignore_errors=True)
+            for d in ("zk", "rk", "probe"):
+                shutil.rmtree(os.path.join(workdir, d), ignore_errors=True)
+            inside = os.path.join(workdir, "out")
+            if os.path.isdir(inside) and os.listdir(inside):
+                print("results kept in %s (data dirs removed)" % inside)
             else:
-                print("results kept in %s (data dirs removed)" % out_dir)
-                shutil.rmtree(os.path.join(workdir, "zk"), ignore_errors=True)
-                shutil.rmtree(os.path.join(workdir, "rk"), ignore_errors=True)
+                shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
