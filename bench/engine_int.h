@@ -163,10 +163,17 @@ struct engine_thread {
 /* engine.c */
 void conn_mark_dirty(struct conn *c);
 void conn_post_recv(struct conn *c);
-void conn_issue(struct conn *c, uint64_t intended_ns);
+/* Takes the next request slot (and xid) of c. */
+struct req_slot *slot_push(struct conn *c, uint64_t intended_ns, enum slot_kind kind);
 void stats_error(struct engine_thread *t, const struct req_slot *s, unsigned slot_err);
 void thread_flush(struct engine_thread *t);
 void thread_wait(struct engine_thread *t, uint64_t wait_ns);
+
+/* ops.c */
+/* Sends one workload request on c, intended at intended_ns. */
+void conn_issue(struct conn *c, uint64_t intended_ns);
+/* 0 when the reply is what the request in s must get, else an error slot. */
+unsigned reply_check(struct conn *c, const struct req_slot *s, int32_t err, struct jute_reader *r);
 
 /* conn.c */
 /* Allocates c's buffers and connects it to its first server (session % servers). */
