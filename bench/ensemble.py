@@ -21,6 +21,9 @@ s talks to server s mod 3) and sums the three server processes' CPU.
             gap: the longest time without any acknowledged write around the kill (last
             ack before it to first ack after it, 1 ms buckets from the bench's
             --timeline). Median and max per system.
+  profile   per server, over a few seconds of closed-loop load: CPU, context switches,
+            fdatasync/fsync and send calls per request (perf stat), leader vs followers;
+            --record adds perf record -g of the RingKeeper servers.
   up        start both clusters, print their servers and pids, wait for Ctrl-C (for
             profiling by hand).
 
@@ -32,7 +35,9 @@ Usage: bench/ensemble.py compare [--quick] [--rounds N] [--presets a,b] [--sessi
                                  [--open-sessions 64] [--open-inflight 4] [--rate R]
                                  [--out DIR]
        bench/ensemble.py failover [--kills 5] [--rate 2000] [--sessions 64] [--preset set]
-                                  [--out DIR]
+                                  [--systems zookeeper,ringkeeper] [--out DIR]
+       bench/ensemble.py profile [--preset set] [--sessions 64] [--seconds 8] [--record]
+       bench/ensemble.py up [--systems ringkeeper]
 Env:   RINGKEEPER_BIN, BENCH_BIN, WAL_BENCH_BIN (default: newest build*/...),
        COMPARE_TMP (default /var/tmp), ZK_HEAP (default 1g: -Xms and -Xmx per server)
 """
@@ -590,6 +595,88 @@ def one_failover(ens, bench, args, out_dir, index):
     return res
 
 
+# ---- profile ----------------------------------------------------------------------
+
+PERF_EVENTS = ["task-clock", "context-switches", "syscalls:sys_enter_fdatasync", "syscalls:sys_enter_fsync",
+               "syscalls:sys_enter_sendmsg", "syscalls:sys_enter_sendto", "syscalls:sys_enter_write",
+               "syscalls:sys_enter_pwrite64", "syscalls:sys_enter_io_uring_enter"]
+
+
+def perf_stat(pid, seconds, out_path):
+    return subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(PERF_EVENTS), "-p", str(pid), "-o", out_path,
+                             "--", "sleep", str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def read_perf_stat(path):
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.strip().split(",")
+            if len(parts) < 3 or line.startswith("#"):
+                continue
+            try:
+                counts[parts[2]] = float(parts[0])
+            except ValueError:
+                counts[parts[2]] = float("nan")  # <not counted>
+    return counts
+
+
+def cmd_profile(args, systems, bench, out_dir):
+    """Per server, over --seconds of a closed-loop run: CPU (task-clock), context switches,
+    fdatasync/fsync and send/write/io_uring_enter calls, each per completed request; with
+    --record, a perf record -g of the RingKeeper servers too."""
+    rows = []
+    for ens in systems:
+        leader = ens.leader()
+        span = args.warmup + args.seconds + 2
+        cmd = bench.command(ens, args.preset, args.sessions, args.warmup, span, ["--quiet"])
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(args.warmup + 1 + 3)  # setup, then the warmup
+        stats = {n.sid: perf_stat(n.pid, args.seconds, os.path.join(out_dir, "perf-stat-%s-n%d.txt" % (ens.short, n.sid)))
+                 for n in ens.nodes}
+        rec = None
+        if args.record and ens.kind == "ringkeeper":
+            rec = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", ens.pids, "-o",
+                                    os.path.join(out_dir, "perf-%s.data" % ens.short), "--", "sleep",
+                                    str(args.seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for p in stats.values():
+            p.wait()
+        if rec:
+            rec.wait()
+        out, err = proc.communicate(timeout=span + 120)
+        runs = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+        if len(runs) != 1:
+            raise RuntimeError("bench failed: %s" % err[-2000:])
+        r = runs[0]
+        ops = r["ops_per_s"] * args.seconds
+        print("%s %s %d sessions: %.0f ops/s (p99 %.2f ms)" % (ens.kind, args.preset, args.sessions, r["ops_per_s"],
+                                                              r["latency_us"]["p99"] / 1e3), flush=True)
+        for n in ens.nodes:
+            c = read_perf_stat(os.path.join(out_dir, "perf-stat-%s-n%d.txt" % (ens.short, n.sid)))
+            row = {"system": ens.kind, "server": "n%d" % n.sid, "role": "leader" if n is leader else "follower",
+                   "ops_per_s": r["ops_per_s"]}
+            row["cpu_us"] = c.get("task-clock", 0) * 1e3 / ops  # task-clock is in ms
+            row["ctxsw"] = c.get("context-switches", 0) / ops
+            row["syncs"] = (c.get("syscalls:sys_enter_fdatasync", 0) + c.get("syscalls:sys_enter_fsync", 0)) / ops
+            row["sends"] = sum(c.get("syscalls:sys_enter_" + k, 0) for k in ("sendmsg", "sendto", "write")) / ops
+            row["uring_enter"] = c.get("syscalls:sys_enter_io_uring_enter", 0) / ops
+            row["ops_per_sync"] = 1 / row["syncs"] if row["syncs"] else float("nan")
+            rows.append(row)
+    lines = ["| system | server | role | ops/s | CPU µs/op | ctx switches/op | fsyncs/op | ops per fsync | "
+             "send/write calls/op | io_uring_enter/op |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append("| %s | %s | %s | %s | %.1f | %.2f | %.4f | %.1f | %.2f | %.2f |" % (
+            row["system"], row["server"], row["role"], fmt(row["ops_per_s"]), row["cpu_us"], row["ctxsw"],
+            row["syncs"], row["ops_per_sync"], row["sends"], row["uring_enter"]))
+    text = "\n".join(lines)
+    with open(os.path.join(out_dir, "profile.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(out_dir, "profile.jsonl"), "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    print("\n" + text)
+
+
 def cmd_failover(args, systems, bench, out_dir):
     results = os.path.join(out_dir, "failover.jsonl")
     all_res = []
@@ -647,13 +734,21 @@ def main():
     f.add_argument("--settle", type=float, default=2, help="seconds after the rejoin before the run ends")
     f.add_argument("--max-run", type=float, default=600)
     f.add_argument("--systems", default="zookeeper,ringkeeper", help="which clusters, in this order")
+    pr = sub.add_parser("profile")
+    pr.add_argument("--preset", default="set")
+    pr.add_argument("--sessions", type=int, default=64)
+    pr.add_argument("--warmup", type=float, default=3)
+    pr.add_argument("--seconds", type=float, default=8)
+    pr.add_argument("--record", action="store_true", help="perf record -g the RingKeeper servers")
+    pr.add_argument("--systems", default="zookeeper,ringkeeper")
+    pr.add_argument("--jvm-warm", type=float, default=20)
     u = sub.add_parser("up")
     u.add_argument("--systems", default="zookeeper,ringkeeper")
-    for p in (c, f):
+    for p in (c, f, pr):
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--bench-args", default="", help="more ringkeeper-bench options for every run, "
                        "e.g. '--keys 1000'")
-    for p in (c, f, sub.choices["up"]):
+    for p in (c, f, pr, sub.choices["up"]):
         p.add_argument("--out", default="")
         p.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
     args = ap.parse_args()
@@ -683,7 +778,7 @@ def main():
             os.cpu_count(), loadavg(), rk_bin, bench_bin, workdir), flush=True)
         for ens in systems:
             ens.start()
-            print("%-26s %s (pids %s, leader n%d)" % (
+            print("%-26s %s (pids %s; leader n%d)" % (
                 "ZooKeeper 3.8 ensemble:" if ens is zk else "RingKeeper cluster:", ens.servers, ens.pids,
                 ens.leader().sid), flush=True)
         bench = Bench(bench_bin, getattr(args, "threads", 2), getattr(args, "bench_args", "").split())
@@ -691,6 +786,10 @@ def main():
             cmd_compare(args, zk, rk, bench, out_dir, workdir, wal_bench)
         elif args.cmd == "failover":
             cmd_failover(args, systems, bench, out_dir)
+        elif args.cmd == "profile":
+            if zk in systems and args.jvm_warm > 0:
+                bench.run(zk, "mixed", 64, 0, args.jvm_warm)
+            cmd_profile(args, systems, bench, out_dir)
         else:
             print("Ctrl-C stops both clusters", flush=True)
             while True:
