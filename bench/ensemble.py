@@ -174,6 +174,7 @@ class Node:
             lines += ["admin.enableServer=false"]
         else:
             lines += ["metricsPort=0"]
+        lines += self.ens.extra_cfg
         for n in self.ens.nodes:
             lines.append("server.%d=127.0.0.1:%d:%d" % (n.sid, n.peer_port, n.election_port))
         path = os.path.join(self.dir, "zoo.cfg")
@@ -227,8 +228,10 @@ class Node:
 
 
 class Ensemble:
-    def __init__(self, kind, workdir, binary=None, size=3):
+    def __init__(self, kind, workdir, binary=None, size=3, extra_cfg=(), label=None):
         self.kind, self.binary = kind, binary
+        self.extra_cfg = [c for c in extra_cfg if c]
+        self.label = label or kind
         self.workdir = workdir
         self.nodes = []
         for sid in range(1, size + 1):
@@ -236,7 +239,7 @@ class Ensemble:
 
     @property
     def short(self):
-        return "ZK" if self.kind == "zookeeper" else "RK"
+        return "ZK" if self.kind == "zookeeper" else "RK" if self.label == self.kind else self.label
 
     @property
     def servers(self):
@@ -595,6 +598,42 @@ def one_failover(ens, bench, args, out_dir, index):
     return res
 
 
+# ---- rkab: two RingKeeper configurations ------------------------------------------
+
+def cmd_rkab(args, rk_a, rk_b, bench, out_dir):
+    """Two 3-node RingKeeper clusters that differ only in --a-config / --b-config,
+    alternating A B A B per preset x session count, medians and B/A."""
+    results = os.path.join(out_dir, "rkab.jsonl")
+    runs = {}
+    for rnd in range(1, args.rounds + 1):
+        for p in args.presets.split(","):
+            for n in [int(x) for x in args.sessions.split(",")]:
+                for ens in (rk_a, rk_b):
+                    r = bench.run(ens, p, n, args.warmup, args.duration)
+                    runs.setdefault((p, n), {}).setdefault(ens.label, []).append(r)
+                    with open(results, "a") as f:
+                        f.write(json.dumps({"config": ens.label, "round": rnd, "result": r}) + "\n")
+                    print(run_line(r, ens.label), flush=True)
+    lines = ["A = %s; B = %s" % (" ".join(rk_a.extra_cfg) or "defaults", " ".join(rk_b.extra_cfg) or "defaults"), "",
+             "| preset | sessions | A ops/s | B ops/s | B/A | A p50 ms | B p50 ms | A p99 ms | B p99 ms | "
+             "A µs/op | B µs/op |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (p, n), by in runs.items():
+        a, b = by["A"], by["B"]
+        g = lambda rs, f: med([f(r) for r in rs])
+        ao, bo = g(a, lambda r: r["ops_per_s"]), g(b, lambda r: r["ops_per_s"])
+        lines.append("| %s | %d | %s | %s | **%.2f** | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f |" % (
+            p, n, fmt(ao), fmt(bo), bo / ao if ao else float("nan"),
+            g(a, lambda r: r["latency_us"]["p50"] / 1e3), g(b, lambda r: r["latency_us"]["p50"] / 1e3),
+            g(a, lambda r: r["latency_us"]["p99"] / 1e3), g(b, lambda r: r["latency_us"]["p99"] / 1e3),
+            g(a, lambda r: r["cpu_us_per_op"]["server"]), g(b, lambda r: r["cpu_us_per_op"]["server"])))
+    lines.append("")
+    lines.append(conditions([r for by in runs.values() for rs in by.values() for r in rs]))
+    text = "\n".join(lines)
+    with open(os.path.join(out_dir, "rkab.md"), "w") as f:
+        f.write(text + "\n")
+    print("\n" + text)
+
+
 # ---- profile ----------------------------------------------------------------------
 
 PERF_EVENTS = ["task-clock", "context-switches", "syscalls:sys_enter_fdatasync", "syscalls:sys_enter_fsync",
@@ -742,13 +781,24 @@ def main():
     pr.add_argument("--record", action="store_true", help="perf record -g the RingKeeper servers")
     pr.add_argument("--systems", default="zookeeper,ringkeeper")
     pr.add_argument("--jvm-warm", type=float, default=20)
+    ab = sub.add_parser("rkab")
+    ab.add_argument("--a-config", default="", help="zoo.cfg lines for cluster A, comma separated")
+    ab.add_argument("--b-config", default="raft.logSyncMethod=linked,raft.logInflightMax=2")
+    ab.add_argument("--rounds", type=int, default=2)
+    ab.add_argument("--presets", default="set,mixed")
+    ab.add_argument("--sessions", default="64,256")
+    ab.add_argument("--duration", type=float, default=10)
+    ab.add_argument("--warmup", type=float, default=3)
     u = sub.add_parser("up")
     u.add_argument("--systems", default="zookeeper,ringkeeper")
-    for p in (c, f, pr):
+    for p in (c, f, pr, ab):
         p.add_argument("--threads", type=int, default=2)
         p.add_argument("--bench-args", default="", help="more ringkeeper-bench options for every run, "
                        "e.g. '--keys 1000'")
-    for p in (c, f, pr, sub.choices["up"]):
+    for p in (c, f, pr, u):
+        p.add_argument("--rk-config", default="", help="more zoo.cfg lines for RingKeeper, comma separated "
+                       "(e.g. raft.electionTimeoutMs=300)")
+    for p in (c, f, pr, ab, u):
         p.add_argument("--out", default="")
         p.add_argument("--keep", action="store_true", help="keep the data dirs and logs")
     args = ap.parse_args()
@@ -765,7 +815,13 @@ def main():
     out_dir = args.out or os.path.join(workdir, "out")
     os.makedirs(out_dir, exist_ok=True)
     zk = Ensemble("zookeeper", os.path.join(workdir, "zk"))
-    rk = Ensemble("ringkeeper", os.path.join(workdir, "rk"), binary=rk_bin)
+    rk = Ensemble("ringkeeper", os.path.join(workdir, "rk"), binary=rk_bin,
+                  extra_cfg=getattr(args, "rk_config", "").split(","))
+    if args.cmd == "rkab":
+        rk = Ensemble("ringkeeper", os.path.join(workdir, "rk"), binary=rk_bin, extra_cfg=args.a_config.split(","),
+                      label="A")
+        rk_b = Ensemble("ringkeeper", os.path.join(workdir, "rkb"), binary=rk_bin,
+                        extra_cfg=args.b_config.split(","), label="B")
 
     def stop(*_):
         raise KeyboardInterrupt
@@ -773,19 +829,25 @@ def main():
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     wanted = getattr(args, "systems", "zookeeper,ringkeeper").split(",")
     systems = [{"zookeeper": zk, "ringkeeper": rk}[w] for w in wanted]
+    if args.cmd == "rkab":
+        systems = [rk, rk_b]
     try:
         print("machine: %d CPUs, load average %s; RingKeeper %s; bench %s; data under %s" % (
             os.cpu_count(), loadavg(), rk_bin, bench_bin, workdir), flush=True)
         for ens in systems:
             ens.start()
-            print("%-26s %s (pids %s; leader n%d)" % (
-                "ZooKeeper 3.8 ensemble:" if ens is zk else "RingKeeper cluster:", ens.servers, ens.pids,
-                ens.leader().sid), flush=True)
+            print("%-26s %s (pids %s; leader n%d)%s" % (
+                "ZooKeeper 3.8 ensemble:" if ens is zk else "RingKeeper cluster%s:" % (
+                    "" if ens.label == ens.kind else " " + ens.label), ens.servers,
+                ens.pids, ens.leader().sid, (" config " + " ".join(ens.extra_cfg)) if ens.extra_cfg else ""),
+                flush=True)
         bench = Bench(bench_bin, getattr(args, "threads", 2), getattr(args, "bench_args", "").split())
         if args.cmd == "compare":
             cmd_compare(args, zk, rk, bench, out_dir, workdir, wal_bench)
         elif args.cmd == "failover":
             cmd_failover(args, systems, bench, out_dir)
+        elif args.cmd == "rkab":
+            cmd_rkab(args, rk, rk_b, bench, out_dir)
         elif args.cmd == "profile":
             if zk in systems and args.jvm_warm > 0:
                 bench.run(zk, "mixed", 64, 0, args.jvm_warm)
@@ -798,10 +860,10 @@ def main():
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        rk.stop()
-        zk.stop()
+        for ens in systems:
+            ens.stop()
         if not args.keep:
-            for d in ("zk", "rk", "probe"):
+            for d in ("zk", "rk", "rkb", "probe"):
                 shutil.rmtree(os.path.join(workdir, d), ignore_errors=True)
             inside = os.path.join(workdir, "out")
             if os.path.isdir(inside) and os.listdir(inside):
