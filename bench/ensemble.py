@@ -49,6 +49,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -92,7 +93,6 @@ def four_letter(port, word, timeout=2.0):
 def session_ok(port, timeout=2.0):
     """A real session handshake (then closeSession) succeeds on 127.0.0.1:port: ZooKeeper
     answers srvr with a mode a little before its followers serve sessions."""
-    import struct
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             body = struct.pack(">iqiqi16s?", 0, 0, 30000, 0, 16, b"\0" * 16, False)
