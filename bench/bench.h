@@ -37,6 +37,8 @@
 #define BENCH_ROOT_BYTES_MAX 64
 #define BENCH_PATH_BYTES_MAX 160
 #define BENCH_DURATION_S_MAX 86400.0
+/* --timeline keeps 3 counters per ms of the run: warmup + duration at most this. */
+#define BENCH_TIMELINE_S_MAX 3600.0
 
 /* Error slots: 0..128 are server codes (slot = -code); the rest are found by us. */
 enum {
@@ -81,6 +83,8 @@ struct bench_config {
 	bool cleanup;
 	uint64_t seed;
 	char root[BENCH_ROOT_BYTES_MAX];
+	bool reconnect;          /* a lost session moves to the next server (conn.c) */
+	char timeline_path[256]; /* write acks per ms here; "" = no timeline */
 };
 
 struct bench_op_stats {
@@ -96,6 +100,14 @@ struct bench_cpu_sample {
 	double machine_busy_s;             /* /proc/stat, all CPUs, not idle/iowait */
 };
 
+/* Acknowledgements per ms from t0 (--timeline), summed over threads. */
+struct bench_timeline {
+	uint32_t buckets;
+	uint32_t *writes; /* create, set, delete, multi answered OK */
+	uint32_t *reads;  /* every other op answered OK */
+	uint32_t *errors; /* error replies and requests lost with their connection */
+};
+
 struct bench_result {
 	uint32_t sessions;
 	uint32_t sessions_connected;
@@ -105,6 +117,13 @@ struct bench_result {
 	uint64_t open_loop_unsent; /* scheduled in the window but never sent */
 	uint64_t connections_lost;
 	uint64_t pings_sent;
+	uint64_t reconnects;       /* sessions that handshook again after a loss (--reconnect) */
+	uint64_t sessions_expired; /* reconnects answered "session expired" */
+	bool stopped_early;        /* bench_stop() ended the window */
+	uint64_t t0_ns;            /* CLOCK_MONOTONIC of the first intended send */
+	uint64_t measure_start_ns;
+	uint64_t measure_end_ns;
+	struct bench_timeline timeline;
 	struct bench_cpu_sample cpu_start;
 	struct bench_cpu_sample cpu_end;
 	/* Per session, for cleanup: creates issued and the highest sequence seen. */
@@ -112,6 +131,11 @@ struct bench_result {
 	int64_t *seq_max;
 };
 
+/*
+ * Ends the current run's window now: the threads stop issuing, drain and close as at
+ * the window's normal end. Async-signal-safe (main calls it from SIGINT/SIGTERM).
+ */
+void bench_stop(void);
 /* Runs one measurement with `sessions` sessions. res is filled; free with bench_result_free. */
 int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id, struct bench_result *res);
 void bench_result_free(struct bench_result *res);

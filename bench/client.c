@@ -102,7 +102,7 @@ int bench_client_open(struct bench_client *c, const struct sockaddr_in *addr, in
 		return fd;
 	}
 	c->fd = fd;
-	request_write_connect(&c->w, timeout_ms);
+	request_write_connect(&c->w, timeout_ms, 0, 0, NULL);
 	int err = jute_writer_ok(&c->w) ? send_all(fd, c->w.buf, c->w.len) : -ENOMEM;
 	jute_writer_reset(&c->w);
 	int32_t len = err ? err : client_read_frame(c);

@@ -12,7 +12,11 @@
 # times) and prints each one-session run's p50 as a multiple of it.
 #
 # Usage: bench/compare.sh [--quick] [--rounds N] [--presets a,b] [--sessions 64,256]
-#                         [--duration S] [--warmup S] [--threads N] [--out DIR] [--nodes 1]
+#                         [--duration S] [--warmup S] [--threads N] [--out DIR]
+#        bench/compare.sh --cluster [ensemble.py compare options]   (also --nodes 3)
+#          a 3-node RingKeeper cluster against a 3-node ZooKeeper ensemble: every
+#          option after --cluster goes to bench/ensemble.py compare (see its --help);
+#          bench/ensemble.py failover measures leader failover the same way.
 # Env:   RINGKEEPER_BIN (default: newest build*/ringkeeper)
 #        BENCH_BIN      (default: newest build*/bench/ringkeeper-bench)
 #        WAL_BENCH_BIN  (default: newest build*/raft/wal-bench; no probe without it)
@@ -20,6 +24,10 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+if [ "${1:-}" = --cluster ] || { [ "${1:-}" = --nodes ] && [ "${2:-}" = 3 ]; }; then
+	[ "$1" = --cluster ] && shift || shift 2
+	exec /usr/bin/python3 "$here/bench/ensemble.py" compare "$@"
+fi
 rounds=3
 presets=create,mixed,clickhouse
 sessions_list=64,256
@@ -42,7 +50,8 @@ while [ $# -gt 0 ]; do
 	--threads) threads=$2; shift ;;
 	--out) out_dir=$2; shift ;;
 	--nodes) nodes=$2; shift ;;
-	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+	--cluster) echo "compare.sh: --cluster goes first (the rest goes to ensemble.py compare)" >&2; exit 2 ;;
+	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
 	*) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -109,11 +118,7 @@ wait_ruok() { # wait_ruok PORT SECONDS
 }
 
 if [ "$nodes" != 1 ]; then
-	# 3-node hook: start a ZooKeeper ensemble (server.N lines, myid files, one data dir
-	# per node) and a 3-node RingKeeper cluster here, fill zk_servers/rk_servers with
-	# "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3" and zk_pids/rk_pids with "pid1,pid2,pid3";
-	# the measuring loop below already takes lists for --servers and --server-pid.
-	echo "compare.sh: --nodes $nodes is not implemented yet (standalone only)" >&2
+	echo "compare.sh: --nodes takes 1, or 3 as the first option (= --cluster, bench/ensemble.py)" >&2
 	exit 2
 fi
 

@@ -12,17 +12,14 @@
  *   - a ring of request slots (capacity inflight + 2) remembering, per xid, what was
  *     asked and what the reply must look like.
  *
- * Connection lifecycle
- *
- *     CONNECTING --connect()+ConnectRequest--> HANDSHAKE --37-byte reply--> READY
- *     READY --closeSession sent--> CLOSING --its reply--> CLOSED
- *     any state --error / EOF / wrong reply--> DEAD (outstanding requests = CONNLOSS)
+ * Connections (connect, handshake, loss, reconnect) are conn.c's; the lifecycle is in
+ * engine_int.h.
  *
  * Invariants
  *   1. Replies match slots strictly in order (ZooKeeper answers a session in order);
  *      a mismatch is an error and kills the connection, since the stream can no
  *      longer be trusted.
- *   2. Every reply is checked (see reply_check): err, body layout, no trailing bytes,
+ *   2. Every reply is checked (ops.c, reply_check): err, body layout, no trailing bytes,
  *      create paths, get values (workload.h format), list sizes.
  *   3. A slot's intended_ns decides whether it is measured: only requests intended in
  *      [measure_start, measure_end) are counted, whatever moment they complete.
@@ -31,7 +28,7 @@
  *
  * Thread: each engine_thread is touched only by its own thread, except the progress
  * counters (relaxed atomics read by the main thread) and the shared timeline, written
- * by the main thread before the `go` barrier and read-only after it.
+ * by the main thread before the `go` barrier and read-only after it (abort_run aside).
  */
 #include <assert.h>
 #include <errno.h>
@@ -46,120 +43,10 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/engine_int.h"
 #include "bench/request.h"
 #include "core/jute.h"
 #include "core/zk_proto.h"
-
-#define BENCH_HANDSHAKE_MS 15000
-#define BENCH_DRAIN_MS 10000
-#define BENCH_CLOSE_MS 3000
-#define BENCH_RECV_BYTES_INITIAL (32u << 10)
-#define BENCH_RECV_BYTES_MAX ((size_t)ZK_PACKET_BYTES_MAX * 16 + 4)
-#define BENCH_DELETABLE_MAX 64
-#define BENCH_WAIT_NS_MAX 20000000ull /* 20 ms: the loop re-checks its clock at least this often */
-
-enum conn_state {
-	CONN_CONNECTING,
-	CONN_HANDSHAKE,
-	CONN_READY,
-	CONN_CLOSING,
-	CONN_CLOSED,
-	CONN_DEAD,
-};
-
-enum slot_kind {
-	SLOT_OP,    /* a workload op: slot.op says which */
-	SLOT_CLOSE, /* closeSession */
-};
-
-enum cqe_kind {
-	CQE_RECV = 0,
-	CQE_SEND = 1,
-};
-
-struct req_slot {
-	uint64_t intended_ns;
-	int32_t xid;
-	uint32_t key;     /* set/get/exists/check key, or the create/delete counter */
-	uint32_t counter; /* a multi's create counter */
-	uint8_t kind;     /* enum slot_kind */
-	uint8_t op;       /* enum bench_op */
-	uint8_t expect_nonode;
-	uint8_t multi_count;
-	int8_t multi_types[BENCH_MULTI_OPS_MAX];
-};
-
-struct engine_thread;
-
-struct conn {
-	struct engine_thread *t;
-	int fd;
-	uint32_t session;
-	enum conn_state state;
-	bool recv_posted;
-	bool send_posted;
-	bool dirty;
-	bool handshaken;
-	uint8_t *rbuf;
-	size_t rlen;
-	size_t rcap;
-	struct jute_writer out[2]; /* out[0] fills, out[1] is in flight */
-	size_t out_sent;
-	struct req_slot *slots;
-	uint32_t slot_head;
-	uint32_t slot_count;
-	uint32_t slot_cap;
-	int32_t next_xid;
-	uint32_t pings_outstanding;
-	uint32_t create_counter;
-	int64_t seq_max;
-	uint32_t stamp;
-	uint32_t deletable[BENCH_DELETABLE_MAX];
-	uint32_t deletable_count;
-	uint64_t rng;
-	char prefix[BENCH_PATH_BYTES_MAX]; /* created nodes' path prefix */
-	size_t prefix_len;
-};
-
-struct engine_shared {
-	pthread_barrier_t ready;
-	pthread_barrier_t go;
-	uint64_t t0_ns;
-	uint64_t measure_start_ns;
-	uint64_t measure_end_ns;
-	uint32_t run_id;
-	atomic_bool abort_run;
-};
-
-struct engine_thread {
-	pthread_t tid;
-	uint32_t index;
-	const struct bench_config *cfg;
-	struct engine_shared *shared;
-	struct io_uring ring;
-	bool ring_ok;
-	struct conn *conns;
-	uint32_t conn_count;
-	struct conn **dirty;
-	uint32_t dirty_count;
-	uint8_t *value;
-	uint32_t outstanding; /* slots over all conns */
-	bool issuing;
-	uint64_t open_issued;
-	uint64_t open_period_ns;
-	uint32_t open_rr;
-	uint64_t open_unsent;
-	uint64_t conns_lost;
-	uint64_t pings_sent;
-	uint32_t connected;
-	char key_prefix[BENCH_PATH_BYTES_MAX];
-	size_t key_prefix_len;
-	char list_path[BENCH_PATH_BYTES_MAX];
-	size_t list_path_len;
-	struct bench_op_stats *stats; /* [BENCH_OP_COUNT] */
-	_Atomic uint64_t progress_done;
-	_Atomic uint64_t progress_errors;
-};
 
 size_t bench_key_path(const struct bench_config *cfg, char *out, uint32_t key)
 {
@@ -196,7 +83,7 @@ static struct io_uring_sqe *sqe_get(struct engine_thread *t)
 	return sqe;
 }
 
-static void conn_mark_dirty(struct conn *c)
+void conn_mark_dirty(struct conn *c)
 {
 	if (!c->dirty) {
 		c->dirty = true;
@@ -210,48 +97,36 @@ static bool in_window(const struct engine_thread *t, uint64_t intended_ns)
 	return intended_ns >= t->shared->measure_start_ns && intended_ns < t->shared->measure_end_ns;
 }
 
-static void stats_error(struct engine_thread *t, const struct req_slot *s, unsigned slot_err)
+/* Counts one acknowledgement (or error) at now_ns in the run's per-ms timeline. */
+static void timeline_add(struct engine_thread *t, uint32_t *row, uint64_t now_ns)
+{
+	if (!row || now_ns < t->shared->t0_ns)
+		return;
+	uint64_t ms = (now_ns - t->shared->t0_ns) / 1000000u;
+	if (ms < t->timeline.buckets)
+		row[ms]++;
+}
+
+static bool conn_gone(const struct conn *c)
+{
+	return c->state == CONN_DEAD || c->state == CONN_RECONNECT;
+}
+
+void stats_error(struct engine_thread *t, const struct req_slot *s, unsigned slot_err)
 {
 	assert(slot_err < BENCH_ERR_SLOTS);
 	if (s->kind != SLOT_OP)
 		return;
+	if (t->timeline.errors)
+		timeline_add(t, t->timeline.errors, bench_now_ns());
 	if (in_window(t, s->intended_ns))
 		t->stats[s->op].errors[slot_err]++;
 	atomic_store_explicit(&t->progress_errors,
 			      atomic_load_explicit(&t->progress_errors, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
-static unsigned err_slot_of(int32_t code)
-{
-	if (code <= 0 && code > -(int32_t)BENCH_ERR_SERVER_SLOTS)
-		return (unsigned)-code;
-	return BENCH_ERR_VERIFY;
-}
 
-static void conn_fail(struct conn *c)
-{
-	struct engine_thread *t = c->t;
-	if (c->state == CONN_DEAD)
-		return;
-	if (c->state != CONN_CLOSED && c->state != CONN_CLOSING)
-		t->conns_lost++;
-	if (c->state == CONN_HANDSHAKE)
-		fprintf(stderr, "ringkeeper-bench: session %u: connection closed during the handshake\n", c->session);
-	for (uint32_t i = 0; i < c->slot_count; i++) {
-		struct req_slot *s = &c->slots[(c->slot_head + i) % c->slot_cap];
-		stats_error(t, s, BENCH_ERR_CONNLOSS);
-	}
-	assert(t->outstanding >= c->slot_count);
-	t->outstanding -= c->slot_count;
-	c->slot_count = 0;
-	if (c->state == CONN_HANDSHAKE || c->state == CONN_CONNECTING)
-		t->connected++; /* counted as settled so the handshake wait ends */
-	c->state = CONN_DEAD;
-	if (c->fd >= 0)
-		shutdown(c->fd, SHUT_RDWR); /* completes the pending recv; fd closed at thread exit */
-}
-
-static void conn_post_recv(struct conn *c)
+void conn_post_recv(struct conn *c)
 {
 	assert(!c->recv_posted && c->rlen < c->rcap);
 	struct io_uring_sqe *sqe = sqe_get(c->t);
@@ -271,7 +146,7 @@ static void conn_post_send(struct conn *c)
 static void conn_flush(struct conn *c)
 {
 	c->dirty = false;
-	if (c->send_posted || c->out[0].len == 0 || c->state == CONN_DEAD)
+	if (c->send_posted || c->out[0].len == 0 || conn_gone(c))
 		return;
 	if (!jute_writer_ok(&c->out[0])) {
 		conn_fail(c); /* a batch past its cap: sizing bug, counted, not sent */
@@ -286,7 +161,7 @@ static void conn_flush(struct conn *c)
 	conn_post_send(c);
 }
 
-static struct req_slot *slot_push(struct conn *c, uint64_t intended_ns, enum slot_kind kind)
+struct req_slot *slot_push(struct conn *c, uint64_t intended_ns, enum slot_kind kind)
 {
 	assert(c->slot_count < c->slot_cap);
 	struct req_slot *s = &c->slots[(c->slot_head + c->slot_count) % c->slot_cap];
@@ -301,283 +176,8 @@ static struct req_slot *slot_push(struct conn *c, uint64_t intended_ns, enum slo
 	return s;
 }
 
-/* ---- building requests --------------------------------------------------------- */
-
-static size_t created_path(const struct conn *c, char *out, uint32_t counter)
-{
-	memcpy(out, c->prefix, c->prefix_len);
-	size_t n = c->prefix_len;
-	if (c->t->cfg->create_sequential) {
-		int w = snprintf(out + n, BENCH_PATH_BYTES_MAX - n, "%010u", counter);
-		assert(w == 10);
-		return n + 10;
-	}
-	return n + bench_u32_format(out + n, counter);
-}
-
-static size_t key_path(const struct engine_thread *t, char *out, uint32_t key)
-{
-	memcpy(out, t->key_prefix, t->key_prefix_len);
-	return t->key_prefix_len + bench_u32_format(out + t->key_prefix_len, key);
-}
-
-static int32_t create_flags(const struct bench_config *cfg)
-{
-	return (cfg->create_ephemeral ? ZK_CREATE_EPHEMERAL : 0) | (cfg->create_sequential ? ZK_CREATE_PERSISTENT_SEQUENTIAL : 0);
-}
-
-/* The path a create is sent with: the prefix alone when the server adds the sequence. */
-static size_t create_request_path(struct conn *c, char *out, uint32_t *counter_out)
-{
-	uint32_t counter = c->create_counter++;
-	*counter_out = counter;
-	if (c->t->cfg->create_sequential) {
-		memcpy(out, c->prefix, c->prefix_len);
-		return c->prefix_len;
-	}
-	if (c->deletable_count < BENCH_DELETABLE_MAX)
-		c->deletable[c->deletable_count++] = counter;
-	return created_path(c, out, counter);
-}
-
-static void issue_multi(struct conn *c, struct req_slot *s)
-{
-	struct engine_thread *t = c->t;
-	const struct bench_config *cfg = t->cfg;
-	struct jute_writer *w = &c->out[0];
-	char path[BENCH_PATH_BYTES_MAX];
-	uint32_t span = cfg->multi_max - cfg->multi_min + 1;
-	uint32_t count = cfg->multi_min + bench_rng_below(&c->rng, span);
-	assert(count >= 1 && count <= BENCH_MULTI_OPS_MAX);
-	bool with_create = bench_rng_next(&c->rng) & 1;
-	size_t start = request_multi_begin(w, s->xid);
-	s->multi_count = (uint8_t)count;
-	uint32_t first_key = bench_rng_below(&c->rng, cfg->keys);
-	for (uint32_t i = 0; i < count; i++) {
-		if (i == 0 && with_create) {
-			size_t len = create_request_path(c, path, &s->counter);
-			bench_value_fill(t->value, cfg->value_size, s->counter, 0);
-			request_multi_create(w, path, len, t->value, cfg->value_size, create_flags(cfg));
-			s->multi_types[i] = ZK_OP_CREATE;
-		} else if (i == 0) {
-			/* check+set of the same key: ClickHouse's "write if unchanged" shape */
-			request_multi_check(w, path, key_path(t, path, first_key), -1);
-			s->multi_types[i] = ZK_OP_CHECK;
-		} else {
-			uint32_t key = (i == 1 && !with_create) ? first_key : bench_rng_below(&c->rng, cfg->keys);
-			bench_value_fill(t->value, cfg->value_size, key, ++c->stamp);
-			request_multi_set(w, path, key_path(t, path, key), t->value, cfg->value_size, -1);
-			s->multi_types[i] = ZK_OP_SET_DATA;
-		}
-	}
-	request_multi_end(w, start);
-}
-
-/* Sends one workload request on c, intended at intended_ns. */
-static void conn_issue(struct conn *c, uint64_t intended_ns)
-{
-	struct engine_thread *t = c->t;
-	const struct bench_config *cfg = t->cfg;
-	struct jute_writer *w = &c->out[0];
-	char path[BENCH_PATH_BYTES_MAX];
-	size_t len;
-	enum bench_op op = bench_mix_draw(&cfg->mix, &c->rng);
-	struct req_slot *s = slot_push(c, intended_ns, SLOT_OP);
-	s->op = (uint8_t)op;
-	switch (op) {
-	case BENCH_OP_CREATE:
-		len = create_request_path(c, path, &s->key);
-		bench_value_fill(t->value, cfg->value_size, s->key, 0);
-		request_write_create(w, s->xid, path, len, t->value, cfg->value_size, create_flags(cfg));
-		break;
-	case BENCH_OP_SET:
-		s->key = bench_rng_below(&c->rng, cfg->keys);
-		bench_value_fill(t->value, cfg->value_size, s->key, ++c->stamp);
-		request_write_set(w, s->xid, path, key_path(t, path, s->key), t->value, cfg->value_size, -1);
-		break;
-	case BENCH_OP_GET:
-		s->key = bench_rng_below(&c->rng, cfg->keys);
-		request_write_path_watch(w, s->xid, ZK_OP_GET_DATA, path, key_path(t, path, s->key));
-		break;
-	case BENCH_OP_EXISTS:
-		s->key = bench_rng_below(&c->rng, cfg->keys);
-		request_write_path_watch(w, s->xid, ZK_OP_EXISTS, path, key_path(t, path, s->key));
-		break;
-	case BENCH_OP_LIST:
-		request_write_path_watch(w, s->xid, ZK_OP_GET_CHILDREN2, t->list_path, t->list_path_len);
-		break;
-	case BENCH_OP_CHILDREN:
-		request_write_path_watch(w, s->xid, ZK_OP_GET_CHILDREN, t->list_path, t->list_path_len);
-		break;
-	case BENCH_OP_DELETE:
-		if (c->deletable_count > 0) {
-			s->key = c->deletable[--c->deletable_count];
-			len = created_path(c, path, s->key);
-		} else {
-			/* Nothing of ours to delete yet: delete a name that never exists. */
-			s->expect_nonode = 1;
-			len = (size_t)snprintf(path, sizeof(path), "%s/c/absent", cfg->root);
-		}
-		request_write_delete(w, s->xid, path, len, -1);
-		break;
-	case BENCH_OP_MULTI:
-		issue_multi(c, s);
-		break;
-	case BENCH_OP_COUNT:
-		assert(0);
-		break;
-	}
-	conn_mark_dirty(c);
-}
-
-/* ---- checking replies ---------------------------------------------------------- */
-
-/* Checks a create's returned path; records the sequence number in sequential mode. */
-static bool check_created_path(struct conn *c, struct jute_bytes got, uint32_t counter)
-{
-	if (got.len < 0)
-		return false;
-	if (!c->t->cfg->create_sequential) {
-		char want[BENCH_PATH_BYTES_MAX];
-		size_t len = created_path(c, want, counter);
-		return jute_bytes_eq(got, want, len);
-	}
-	if ((size_t)got.len != c->prefix_len + 10 || memcmp(got.data, c->prefix, c->prefix_len) != 0)
-		return false;
-	int64_t seq = 0;
-	for (size_t i = c->prefix_len; i < (size_t)got.len; i++) {
-		if (got.data[i] < '0' || got.data[i] > '9')
-			return false;
-		seq = seq * 10 + (got.data[i] - '0');
-	}
-	if (seq > c->seq_max)
-		c->seq_max = seq;
-	if (c->deletable_count < BENCH_DELETABLE_MAX)
-		c->deletable[c->deletable_count++] = (uint32_t)seq;
-	return true;
-}
-
-static bool check_list(const struct engine_thread *t, struct jute_reader *r, bool with_stat)
-{
-	int32_t count = jute_read_vector_count(r, 4);
-	for (int32_t i = 0; i < count; i++)
-		(void)jute_read_string(r);
-	if (with_stat) {
-		struct zk_stat st;
-		jute_read_stat(r, &st);
-		if (st.num_children != (int32_t)t->cfg->list_children)
-			return false;
-	}
-	return count == (int32_t)t->cfg->list_children;
-}
-
-static unsigned check_multi(struct conn *c, const struct req_slot *s, struct jute_reader *r)
-{
-	unsigned result = 0;
-	for (uint32_t i = 0; i < s->multi_count; i++) {
-		int32_t type = jute_read_int(r);
-		(void)jute_read_bool(r);
-		int32_t err = jute_read_int(r);
-		if (type == ZK_OP_ERROR) {
-			int32_t code = jute_read_int(r);
-			/* The multi's error is the first code that is neither OK nor "rolled back". */
-			if (!result && code != ZK_OK && code != ZK_RUNTIMEINCONSISTENCY)
-				result = err_slot_of(code);
-			continue;
-		}
-		if (type != s->multi_types[i] || err != 0)
-			return BENCH_ERR_VERIFY;
-		struct zk_stat st;
-		switch (type) {
-		case ZK_OP_CREATE:
-			if (!check_created_path(c, jute_read_string(r), s->counter))
-				return BENCH_ERR_VERIFY;
-			break;
-		case ZK_OP_SET_DATA:
-			jute_read_stat(r, &st);
-			if (st.data_length != (int32_t)c->t->cfg->value_size)
-				return BENCH_ERR_VERIFY;
-			break;
-		case ZK_OP_CHECK:
-			break;
-		default:
-			return BENCH_ERR_VERIFY;
-		}
-	}
-	int32_t end_type = jute_read_int(r);
-	bool end_done = jute_read_bool(r);
-	int32_t end_err = jute_read_int(r);
-	if (end_type != -1 || !end_done || end_err != -1)
-		return BENCH_ERR_VERIFY;
-	if (!result && s->multi_count && jute_reader_ok(r) && r->pos == r->len)
-		return 0;
-	return result ? result : BENCH_ERR_VERIFY;
-}
-
-/* 0 when the reply is what the request must get, else an error slot. */
-static unsigned reply_check(struct conn *c, const struct req_slot *s, int32_t err, struct jute_reader *r)
-{
-	const struct bench_config *cfg = c->t->cfg;
-	struct zk_stat st;
-	if (s->expect_nonode)
-		return err == ZK_NONODE && r->pos == r->len ? 0 : err ? err_slot_of(err) : BENCH_ERR_VERIFY;
-	if (err != ZK_OK)
-		return err_slot_of(err);
-	bool good = true;
-	switch ((enum bench_op)s->op) {
-	case BENCH_OP_CREATE:
-		good = check_created_path(c, jute_read_string(r), s->key);
-		break;
-	case BENCH_OP_SET:
-		jute_read_stat(r, &st);
-		good = st.data_length == (int32_t)cfg->value_size;
-		break;
-	case BENCH_OP_GET: {
-		struct jute_bytes data = jute_read_buffer(r);
-		jute_read_stat(r, &st);
-		good = jute_reader_ok(r) && bench_value_check(data.data, data.len, cfg->value_size, s->key) == 0 &&
-		       st.data_length == (int32_t)cfg->value_size;
-		break;
-	}
-	case BENCH_OP_EXISTS:
-		jute_read_stat(r, &st);
-		good = st.data_length == (int32_t)cfg->value_size;
-		break;
-	case BENCH_OP_LIST:
-		good = check_list(c->t, r, true);
-		break;
-	case BENCH_OP_CHILDREN:
-		good = check_list(c->t, r, false);
-		break;
-	case BENCH_OP_DELETE:
-		break;
-	case BENCH_OP_MULTI:
-		return check_multi(c, s, r);
-	case BENCH_OP_COUNT:
-		assert(0);
-		break;
-	}
-	return good && jute_reader_ok(r) && r->pos == r->len ? 0 : BENCH_ERR_VERIFY;
-}
-
 /* ---- receiving ----------------------------------------------------------------- */
 
-static int conn_on_handshake(struct conn *c, const uint8_t *body, size_t len)
-{
-	if (len != BENCH_CONNECT_REPLY_BYTES && len != BENCH_CONNECT_REPLY_BYTES - 1)
-		return -EPROTO;
-	struct jute_reader r;
-	jute_reader_init(&r, body, len);
-	int32_t version = jute_read_int(&r);
-	int32_t timeout_ms = jute_read_int(&r);
-	int64_t session_id = jute_read_long(&r);
-	if (!jute_reader_ok(&r) || version != 0 || timeout_ms <= 0 || session_id == 0)
-		return -ECONNREFUSED;
-	c->state = CONN_READY;
-	c->handshaken = true;
-	c->t->connected++;
-	return 0;
-}
 
 static int conn_on_frame(struct conn *c, const uint8_t *body, size_t len, uint64_t now_ns)
 {
@@ -587,10 +187,12 @@ static int conn_on_frame(struct conn *c, const uint8_t *body, size_t len, uint64
 	struct jute_reader r;
 	jute_reader_init(&r, body, len);
 	int32_t xid = jute_read_int(&r);
-	(void)jute_read_long(&r);
+	int64_t zxid = jute_read_long(&r);
 	int32_t err = jute_read_int(&r);
 	if (!jute_reader_ok(&r))
 		return -EPROTO;
+	if (zxid > c->last_zxid)
+		c->last_zxid = zxid; /* sent when the session reconnects, as a client does */
 	if (xid == ZK_XID_PING) {
 		if (c->pings_outstanding == 0)
 			return -EPROTO;
@@ -625,6 +227,11 @@ static int conn_on_frame(struct conn *c, const uint8_t *body, size_t len, uint64
 			st->ok++;
 			hist_record(&st->latency, now_ns > s->intended_ns ? now_ns - s->intended_ns : 0);
 		}
+		if (t->timeline.writes) {
+			bool write = s->op == BENCH_OP_CREATE || s->op == BENCH_OP_SET || s->op == BENCH_OP_DELETE ||
+				     s->op == BENCH_OP_MULTI;
+			timeline_add(t, write ? t->timeline.writes : t->timeline.reads, now_ns);
+		}
 	}
 	atomic_store_explicit(&t->progress_done, atomic_load_explicit(&t->progress_done, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
@@ -651,7 +258,7 @@ static int conn_grow_rbuf(struct conn *c, size_t need)
 static void conn_on_recv(struct conn *c, int res)
 {
 	c->recv_posted = false;
-	if (c->state == CONN_DEAD)
+	if (conn_gone(c))
 		return;
 	if (res <= 0) {
 		if (res == -EINTR || res == -EAGAIN) {
@@ -663,6 +270,7 @@ static void conn_on_recv(struct conn *c, int res)
 	}
 	c->rlen += (size_t)res;
 	uint64_t now_ns = bench_now_ns();
+	c->last_recv_ns = now_ns;
 	size_t off = 0;
 	while (c->rlen - off >= 4) {
 		int32_t flen = (int32_t)jute_get_be32(c->rbuf + off);
@@ -687,13 +295,13 @@ static void conn_on_recv(struct conn *c, int res)
 		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
 		c->rlen -= off;
 	}
-	if (c->state != CONN_CLOSED && c->state != CONN_DEAD)
+	if (c->state != CONN_CLOSED && !conn_gone(c))
 		conn_post_recv(c);
 }
 
 static void conn_on_send(struct conn *c, int res)
 {
-	if (c->state == CONN_DEAD) {
+	if (conn_gone(c)) {
 		c->send_posted = false;
 		return;
 	}
@@ -735,7 +343,7 @@ static void thread_reap(struct engine_thread *t)
 	io_uring_cq_advance(&t->ring, seen);
 }
 
-static void thread_flush(struct engine_thread *t)
+void thread_flush(struct engine_thread *t)
 {
 	/* conn_flush may fail a connection but never marks another dirty. */
 	for (uint32_t i = 0; i < t->dirty_count; i++)
@@ -743,7 +351,7 @@ static void thread_flush(struct engine_thread *t)
 	t->dirty_count = 0;
 }
 
-static void thread_wait(struct engine_thread *t, uint64_t wait_ns)
+void thread_wait(struct engine_thread *t, uint64_t wait_ns)
 {
 	if (wait_ns > BENCH_WAIT_NS_MAX)
 		wait_ns = BENCH_WAIT_NS_MAX;
@@ -759,73 +367,6 @@ static void thread_wait(struct engine_thread *t, uint64_t wait_ns)
 
 /* ---- setup and the run --------------------------------------------------------- */
 
-static int conn_open(struct engine_thread *t, struct conn *c, uint32_t session)
-{
-	const struct bench_config *cfg = t->cfg;
-	c->t = t;
-	c->session = session;
-	c->fd = -1;
-	c->state = CONN_CONNECTING;
-	c->next_xid = 1;
-	c->seq_max = -1;
-	c->rng = cfg->seed ^ ((uint64_t)session * UINT64_C(0x9e3779b97f4a7c15)) ^ t->shared->run_id;
-	(void)bench_rng_next(&c->rng);
-	c->slot_cap = cfg->inflight + 2;
-	c->slots = calloc(c->slot_cap, sizeof(*c->slots));
-	c->rcap = BENCH_RECV_BYTES_INITIAL;
-	c->rbuf = malloc(c->rcap);
-	size_t request_bytes_max = 64 + (size_t)cfg->multi_max * (cfg->value_size + 2 * BENCH_PATH_BYTES_MAX + 64);
-	for (int i = 0; i < 2; i++)
-		jute_writer_init(&c->out[i], (size_t)(cfg->inflight + 4) * request_bytes_max + 4096);
-	c->prefix_len = bench_create_prefix(cfg, c->prefix, t->shared->run_id, session);
-	if (!c->slots || !c->rbuf)
-		return -ENOMEM;
-
-	const struct sockaddr_in *addr = &cfg->servers[session % cfg->server_count].addr;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (const struct sockaddr *)addr, sizeof(*addr))) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	c->fd = fd;
-	c->state = CONN_HANDSHAKE;
-	request_write_connect(&c->out[0], cfg->session_timeout_ms);
-	conn_mark_dirty(c);
-	conn_post_recv(c);
-	return 0;
-}
-
-static void thread_handshakes(struct engine_thread *t)
-{
-	for (uint32_t i = 0; i < t->conn_count; i++) {
-		struct conn *c = &t->conns[i];
-		int err = conn_open(t, c, t->index + i * t->cfg->threads);
-		if (err) {
-			fprintf(stderr, "ringkeeper-bench: session %u: connect to %s: %s\n", c->session,
-				t->cfg->servers[c->session % t->cfg->server_count].text, strerror(-err));
-			c->state = CONN_DEAD;
-			t->connected++;
-			t->conns_lost++;
-		}
-	}
-	thread_flush(t);
-	uint64_t deadline = bench_now_ns() + (uint64_t)BENCH_HANDSHAKE_MS * 1000000u;
-	while (t->connected < t->conn_count && bench_now_ns() < deadline) {
-		thread_flush(t);
-		thread_wait(t, BENCH_WAIT_NS_MAX);
-	}
-	for (uint32_t i = 0; i < t->conn_count; i++) {
-		if (t->conns[i].state == CONN_HANDSHAKE) {
-			fprintf(stderr, "ringkeeper-bench: session %u: no handshake reply\n", t->conns[i].session);
-			conn_fail(&t->conns[i]);
-		}
-	}
-}
 
 /* Open loop: sends every request whose scheduled time has come, on any free session. */
 static void thread_issue_open(struct engine_thread *t, uint64_t now_ns)
@@ -890,6 +431,28 @@ static void sleep_until(uint64_t when_ns)
 	nanosleep(&ts, NULL);
 }
 
+static atomic_bool stop_requested;
+
+void bench_stop(void)
+{
+	atomic_store(&stop_requested, true);
+}
+
+/* Sleeps until when_ns in slices of at most 50 ms; false early if bench_stop() was called. */
+static bool sleep_until_unless_stopped(uint64_t when_ns)
+{
+	/* Bounded: each slice moves the clock forward by up to 50 ms. */
+	for (;;) {
+		if (atomic_load(&stop_requested))
+			return false;
+		uint64_t now = bench_now_ns();
+		if (now >= when_ns)
+			return true;
+		uint64_t slice = when_ns - now < 50000000u ? when_ns - now : 50000000u;
+		sleep_until(now + slice);
+	}
+}
+
 static void thread_run(struct engine_thread *t)
 {
 	const struct bench_config *cfg = t->cfg;
@@ -912,18 +475,23 @@ static void thread_run(struct engine_thread *t)
 		}
 	}
 	uint64_t drain_deadline = 0;
+	t->next_watchdog_ns = sh->t0_ns + BENCH_WATCHDOG_NS;
 	for (;;) {
 		uint64_t now = bench_now_ns();
+		uint64_t end_ns = 0;
 		if (atomic_load_explicit(&t->shared->abort_run, memory_order_relaxed) && t->issuing) {
-			t->issuing = false;
-			drain_deadline = now + (uint64_t)BENCH_DRAIN_MS * 1000000u;
+			end_ns = atomic_load_explicit(&t->shared->stop_ns, memory_order_relaxed);
+			if (end_ns == 0 || end_ns > now)
+				end_ns = now;
+		} else if (t->issuing && now >= sh->measure_end_ns) {
+			end_ns = sh->measure_end_ns;
 		}
-		if (t->issuing && now >= sh->measure_end_ns) {
-			if (cfg->rate > 0.0) {
+		if (end_ns) {
+			if (cfg->rate > 0.0 && end_ns > sh->measure_start_ns) {
 				/* Send what was due before the end, then count what could not be sent. */
-				thread_issue_open(t, sh->measure_end_ns - 1);
+				thread_issue_open(t, end_ns - 1);
 				uint64_t period = t->open_period_ns;
-				uint64_t scheduled = (sh->measure_end_ns - sh->t0_ns + period - 1) / period;
+				uint64_t scheduled = (end_ns - sh->t0_ns + period - 1) / period;
 				uint64_t first_measured = (sh->measure_start_ns - sh->t0_ns + period - 1) / period;
 				uint64_t issued = t->open_issued > first_measured ? t->open_issued : first_measured;
 				t->open_unsent = scheduled > issued ? scheduled - issued : 0;
@@ -939,8 +507,11 @@ static void thread_run(struct engine_thread *t)
 			thread_ping(t);
 			next_ping_ns += ping_interval_ns;
 		}
+		uint64_t upkeep_ns = thread_conn_upkeep(t, now);
 		thread_flush(t);
 		uint64_t wake = next_ping_ns;
+		if (upkeep_ns < wake)
+			wake = upkeep_ns;
 		if (t->issuing && sh->measure_end_ns < wake)
 			wake = sh->measure_end_ns;
 		if (t->issuing && cfg->rate > 0.0) {
@@ -1022,8 +593,12 @@ void bench_result_free(struct bench_result *res)
 {
 	free(res->create_counts);
 	free(res->seq_max);
+	free(res->timeline.writes);
+	free(res->timeline.reads);
+	free(res->timeline.errors);
 	res->create_counts = NULL;
 	res->seq_max = NULL;
+	memset(&res->timeline, 0, sizeof(res->timeline));
 }
 
 int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id, struct bench_result *res)
@@ -1035,6 +610,18 @@ int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id
 	res->run_id = run_id;
 	res->create_counts = calloc(sessions, sizeof(*res->create_counts));
 	res->seq_max = calloc(sessions, sizeof(*res->seq_max));
+	if (cfg->timeline_path[0]) {
+		/* Warmup, window and the drain after it, one bucket per ms. */
+		double span_s = cfg->warmup_s + cfg->duration_s + BENCH_DRAIN_MS / 1000.0 + 1.0;
+		res->timeline.buckets = (uint32_t)(span_s * 1000.0);
+		res->timeline.writes = calloc(res->timeline.buckets, sizeof(uint32_t));
+		res->timeline.reads = calloc(res->timeline.buckets, sizeof(uint32_t));
+		res->timeline.errors = calloc(res->timeline.buckets, sizeof(uint32_t));
+		if (!res->timeline.writes || !res->timeline.reads || !res->timeline.errors) {
+			bench_result_free(res);
+			return -ENOMEM;
+		}
+	}
 	uint32_t thread_count = cfg->threads < sessions ? cfg->threads : sessions;
 	struct bench_config run_cfg = *cfg;
 	run_cfg.threads = thread_count;
@@ -1070,6 +657,16 @@ int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id
 		t->key_prefix_len = n - 1; /* drop the "0" */
 		memcpy(t->key_prefix, buf, t->key_prefix_len);
 		t->list_path_len = bench_list_path(cfg, t->list_path);
+		if (res->timeline.buckets) {
+			t->timeline.buckets = res->timeline.buckets;
+			t->timeline.writes = calloc(res->timeline.buckets, sizeof(uint32_t));
+			t->timeline.reads = calloc(res->timeline.buckets, sizeof(uint32_t));
+			t->timeline.errors = calloc(res->timeline.buckets, sizeof(uint32_t));
+			if (!t->timeline.writes || !t->timeline.reads || !t->timeline.errors) {
+				fprintf(stderr, "ringkeeper-bench: out of memory for the timeline\n");
+				abort();
+			}
+		}
 		if (pthread_create(&t->tid, NULL, thread_main, t)) {
 			fprintf(stderr, "ringkeeper-bench: pthread_create failed\n");
 			abort();
@@ -1084,6 +681,7 @@ int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id
 
 	uint64_t last_done = 0, last_ns = sh->t0_ns;
 	bool started = false;
+	uint64_t window_end_ns = sh->measure_end_ns;
 	/* Bounded: one pass per second until the window ends. */
 	for (uint64_t tick = sh->t0_ns + 1000000000u;; tick += 1000000000u) {
 		uint64_t next = tick;
@@ -1091,7 +689,18 @@ int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id
 			next = sh->measure_start_ns;
 		if (sh->measure_end_ns <= next)
 			next = sh->measure_end_ns;
-		sleep_until(next);
+		if (!sleep_until_unless_stopped(next)) {
+			/* Stopped early (SIGINT/SIGTERM): the window ends now; the threads drain. */
+			uint64_t stop = bench_now_ns();
+			atomic_store(&sh->stop_ns, stop);
+			atomic_store(&sh->abort_run, true);
+			if (!started)
+				bench_cpu_sample_take(cfg, &res->cpu_start);
+			bench_cpu_sample_take(cfg, &res->cpu_end);
+			window_end_ns = stop > sh->measure_start_ns ? stop : sh->measure_start_ns;
+			res->stopped_early = true;
+			break;
+		}
 		if (!started && next == sh->measure_start_ns) {
 			bench_cpu_sample_take(cfg, &res->cpu_start);
 			started = true;
@@ -1109,7 +718,10 @@ int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id
 		else if (!cfg->quiet)
 			print_progress(threads, thread_count, sh, &last_done, &last_ns);
 	}
-	res->window_s = (double)(sh->measure_end_ns - sh->measure_start_ns) / 1e9;
+	res->window_s = (double)(window_end_ns - sh->measure_start_ns) / 1e9;
+	res->t0_ns = sh->t0_ns;
+	res->measure_start_ns = sh->measure_start_ns;
+	res->measure_end_ns = window_end_ns;
 
 	for (uint32_t i = 0; i < thread_count; i++) {
 		struct engine_thread *t = &threads[i];
@@ -1128,6 +740,17 @@ int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id
 		res->open_loop_unsent += t->open_unsent;
 		res->connections_lost += t->conns_lost;
 		res->pings_sent += t->pings_sent;
+		res->reconnects += t->reconnects;
+		res->sessions_expired += t->sessions_expired;
+		if (res->timeline.buckets)
+			for (uint32_t b = 0; b < res->timeline.buckets; b++) {
+				res->timeline.writes[b] += t->timeline.writes[b];
+				res->timeline.reads[b] += t->timeline.reads[b];
+				res->timeline.errors[b] += t->timeline.errors[b];
+			}
+		free(t->timeline.writes);
+		free(t->timeline.reads);
+		free(t->timeline.errors);
 		for (uint32_t k = 0; k < t->conn_count; k++) {
 			struct conn *c = &t->conns[k];
 			if (c->session < sessions) {

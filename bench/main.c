@@ -12,6 +12,7 @@
  * Thread: main thread only; bench_run owns the engine threads.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,15 +80,81 @@ static int32_t node_children(struct bench_client *c, const char *path)
 	return b.errs[0] == ZK_OK ? b.num_children : -1;
 }
 
+/* Opens a session on the first server of the list that accepts one. */
+static int open_any(const struct bench_config *cfg, struct bench_client *c, const char *what)
+{
+	int err = -EINVAL;
+	for (uint32_t i = 0; i < cfg->server_count; i++) {
+		err = bench_client_open(c, &cfg->servers[i].addr, cfg->session_timeout_ms);
+		if (!err)
+			return 0;
+		fprintf(stderr, "ringkeeper-bench: %s: cannot connect to %s: %s\n", what, cfg->servers[i].text,
+			strerror(-err));
+	}
+	return err;
+}
+
+static bool need_keys(const struct bench_config *cfg)
+{
+	return cfg->mix.weight[BENCH_OP_SET] || cfg->mix.weight[BENCH_OP_GET] || cfg->mix.weight[BENCH_OP_EXISTS] ||
+	       cfg->mix.weight[BENCH_OP_MULTI];
+}
+
+static bool need_list(const struct bench_config *cfg)
+{
+	return cfg->mix.weight[BENCH_OP_LIST] || cfg->mix.weight[BENCH_OP_CHILDREN];
+}
+
+/*
+ * With several servers: waits (at most 15 s per server) until each one shows the set-up
+ * tree after a sync, so no session starts on a server that has not applied it yet.
+ */
+static int setup_visible_everywhere(const struct bench_config *cfg)
+{
+	char keys_parent[BENCH_PATH_BYTES_MAX];
+	char list_parent[BENCH_PATH_BYTES_MAX];
+	char created_parent[BENCH_PATH_BYTES_MAX];
+	size_t n = bench_key_path(cfg, keys_parent, 0);
+	keys_parent[n - 2] = '\0';
+	bench_list_path(cfg, list_parent);
+	snprintf(created_parent, sizeof(created_parent), "%s/c", cfg->root);
+	for (uint32_t i = 0; cfg->server_count > 1 && i < cfg->server_count; i++) {
+		struct bench_client c;
+		int err = bench_client_open(&c, &cfg->servers[i].addr, cfg->session_timeout_ms);
+		if (err) {
+			fprintf(stderr, "ringkeeper-bench: setup: cannot connect to %s: %s\n", cfg->servers[i].text,
+				strerror(-err));
+			return err;
+		}
+		bool seen = false;
+		/* Bounded: 300 tries 50 ms apart. */
+		for (int tries = 0; !seen && tries < 300; tries++) {
+			struct batch_result b = { 0 };
+			request_write_sync(&c.w, bench_client_next(&c), cfg->root, strlen(cfg->root));
+			err = bench_client_exchange(&c, on_reply_err, &b);
+			seen = !err && b.errs[0] == ZK_OK && node_children(&c, created_parent) >= 0 &&
+			       (!need_keys(cfg) || node_children(&c, keys_parent) >= (int32_t)cfg->keys) &&
+			       (!need_list(cfg) || node_children(&c, list_parent) == (int32_t)cfg->list_children);
+			if (!seen)
+				usleep(50000);
+		}
+		bench_client_close(&c);
+		if (!seen) {
+			fprintf(stderr, "ringkeeper-bench: setup: %s does not show the set-up tree after 15 s\n",
+				cfg->servers[i].text);
+			return -ETIMEDOUT;
+		}
+	}
+	return 0;
+}
+
 /* Creates the key space (values with stamp 0) and the list node's children. */
 static int bench_setup(const struct bench_config *cfg)
 {
 	struct bench_client c;
-	int err = bench_client_open(&c, &cfg->servers[0].addr, cfg->session_timeout_ms);
-	if (err) {
-		fprintf(stderr, "ringkeeper-bench: setup: cannot connect to %s: %s\n", cfg->servers[0].text, strerror(-err));
+	int err = open_any(cfg, &c, "setup");
+	if (err)
 		return err;
-	}
 	char path[BENCH_PATH_BYTES_MAX];
 	char keys_parent[BENCH_PATH_BYTES_MAX];
 	char list_parent[BENCH_PATH_BYTES_MAX];
@@ -104,9 +171,7 @@ static int bench_setup(const struct bench_config *cfg)
 		err = create_one_level(&c, list_parent);
 	uint8_t *value = calloc(1, cfg->value_size + 1);
 	uint64_t t0 = bench_now_ns();
-	bool need_keys = cfg->mix.weight[BENCH_OP_SET] || cfg->mix.weight[BENCH_OP_GET] ||
-			 cfg->mix.weight[BENCH_OP_EXISTS] || cfg->mix.weight[BENCH_OP_MULTI];
-	if (!err && need_keys && node_children(&c, keys_parent) < (int32_t)cfg->keys) {
+	if (!err && need_keys(cfg) && node_children(&c, keys_parent) < (int32_t)cfg->keys) {
 		/* Existing keys keep whatever a previous run wrote: a valid value of that key. */
 		for (uint32_t base = 0; !err && base < cfg->keys; base += BENCH_CLIENT_BATCH_MAX) {
 			struct batch_result b = { 0 };
@@ -122,7 +187,7 @@ static int bench_setup(const struct bench_config *cfg)
 					err = -EIO;
 		}
 	}
-	if (!err && (cfg->mix.weight[BENCH_OP_LIST] || cfg->mix.weight[BENCH_OP_CHILDREN]) &&
+	if (!err && need_list(cfg) &&
 	    node_children(&c, list_parent) != (int32_t)cfg->list_children) {
 		for (uint32_t base = 0; !err && base < cfg->list_children; base += BENCH_CLIENT_BATCH_MAX) {
 			struct batch_result b = { 0 };
@@ -144,6 +209,8 @@ static int bench_setup(const struct bench_config *cfg)
 	}
 	free(value);
 	bench_client_close(&c);
+	if (!err)
+		err = setup_visible_everywhere(cfg);
 	if (err)
 		fprintf(stderr, "ringkeeper-bench: setup failed: %s\n", strerror(-err));
 	else if (!cfg->quiet)
@@ -155,7 +222,7 @@ static int bench_setup(const struct bench_config *cfg)
 static int bench_setup_sequential(const struct bench_config *cfg, uint32_t run_id, uint32_t sessions)
 {
 	struct bench_client c;
-	int err = bench_client_open(&c, &cfg->servers[0].addr, cfg->session_timeout_ms);
+	int err = open_any(cfg, &c, "setup");
 	if (err)
 		return err;
 	char path[BENCH_PATH_BYTES_MAX];
@@ -172,7 +239,7 @@ static int bench_setup_sequential(const struct bench_config *cfg, uint32_t run_i
 				err = -EIO;
 	}
 	bench_client_close(&c);
-	return err;
+	return err ? err : setup_visible_everywhere(cfg);
 }
 
 /* Names of created nodes, in cleanup order: session by session, then the parents. */
@@ -218,7 +285,7 @@ static int bench_cleanup(const struct bench_config *cfg, const struct bench_resu
 	if (cfg->create_ephemeral && !cfg->create_sequential)
 		return 0; /* closeSession already removed them */
 	struct bench_client c;
-	int err = bench_client_open(&c, &cfg->servers[0].addr, cfg->session_timeout_ms);
+	int err = open_any(cfg, &c, "cleanup");
 	if (err)
 		return err;
 	enum { MULTIS_PER_EXCHANGE = 64 };
@@ -295,6 +362,9 @@ static const char *err_name(unsigned slot)
 	}
 	switch (-(int)slot) {
 	case ZK_SYSTEMERROR: return "SYSTEMERROR";
+	case ZK_CONNECTIONLOSS: return "CONNECTIONLOSS";
+	case ZK_DATAINCONSISTENCY: return "DATAINCONSISTENCY";
+	case ZK_UNKNOWNSESSION: return "UNKNOWNSESSION";
 	case ZK_RUNTIMEINCONSISTENCY: return "RUNTIMEINCONSISTENCY";
 	case ZK_MARSHALLINGERROR: return "MARSHALLINGERROR";
 	case ZK_UNIMPLEMENTED: return "UNIMPLEMENTED";
@@ -408,6 +478,11 @@ static void print_human(const struct bench_config *cfg, const struct bench_resul
 		       (unsigned long long)r->open_loop_unsent);
 	if (r->connections_lost)
 		printf("connections lost: %llu\n", (unsigned long long)r->connections_lost);
+	if (r->reconnects || r->sessions_expired)
+		printf("reconnected: %llu, sessions expired: %llu\n", (unsigned long long)r->reconnects,
+		       (unsigned long long)r->sessions_expired);
+	if (r->stopped_early)
+		printf("stopped early: the window is %.1fs\n", r->window_s);
 	uint64_t ops = all.ok + errors;
 	struct cpu_report c = cpu_report(cfg, r, ops);
 	printf("cpu us/op: generator %.2f (%.2f cores)", c.generator_us, c.generator_cores);
@@ -432,10 +507,14 @@ static void print_json(const struct bench_config *cfg, const struct bench_result
 	result_totals(r, &all);
 	uint64_t errors = op_errors(&all);
 	struct cpu_report c = cpu_report(cfg, r, all.ok + errors);
+	char servers[BENCH_SERVERS_MAX * 64] = "";
+	size_t used = 0;
+	for (uint32_t i = 0; i < cfg->server_count; i++)
+		used += (size_t)snprintf(servers + used, sizeof(servers) - used, "%s%s", i ? "," : "", cfg->servers[i].text);
 	printf("{\"preset\":\"%s\",\"mix\":\"%s\",\"servers\":\"%s\",\"sessions\":%u,\"sessions_connected\":%u,"
 	       "\"inflight\":%u,\"threads\":%u,\"rate\":%.0f,\"value_size\":%u,\"window_s\":%.3f,"
 	       "\"ok\":%llu,\"errors\":%llu,\"ops_per_s\":%.1f,\"latency_us\":",
-	       cfg->preset, mix, cfg->servers[0].text, r->sessions, r->sessions_connected, cfg->inflight, cfg->threads,
+	       cfg->preset, mix, servers, r->sessions, r->sessions_connected, cfg->inflight, cfg->threads,
 	       cfg->rate, cfg->value_size, r->window_s, (unsigned long long)all.ok, (unsigned long long)errors,
 	       (double)all.ok / r->window_s);
 	json_hist(&all.latency);
@@ -461,11 +540,38 @@ static void print_json(const struct bench_config *cfg, const struct bench_result
 				       (unsigned long long)r->ops[op].errors[e]);
 				first = false;
 			}
-	printf("},\"open_loop_unsent\":%llu,\"connections_lost\":%llu,\"cpu_us_per_op\":{\"generator\":%.3f,"
+	printf("},\"open_loop_unsent\":%llu,\"connections_lost\":%llu,\"reconnects\":%llu,\"sessions_expired\":%llu,"
+	       "\"stopped_early\":%s,\"cpu_us_per_op\":{\"generator\":%.3f,"
 	       "\"server\":%.3f,\"machine\":%.3f,\"other\":%.3f},\"server_cores\":%.3f,\"generator_cores\":%.3f}\n",
-	       (unsigned long long)r->open_loop_unsent, (unsigned long long)r->connections_lost, c.generator_us,
-	       c.server_us, c.machine_us, c.other_us, c.server_cores, c.generator_cores);
+	       (unsigned long long)r->open_loop_unsent, (unsigned long long)r->connections_lost,
+	       (unsigned long long)r->reconnects, (unsigned long long)r->sessions_expired,
+	       r->stopped_early ? "true" : "false", c.generator_us, c.server_us, c.machine_us, c.other_us,
+	       c.server_cores, c.generator_cores);
 	fflush(stdout);
+}
+
+/*
+ * The timeline file: a header line of "# key=value" pairs (CLOCK_MONOTONIC ns of t0 and
+ * of the window), then "ms writes reads errors" for every ms from t0 with any count.
+ */
+static int write_timeline(const struct bench_config *cfg, const struct bench_result *r)
+{
+	FILE *f = fopen(cfg->timeline_path, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "# t0_mono_ns=%llu measure_start_mono_ns=%llu measure_end_mono_ns=%llu bucket_ms=1 servers=%u\n",
+		(unsigned long long)r->t0_ns, (unsigned long long)r->measure_start_ns,
+		(unsigned long long)r->measure_end_ns, cfg->server_count);
+	for (uint32_t b = 0; b < r->timeline.buckets; b++)
+		if (r->timeline.writes[b] || r->timeline.reads[b] || r->timeline.errors[b])
+			fprintf(f, "%u %u %u %u\n", b, r->timeline.writes[b], r->timeline.reads[b], r->timeline.errors[b]);
+	return fclose(f) ? -errno : 0;
+}
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	bench_stop();
 }
 
 int main(int argc, char **argv)
@@ -482,6 +588,13 @@ int main(int argc, char **argv)
 		bench_options_usage();
 		return 2;
 	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal;
+	sa.sa_flags = (int)SA_RESETHAND; /* a second signal ends the process */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	if (cfg.setup && bench_setup(&cfg))
 		return 1;
 	uint32_t points[BENCH_SWEEP_MAX];
@@ -507,6 +620,10 @@ int main(int argc, char **argv)
 			print_json(&cfg, &res);
 		} else {
 			print_human(&cfg, &res);
+		}
+		if (!err && cfg.timeline_path[0] && write_timeline(&cfg, &res)) {
+			fprintf(stderr, "ringkeeper-bench: cannot write %s: %s\n", cfg.timeline_path, strerror(errno));
+			exit_code = 1;
 		}
 		if (res.sessions_connected < res.sessions)
 			exit_code = 1;

@@ -64,7 +64,8 @@ int bench_preset_apply(struct bench_config *cfg, const char *name)
 void bench_options_usage(void)
 {
 	fputs("usage: ringkeeper-bench [options]\n"
-	      "  --servers H:P[,H:P]   servers (IPv4 literal or localhost; default 127.0.0.1:2181)\n"
+	      "  --servers H:P[,H:P]   servers (IPv4 literal or localhost; default 127.0.0.1:2181);\n"
+	      "                        session s connects to server s mod count (round robin)\n"
 	      "  --preset NAME         create | set | mixed | clickhouse (default mixed)\n"
 	      "  --mix OP=W[,OP=W]     ops: create set get exists list children delete multi\n"
 	      "                        (list = getChildren2 of the list node, children = getChildren)\n"
@@ -88,7 +89,12 @@ void bench_options_usage(void)
 	      "  --json                one JSON object per run on stdout\n"
 	      "  --quiet               no per-second progress on stderr\n"
 	      "  --no-setup            assume the key space and list node exist\n"
-	      "  --no-cleanup          keep the nodes created by the run\n",
+	      "  --no-cleanup          keep the nodes created by the run\n"
+	      "  --reconnect           a session whose connection is lost moves to the next server\n"
+	      "                        with its session id, as a ZooKeeper client does (off: lost)\n"
+	      "  --timeline FILE       write acknowledged writes/reads and errors per ms of the run\n"
+	      "                        (warmup + duration <= 3600 s; not with --sweep)\n"
+	      "SIGINT or SIGTERM ends the window early; the run drains, reports and cleans up.\n",
 	      stderr);
 }
 
@@ -201,6 +207,8 @@ enum {
 	OPT_QUIET,
 	OPT_NO_SETUP,
 	OPT_NO_CLEANUP,
+	OPT_RECONNECT,
+	OPT_TIMELINE,
 	OPT_HELP,
 };
 
@@ -229,6 +237,8 @@ static const struct option long_options[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "no-setup", no_argument, NULL, OPT_NO_SETUP },
 	{ "no-cleanup", no_argument, NULL, OPT_NO_CLEANUP },
+	{ "reconnect", no_argument, NULL, OPT_RECONNECT },
+	{ "timeline", required_argument, NULL, OPT_TIMELINE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -376,6 +386,14 @@ int bench_options_parse(struct bench_config *cfg, int argc, char **argv, char *e
 		case OPT_NO_CLEANUP:
 			cfg->cleanup = false;
 			break;
+		case OPT_RECONNECT:
+			cfg->reconnect = true;
+			break;
+		case OPT_TIMELINE:
+			if (!a[0] || strlen(a) >= sizeof(cfg->timeline_path))
+				return fail(err, err_cap, "--timeline: a file name under %zu bytes", sizeof(cfg->timeline_path));
+			snprintf(cfg->timeline_path, sizeof(cfg->timeline_path), "%s", a);
+			break;
 		case OPT_HELP:
 		case 'h':
 			return BENCH_OPTIONS_HELP;
@@ -389,6 +407,10 @@ int bench_options_parse(struct bench_config *cfg, int argc, char **argv, char *e
 		return fail(err, err_cap, "--multi-size too large");
 	if ((uint64_t)(cfg->inflight + 4) * cfg->multi_max * (cfg->value_size + 512) > (256u << 20))
 		return fail(err, err_cap, "--inflight x --value-size: a session's batch would pass 256 MiB");
+	if (cfg->timeline_path[0] && cfg->warmup_s + cfg->duration_s > BENCH_TIMELINE_S_MAX)
+		return fail(err, err_cap, "--timeline: warmup + duration at most %g s", BENCH_TIMELINE_S_MAX);
+	if (cfg->timeline_path[0] && cfg->sweep_count)
+		return fail(err, err_cap, "--timeline is for one run, not with --sweep");
 	if (cfg->create_sequential && cfg->mix.weight[BENCH_OP_MULTI])
 		return fail(err, err_cap, "--sequential is not supported with multi in the mix");
 	return BENCH_OPTIONS_RUN;

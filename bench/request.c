@@ -33,16 +33,17 @@ static void write_open_acl(struct jute_writer *w)
 	jute_write_string(w, "anyone", 6);
 }
 
-void request_write_connect(struct jute_writer *w, int32_t timeout_ms)
+void request_write_connect(struct jute_writer *w, int32_t timeout_ms, int64_t last_zxid, int64_t session_id,
+			   const uint8_t *passwd)
 {
-	static const uint8_t passwd[ZK_PASSWD_BYTES];
+	static const uint8_t no_passwd[ZK_PASSWD_BYTES];
 	size_t start = w->len;
 	jute_write_int(w, 0);
-	jute_write_int(w, 0);  /* protocolVersion */
-	jute_write_long(w, 0); /* lastZxidSeen */
+	jute_write_int(w, 0); /* protocolVersion */
+	jute_write_long(w, last_zxid);
 	jute_write_int(w, timeout_ms);
-	jute_write_long(w, 0); /* sessionId: new session */
-	jute_write_buffer(w, passwd, ZK_PASSWD_BYTES);
+	jute_write_long(w, session_id); /* 0: a new session */
+	jute_write_buffer(w, passwd ? passwd : no_passwd, ZK_PASSWD_BYTES);
 	jute_write_bool(w, false); /* readOnly */
 	frame_end(w, start);
 	assert(!jute_writer_ok(w) || w->len - start - 4 == BENCH_CONNECT_BODY_BYTES);
@@ -89,6 +90,13 @@ void request_write_path_watch(struct jute_writer *w, int32_t xid, int32_t op, co
 	size_t start = frame_begin(w, xid, op);
 	jute_write_string(w, path, (int32_t)path_len);
 	jute_write_bool(w, false);
+	frame_end(w, start);
+}
+
+void request_write_sync(struct jute_writer *w, int32_t xid, const char *path, size_t path_len)
+{
+	size_t start = frame_begin(w, xid, ZK_OP_SYNC);
+	jute_write_string(w, path, (int32_t)path_len);
 	frame_end(w, start);
 }
 

@@ -24,7 +24,11 @@
 /* ConnectResponse with the readOnly byte. */
 #define BENCH_CONNECT_REPLY_BYTES 37
 
-void request_write_connect(struct jute_writer *w, int32_t timeout_ms);
+/* session_id 0 (passwd NULL) asks for a new session; otherwise it resumes that one. */
+void request_write_connect(struct jute_writer *w, int32_t timeout_ms, int64_t last_zxid, int64_t session_id,
+			   const uint8_t *passwd);
+/* sync (9) of a path. */
+void request_write_sync(struct jute_writer *w, int32_t xid, const char *path, size_t path_len);
 void request_write_create(struct jute_writer *w, int32_t xid, const char *path, size_t path_len, const uint8_t *data,
 			  size_t data_len, int32_t flags);
 void request_write_delete(struct jute_writer *w, int32_t xid, const char *path, size_t path_len, int32_t version);

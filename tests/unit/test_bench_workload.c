@@ -174,3 +174,25 @@ Test(bench_options, numbers_lists_servers)
 	char *b5[] = { "bench", "extra", NULL };
 	cr_assert_eq(parse(&cfg, b5), -EINVAL);
 }
+
+Test(bench_options, reconnect_and_timeline)
+{
+	struct bench_config cfg;
+	char *plain[] = { "bench", NULL };
+	cr_assert_eq(parse(&cfg, plain), BENCH_OPTIONS_RUN);
+	cr_assert(!cfg.reconnect);
+	cr_assert_str_eq(cfg.timeline_path, "");
+
+	char *a[] = { "bench", "--reconnect", "--timeline", "/tmp/t.txt", "--warmup", "0", "--duration", "3600", NULL };
+	cr_assert_eq(parse(&cfg, a), BENCH_OPTIONS_RUN);
+	cr_assert(cfg.reconnect);
+	cr_assert_str_eq(cfg.timeline_path, "/tmp/t.txt");
+
+	/* The timeline keeps 3 counters per ms: an hour at most, and one run only. */
+	char *b1[] = { "bench", "--timeline", "/tmp/t.txt", "--warmup", "1", "--duration", "3600", NULL };
+	cr_assert_eq(parse(&cfg, b1), -EINVAL);
+	char *b2[] = { "bench", "--timeline", "/tmp/t.txt", "--sweep", "1,2", NULL };
+	cr_assert_eq(parse(&cfg, b2), -EINVAL);
+	char *b3[] = { "bench", "--timeline", "", NULL };
+	cr_assert_eq(parse(&cfg, b3), -EINVAL);
+}
