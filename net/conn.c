@@ -456,6 +456,13 @@ static void conn_read(struct worker *w, struct conn *c, int32_t xid, int32_t opc
 	jute_writer_reset(sw);
 	int64_t zxid;
 	int32_t err = store_read(srv->store, c->session_id, c->id, &auth, opcode, body, len, sw, &zxid);
+	if (!jute_writer_ok(sw)) {
+		/* Never a truncated record: past WORKER_SCRATCH_BYTES_MAX, an error (the
+		 * applier answers an oversized write reply the same way). */
+		log_warn("conn %s: a read reply over %zu bytes: answered SYSTEMERROR", c->peer, sw->cap_max);
+		err = ZK_SYSTEMERROR;
+		sw->len = 0;
+	}
 	/* Invariant 2 of conn.h: the notifications of changes this read reflects go
 	 * first; those of later changes (which may fire the watch it just set) after. */
 	worker_drain_inbound_upto(w, zxid);

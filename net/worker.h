@@ -24,6 +24,9 @@ struct rk_msg;
 #define WORKER_RECV_BUF_BYTES 16384
 #define WORKER_RECV_BUF_COUNT 512
 #define WORKER_RING_ENTRIES 4096
+/* The worker's scratch writer (proposals, read replies): a read reply up to this size
+ * is sent whole, as ZooKeeper does; a larger one is answered SYSTEMERROR. */
+#define WORKER_SCRATCH_BYTES_MAX (32u << 20)
 
 struct worker {
 	int index;

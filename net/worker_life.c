@@ -88,7 +88,10 @@ int worker_create(struct server *srv, int index, struct worker **out)
 	w->listen_fd = -1;
 	worker_stats_init(&w->stats);
 	pthread_mutex_init(&w->registry_lock, NULL);
-	jute_writer_init(&w->scratch, (size_t)srv->cfg.packet_bytes_max * 2 + 65536);
+	/* Proposals and read replies are built here; a reply may be far larger than a
+	 * request (getChildren of a big node: ZooKeeper sends it whole), up to what one
+	 * connection may have queued. Grown on demand. */
+	jute_writer_init(&w->scratch, WORKER_SCRATCH_BYTES_MAX);
 	w->conns = calloc(WORKER_CONNS_MAX, sizeof *w->conns);
 	w->conn_gen = calloc(WORKER_CONNS_MAX, sizeof *w->conn_gen);
 	w->free_slots = calloc(WORKER_CONNS_MAX, sizeof *w->free_slots);

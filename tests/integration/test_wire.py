@@ -694,3 +694,27 @@ def test_4lw_not_whitelisted(server, server_pool, request):
                 "%s is not executed because it is not in the whitelist.\n" % cmd
     finally:
         srv.stop()
+
+
+def test_a_children_listing_larger_than_a_request_comes_whole(server):
+    """A getChildren reply may be far larger than jute.maxbuffer (the server's request
+    limit): ZooKeeper sends it whole, and so must we (never a truncated record)."""
+    from kazoo.client import KazooClient
+    k = KazooClient(hosts=server.hosts)
+    k.start()
+    try:
+        k.create("/big-listing")
+        name = "c" * 200
+        n = 0
+        for batch in range(24):
+            t = k.transaction()
+            for i in range(500):
+                t.create("/big-listing/%s-%05d" % (name, n))
+                n += 1
+            results = t.commit()
+            assert all(isinstance(r, str) for r in results), results[:3]
+        kids = k.get_children("/big-listing")  # 12,000 x 210 bytes: about 2.5 MB
+        assert len(kids) == n and sorted(kids)[0] == "%s-%05d" % (name, 0)
+    finally:
+        k.stop()
+        k.close()
