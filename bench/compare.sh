@@ -25,7 +25,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ "${1:-}" = --cluster ] || { [ "${1:-}" = --nodes ] && [ "${2:-}" = 3 ]; }; then
-	[ "$1" = --cluster ] && shift || shift 2
+	if [ "$1" = --cluster ]; then shift; else shift 2; fi
 	exec /usr/bin/python3 "$here/bench/ensemble.py" compare "$@"
 fi
 rounds=3
