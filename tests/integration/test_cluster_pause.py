@@ -222,7 +222,8 @@ def test_a_connections_writes_apply_in_order_across_leader_pauses(make_cluster):
     present = L.converged_children(cl.nodes, "/order", timeout=30)
     lost = sorted(p for p in load.acked if p not in present)
     assert not lost, "%d acknowledged writes lost, e.g. %s" % (len(lost), lost[:10])
-    assert len(load.acked) > 100 and pauses >= 5
+    # (CI's sanitizer pass gives it 10 s: 3-4 pauses)
+    assert len(load.acked) > 100 and pauses >= 3, (len(load.acked), pauses)
     assert not load.refused and not load.protocol_errors, (load.refused, load.protocol_errors)
     if load.order_violations(present):
         raise L.OrderViolation("after %d pauses: %s" % (pauses, load.order_violations(present)[:5]))
