@@ -385,6 +385,25 @@ int raft_transfer(struct raft *r, uint64_t target)
 	return 0;
 }
 
+/*
+ * Only liveness changes here, never safety: forgetting the leader drops the lease that
+ * makes this node ignore (pre-)votes, and the timer is brought forward to a point drawn
+ * from [1, E] ticks ahead (sooner only), so the followers that lost the same leader
+ * (a killed leader resets every peer's connection at once) campaign one after another,
+ * not together. The vote and log rules are untouched; a leader that is in fact alive
+ * is taken back by its next heartbeat, and the pre-vote keeps this node's term.
+ */
+void raft_peer_unreachable(struct raft *r, uint64_t id)
+{
+	if (r->role != RAFT_FOLLOWER || id == 0 || r->leader != id)
+		return;
+	r->leader = 0;
+	int e = r->cfg.election_ticks;
+	int ahead = 1 + (int)(raft_random(r) % (uint64_t)e);
+	if (r->timeout_randomized - r->election_elapsed > ahead)
+		r->election_elapsed = r->timeout_randomized - ahead;
+}
+
 int raft_read_index(struct raft *r, uint64_t ctx)
 {
 	if (r->role == RAFT_LEADER)

@@ -276,6 +276,10 @@ int raft_transfer(struct raft *r, uint64_t target);
  * sends the snapshot again). core_snapshot.c.
  */
 int raft_snapshot_install(struct raft *r, uint64_t index, uint64_t term);
+/* The host saw its connection to peer `id` break (reset, closed, refused). A follower
+ * whose leader that is forgets it and campaigns within one election timeout, instead
+ * of waiting out its lease (core.c). Anything else: no effect. */
+void raft_peer_unreachable(struct raft *r, uint64_t id);
 /* Leader or follower: 0, -EAGAIN (no leader, or the leader has not committed in its
  * term), -ENOBUFS (reads_max pending). The answer comes as a read state. */
 int raft_read_index(struct raft *r, uint64_t ctx);

@@ -214,6 +214,8 @@ struct raft_pipeline {
 	uint64_t truncate_after;
 	enum raft_role role; /* as of the last ready record */
 	uint64_t leader;     /* as of the last ready record; 0: none known */
+	uint64_t watched_leader; /* pipeline_peers.c: whose links watched_links are */
+	unsigned watched_links;  /* bit k: link k to watched_leader was up */
 	int64_t next_alive_ms;  /* next report of the sessions our clients kept alive */
 	int64_t next_commit_save_ms; /* with followers: the commit index is saved this often */
 	uint64_t commit_saved;       /* the commit in the hard state file */

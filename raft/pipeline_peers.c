@@ -64,11 +64,40 @@ void pipe_peers_stop(struct raft_pipeline *p)
 	p->transport = NULL;
 }
 
+/*
+ * A follower watches the links to its leader: when one that was up goes down (the
+ * leader's process died and the kernel closed its sockets, or the path reset), the
+ * core is told at once, and campaigns within one election timeout instead of waiting
+ * out the lease (raft_peer_unreachable). A link still coming up is not a loss.
+ */
+static void pipe_watch_leader_links(struct raft_pipeline *p)
+{
+	struct transport_peer_status ts;
+	unsigned up = 0;
+	if (p->role == RAFT_FOLLOWER && p->leader &&
+	    transport_peer_status(p->transport, (uint32_t)p->leader, &ts) == 0)
+		for (unsigned k = 0; k < TRANSPORT_LINKS; k++)
+			up |= (unsigned)ts.link_up[k] << k;
+	if (p->leader != p->watched_leader) {
+		p->watched_leader = p->leader;
+		p->watched_links = up;
+		return;
+	}
+	unsigned lost = p->watched_links & ~up;
+	p->watched_links = up;
+	if (lost && p->leader) {
+		log_info("raft: the link to leader %llu broke: campaigning without waiting out the lease",
+			 (unsigned long long)p->leader);
+		raft_peer_unreachable(p->core, p->leader);
+	}
+}
+
 bool pipe_peers_on_cqe(struct raft_pipeline *p, const struct io_uring_cqe *cqe)
 {
 	if (!p->transport || !transport_user_data_match(UD_PIPE_PEER, cqe->user_data))
 		return false;
 	transport_on_cqe(p->transport, cqe);
+	pipe_watch_leader_links(p);
 	return true;
 }
 

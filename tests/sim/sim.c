@@ -353,6 +353,13 @@ static void sim_node_crash(struct sim_world *w, int i)
 	sim_trace(w, "n%d CRASH log %llu synced %llu keeps %llu", i + 1, (unsigned long long)n->len,
 		  (unsigned long long)n->synced, (unsigned long long)keep);
 	n->len = keep;
+	/* the kernel closes a dead process's sockets: its peers see the links break */
+	for (int k = 0; k < w->node_count; k++) {
+		if (k == i || !w->nodes[k].up || sim_below(w, 4) == 0)
+			continue;
+		raft_peer_unreachable(w->nodes[k].r, n->id);
+		sim_node_ready(w, k);
+	}
 }
 
 /* ---- events ---- */
@@ -504,6 +511,12 @@ static void sim_chaos(struct sim_world *w)
 		w->loss_permille = (int)sim_below(w, 150);
 		w->dup_permille = (int)sim_below(w, 60);
 		sim_trace(w, "NET loss %d dup %d", w->loss_permille, w->dup_permille);
+	} else if (roll < 91 && i >= 0) {
+		/* a link reset while both ends live (a blip, a restarted router) */
+		uint64_t peer = w->nodes[(i + 1 + (int)sim_below(w, (uint64_t)w->node_count - 1)) % w->node_count].id;
+		sim_trace(w, "n%d LINK RESET to n%llu", i + 1, (unsigned long long)peer);
+		raft_peer_unreachable(w->nodes[i].r, peer);
+		sim_node_ready(w, i);
 	}
 	if (w->now < w->heal_time)
 		sim_schedule(w, 1 + sim_below(w, (uint64_t)w->chaos_gap_max), SIM_EV_CHAOS, -1, NULL);

@@ -329,6 +329,55 @@ Test(raft_core, pre_vote_keeps_a_rejoining_node_from_disrupting)
 	tc_free(&c);
 }
 
+Test(raft_core, a_lost_leader_link_elects_within_one_election_timeout)
+{
+	struct tc c;
+	tc_init_started(&c, 3);
+	tc_elect(&c, 0);
+	uint64_t term = tc_status(&c, 0).term;
+	tc_isolate(&c, 1, true); /* the leader dies: both followers' links to it reset */
+	raft_peer_unreachable(c.r[1], 1);
+	raft_peer_unreachable(c.r[2], 1);
+	cr_assert_eq(tc_status(&c, 1).leader, 0);
+	cr_assert_eq(tc_status(&c, 2).leader, 0);
+	int ticks = 0;
+	while (tc_status(&c, 1).role == RAFT_FOLLOWER && tc_status(&c, 2).role == RAFT_FOLLOWER) {
+		cr_assert_lt(ticks, TC_E, "a campaign within E ticks, not the lease's 2E");
+		tc_tick(&c, 1, 1);
+		tc_tick(&c, 2, 1);
+		ticks++;
+	}
+	tc_pump(&c);
+	bool one = tc_status(&c, 1).role == RAFT_LEADER, two = tc_status(&c, 2).role == RAFT_LEADER;
+	cr_assert(one != two, "one new leader");
+	cr_assert_eq(tc_status(&c, one ? 1 : 2).term, term + 1);
+	tc_free(&c);
+}
+
+Test(raft_core, a_link_reset_to_a_live_leader_changes_nothing_lasting)
+{
+	struct tc c;
+	tc_init_started(&c, 3);
+	tc_elect(&c, 0);
+	uint64_t term = tc_status(&c, 0).term;
+	raft_peer_unreachable(c.r[1], 3); /* not its leader: no effect */
+	cr_assert_eq(tc_status(&c, 1).leader, 1);
+	raft_peer_unreachable(c.r[0], 2); /* the leader itself: no effect */
+	cr_assert_eq(tc_status(&c, 0).role, RAFT_LEADER);
+	raft_peer_unreachable(c.r[1], 1); /* a blip: the leader lives on */
+	cr_assert_eq(tc_status(&c, 1).leader, 0);
+	tc_tick(&c, 1, TC_E); /* campaigns: node 3 is inside the leader's lease */
+	tc_pump(&c);
+	tc_tick(&c, 0, 1); /* the leader's heartbeat brings it back */
+	tc_pump(&c);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(tc_status(&c, i).term, term, "node %d: the pre-vote kept the term", i + 1);
+		cr_assert_eq(tc_status(&c, i).leader, 1);
+	}
+	cr_assert_eq(tc_status(&c, 1).role, RAFT_FOLLOWER);
+	tc_free(&c);
+}
+
 Test(raft_core, check_quorum_leader_steps_down)
 {
 	struct tc c;
