@@ -241,7 +241,7 @@ void pipe_answer_refused(struct raft_pipeline *p)
 }
 
 /* The store's view of a decoded entry at index zxid (views into the entry's bytes). */
-static void pipe_txn_from_entry(const struct rk_entry *e, int64_t zxid, struct store_auth *auth,
+void pipe_txn_from_entry(const struct rk_entry *e, int64_t zxid, struct store_auth *auth,
 				struct store_txn *txn)
 {
 	*auth = (struct store_auth){ e->ids, e->ids_count, e->super };
@@ -370,6 +370,42 @@ static void pipe_apply_session_move(struct raft_pipeline *p, const struct rk_ent
 	}
 }
 
+/*
+ * What a committed entry does to the replicated state: the one rule that the live
+ * applier below and the replay at start (pipeline_recover.c) both follow, so a
+ * restarted server rebuilds exactly the state its peers hold.
+ */
+enum pipe_effect pipe_entry_effect(struct store *s, const struct rk_entry *e)
+{
+	switch (e->opcode) {
+	case RK_OP_SESSIONS_ALIVE: return PIPE_EFFECT_ALIVE;
+	case RK_OP_LEADER_REQUEST: return PIPE_EFFECT_LEADER_REQUEST;
+	case RK_OP_SESSION_MOVE: return PIPE_EFFECT_SESSION_MOVE;
+	default: break;
+	}
+	return pipe_session_moved(s, e) ? PIPE_EFFECT_SESSION_MOVED : PIPE_EFFECT_STORE;
+}
+
+/* A transaction for the store: applied, and answered when it is ours. */
+static void pipe_apply_txn(struct raft_pipeline *p, const struct rk_entry *e, struct pipe_local *l, int64_t zxid)
+{
+	int32_t err = pipe_store_apply(p, e, zxid);
+	pipe_session_owner_update(p->store, e, err);
+	if (e->opcode == ZK_OP_CLOSE_SESSION) {
+		pipe_expiring_forget(p, e->session_id);
+		/* Not closed by a client of ours: every connection of it here must go. */
+		if (!l || l->conn_id == RK_CONN_ID_NONE || l->answered) {
+			log_info("session 0x%llx %s", (unsigned long long)e->session_id, l ? "expired" : "closed");
+			pipe_broadcast_session_gone(p, e->session_id, RK_CONN_ID_NONE, 1);
+		}
+	}
+	if (!l)
+		return;
+	if (l->conn_id != RK_CONN_ID_NONE && !l->answered)
+		pipe_route_reply(p, l, err, zxid, false);
+	pipe_local_pop(p);
+}
+
 void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
 {
 	assert(ce->index == p->applied_index + 1);
@@ -381,51 +417,30 @@ void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *ce)
 	int rc = entry_decode(&e, ce->data, ce->len);
 	assert(rc == 0); /* entries are checked when proposed; a bad one here is a bug */
 	struct pipe_local *l = pipe_local_for(p, e.origin);
-	if (e.opcode == RK_OP_SESSIONS_ALIVE) {
+	switch (pipe_entry_effect(p->store, &e)) {
+	case PIPE_EFFECT_ALIVE:
 		pipe_apply_sessions_alive(p, &e);
-		if (l)
-			pipe_local_pop(p);
-		return;
-	}
-	if (e.opcode == RK_OP_LEADER_REQUEST) {
+		break;
+	case PIPE_EFFECT_LEADER_REQUEST:
 		pipe_lead_on_request_entry(p, origin_server(&e));
-		if (l)
-			pipe_local_pop(p);
-		return;
-	}
-	if (e.opcode == RK_OP_SESSION_MOVE) {
+		break;
+	case PIPE_EFFECT_SESSION_MOVE:
 		pipe_apply_session_move(p, &e);
-		if (l)
-			pipe_local_pop(p);
-		return;
-	}
-	int64_t zxid = (int64_t)ce->index;
-	if (pipe_session_moved(p->store, &e)) {
+		break;
+	case PIPE_EFFECT_SESSION_MOVED:
 		log_info("session 0x%llx is owned by another server: a request through server %u gets SESSIONMOVED",
 			 (unsigned long long)e.session_id, origin_server(&e));
 		if (l && l->conn_id != RK_CONN_ID_NONE && !l->answered) {
 			pipe_reply_start(p);
 			pipe_route_reply(p, l, ZK_SESSIONMOVED, store_last_zxid(p->store), true);
 		}
-		if (l)
-			pipe_local_pop(p);
+		break;
+	case PIPE_EFFECT_STORE:
+		pipe_apply_txn(p, &e, l, (int64_t)ce->index);
 		return;
 	}
-	int32_t err = pipe_store_apply(p, &e, zxid);
-	pipe_session_owner_update(p->store, &e, err);
-	if (e.opcode == ZK_OP_CLOSE_SESSION) {
-		pipe_expiring_forget(p, e.session_id);
-		/* Not closed by a client of ours: every connection of it here must go. */
-		if (!l || l->conn_id == RK_CONN_ID_NONE || l->answered) {
-			log_info("session 0x%llx %s", (unsigned long long)e.session_id, l ? "expired" : "closed");
-			pipe_broadcast_session_gone(p, e.session_id, RK_CONN_ID_NONE, 1);
-		}
-	}
-	if (!l)
-		return;
-	if (l->conn_id != RK_CONN_ID_NONE && !l->answered)
-		pipe_route_reply(p, l, err, zxid, false);
-	pipe_local_pop(p);
+	if (l)
+		pipe_local_pop(p);
 }
 
 /*

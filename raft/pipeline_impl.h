@@ -290,6 +290,20 @@ void pipe_store_warn(void *ctx, const char *text);
  * applied (SESSIONMOVED); createSession and RK_OP_SESSION_MOVE set the owner. */
 bool pipe_session_moved(struct store *s, const struct rk_entry *e);
 void pipe_session_owner_update(struct store *s, const struct rk_entry *e, int32_t err);
+/* What a committed entry does to the replicated state (one rule, live and replayed). */
+enum pipe_effect {
+	PIPE_EFFECT_ALIVE,          /* sessions kept alive elsewhere: liveness, no state */
+	PIPE_EFFECT_LEADER_REQUEST, /* rqld: a leadership request, no state */
+	PIPE_EFFECT_SESSION_MOVE,   /* the session's owner becomes the entry's server */
+	PIPE_EFFECT_SESSION_MOVED,  /* through a server that no longer owns the session:
+				       SESSIONMOVED, nothing applied */
+	PIPE_EFFECT_STORE,          /* a ZooKeeper transaction: store_apply, then the owner
+				       rule (pipe_session_owner_update) with its result */
+};
+enum pipe_effect pipe_entry_effect(struct store *s, const struct rk_entry *e);
+/* The store's view of a decoded entry at index zxid (views into the entry's bytes). */
+void pipe_txn_from_entry(const struct rk_entry *e, int64_t zxid, struct store_auth *auth,
+			 struct store_txn *txn);
 
 /* pipeline_read.c */
 /* Records a sync in the local FIFO (it takes m) and asks the core for a read index. */

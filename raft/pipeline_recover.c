@@ -126,20 +126,31 @@ static int replay_remember(struct replay_ctx *rc, uint64_t term, uint64_t index,
 {
 	if (rc->hist_cap == 0)
 		return 0;
-	void *copy = size ? malloc(size) : NULL;
-	if (size && !copy)
-		return -ENOMEM;
-	if (size)
-		memcpy(copy, data, size);
+	/* Once the ring is full, the record falling out lends its buffer (realloc keeps
+	 * it in place when the size class fits: most records are alike). */
+	void *reuse = NULL;
 	int slot = (rc->hist_head + rc->hist_count) % rc->hist_cap;
 	if (rc->hist_count == rc->hist_cap) {
 		struct raft_entry *old = &rc->hist[rc->hist_head];
 		rc->hist_prev_index = old->index;
 		rc->hist_prev_term = old->term;
-		free(old->owner);
+		reuse = old->owner;
+		old->owner = NULL;
 		rc->hist_head = (rc->hist_head + 1) % rc->hist_cap;
 		rc->hist_count--;
 	}
+	void *copy = NULL;
+	if (size) {
+		copy = realloc(reuse, size);
+		if (!copy) {
+			free(reuse);
+			return -ENOMEM;
+		}
+	} else {
+		free(reuse);
+	}
+	if (size)
+		memcpy(copy, data, size);
 	rc->hist[slot] = (struct raft_entry){
 		.index = index,
 		.term = term,
@@ -175,24 +186,20 @@ static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data
 			  (unsigned long long)index);
 		return -EPROTO;
 	}
-	if (e.opcode == RK_OP_SESSIONS_ALIVE)
-		return 0; /* liveness only, as pipe_apply_committed: a restart touches every session */
-	struct store_auth auth = { e.ids, e.ids_count, e.super };
-	struct store_txn txn = {
-		.zxid = (int64_t)index,
-		.time_ms = e.time_ms,
-		.session_id = e.session_id,
-		.opcode = e.opcode,
-		.body = e.body,
-		.body_len = e.body_len,
-		.auth = &auth,
-	};
-	if (e.opcode == RK_OP_LEADER_REQUEST)
-		return 0; /* a past request: nothing to replay */
-	if (e.opcode == RK_OP_SESSION_MOVE || pipe_session_moved(rc->p->store, &e)) {
-		pipe_session_owner_update(rc->p->store, &e, ZK_OK); /* as the live applier */
+	switch (pipe_entry_effect(rc->p->store, &e)) {
+	case PIPE_EFFECT_ALIVE:          /* liveness only: a restart touches every session */
+	case PIPE_EFFECT_LEADER_REQUEST: /* a past request: nothing to replay */
+	case PIPE_EFFECT_SESSION_MOVED:  /* refused when it was live: nothing applied */
 		return 0;
+	case PIPE_EFFECT_SESSION_MOVE:
+		pipe_session_owner_update(rc->p->store, &e, ZK_OK);
+		return 0;
+	case PIPE_EFFECT_STORE:
+		break;
 	}
+	struct store_auth auth;
+	struct store_txn txn;
+	pipe_txn_from_entry(&e, (int64_t)index, &auth, &txn);
 	jute_writer_reset(&rc->out);
 	int32_t aerr = store_apply(rc->p->store, &txn, &rc->out, NULL, NULL);
 	pipe_session_owner_update(rc->p->store, &e, aerr);
