@@ -404,10 +404,6 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	}
 	if (p->leader != 0 && rd->leader != p->leader)
 		pipe_fail_pending(p);
-	if (rd->leader == 0 && p->leaderless_since_ms == 0)
-		p->leaderless_since_ms = rk_now_ms();
-	else if (rd->leader != 0)
-		p->leaderless_since_ms = 0;
 	p->leader = rd->leader;
 	p->role = rd->role;
 	if (rd->leader != p->stats.leader_id || rd->term != p->stats.term ||

@@ -138,7 +138,8 @@ struct pipe_metrics {
 	struct rk_hist db_init_ms;
 	struct rk_hist startup_txns;
 	struct rk_hist startup_txns_load_ms;
-	int64_t leaderless_since_us; /* monotonic; 0: a leader is known */
+	int64_t leaderless_since_us; /* monotonic; 0: a leader is known (also the serving
+				      rule's clock, pipeline_timers.c) */
 };
 
 /* InstallSnapshot (pipeline_install.c). */
@@ -244,7 +245,6 @@ struct raft_pipeline {
 	uint32_t lead_to;        /* pipeline_lead.c: rqld from this server: transfer to it */
 	bool lead_yield;         /* ydld: transfer to the best follower */
 	int64_t next_preferred_ms;
-	int64_t leaderless_since_ms; /* 0: a leader is known */
 	struct { uint64_t conn_id; int64_t until_ms; } failed_conns[PIPE_FAILED_CONNS];
 	int64_t failed_conns_until_ms; /* the table's latest expiry: past it, all expired */
 	bool failed_conns_used;        /* some slot was written since the table was cleared */

@@ -122,12 +122,13 @@ static void pipe_reap_one(void *ctx, const char *path, size_t path_len)
  * ones are refused (their clients go to a server in the majority), and the status
  * words answer "not currently serving". A normal election takes less than that.
  */
-static void pipe_serving_check(struct raft_pipeline *p, int64_t now)
+static void pipe_serving_check(struct raft_pipeline *p)
 {
 	if (p->voter_count == 1)
 		return;
-	bool serving = p->leaderless_since_ms == 0 ||
-		       now - p->leaderless_since_ms < 2 * (int64_t)p->cfg->raft_election_timeout_ms;
+	int64_t leaderless_ms = p->metrics.leaderless_since_us ?
+		(rk_now_us() - p->metrics.leaderless_since_us) / 1000 : 0;
+	bool serving = leaderless_ms < 2 * (int64_t)p->cfg->raft_election_timeout_ms;
 	if (serving == atomic_load_explicit(&p->hub->serving, memory_order_relaxed))
 		return;
 	atomic_store_explicit(&p->hub->serving, serving, memory_order_relaxed);
@@ -136,7 +137,7 @@ static void pipe_serving_check(struct raft_pipeline *p, int64_t now)
 		return;
 	}
 	log_warn("raft: no leader for %lld ms: closing every client connection, serving none until one is elected",
-		 (long long)(now - p->leaderless_since_ms));
+		 (long long)leaderless_ms);
 	pipe_broadcast_session_gone(p, 0, RK_CONN_ID_NONE, 0);
 }
 
@@ -150,7 +151,7 @@ void pipe_timers(struct raft_pipeline *p)
 		pipe_sync_tick(p, now);
 	}
 	pipe_lead_tick(p, now);
-	pipe_serving_check(p, now);
+	pipe_serving_check(p);
 	if (now >= p->next_expiry_ms) {
 		p->next_expiry_ms = now + PIPE_EXPIRY_CHECK_MS;
 		if (p->role == RAFT_LEADER) /* only the leader expires sessions */
