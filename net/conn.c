@@ -4,12 +4,12 @@
  * lifecycle and the ordering invariants. Runs only on the owning worker thread.
  */
 #include "net/conn.h"
+#include "net/conn_impl.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "core/hub.h"
 #include "core/log.h"
@@ -143,7 +143,7 @@ void conn_send_bytes(struct worker *w, struct conn *c, const void *data, size_t 
 	worker_conn_mark_send(w, c);
 }
 
-static void conn_frame_done(struct worker *w, struct conn *c)
+void conn_frame_done(struct worker *w, struct conn *c)
 {
 	if (!jute_writer_ok(&c->out)) {
 		log_warn("conn %s: output over %u bytes, closing", c->peer, CONN_OUT_HARD_BYTES);
@@ -164,7 +164,7 @@ static void conn_reply_empty(struct worker *w, struct conn *c, int32_t xid, int6
 	conn_frame_done(w, c);
 }
 
-static void conn_record_latency(struct worker *w, struct conn *c, int32_t opcode, uint64_t start_us)
+void conn_record_latency(struct worker *w, struct conn *c, int32_t opcode, uint64_t start_us)
 {
 	uint64_t now = (uint64_t)rk_now_us();
 	uint64_t us = now > start_us ? now - start_us : 0;
@@ -187,142 +187,10 @@ bool conn_is_stalled(struct worker *w, struct conn *c)
 	return c->out.len + c->out_sending.len > CONN_OUT_SOFT_BYTES;
 }
 
-/* ---- handshake ---------------------------------------------------------------- */
-
-static void conn_send_connect_response(struct worker *w, struct conn *c, int32_t timeout_ms, int64_t session_id,
-				       const uint8_t passwd[16])
-{
-	size_t start = c->out.len;
-	jute_write_int(&c->out, 0);
-	jute_write_int(&c->out, 0); /* protocolVersion */
-	jute_write_int(&c->out, timeout_ms);
-	jute_write_long(&c->out, session_id);
-	jute_write_buffer(&c->out, passwd, 16);
-	if (c->handshake_readonly_byte)
-		jute_write_bool(&c->out, false);
-	frame_end(&c->out, start);
-	c->last_response_ms = w->now_ms;
-	conn_frame_done(w, c);
-}
-
-static int32_t negotiate_timeout(const struct server *srv, int32_t requested)
-{
-	if (requested < srv->min_session_timeout_ms)
-		return srv->min_session_timeout_ms;
-	if (requested > srv->max_session_timeout_ms)
-		return srv->max_session_timeout_ms;
-	return requested;
-}
-
-static bool conn_propose(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
-			 size_t len, uint64_t start_us);
-
-static void conn_handshake(struct worker *w, struct conn *c, const uint8_t *body, size_t len)
-{
-	struct server *srv = w->srv;
-	struct jute_reader r;
-	jute_reader_init(&r, body, len);
-	jute_read_int(&r); /* protocolVersion: 0 from every client we serve */
-	int64_t last_zxid_seen = jute_read_long(&r);
-	int32_t timeout_req = jute_read_int(&r);
-	int64_t session_id = jute_read_long(&r);
-	struct jute_bytes passwd = jute_read_buffer(&r);
-	if (jute_reader_ok(&r) && jute_reader_remaining(&r) >= 1) {
-		jute_read_bool(&r);
-		c->handshake_readonly_byte = true;
-	}
-	if (!jute_reader_ok(&r)) {
-		log_info("conn %s: malformed ConnectRequest, closing", c->peer);
-		worker_conn_close(w, c);
-		return;
-	}
-	c->packets_received++; /* ZooKeeper counts the ConnectRequest as a packet */
-	stats_add_resettable(&w->stats, &srv->stats.reset_gen, &w->stats.packets_received, 1);
-	stats_add(&w->stats.connection_requests, 1);
-	if (!atomic_load_explicit(&srv->hub->serving, memory_order_relaxed)) {
-		/* No leader for a while (a minority, or an election that drags): the client
-		 * must find a server that has one, as when ZooKeeper is LOOKING. */
-		log_info("conn %s: refusing session 0x%llx: not serving (no leader)", c->peer,
-			 (unsigned long long)session_id);
-		worker_conn_close(w, c);
-		return;
-	}
-	int64_t last_zxid = store_last_zxid(srv->store);
-	if (last_zxid_seen > last_zxid) {
-		/* The client saw a newer state than ours: it must try another server. */
-		log_info("conn %s: refusing session 0x%llx, client zxid 0x%llx is ahead of ours 0x%llx", c->peer,
-			 (unsigned long long)session_id, (unsigned long long)last_zxid_seen,
-			 (unsigned long long)last_zxid);
-		worker_conn_close(w, c);
-		return;
-	}
-	int32_t timeout_ms = negotiate_timeout(srv, timeout_req);
-	if (session_id == 0) {
-		c->session_id = server_session_id_next(srv);
-		c->timeout_ms = timeout_ms;
-		if (getrandom(c->passwd, sizeof c->passwd, 0) != (ssize_t)sizeof c->passwd) {
-			log_error("getrandom failed: %s", strerror(errno));
-			worker_conn_close(w, c);
-			return;
-		}
-		uint8_t session_body[4 + 4 + 16];
-		struct jute_writer sw = { session_body, 0, sizeof session_body, sizeof session_body, 0 };
-		jute_write_int(&sw, timeout_ms);
-		jute_write_buffer(&sw, c->passwd, 16);
-		assert(sw.len == sizeof session_body && sw.err == 0);
-		c->state = CONN_HANDSHAKE;
-		log_debug("conn %s: new session 0x%llx proposed", c->peer, (unsigned long long)c->session_id);
-		if (!conn_propose(w, c, 0, ZK_OP_CREATE_SESSION, session_body, sizeof session_body,
-				  (uint64_t)rk_now_us())) {
-			log_warn("conn %s: raft queue full, refusing connection", c->peer);
-			worker_conn_close(w, c);
-		}
-		return;
-	}
-	int32_t stored_timeout;
-	uint8_t stored_passwd[16];
-	if (passwd.len == 16 && store_session_get(srv->store, session_id, &stored_timeout, stored_passwd) &&
-	    memcmp(stored_passwd, passwd.data, 16) == 0) {
-		c->session_id = session_id;
-		c->timeout_ms = timeout_ms;
-		memcpy(c->passwd, stored_passwd, 16);
-		c->state = CONN_ESTABLISHED;
-		store_session_touch(srv->store, session_id, w->now_ms, timeout_ms);
-		conn_send_connect_response(w, c, timeout_ms, session_id, stored_passwd);
-		/* Any other connection of this session, on any worker, must go. If that
-		 * cannot be announced (no memory, raft queue full), this connection goes
-		 * instead, as a createSession that cannot be queued does: one session is
-		 * never served by two connections. The client reconnects. */
-		struct rk_msg *m = calloc(1, sizeof *m);
-		bool announced = false;
-		if (m) {
-			m->kind = RK_MSG_SESSION_ATTACH;
-			m->conn_id = c->id;
-			m->session_id = session_id;
-			announced = worker_send_to_raft(w, m);
-			if (!announced)
-				free(m);
-		}
-		if (!announced) {
-			log_warn("conn %s: cannot announce the reattach (raft queue full or no memory): closing it", c->peer);
-			c->close_after_flush = true;
-			c->state = CONN_CLOSING;
-			return;
-		}
-		log_debug("conn %s: session 0x%llx reattached", c->peer, (unsigned long long)session_id);
-		return;
-	}
-	static const uint8_t zeros[16];
-	log_info("conn %s: session 0x%llx expired or bad password", c->peer, (unsigned long long)session_id);
-	conn_send_connect_response(w, c, 0, 0, zeros);
-	c->close_after_flush = true;
-	c->state = CONN_CLOSING;
-}
-
 /* ---- requests ------------------------------------------------------------------- */
 
-static bool conn_propose(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body,
-			 size_t len, uint64_t start_us)
+bool conn_propose(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body, size_t len,
+		  uint64_t start_us)
 {
 	struct zk_id ids[CONN_AUTH_IDS_MAX];
 	int n = 0;
@@ -755,6 +623,10 @@ void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
 		/* global_outstanding was released by the worker's dispatch */
 		assert(c->outstanding_writes > 0);
 		c->outstanding_writes--;
+		if (c->revalidating) {
+			conn_on_revalidated(w, c, m->err);
+			return;
+		}
 		if (m->err == ZK_SESSIONMOVED) {
 			/* ZooKeeper tears such a connection down without a reply (ZOOKEEPER-710):
 			 * its client is connected elsewhere now, or reconnects and learns. */
@@ -785,23 +657,7 @@ void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
 		conn_frame_done(w, c);
 		return;
 	case RK_MSG_SESSION_CREATED:
-		assert(c->outstanding_writes > 0);
-		c->outstanding_writes--;
-		if (c->state != CONN_HANDSHAKE)
-			return;
-		if (m->err != ZK_OK) {
-			log_warn("conn %s: createSession failed: %d", c->peer, m->err);
-			worker_conn_close(w, c);
-			return;
-		}
-		c->state = CONN_ESTABLISHED;
-		store_session_touch(w->srv->store, c->session_id, w->now_ms, c->timeout_ms);
-		conn_send_connect_response(w, c, c->timeout_ms, c->session_id, c->passwd);
-		conn_record_latency(w, c, ZK_OP_CREATE_SESSION, m->start_us);
-		log_debug("conn %s: session 0x%llx established, timeout %d ms", c->peer,
-			  (unsigned long long)c->session_id, c->timeout_ms);
-		if (c->in.len)
-			worker_conn_mark_ready(w, c);
+		conn_on_session_created(w, c, m);
 		return;
 	case RK_MSG_PROPOSAL:
 	case RK_MSG_SESSION_ATTACH:

@@ -108,6 +108,11 @@ struct conn {
 	int64_t session_id;
 	int32_t timeout_ms;
 	uint8_t passwd[16];
+	/* a reattach to a session not known here, waiting for a read index (conn_session.c) */
+	bool revalidating;
+	int32_t reval_timeout_ms;
+	int64_t reval_session_id;
+	uint8_t reval_passwd[16];
 	int outstanding_writes;
 	struct deferred_req *deferred_head;
 	struct deferred_req *deferred_tail;

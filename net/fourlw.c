@@ -227,7 +227,7 @@ static void write_mntr(const struct stats_snapshot *snap, FILE *f)
 		fprintf(f, "zk_learners\t%d\n", rs->followers);  /* 3.8's name (no observers here) */
 		fprintf(f, "zk_followers\t%d\n", rs->followers); /* 3.4's name, kept for old tools */
 		fprintf(f, "zk_synced_followers\t%d\n", rs->synced_followers);
-		fprintf(f, "zk_pending_syncs\t0\n");
+		fprintf(f, "zk_pending_syncs\t%d\n", rs->pending_syncs);
 	}
 	/* RingKeeper's own */
 	fprintf(f, "rk_raft_term\t%llu\n", (unsigned long long)rs->term);

@@ -205,6 +205,7 @@ static void write_zookeeper(struct metrics *m, const struct metrics_sample *s, i
 	if (rs->voter_count > 1 && rs->leading) {
 		zk_metric(f, "learners", "gauge", rs->learners);
 		zk_metric(f, "synced_followers", "gauge", rs->synced_followers);
+		zk_metric(f, "pending_syncs", "gauge", rs->pending_syncs);
 		double up_ms = rs->leading_since_us ? (double)((s->now_mono_us - rs->leading_since_us) / 1000) : 0;
 		zk_metric(f, "leader_uptime", "gauge", up_ms);
 	}

@@ -532,6 +532,7 @@ void raft_status(const struct raft *r, struct raft_status *out)
 	out->last_term = raft_log_last_term(&r->log);
 	out->transferee = r->transferee;
 	out->dropped_msgs = r->dropped_msgs;
+	out->reads_pending = r->reads_count;
 	out->voter_count = r->cfg.voter_count;
 	for (int i = 0; i < r->cfg.voter_count; i++)
 		out->peers[i] = (struct raft_peer_status){

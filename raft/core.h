@@ -237,6 +237,7 @@ struct raft_status {
 	uint64_t last_term;
 	uint64_t transferee;
 	uint64_t dropped_msgs; /* messages not queued for want of memory */
+	int reads_pending;     /* leader: read-index requests waiting for their round */
 	int voter_count;
 	struct raft_peer_status peers[RAFT_VOTERS_MAX];
 };

@@ -48,6 +48,8 @@ struct raft_stats {
 	int followers;        /* leader: the other voters */
 	int synced_followers; /* leader: those being replicated to (not probing, not lost) */
 	int learners;         /* leader: followers connected (ZooKeeper's learners) */
+	int pending_syncs;    /* leader: read-index requests (syncs, ours and the
+				 followers') waiting for a heartbeat round; per tick */
 	uint64_t looking_count; /* clusters: times this server found itself with no leader */
 	int64_t leading_since_us; /* monotonic (rk_now_us) start of this leadership; 0: not leading */
 	int peer_count;       /* leader: the followers in peers[] */

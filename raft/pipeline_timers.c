@@ -166,6 +166,7 @@ void pipe_timers(struct raft_pipeline *p)
 		pthread_mutex_lock(&p->stats_lock);
 		p->stats.followers = st.role == RAFT_LEADER ? st.voter_count - 1 : 0;
 		p->stats.synced_followers = st.role == RAFT_LEADER ? synced : 0;
+		p->stats.pending_syncs = st.role == RAFT_LEADER ? st.reads_pending : 0;
 		pipe_metrics_peers(p, &st);
 		p->stats.wal = ws;
 		pthread_mutex_unlock(&p->stats_lock);

@@ -153,3 +153,66 @@ def test_a_follower_cut_off_catches_up_after_healing(lab_cluster):
     assert wait_for(lambda: len(leaders(cl)) == 1, 10.0)
     tree = L.converged(cl.nodes, timeout=20)
     assert all("/f/n%d" % i in tree for i in range(500))
+
+
+def test_a_follower_behind_does_not_call_a_new_session_expired(lab_cluster):
+    """A session created through the leader while a follower is cut off: the follower
+    has not seen it, and a client that reattaches there (its first server just died,
+    so it has seen no zxid) must not be told 'expired'. ZooKeeper's follower asks its
+    leader (REVALIDATE); RingKeeper's asks for a read index. Cut off, neither can
+    answer, so the connection closes without a verdict; once healed, the follower
+    knows the session and takes it."""
+    lab, cl = lab_cluster
+    lead = cl.wait_leader()
+    fol = next(n for n in cl.nodes if n is not lead)
+    lab.isolate(cl.nodes.index(fol))
+    try:
+        c = L.connect(lead, timeout=10.0, session_timeout_ms=30000)
+        sid, pw = c.session_id, c.passwd
+        err, _ = c.call(w.OP_CREATE, w.create_body("/reval", b"", flags=1))  # an ephemeral
+        assert err == 0
+        c.close()  # no closeSession: the session lives on
+        r = w.RawConn(fol.client_port, host=fol.host, timeout=15.0)
+        try:
+            r.send_raw(w.frame(w.connect_body(timeout_ms=30000, session_id=sid, passwd=pw, last_zxid=0)))
+            try:
+                body = r.recv_frame()
+            except (w.Closed, OSError):
+                body = None  # closed without an answer: no verdict, try another server
+        finally:
+            r.close()
+        if body is not None:
+            d = w.Dec(body)
+            d.int()
+            timeout, got = d.int(), d.long()
+            assert (timeout, got) != (0, 0), "a follower behind called session 0x%x expired" % sid
+    finally:
+        lab.heal()
+    assert wait_for(lambda: len(leaders(cl)) == 1, 10.0)
+
+    def reattached():
+        try:
+            r = w.RawConn(fol.client_port, host=fol.host, timeout=5.0)
+        except OSError:
+            return None
+        try:
+            resp = r.handshake(read_only=False, timeout_ms=30000, session_id=sid, passwd=pw, last_zxid=0)
+            if resp["sessionId"] != sid:
+                return resp
+            err, d = r.call(w.OP_EXISTS, w.path_watch_body("/reval"))
+            if err != 0:
+                return resp, err, None
+            for _ in range(4):
+                d.long()  # czxid, mzxid, ctime, mtime
+            for _ in range(3):
+                d.int()  # version, cversion, aversion
+            return resp, err, d.long()
+        except (w.Closed, OSError):
+            return None  # not serving yet: still catching up or electing
+        finally:
+            r.close()
+    got = wait_for(reattached, 15.0, step=0.2)
+    assert isinstance(got, tuple), "the healed follower did not take session 0x%x: %r" % (sid, got)
+    resp, err, owner = got
+    assert resp["timeOut"] > 0 and err == 0, got
+    assert owner == sid, "its ephemeral belongs to 0x%x, not 0x%x" % (owner or 0, sid)
