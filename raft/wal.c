@@ -191,18 +191,11 @@ static int wal_probe_direct(struct wal *w)
 	return 0;
 }
 
-int wal_open(struct wal **out, const struct wal_config *cfg, wal_replay_fn replay, void *ctx)
+/* Copies cfg into w->cfg with the defaults filled in and the sync mode resolved, and
+ * checks it: 0, or -EINVAL (reported). */
+static int wal_config_resolve(struct wal *w, const struct wal_config *cfg)
 {
-	*out = NULL;
-	if (!cfg->dir)
-		return -EINVAL;
-	struct wal *w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	int rc = 0;
 	w->cfg = *cfg;
-	w->dir_fd = -1;
-	w->prep.fd = -1;
 	if (!w->cfg.segment_size_bytes)
 		w->cfg.segment_size_bytes = WAL_SEGMENT_SIZE_DEFAULT;
 	if (!w->cfg.batch_bytes_max)
@@ -214,7 +207,6 @@ int wal_open(struct wal **out, const struct wal_config *cfg, wal_replay_fn repla
 	if (w->cfg.inflight_max > WAL_INFLIGHT_CAP) {
 		wal_report(&w->cfg, "bad config: inflight_max %u exceeds %u", w->cfg.inflight_max,
 			   WAL_INFLIGHT_CAP);
-		free(w);
 		return -EINVAL;
 	}
 	w->sync_mode = cfg->sync_mode == WAL_SYNC_DEFAULT ? wal_sync_mode_default
@@ -228,9 +220,26 @@ int wal_open(struct wal **out, const struct wal_config *cfg, wal_replay_fn repla
 		wal_report(&w->cfg, "bad config: segment_size_bytes %" PRIu64
 			   " must be a multiple of %u and hold batch_bytes_max %u + 8 KiB",
 			   w->cfg.segment_size_bytes, WAL_BLOCK_SIZE, w->cfg.batch_bytes_max);
-		free(w);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+int wal_open(struct wal **out, const struct wal_config *cfg, wal_replay_fn replay, void *ctx)
+{
+	*out = NULL;
+	if (!cfg->dir)
+		return -EINVAL;
+	struct wal *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	int rc = wal_config_resolve(w, cfg);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	w->dir_fd = -1;
+	w->prep.fd = -1;
 
 	char log_path[4096];
 	if ((size_t)snprintf(log_path, sizeof(log_path), "%s/log", cfg->dir) >= sizeof(log_path)) {

@@ -152,42 +152,17 @@ unsigned wal_cqes_per_batch(const struct wal *w, const struct io_uring *ring)
 	return (ring->features & IORING_FEAT_CQE_SKIP) ? 1 : 2;
 }
 
-int wal_submit(struct wal *w, struct io_uring *ring, uint64_t user_data)
+/* Puts batch b's write SQE (and, linked, its fdatasync SQE) on the ring and submits.
+ * 0, or -errno: the ring had no room (nothing queued, not sticky) or the submit
+ * failed (sticky: the log's state is unknown). */
+static int wal_submit_ring(struct wal *w, struct io_uring *ring, struct wal_batch *b,
+			   uint64_t user_data, uint64_t tag)
 {
-	if (w->failed)
-		return w->failed;
-	assert(w->flight_count < w->cfg.inflight_max);
-	struct wal_batch *b = w->staging;
-	if (b->entry_count == 0)
-		return 0;
-	uint64_t tag = 0;
-	if (w->cfg.inflight_max > 1) {
-		if (user_data & WAL_USER_DATA_TAG_MASK)
-			return -EINVAL;
-		tag = w->submit_seq % WAL_INFLIGHT_CAP;
-		user_data |= tag;
-	}
-	b->write_size = (uint32_t)wal_round_up(b->used);
-	assert(b->write_size <= w->batch_buf_size);
-	assert(b->file_offset + b->write_size <= b->seg->size_bytes);
-	assert(b->seg->fd >= 0);
-
-	bool syscall = w->sync_mode == WAL_SYNC_SYSCALL;
-	unsigned sqe_count = syscall ? 0 : w->sync_mode == WAL_SYNC_WRITE_LINKED_FDATASYNC ? 2 : 1;
+	unsigned sqe_count = w->sync_mode == WAL_SYNC_WRITE_LINKED_FDATASYNC ? 2 : 1;
 	/* With CQE_SKIP_SUCCESS on the linked write, a batch posts one CQE: the fdatasync's
 	 * on success, or the write's own on failure (the kernel then also skips the
 	 * cancelled fdatasync's). One completion, so one wake-up of the raft thread. */
 	bool skip_write_cqe = sqe_count == 2 && wal_cqes_per_batch(w, ring) == 1;
-	if (syscall) {
-		b->submit_ns = wal_now_ns();
-		int err = wal_write_sync(w, b);
-		if (err) {
-			w->failed = err;
-			return err;
-		}
-		b->pending = 0;
-		goto accounted;
-	}
 	if (io_uring_sq_space_left(ring) < sqe_count) {
 		int rc = io_uring_submit(ring);
 		if (rc < 0)
@@ -227,8 +202,12 @@ int wal_submit(struct wal *w, struct io_uring *ring, uint64_t user_data)
 		w->failed = rc;
 		return rc;
 	}
+	return 0;
+}
 
-accounted:
+/* Counts the batch just submitted in the statistics and histograms. */
+static void wal_batch_account(struct wal *w, const struct wal_batch *b)
+{
 	rk_hist_record(&w->hists.batch_entries, b->entry_count);
 	rk_hist_record(&w->hists.batch_bytes, b->used - b->prefix_size);
 	w->stats.batch_count++;
@@ -238,6 +217,43 @@ accounted:
 		w->stats.batch_entries_max_seen = b->entry_count;
 	if (b->used - b->prefix_size > w->stats.batch_bytes_max_seen)
 		w->stats.batch_bytes_max_seen = b->used - b->prefix_size;
+}
+
+int wal_submit(struct wal *w, struct io_uring *ring, uint64_t user_data)
+{
+	if (w->failed)
+		return w->failed;
+	assert(w->flight_count < w->cfg.inflight_max);
+	struct wal_batch *b = w->staging;
+	if (b->entry_count == 0)
+		return 0;
+	uint64_t tag = 0;
+	if (w->cfg.inflight_max > 1) {
+		if (user_data & WAL_USER_DATA_TAG_MASK)
+			return -EINVAL;
+		tag = w->submit_seq % WAL_INFLIGHT_CAP;
+		user_data |= tag;
+	}
+	b->write_size = (uint32_t)wal_round_up(b->used);
+	assert(b->write_size <= w->batch_buf_size);
+	assert(b->file_offset + b->write_size <= b->seg->size_bytes);
+	assert(b->seg->fd >= 0);
+
+	bool syscall = w->sync_mode == WAL_SYNC_SYSCALL;
+	if (syscall) {
+		b->submit_ns = wal_now_ns();
+		int err = wal_write_sync(w, b);
+		if (err) {
+			w->failed = err;
+			return err;
+		}
+		b->pending = 0;
+	} else {
+		int rc = wal_submit_ring(w, ring, b, user_data, tag);
+		if (rc < 0)
+			return rc;
+	}
+	wal_batch_account(w, b);
 
 	/* The next buffer of the ring becomes the staging batch. It starts at the block
 	 * holding this batch's end (inflight_max 1) or at the next boundary (invariant 2). */

@@ -190,6 +190,24 @@ static void wal_mark_damage(struct wal_scan *sc, uint32_t i, uint64_t pos, uint6
 	sc->damage_end = end;
 }
 
+/*
+ * Zero padding from pos up to a boundary where the next batch starts (its first record,
+ * index expected_index)? Returns that boundary, or 0. (Padding shorter than a magic
+ * makes the decode at pos see the next record's bytes, so any failure is checked, not
+ * only a zero magic.)
+ */
+static uint64_t wal_padding_end(const uint8_t *buf, uint64_t pos, uint64_t size,
+				uint64_t expected_index)
+{
+	uint64_t q = wal_round_up(pos);
+	struct wal_record_view u;
+	if (q > pos && q < size && wal_all_zero(buf + pos, q - pos) &&
+	    wal_record_decode(buf + q, size - q, &u) > 0 &&
+	    u.index == expected_index && u.batch_first_index == u.index)
+		return q;
+	return 0;
+}
+
 static int wal_scan_segment(struct wal *w, uint32_t i, uint8_t *buf, struct wal_scan *sc,
 			    wal_replay_fn replay, void *ctx)
 {
@@ -209,14 +227,8 @@ static int wal_scan_segment(struct wal *w, uint32_t i, uint8_t *buf, struct wal_
 		struct wal_record_view v;
 		long n = wal_record_decode(buf + pos, s->size_bytes - pos, &v);
 		if (n < 0 && sc->expected_index) {
-			/* Zero padding up to a boundary where the next batch starts? (Padding
-			 * shorter than a magic makes the decode at pos see the next record's
-			 * bytes, so any failure is checked, not only a zero magic.) */
-			uint64_t q = wal_round_up(pos);
-			struct wal_record_view u;
-			if (q > pos && q < s->size_bytes && wal_all_zero(buf + pos, q - pos) &&
-			    wal_record_decode(buf + q, s->size_bytes - q, &u) > 0 &&
-			    u.index == sc->expected_index && u.batch_first_index == u.index) {
+			uint64_t q = wal_padding_end(buf, pos, s->size_bytes, sc->expected_index);
+			if (q) {
 				pos = q;
 				continue;
 			}
@@ -420,14 +432,11 @@ static bool wal_segment_skippable(struct wal *w, uint32_t i, const struct wal_sc
 	return next->index > first->index && next->index <= w->cfg.skip_upto + 1 && next->term >= first->term;
 }
 
-int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
+/* Reads and verifies every segment in order, replaying each record; on damage decides
+ * whether it is a torn tail (0) or not (-EUCLEAN, reported). Changes nothing on disk. */
+static int wal_recover_scan(struct wal *w, struct wal_scan *sc, wal_replay_fn replay, void *ctx)
 {
-	int rc = wal_list_segments(w);
-	if (rc)
-		return rc;
-	struct wal_scan *sc = calloc(1, sizeof(*sc));
-	if (!sc)
-		return -ENOMEM;
+	int rc = 0;
 	uint8_t *buf = NULL;
 	uint64_t buf_size = 0;
 	for (uint32_t i = 0; i < w->seg_count && rc == 0; i++) {
@@ -465,9 +474,14 @@ int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
 	free(buf);
 	if (rc == 0 && sc->damaged)
 		rc = wal_check_torn(w, sc);
-	if (rc)
-		goto out;
+	return rc;
+}
 
+/* After a successful scan: drops what follows the tail, zeroes a torn tail, reopens the
+ * tail segment for writing and sets the log's bounds and staging batch. */
+static int wal_recover_repair(struct wal *w, const struct wal_scan *sc)
+{
+	int rc = 0;
 	/* Everything verified: now repair. Drop segments after the tail, newest first, so a
 	 * crash in between leaves a valid log. */
 	uint32_t keep = sc->have_tail ? sc->tail_seg + 1 : 0;
@@ -475,11 +489,11 @@ int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
 	while (w->seg_count > keep) {
 		rc = wal_segment_delete(w, w->seg_count - 1);
 		if (rc)
-			goto out;
+			return rc;
 		deleted = true;
 	}
 	if (deleted && (rc = wal_sync_dir(w->dir_fd)))
-		goto out;
+		return rc;
 	if (sc->damaged && sc->have_tail && sc->damage_seg == sc->tail_seg) {
 		w->stats.recovery_truncated_bytes = sc->damage_end - sc->damage_offset;
 		fprintf(stderr, "wal: truncated a torn tail of %" PRIu64 " bytes at offset %"
@@ -495,12 +509,11 @@ int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
 		}
 		rc = wal_segment_repair(w, tail, from, to);
 		if (rc)
-			goto out;
+			return rc;
 		rc = wal_segment_open(w, tail->seq, w->direct);
 		if (rc < 0)
-			goto out;
+			return rc;
 		tail->fd = rc;
-		rc = 0;
 		w->next_seq = tail->seq + 1;
 	} else {
 		w->next_seq = 1;
@@ -517,7 +530,20 @@ int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
 	w->durable_index = w->last_index;
 	w->last_term = sc->last_term;
 	wal_staging_reset(w, sc->tail_block);
-out:
+	return 0;
+}
+
+int wal_recover(struct wal *w, wal_replay_fn replay, void *ctx)
+{
+	int rc = wal_list_segments(w);
+	if (rc)
+		return rc;
+	struct wal_scan *sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return -ENOMEM;
+	rc = wal_recover_scan(w, sc, replay, ctx);
+	if (rc == 0)
+		rc = wal_recover_repair(w, sc);
 	free(sc);
 	return rc;
 }
