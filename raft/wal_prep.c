@@ -129,7 +129,7 @@ int wal_preparer_take(struct wal_preparer *p, uint64_t seq, bool *stalled)
 }
 
 int wal_preparer_start(struct wal_preparer *p, int dir_fd, uint64_t size_bytes,
-			      bool direct)
+		       bool direct)
 {
 	p->dir_fd = dir_fd;
 	p->size_bytes = size_bytes;
