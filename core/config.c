@@ -302,7 +302,9 @@ static int config_usable_cpus(void)
 	return n > CONFIG_THREADS_MAX ? CONFIG_THREADS_MAX : (int)n;
 }
 
-int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
+/* The values derived from others when they were not set (session timeouts from tickTime,
+ * dataLogDir, the worker count), and the autopurge minimum. */
+static void config_derive(struct rk_config *cfg)
 {
 	struct config_origin *origins = cfg->origins;
 
@@ -322,6 +324,13 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 			    "%d is below ZooKeeper's minimum; using 3", cfg->autopurge_snap_retain_count);
 		cfg->autopurge_snap_retain_count = 3;
 	}
+}
+
+/* Session timeout bounds, and the raft timers' order (tick <= heartbeat, 2 heartbeats <=
+ * election timeout). */
+static int config_check_timeouts(const struct rk_config *cfg, char *err, size_t err_len)
+{
+	const struct config_origin *origins = cfg->origins;
 
 	if (cfg->session_timeout_ms_min > cfg->session_timeout_ms_max) {
 		bool min_set = origins[CONFIG_KEY_MIN_SESSION_TIMEOUT].kind != CONFIG_ORIGIN_DEFAULT;
@@ -351,6 +360,45 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 				   "raft.electionTimeoutMs %d do not hold",
 				   cfg->raft_tick_ms, cfg->raft_heartbeat_interval_ms, cfg->raft_election_timeout_ms);
 	}
+	return 0;
+}
+
+/* Sorts the servers by id and refuses two with one peer address. */
+static int config_servers_sort_check(struct rk_config *cfg, char *err, size_t err_len)
+{
+	/* Sort by id: insertion sort, at most CONFIG_SERVERS_MAX entries. */
+	for (uint32_t i = 1; i < cfg->server_count; i++) {
+		struct config_server s = cfg->servers[i];
+		uint32_t j = i;
+		for (; j > 0 && cfg->servers[j - 1].id > s.id; j--)
+			cfg->servers[j] = cfg->servers[j - 1];
+		cfg->servers[j] = s;
+	}
+	for (uint32_t i = 0; i < cfg->server_count; i++) {
+		const struct config_server *a = &cfg->servers[i];
+		for (uint32_t j = i + 1; j < cfg->server_count; j++) {
+			const struct config_server *b = &cfg->servers[j];
+			if (strcmp(a->host, b->host) != 0 || a->peer_port != b->peer_port)
+				continue;
+			char key[32];
+			snprintf(key, sizeof key, "server.%u", b->id);
+			struct config_where where = config_where_of(cfg, b->origin);
+			return config_fail(err, err_len, &where, key,
+					   "peer address %s:%u is also server.%u's",
+					   b->host, b->peer_port, a->id);
+		}
+	}
+	return 0;
+}
+
+int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
+{
+	struct config_origin *origins = cfg->origins;
+
+	config_derive(cfg);
+	int rc = config_check_timeouts(cfg, err, err_len);
+	if (rc)
+		return rc;
 
 	if (cfg->raft_preferred_leader != 0 && cfg->server_count > 0) {
 		bool known = false;
@@ -378,29 +426,7 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 				   metrics_set ? "clientPort" : config_keys[metrics_key].name);
 	}
 
-	/* Sort by id: insertion sort, at most CONFIG_SERVERS_MAX entries. */
-	for (uint32_t i = 1; i < cfg->server_count; i++) {
-		struct config_server s = cfg->servers[i];
-		uint32_t j = i;
-		for (; j > 0 && cfg->servers[j - 1].id > s.id; j--)
-			cfg->servers[j] = cfg->servers[j - 1];
-		cfg->servers[j] = s;
-	}
-	for (uint32_t i = 0; i < cfg->server_count; i++) {
-		const struct config_server *a = &cfg->servers[i];
-		for (uint32_t j = i + 1; j < cfg->server_count; j++) {
-			const struct config_server *b = &cfg->servers[j];
-			if (strcmp(a->host, b->host) != 0 || a->peer_port != b->peer_port)
-				continue;
-			char key[32];
-			snprintf(key, sizeof key, "server.%u", b->id);
-			struct config_where where = config_where_of(cfg, b->origin);
-			return config_fail(err, err_len, &where, key,
-					   "peer address %s:%u is also server.%u's",
-					   b->host, b->peer_port, a->id);
-		}
-	}
-	return 0;
+	return config_servers_sort_check(cfg, err, err_len);
 }
 
 const char *config_key_name(enum config_key_id id)

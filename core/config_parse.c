@@ -192,6 +192,49 @@ static int config_set_4lw(struct config_4lw_whitelist *out, const struct config_
 	return 0;
 }
 
+/* An INT or PORT key: a whole number within the row's [min, max]. */
+static int config_set_int(const struct config_key *k, void *field, const struct config_where *where,
+			  const char *key, const char *value, char *err, size_t err_len)
+{
+	int64_t v = 0;
+	int rc = config_parse_int64(value, &v);
+	if (rc == -EINVAL)
+		return config_fail(err, err_len, where, key, "not an integer: '%s'", value);
+	if (rc == -ERANGE || v < k->min || v > k->max) {
+		if (k->max == INT32_MAX)
+			return config_fail(err, err_len, where, key, "must be at least %lld, got %s",
+					   (long long)k->min, value);
+		return config_fail(err, err_len, where, key, "must be between %lld and %lld, got %s",
+				   (long long)k->min, (long long)k->max, value);
+	}
+	if (k->type == CONFIG_TYPE_INT) {
+		assert(k->size == sizeof(int32_t));
+		*(int32_t *)field = (int32_t)v;
+	} else {
+		assert(k->size == sizeof(uint16_t));
+		*(uint16_t *)field = (uint16_t)v;
+	}
+	return 0;
+}
+
+/* An enum-typed key: one of its value names, any case (config_enum_names). */
+static int config_set_enum(const struct config_key *k, void *field, const struct config_where *where,
+			   const char *key, const char *value, char *err, size_t err_len)
+{
+	const char *const *names = config_enum_names(k->type);
+	char expected[256] = "";
+	for (int i = 0; names[i]; i++) {
+		if (strcasecmp(value, names[i]) == 0) {
+			*(int *)field = i;
+			return 0;
+		}
+		size_t n = strlen(expected);
+		snprintf(expected + n, sizeof expected - n, "%s%s", i ? (names[i + 1] ? ", " : " or ") : "",
+			 names[i]);
+	}
+	return config_fail(err, err_len, where, key, "expected %s, got '%s'", expected, value);
+}
+
 static int config_set_key(struct rk_config *cfg, enum config_key_id id,
 			  const struct config_where *where, const char *key, const char *value,
 			  char *err, size_t err_len)
@@ -210,27 +253,8 @@ static int config_set_key(struct rk_config *cfg, enum config_key_id id,
 
 	switch (k->type) {
 	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_PORT: {
-		int64_t v = 0;
-		int rc = config_parse_int64(value, &v);
-		if (rc == -EINVAL)
-			return config_fail(err, err_len, where, key, "not an integer: '%s'", value);
-		if (rc == -ERANGE || v < k->min || v > k->max) {
-			if (k->max == INT32_MAX)
-				return config_fail(err, err_len, where, key, "must be at least %lld, got %s",
-						   (long long)k->min, value);
-			return config_fail(err, err_len, where, key, "must be between %lld and %lld, got %s",
-					   (long long)k->min, (long long)k->max, value);
-		}
-		if (k->type == CONFIG_TYPE_INT) {
-			assert(k->size == sizeof(int32_t));
-			*(int32_t *)field = (int32_t)v;
-		} else {
-			assert(k->size == sizeof(uint16_t));
-			*(uint16_t *)field = (uint16_t)v;
-		}
-		return 0;
-	}
+	case CONFIG_TYPE_PORT:
+		return config_set_int(k, field, where, key, value, err, err_len);
 	case CONFIG_TYPE_BOOL: {
 		bool b;
 		if (config_parse_bool(value, &b) != 0)
@@ -267,20 +291,8 @@ static int config_set_key(struct rk_config *cfg, enum config_key_id id,
 	}
 	case CONFIG_TYPE_LOG_LEVEL:
 	case CONFIG_TYPE_SYNC_METHOD:
-	case CONFIG_TYPE_METRICS_PROVIDER: {
-		const char *const *names = config_enum_names(k->type);
-		char expected[256] = "";
-		for (int i = 0; names[i]; i++) {
-			if (strcasecmp(value, names[i]) == 0) {
-				*(int *)field = i;
-				return 0;
-			}
-			size_t n = strlen(expected);
-			snprintf(expected + n, sizeof expected - n, "%s%s", i ? (names[i + 1] ? ", " : " or ") : "",
-				 names[i]);
-		}
-		return config_fail(err, err_len, where, key, "expected %s, got '%s'", expected, value);
-	}
+	case CONFIG_TYPE_METRICS_PROVIDER:
+		return config_set_enum(k, field, where, key, value, err, err_len);
 	case CONFIG_TYPE_4LW:
 		return config_set_4lw(field, where, key, value, err, err_len);
 	}

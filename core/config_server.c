@@ -60,6 +60,65 @@ static char *config_split_host(char *s, char **rest)
 	return *s && !config_has_blank(s) ? s : NULL;
 }
 
+/* "peerPort:electionPort[:role]" (rest, cut in place) into s. */
+static int config_server_ports(struct config_server *s, char *rest, const struct config_where *where,
+			       const char *key, const char *value, char *err, size_t err_len)
+{
+	char *fields[3] = { 0 };
+	size_t field_count = 0;
+	for (char *p = rest;; ) {
+		if (field_count == 3)
+			return config_server_form_fail(err, err_len, where, key, value);
+		char *colon = strchr(p, ':');
+		if (colon)
+			*colon = '\0';
+		fields[field_count++] = config_trim(p);
+		if (!colon)
+			break;
+		p = colon + 1;
+	}
+	if (field_count < 2)
+		return config_server_form_fail(err, err_len, where, key, value);
+	if (!config_parse_port(fields[0], &s->peer_port))
+		return config_fail(err, err_len, where, key,
+				   "peer port must be between 1 and 65535, got '%s'", fields[0]);
+	if (!config_parse_port(fields[1], &s->election_port))
+		return config_fail(err, err_len, where, key,
+				   "election port must be between 1 and 65535, got '%s'", fields[1]);
+	s->role = CONFIG_ROLE_PARTICIPANT;
+	if (field_count == 3) {
+		if (strcasecmp(fields[2], "observer") == 0)
+			s->role = CONFIG_ROLE_OBSERVER;
+		else if (strcasecmp(fields[2], "participant") != 0)
+			return config_fail(err, err_len, where, key,
+					   "role must be participant or observer, got '%s'", fields[2]);
+	}
+	return 0;
+}
+
+/* The part after ';': "[clientHost:]clientPort" (cut in place) into s. */
+static int config_server_client(struct config_server *s, char *client, const struct config_where *where,
+				const char *key, const char *value, char *err, size_t err_len)
+{
+	if (strchr(client, ';'))
+		return config_server_form_fail(err, err_len, where, key, value);
+	char *port_text = config_trim(client);
+	if (strchr(port_text, ':')) {
+		char *client_host = config_split_host(port_text, &port_text);
+		if (client_host == NULL || strchr(port_text, ':'))
+			return config_server_form_fail(err, err_len, where, key, value);
+		if (strlen(client_host) >= sizeof s->client_host)
+			return config_fail(err, err_len, where, key,
+					   "client host longer than %zu bytes", sizeof s->client_host - 1);
+		strcpy(s->client_host, client_host);
+		port_text = config_trim(port_text);
+	}
+	if (!config_parse_port(port_text, &s->client_port))
+		return config_fail(err, err_len, where, key,
+				   "client port must be between 1 and 65535, got '%s'", port_text);
+	return 0;
+}
+
 int config_set_server(struct rk_config *cfg, const struct config_where *where,
 		      const char *key, const char *id_text, const char *value,
 		      char *err, size_t err_len)
@@ -94,53 +153,13 @@ int config_set_server(struct rk_config *cfg, const struct config_where *where,
 				   sizeof s.host - 1);
 	strcpy(s.host, host);
 
-	char *fields[3] = { 0 };
-	size_t field_count = 0;
-	for (char *p = rest;; ) {
-		if (field_count == 3)
-			return config_server_form_fail(err, err_len, where, key, value);
-		char *colon = strchr(p, ':');
-		if (colon)
-			*colon = '\0';
-		fields[field_count++] = config_trim(p);
-		if (!colon)
-			break;
-		p = colon + 1;
-	}
-	if (field_count < 2)
-		return config_server_form_fail(err, err_len, where, key, value);
-	if (!config_parse_port(fields[0], &s.peer_port))
-		return config_fail(err, err_len, where, key,
-				   "peer port must be between 1 and 65535, got '%s'", fields[0]);
-	if (!config_parse_port(fields[1], &s.election_port))
-		return config_fail(err, err_len, where, key,
-				   "election port must be between 1 and 65535, got '%s'", fields[1]);
-	s.role = CONFIG_ROLE_PARTICIPANT;
-	if (field_count == 3) {
-		if (strcasecmp(fields[2], "observer") == 0)
-			s.role = CONFIG_ROLE_OBSERVER;
-		else if (strcasecmp(fields[2], "participant") != 0)
-			return config_fail(err, err_len, where, key,
-					   "role must be participant or observer, got '%s'", fields[2]);
-	}
-
+	int rc = config_server_ports(&s, rest, where, key, value, err, err_len);
+	if (rc)
+		return rc;
 	if (client) {
-		if (strchr(client, ';'))
-			return config_server_form_fail(err, err_len, where, key, value);
-		char *port_text = config_trim(client);
-		if (strchr(port_text, ':')) {
-			char *client_host = config_split_host(port_text, &port_text);
-			if (client_host == NULL || strchr(port_text, ':'))
-				return config_server_form_fail(err, err_len, where, key, value);
-			if (strlen(client_host) >= sizeof s.client_host)
-				return config_fail(err, err_len, where, key,
-						   "client host longer than %zu bytes", sizeof s.client_host - 1);
-			strcpy(s.client_host, client_host);
-			port_text = config_trim(port_text);
-		}
-		if (!config_parse_port(port_text, &s.client_port))
-			return config_fail(err, err_len, where, key,
-					   "client port must be between 1 and 65535, got '%s'", port_text);
+		rc = config_server_client(&s, client, where, key, value, err, err_len);
+		if (rc)
+			return rc;
 	}
 
 	for (uint32_t i = 0; i < cfg->server_count; i++) {
