@@ -11,50 +11,28 @@
  * Messages are built in one place (config_fail / config_warn) so the format
  * "config: <file>:<line>: <key>: <reason>" / "config: --<key>: <reason>" stays exact.
  *
+ * This file holds the table and what is decided from it as a whole: defaults, derived
+ * values and cross-key checks (config_finalize), key lookup and --help. Parsing,
+ * server.N and myid, and the `conf` output are in config_parse.c, config_server.c and
+ * config_conf.c (file map in config_impl.h).
+ *
  * Thread: main, before any other thread starts. No allocation survives a call.
  */
 #include "core/config.h"
 
 #include <assert.h>
-#include <ctype.h>
-#include <errno.h>
 #include <sched.h>
-#include <stdarg.h>
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
+
+#include "core/config_impl.h"
 
 #define MIB (1024 * 1024)
 
-enum config_type {
-	CONFIG_TYPE_INT,       /* int32_t field, value within [min, max] */
-	CONFIG_TYPE_PORT,      /* uint16_t field, value within [min, max] */
-	CONFIG_TYPE_BOOL,      /* bool field: yes, no, true, false (any case) */
-	CONFIG_TYPE_DIR,       /* char[] field, 1..CONFIG_DIR_LENGTH_MAX bytes */
-	CONFIG_TYPE_HOST,      /* char[] field, a host name or address without blanks */
-	CONFIG_TYPE_DIGEST,    /* char[] field, "user:base64" or empty */
-	CONFIG_TYPE_LOG_LEVEL, /* enum config_log_level field */
-	CONFIG_TYPE_SYNC_METHOD, /* enum config_sync_method field */
-	CONFIG_TYPE_METRICS_PROVIDER, /* enum config_metrics_provider field (a Java class name) */
-	CONFIG_TYPE_4LW,       /* struct config_4lw_whitelist field */
-};
-
-struct config_key {
-	const char *name;
-	enum config_type type;
-	const char *unit;         /* for --help, may be NULL */
-	const char *default_text; /* for --help */
-	const char *help;         /* one line for --help */
-	int64_t min;              /* INT and PORT */
-	int64_t max;
-	size_t offset;            /* of the field in struct rk_config */
-	size_t size;              /* of the field */
-};
-
 #define FIELD(f) .offset = offsetof(struct rk_config, f), .size = sizeof(((struct rk_config *)0)->f)
 
-static const struct config_key config_keys[CONFIG_KEY_COUNT] = {
+const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_KEY_TICK_TIME] = { "tickTime", CONFIG_TYPE_INT, "ms", "2000",
 		"the basic time unit: heartbeats, limits and default timeouts count ticks",
 		1, 600000, FIELD(tick_time_ms) },
@@ -207,169 +185,6 @@ static const char *const config_unused_prefixes[] = {
 	"log4j.",
 };
 
-/* Where a value came from, for messages. */
-struct config_where {
-	enum config_origin_kind kind;
-	const char *path; /* CONFIG_ORIGIN_FILE */
-	uint32_t line;    /* CONFIG_ORIGIN_FILE */
-};
-
-static size_t config_where_prefix(char *buf, size_t len, const struct config_where *where,
-				  const char *key)
-{
-	int n = 0;
-	switch (where->kind) {
-	case CONFIG_ORIGIN_FILE:
-		n = snprintf(buf, len, "config: %s:%u: %s: ", where->path, where->line, key);
-		break;
-	case CONFIG_ORIGIN_FLAG:
-		n = snprintf(buf, len, "config: --%s: ", key);
-		break;
-	case CONFIG_ORIGIN_DEFAULT:
-		n = snprintf(buf, len, "config: %s: ", key);
-		break;
-	}
-	if (n < 0)
-		return 0;
-	return (size_t)n < len ? (size_t)n : (len ? len - 1 : 0);
-}
-
-__attribute__((format(printf, 5, 6)))
-static int config_fail(char *err, size_t err_len, const struct config_where *where,
-		       const char *key, const char *fmt, ...)
-{
-	if (err_len == 0)
-		return -EINVAL;
-	size_t used = config_where_prefix(err, err_len, where, key);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err + used, err_len - used, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
-__attribute__((format(printf, 4, 5)))
-static void config_warn(struct rk_config *cfg, const struct config_where *where,
-			const char *key, const char *fmt, ...)
-{
-	if (cfg->warning_count == CONFIG_WARNINGS_MAX) {
-		cfg->warnings_dropped++;
-		return;
-	}
-	char *buf = cfg->warnings[cfg->warning_count++];
-	size_t used = config_where_prefix(buf, CONFIG_WARNING_BYTES_MAX, where, key);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf + used, CONFIG_WARNING_BYTES_MAX - used, fmt, ap);
-	va_end(ap);
-}
-
-static struct config_where config_where_of(const struct rk_config *cfg, struct config_origin origin)
-{
-	return (struct config_where){ origin.kind, cfg->config_path, origin.line };
-}
-
-static struct config_origin config_origin_of(const struct config_where *where)
-{
-	return (struct config_origin){ where->kind, where->line };
-}
-
-int config_dynamic_text(const struct rk_config *cfg, char *buf, size_t len)
-{
-	size_t used = 0;
-	if (len)
-		buf[0] = 0;
-	for (uint32_t i = 0; i < cfg->server_count; i++) {
-		const struct config_server *sv = &cfg->servers[i];
-		bool v6 = strchr(sv->host, ':') != NULL;
-		int n = snprintf(buf + used, len - used, "server.%u=%s%s%s:%u:%u:%s", sv->id, v6 ? "[" : "", sv->host,
-				 v6 ? "]" : "", sv->peer_port, sv->election_port,
-				 sv->role == CONFIG_ROLE_OBSERVER ? "observer" : "participant");
-		if (n < 0 || (size_t)n >= len - used)
-			return -1;
-		used += (size_t)n;
-		if (sv->client_port) {
-			const char *ch = sv->client_host[0] ? sv->client_host : "0.0.0.0";
-			bool cv6 = strchr(ch, ':') != NULL;
-			n = snprintf(buf + used, len - used, ";%s%s%s:%u", cv6 ? "[" : "", ch, cv6 ? "]" : "",
-				     sv->client_port);
-			if (n < 0 || (size_t)n >= len - used)
-				return -1;
-			used += (size_t)n;
-		}
-		if (used + 1 >= len)
-			return -1;
-		buf[used++] = '\n';
-		buf[used] = 0;
-	}
-	if (cfg->server_count) {
-		int n = snprintf(buf + used, len - used, "version=0");
-		if (n < 0 || (size_t)n >= len - used)
-			return -1;
-		used += (size_t)n;
-	}
-	return (int)used;
-}
-
-/* ---- small parsers ---------------------------------------------------------------- */
-
-static char *config_trim(char *s)
-{
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
-
-static bool config_has_blank(const char *s)
-{
-	for (; *s; s++)
-		if (isspace((unsigned char)*s))
-			return true;
-	return false;
-}
-
-/* A whole decimal integer, optional sign. -ERANGE when it does not fit int64_t. */
-static int config_parse_int64(const char *s, int64_t *out)
-{
-	if (*s == '\0' || isspace((unsigned char)*s))
-		return -EINVAL;
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (end == s || *end != '\0')
-		return -EINVAL;
-	if (errno == ERANGE)
-		return -ERANGE;
-	*out = v;
-	return 0;
-}
-
-/* A port 1..65535 written in s; false otherwise. */
-static bool config_parse_port(const char *s, uint16_t *out)
-{
-	int64_t v;
-	if (config_parse_int64(s, &v) != 0 || v < 1 || v > 65535)
-		return false;
-	*out = (uint16_t)v;
-	return true;
-}
-
-static int config_parse_bool(const char *s, bool *out)
-{
-	if (strcasecmp(s, "yes") == 0 || strcasecmp(s, "true") == 0) {
-		*out = true;
-		return 0;
-	}
-	if (strcasecmp(s, "no") == 0 || strcasecmp(s, "false") == 0) {
-		*out = false;
-		return 0;
-	}
-	return -EINVAL;
-}
-
 static const char *const config_log_level_names[] = {
 	[CONFIG_LOG_ERROR] = "error",
 	[CONFIG_LOG_WARN] = "warn",
@@ -394,7 +209,7 @@ static const char *const config_sync_method_names[] = {
 
 /* The value names of an enum-typed key (a NULL-terminated table), or NULL. The field
  * of such a key is an int-sized enum whose values index the table. */
-static const char *const *config_enum_names(enum config_type type)
+const char *const *config_enum_names(enum config_type type)
 {
 	switch (type) {
 	case CONFIG_TYPE_LOG_LEVEL: return config_log_level_names;
@@ -404,298 +219,9 @@ static const char *const *config_enum_names(enum config_type type)
 	}
 }
 
-static bool config_is_base64(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n % 4 != 0)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		bool pad = c == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=');
-		if (!isalnum(c) && c != '+' && c != '/' && !pad)
-			return false;
-	}
-	return true;
-}
-
-/* ---- typed keys ------------------------------------------------------------------- */
-
-static int config_set_4lw(struct config_4lw_whitelist *out, const struct config_where *where,
-			  const char *key, const char *value, char *err, size_t err_len)
-{
-	struct config_4lw_whitelist list = { 0 };
-	const char *p = value;
-	for (;;) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		const char *word = p;
-		while (n > 0 && isspace((unsigned char)*word)) {
-			word++;
-			n--;
-		}
-		while (n > 0 && isspace((unsigned char)word[n - 1]))
-			n--;
-
-		if (n == 1 && word[0] == '*') {
-			list.all = true;
-		} else if (n > 0) {
-			bool ok = n == 4;
-			for (size_t i = 0; ok && i < 4; i++)
-				ok = word[i] >= 'a' && word[i] <= 'z';
-			if (!ok)
-				return config_fail(err, err_len, where, key,
-						   "'%.*s' is not a four-letter word (four lowercase letters) or *",
-						   (int)(n > 64 ? 64 : n), word);
-			bool seen = false;
-			for (uint32_t i = 0; i < list.word_count && !seen; i++)
-				seen = memcmp(list.words[i], word, 4) == 0;
-			if (!seen) {
-				if (list.word_count == CONFIG_4LW_WORDS_MAX)
-					return config_fail(err, err_len, where, key,
-							   "more than %d words", CONFIG_4LW_WORDS_MAX);
-				memcpy(list.words[list.word_count], word, 4);
-				list.words[list.word_count][4] = '\0';
-				list.word_count++;
-			}
-		}
-		if (!comma)
-			break;
-		p = comma + 1;
-	}
-	*out = list;
-	return 0;
-}
-
-static int config_set_key(struct rk_config *cfg, enum config_key_id id,
-			  const struct config_where *where, const char *key, const char *value,
-			  char *err, size_t err_len)
-{
-	const struct config_key *k = &config_keys[id];
-	void *field = (char *)cfg + k->offset;
-
-	if (value == NULL) {
-		if (k->type != CONFIG_TYPE_BOOL)
-			return config_fail(err, err_len, where, key, "needs a value (--%s=VALUE)", key);
-		value = "yes";
-	}
-	bool may_be_empty = k->type == CONFIG_TYPE_DIGEST || k->type == CONFIG_TYPE_4LW;
-	if (*value == '\0' && !may_be_empty)
-		return config_fail(err, err_len, where, key, "empty value");
-
-	switch (k->type) {
-	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_PORT: {
-		int64_t v = 0;
-		int rc = config_parse_int64(value, &v);
-		if (rc == -EINVAL)
-			return config_fail(err, err_len, where, key, "not an integer: '%s'", value);
-		if (rc == -ERANGE || v < k->min || v > k->max) {
-			if (k->max == INT32_MAX)
-				return config_fail(err, err_len, where, key, "must be at least %lld, got %s",
-						   (long long)k->min, value);
-			return config_fail(err, err_len, where, key, "must be between %lld and %lld, got %s",
-					   (long long)k->min, (long long)k->max, value);
-		}
-		if (k->type == CONFIG_TYPE_INT) {
-			assert(k->size == sizeof(int32_t));
-			*(int32_t *)field = (int32_t)v;
-		} else {
-			assert(k->size == sizeof(uint16_t));
-			*(uint16_t *)field = (uint16_t)v;
-		}
-		return 0;
-	}
-	case CONFIG_TYPE_BOOL: {
-		bool b;
-		if (config_parse_bool(value, &b) != 0)
-			return config_fail(err, err_len, where, key,
-					   "expected yes, no, true or false, got '%s'", value);
-		assert(k->size == sizeof(bool));
-		*(bool *)field = b;
-		return 0;
-	}
-	case CONFIG_TYPE_DIR:
-		if (strlen(value) > CONFIG_DIR_LENGTH_MAX)
-			return config_fail(err, err_len, where, key, "longer than %d bytes",
-					   CONFIG_DIR_LENGTH_MAX);
-		assert(k->size > CONFIG_DIR_LENGTH_MAX);
-		strcpy(field, value);
-		return 0;
-	case CONFIG_TYPE_HOST:
-		if (strlen(value) >= k->size)
-			return config_fail(err, err_len, where, key, "longer than %zu bytes", k->size - 1);
-		if (config_has_blank(value))
-			return config_fail(err, err_len, where, key,
-					   "not a host name or address: '%s'", value);
-		strcpy(field, value);
-		return 0;
-	case CONFIG_TYPE_DIGEST: {
-		const char *colon = strchr(value, ':');
-		if (*value != '\0' &&
-		    (strlen(value) >= k->size || colon == NULL || colon == value ||
-		     config_has_blank(value) || !config_is_base64(colon + 1)))
-			return config_fail(err, err_len, where, key,
-					   "expected user:base64digest (as DigestAuthenticationProvider prints it)");
-		strcpy(field, value);
-		return 0;
-	}
-	case CONFIG_TYPE_LOG_LEVEL:
-	case CONFIG_TYPE_SYNC_METHOD:
-	case CONFIG_TYPE_METRICS_PROVIDER: {
-		const char *const *names = config_enum_names(k->type);
-		char expected[256] = "";
-		for (int i = 0; names[i]; i++) {
-			if (strcasecmp(value, names[i]) == 0) {
-				*(int *)field = i;
-				return 0;
-			}
-			size_t n = strlen(expected);
-			snprintf(expected + n, sizeof expected - n, "%s%s", i ? (names[i + 1] ? ", " : " or ") : "",
-				 names[i]);
-		}
-		return config_fail(err, err_len, where, key, "expected %s, got '%s'", expected, value);
-	}
-	case CONFIG_TYPE_4LW:
-		return config_set_4lw(field, where, key, value, err, err_len);
-	}
-	assert(!"unreachable");
-	return -EINVAL;
-}
-
-/* ---- server.N --------------------------------------------------------------------- */
-
-static int config_server_form_fail(char *err, size_t err_len, const struct config_where *where,
-				   const char *key, const char *value)
-{
-	return config_fail(err, err_len, where, key,
-			   "expected host:peerPort:electionPort[:role][;[clientHost:]clientPort], got '%s'",
-			   value);
-}
-
-/* Splits "host:rest" or "[v6]:rest"; host is trimmed. NULL host on a malformed input. */
-static char *config_split_host(char *s, char **rest)
-{
-	s = config_trim(s);
-	char *sep;
-	if (*s == '[') {
-		char *close = strchr(s, ']');
-		if (close == NULL)
-			return NULL;
-		*close = '\0';
-		sep = close + 1;
-		s++;
-		if (*sep != ':')
-			return NULL;
-	} else {
-		sep = strchr(s, ':');
-		if (sep == NULL)
-			return NULL;
-	}
-	*sep = '\0';
-	*rest = sep + 1;
-	s = config_trim(s);
-	return *s && !config_has_blank(s) ? s : NULL;
-}
-
-static int config_set_server(struct rk_config *cfg, const struct config_where *where,
-			     const char *key, const char *id_text, const char *value,
-			     char *err, size_t err_len)
-{
-	int64_t id;
-	if (config_parse_int64(id_text, &id) != 0 || id < 1 || id > CONFIG_SERVER_ID_MAX)
-		return config_fail(err, err_len, where, key,
-				   "server id must be between 1 and %d, got '%s'", CONFIG_SERVER_ID_MAX,
-				   id_text);
-	if (value == NULL)
-		return config_fail(err, err_len, where, key, "needs a value (--%s=VALUE)", key);
-
-	char buf[CONFIG_LINE_BYTES_MAX];
-	if (strlen(value) >= sizeof buf)
-		return config_fail(err, err_len, where, key, "longer than %zu bytes", sizeof buf - 1);
-	strcpy(buf, value);
-
-	struct config_server s = { .id = (uint32_t)id, .origin = config_origin_of(where) };
-	char *client = strchr(buf, ';');
-	if (client)
-		*client++ = '\0';
-	if (strchr(buf, '|'))
-		return config_fail(err, err_len, where, key,
-				   "several addresses for one server ('|') are not supported");
-
-	char *rest;
-	char *host = config_split_host(buf, &rest);
-	if (host == NULL)
-		return config_server_form_fail(err, err_len, where, key, value);
-	if (strlen(host) >= sizeof s.host)
-		return config_fail(err, err_len, where, key, "host longer than %zu bytes",
-				   sizeof s.host - 1);
-	strcpy(s.host, host);
-
-	char *fields[3] = { 0 };
-	size_t field_count = 0;
-	for (char *p = rest;; ) {
-		if (field_count == 3)
-			return config_server_form_fail(err, err_len, where, key, value);
-		char *colon = strchr(p, ':');
-		if (colon)
-			*colon = '\0';
-		fields[field_count++] = config_trim(p);
-		if (!colon)
-			break;
-		p = colon + 1;
-	}
-	if (field_count < 2)
-		return config_server_form_fail(err, err_len, where, key, value);
-	if (!config_parse_port(fields[0], &s.peer_port))
-		return config_fail(err, err_len, where, key,
-				   "peer port must be between 1 and 65535, got '%s'", fields[0]);
-	if (!config_parse_port(fields[1], &s.election_port))
-		return config_fail(err, err_len, where, key,
-				   "election port must be between 1 and 65535, got '%s'", fields[1]);
-	s.role = CONFIG_ROLE_PARTICIPANT;
-	if (field_count == 3) {
-		if (strcasecmp(fields[2], "observer") == 0)
-			s.role = CONFIG_ROLE_OBSERVER;
-		else if (strcasecmp(fields[2], "participant") != 0)
-			return config_fail(err, err_len, where, key,
-					   "role must be participant or observer, got '%s'", fields[2]);
-	}
-
-	if (client) {
-		if (strchr(client, ';'))
-			return config_server_form_fail(err, err_len, where, key, value);
-		char *port_text = config_trim(client);
-		if (strchr(port_text, ':')) {
-			char *client_host = config_split_host(port_text, &port_text);
-			if (client_host == NULL || strchr(port_text, ':'))
-				return config_server_form_fail(err, err_len, where, key, value);
-			if (strlen(client_host) >= sizeof s.client_host)
-				return config_fail(err, err_len, where, key,
-						   "client host longer than %zu bytes", sizeof s.client_host - 1);
-			strcpy(s.client_host, client_host);
-			port_text = config_trim(port_text);
-		}
-		if (!config_parse_port(port_text, &s.client_port))
-			return config_fail(err, err_len, where, key,
-					   "client port must be between 1 and 65535, got '%s'", port_text);
-	}
-
-	for (uint32_t i = 0; i < cfg->server_count; i++) {
-		if (cfg->servers[i].id == s.id) {
-			cfg->servers[i] = s;
-			return 0;
-		}
-	}
-	if (cfg->server_count == CONFIG_SERVERS_MAX)
-		return config_fail(err, err_len, where, key, "more than %d servers",
-				   CONFIG_SERVERS_MAX);
-	cfg->servers[cfg->server_count++] = s;
-	return 0;
-}
-
 /* ---- dispatch --------------------------------------------------------------------- */
 
-static int config_key_find(const char *name)
+int config_key_find(const char *name)
 {
 	for (int i = 0; i < CONFIG_KEY_COUNT; i++)
 		if (strcmp(config_keys[i].name, name) == 0)
@@ -703,7 +229,7 @@ static int config_key_find(const char *name)
 	return -1;
 }
 
-static bool config_key_unused(const char *name)
+bool config_key_unused(const char *name)
 {
 	for (size_t i = 0; i < sizeof config_unused_keys / sizeof config_unused_keys[0]; i++)
 		if (strcmp(config_unused_keys[i], name) == 0)
@@ -714,37 +240,6 @@ static bool config_key_unused(const char *name)
 			return true;
 	}
 	return false;
-}
-
-/* key is as the user wrote it (the message repeats it); value NULL for a bare flag. */
-static int config_set(struct rk_config *cfg, const struct config_where *where, const char *key,
-		      const char *value, char *err, size_t err_len)
-{
-	const char *name = key;
-	if (strncmp(name, "zookeeper.", 10) == 0 && name[10] != '\0')
-		name += 10;
-
-	if (strncmp(name, "server.", 7) == 0)
-		return config_set_server(cfg, where, key, name + 7, value, err, err_len);
-
-	int id = config_key_find(name);
-	if (id >= 0) {
-		int rc = config_set_key(cfg, (enum config_key_id)id, where, key, value, err, err_len);
-		if (rc == 0)
-			cfg->origins[id] = config_origin_of(where);
-		return rc;
-	}
-	if (strcmp(name, "dynamicConfigFile") == 0)
-		return config_fail(err, err_len, where, key,
-				   "not supported: list the server.N lines in this file");
-	if ((strncmp(name, "group.", 6) == 0 && name[6]) || (strncmp(name, "weight.", 7) == 0 && name[7]))
-		return config_fail(err, err_len, where, key,
-				   "hierarchical quorums (group.N, weight.N) are not supported");
-	if (config_key_unused(name)) {
-		config_warn(cfg, where, key, "accepted but not used by RingKeeper");
-		return 0;
-	}
-	return config_fail(err, err_len, where, key, "unknown key");
 }
 
 /* ---- public ----------------------------------------------------------------------- */
@@ -793,142 +288,6 @@ void config_defaults(struct rk_config *cfg)
 	cfg->raft_log_entries_max = 1048576;
 }
 
-int config_set_flag(struct rk_config *cfg, const char *key, const char *value, char *err,
-		    size_t err_len)
-{
-	struct config_where where = { CONFIG_ORIGIN_FLAG, NULL, 0 };
-	return config_set(cfg, &where, key, value, err, err_len);
-}
-
-static int config_load_line(struct rk_config *cfg, const char *path, uint32_t line_number,
-			    char *line, size_t line_len, char *err, size_t err_len)
-{
-	if (line_len > CONFIG_LINE_BYTES_MAX) {
-		snprintf(err, err_len, "config: %s:%u: line longer than %d bytes", path, line_number,
-			 CONFIG_LINE_BYTES_MAX);
-		return -EINVAL;
-	}
-	if (strlen(line) != line_len) {
-		snprintf(err, err_len, "config: %s:%u: NUL byte in line", path, line_number);
-		return -EINVAL;
-	}
-	char *s = config_trim(line);
-	if (*s == '\0' || *s == '#')
-		return 0;
-	char *eq = strchr(s, '=');
-	if (eq == NULL) {
-		snprintf(err, err_len, "config: %s:%u: %s: expected key=value", path, line_number, s);
-		return -EINVAL;
-	}
-	*eq = '\0';
-	char *key = config_trim(s);
-	char *value = config_trim(eq + 1);
-	if (*key == '\0') {
-		snprintf(err, err_len, "config: %s:%u: no key before '='", path, line_number);
-		return -EINVAL;
-	}
-	struct config_where where = { CONFIG_ORIGIN_FILE, path, line_number };
-	return config_set(cfg, &where, key, value, err, err_len);
-}
-
-int config_load_file(struct rk_config *cfg, const char *path, char *err, size_t err_len)
-{
-	if (strlen(path) >= sizeof cfg->config_path) {
-		snprintf(err, err_len, "config: file name longer than %zu bytes",
-			 sizeof cfg->config_path - 1);
-		return -ENAMETOOLONG;
-	}
-	FILE *f = fopen(path, "re");
-	if (f == NULL) {
-		int e = errno;
-		snprintf(err, err_len, "config: %s: %s", path, strerror(e));
-		return -e;
-	}
-	strcpy(cfg->config_path, path);
-
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	uint32_t line_number = 0;
-	int rc = 0;
-	while (rc == 0 && (n = getline(&line, &cap, f)) >= 0)
-		rc = config_load_line(cfg, cfg->config_path, ++line_number, line, (size_t)n, err, err_len);
-	if (rc == 0 && ferror(f)) {
-		snprintf(err, err_len, "config: %s: read error", path);
-		rc = -EIO;
-	}
-	free(line);
-	fclose(f);
-	return rc;
-}
-
-int config_parse_args(struct rk_config *cfg, int argc, char **argv, char *err, size_t err_len)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-			return CONFIG_ARGS_HELP;
-		if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0)
-			return CONFIG_ARGS_VERSION;
-	}
-
-	/* The file first, wherever it is named, so that every flag overrides it. */
-	const char *file = NULL;
-	for (int i = 1; i < argc; i++) {
-		const char *path;
-		if (strcmp(argv[i], "--config") == 0) {
-			path = i + 1 < argc ? argv[++i] : "";
-		} else if (strncmp(argv[i], "--config=", 9) == 0) {
-			path = argv[i] + 9;
-		} else if (argv[i][0] != '-') {
-			path = argv[i];
-		} else {
-			continue;
-		}
-		if (*path == '\0') {
-			snprintf(err, err_len, "config: --config: needs a file name");
-			return -EINVAL;
-		}
-		if (file) {
-			snprintf(err, err_len, "config: %s: a second config file (the first is %s)",
-				 path, file);
-			return -EINVAL;
-		}
-		file = path;
-	}
-	if (file) {
-		int rc = config_load_file(cfg, file, err, err_len);
-		if (rc)
-			return rc;
-	}
-
-	for (int i = 1; i < argc; i++) {
-		const char *arg = argv[i];
-		if (strcmp(arg, "--config") == 0) {
-			i++;
-			continue;
-		}
-		if (strncmp(arg, "--config=", 9) == 0 || arg[0] != '-')
-			continue;
-		if (arg[1] != '-' || arg[2] == '\0' || arg[2] == '=') {
-			snprintf(err, err_len, "config: %s: unknown option (keys are given as --key=value)",
-				 arg);
-			return -EINVAL;
-		}
-		char key[256];
-		const char *eq = strchr(arg + 2, '=');
-		size_t key_len = eq ? (size_t)(eq - (arg + 2)) : strlen(arg + 2);
-		if (key_len >= sizeof key) {
-			snprintf(err, err_len, "config: --%.64s...: unknown key", arg + 2);
-			return -EINVAL;
-		}
-		memcpy(key, arg + 2, key_len);
-		key[key_len] = '\0';
-		int rc = config_set_flag(cfg, key, eq ? eq + 1 : NULL, err, err_len);
-		if (rc)
-			return rc;
-	}
-	return CONFIG_ARGS_RUN;
-}
 
 /*
  * CPUs this process may run on: its affinity mask (taskset, a container's cpuset),
@@ -943,7 +302,9 @@ static int config_usable_cpus(void)
 	return n > CONFIG_THREADS_MAX ? CONFIG_THREADS_MAX : (int)n;
 }
 
-int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
+/* The values derived from others when they were not set (session timeouts from tickTime,
+ * dataLogDir, the worker count), and the autopurge minimum. */
+static void config_derive(struct rk_config *cfg)
 {
 	struct config_origin *origins = cfg->origins;
 
@@ -963,6 +324,13 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 			    "%d is below ZooKeeper's minimum; using 3", cfg->autopurge_snap_retain_count);
 		cfg->autopurge_snap_retain_count = 3;
 	}
+}
+
+/* Session timeout bounds, and the raft timers' order (tick <= heartbeat, 2 heartbeats <=
+ * election timeout). */
+static int config_check_timeouts(const struct rk_config *cfg, char *err, size_t err_len)
+{
+	const struct config_origin *origins = cfg->origins;
 
 	if (cfg->session_timeout_ms_min > cfg->session_timeout_ms_max) {
 		bool min_set = origins[CONFIG_KEY_MIN_SESSION_TIMEOUT].kind != CONFIG_ORIGIN_DEFAULT;
@@ -992,6 +360,45 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 				   "raft.electionTimeoutMs %d do not hold",
 				   cfg->raft_tick_ms, cfg->raft_heartbeat_interval_ms, cfg->raft_election_timeout_ms);
 	}
+	return 0;
+}
+
+/* Sorts the servers by id and refuses two with one peer address. */
+static int config_servers_sort_check(struct rk_config *cfg, char *err, size_t err_len)
+{
+	/* Sort by id: insertion sort, at most CONFIG_SERVERS_MAX entries. */
+	for (uint32_t i = 1; i < cfg->server_count; i++) {
+		struct config_server s = cfg->servers[i];
+		uint32_t j = i;
+		for (; j > 0 && cfg->servers[j - 1].id > s.id; j--)
+			cfg->servers[j] = cfg->servers[j - 1];
+		cfg->servers[j] = s;
+	}
+	for (uint32_t i = 0; i < cfg->server_count; i++) {
+		const struct config_server *a = &cfg->servers[i];
+		for (uint32_t j = i + 1; j < cfg->server_count; j++) {
+			const struct config_server *b = &cfg->servers[j];
+			if (strcmp(a->host, b->host) != 0 || a->peer_port != b->peer_port)
+				continue;
+			char key[32];
+			snprintf(key, sizeof key, "server.%u", b->id);
+			struct config_where where = config_where_of(cfg, b->origin);
+			return config_fail(err, err_len, &where, key,
+					   "peer address %s:%u is also server.%u's",
+					   b->host, b->peer_port, a->id);
+		}
+	}
+	return 0;
+}
+
+int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
+{
+	struct config_origin *origins = cfg->origins;
+
+	config_derive(cfg);
+	int rc = config_check_timeouts(cfg, err, err_len);
+	if (rc)
+		return rc;
 
 	if (cfg->raft_preferred_leader != 0 && cfg->server_count > 0) {
 		bool known = false;
@@ -1019,87 +426,7 @@ int config_finalize(struct rk_config *cfg, char *err, size_t err_len)
 				   metrics_set ? "clientPort" : config_keys[metrics_key].name);
 	}
 
-	/* Sort by id: insertion sort, at most CONFIG_SERVERS_MAX entries. */
-	for (uint32_t i = 1; i < cfg->server_count; i++) {
-		struct config_server s = cfg->servers[i];
-		uint32_t j = i;
-		for (; j > 0 && cfg->servers[j - 1].id > s.id; j--)
-			cfg->servers[j] = cfg->servers[j - 1];
-		cfg->servers[j] = s;
-	}
-	for (uint32_t i = 0; i < cfg->server_count; i++) {
-		const struct config_server *a = &cfg->servers[i];
-		for (uint32_t j = i + 1; j < cfg->server_count; j++) {
-			const struct config_server *b = &cfg->servers[j];
-			if (strcmp(a->host, b->host) != 0 || a->peer_port != b->peer_port)
-				continue;
-			char key[32];
-			snprintf(key, sizeof key, "server.%u", b->id);
-			struct config_where where = config_where_of(cfg, b->origin);
-			return config_fail(err, err_len, &where, key,
-					   "peer address %s:%u is also server.%u's",
-					   b->host, b->peer_port, a->id);
-		}
-	}
-	return 0;
-}
-
-int config_read_myid(struct rk_config *cfg, char *err, size_t err_len)
-{
-	char path[CONFIG_PATH_BYTES_MAX + 8];
-	snprintf(path, sizeof path, "%s/myid", cfg->data_dir);
-	FILE *f = fopen(path, "re");
-	if (f == NULL) {
-		int e = errno;
-		if (e == ENOENT && cfg->server_count == 0) {
-			cfg->server_id = 0;
-			return 0;
-		}
-		snprintf(err, err_len, "config: %s: %s%s", path, strerror(e),
-			 e == ENOENT ? " (needed with server.N lines)" : "");
-		return -e;
-	}
-	char buf[64];
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	bool failed = ferror(f) != 0;
-	fclose(f);
-	if (failed) {
-		snprintf(err, err_len, "config: %s: read error", path);
-		return -EIO;
-	}
-	buf[n] = '\0';
-	char *newline = strchr(buf, '\n');
-	if (newline)
-		*newline = '\0';
-	char *text = config_trim(buf);
-	int64_t id;
-	if (config_parse_int64(text, &id) != 0 || id < 1 || id > CONFIG_SERVER_ID_MAX) {
-		snprintf(err, err_len, "config: %s: expected a server id between 1 and %d, got '%s'",
-			 path, CONFIG_SERVER_ID_MAX, text);
-		return -EINVAL;
-	}
-	if (cfg->server_count > 0) {
-		bool listed = false;
-		for (uint32_t i = 0; i < cfg->server_count && !listed; i++)
-			listed = cfg->servers[i].id == (uint32_t)id;
-		if (!listed) {
-			snprintf(err, err_len, "config: %s: server id %lld has no server.%lld line",
-				 path, (long long)id, (long long)id);
-			return -EINVAL;
-		}
-	}
-	cfg->server_id = (uint32_t)id;
-	return 0;
-}
-
-const struct config_server *config_server_self(const struct rk_config *cfg)
-{
-	if (cfg->server_id == 0)
-		return NULL;
-	for (uint32_t i = 0; i < cfg->server_count; i++)
-		if (cfg->servers[i].id == cfg->server_id)
-			return &cfg->servers[i];
-	return NULL;
+	return config_servers_sort_check(cfg, err, err_len);
 }
 
 const char *config_key_name(enum config_key_id id)
@@ -1190,113 +517,6 @@ void config_print_help(FILE *out)
 	config_print_wrapped(out, config_unused_prefixes,
 			     sizeof config_unused_prefixes / sizeof config_unused_prefixes[0], "*", &column);
 	fputs("\n\nRejected: dynamicConfigFile, group.N, weight.N (not supported).\n", out);
-}
-
-static void config_write_host(FILE *out, const char *host)
-{
-	if (strchr(host, ':'))
-		fprintf(out, "[%s]", host);
-	else
-		fputs(host, out);
-}
-
-static void config_write_value(const struct rk_config *cfg, enum config_key_id id, FILE *out)
-{
-	const struct config_key *k = &config_keys[id];
-	const void *field = (const char *)cfg + k->offset;
-	fprintf(out, "%s=", k->name);
-	switch (k->type) {
-	case CONFIG_TYPE_INT:
-		fprintf(out, "%d\n", *(const int32_t *)field);
-		return;
-	case CONFIG_TYPE_PORT:
-		fprintf(out, "%u\n", *(const uint16_t *)field);
-		return;
-	case CONFIG_TYPE_BOOL:
-		fputs(*(const bool *)field ? "true\n" : "false\n", out);
-		return;
-	case CONFIG_TYPE_DIR:
-	case CONFIG_TYPE_HOST:
-		fprintf(out, "%s\n", (const char *)field);
-		return;
-	case CONFIG_TYPE_DIGEST:
-		fputs(*(const char *)field ? "(set)\n" : "\n", out);
-		return;
-	case CONFIG_TYPE_LOG_LEVEL:
-	case CONFIG_TYPE_SYNC_METHOD:
-	case CONFIG_TYPE_METRICS_PROVIDER:
-		fprintf(out, "%s\n", config_enum_names(k->type)[*(const int *)field]);
-		return;
-	case CONFIG_TYPE_4LW: {
-		const struct config_4lw_whitelist *list = field;
-		if (list->all) {
-			fputs("*\n", out);
-			return;
-		}
-		for (uint32_t i = 0; i < list->word_count; i++)
-			fprintf(out, "%s%s", i ? "," : "", list->words[i]);
-		fputc('\n', out);
-		return;
-	}
-	}
-}
-
-void config_write_conf(const struct rk_config *cfg, const struct config_conf_sizes *sizes,
-		       FILE *out)
-{
-	bool written[CONFIG_KEY_COUNT] = { 0 };
-
-	/* ZooKeeperServer.dumpConf */
-	fprintf(out, "clientPort=%u\n", cfg->client_port);
-	fputs("secureClientPort=-1\n", out);
-	fprintf(out, "dataDir=%s\n", cfg->data_dir);
-	if (sizes)
-		fprintf(out, "dataDirSize=%lld\n", (long long)sizes->data_dir_bytes);
-	fprintf(out, "dataLogDir=%s\n", cfg->data_log_dir);
-	if (sizes)
-		fprintf(out, "dataLogSize=%lld\n", (long long)sizes->data_log_dir_bytes);
-	fprintf(out, "tickTime=%d\n", cfg->tick_time_ms);
-	fprintf(out, "maxClientCnxns=%d\n", cfg->client_connections_per_ip_max);
-	fprintf(out, "minSessionTimeout=%d\n", cfg->session_timeout_ms_min);
-	fprintf(out, "maxSessionTimeout=%d\n", cfg->session_timeout_ms_max);
-	fputs("clientPortListenBacklog=-1\n", out);
-	fprintf(out, "serverId=%u\n", cfg->server_id);
-	written[CONFIG_KEY_CLIENT_PORT] = written[CONFIG_KEY_DATA_DIR] = true;
-	written[CONFIG_KEY_DATA_LOG_DIR] = written[CONFIG_KEY_TICK_TIME] = true;
-	written[CONFIG_KEY_MAX_CLIENT_CNXNS] = true;
-	written[CONFIG_KEY_MIN_SESSION_TIMEOUT] = written[CONFIG_KEY_MAX_SESSION_TIMEOUT] = true;
-
-	/* QuorumZooKeeperServer.dumpConf */
-	if (cfg->server_count > 0) {
-		const struct config_server *self = config_server_self(cfg);
-		fprintf(out, "initLimit=%d\n", cfg->init_limit_ticks);
-		fprintf(out, "syncLimit=%d\n", cfg->sync_limit_ticks);
-		fputs("electionAlg=3\n", out);
-		fprintf(out, "electionPort=%d\n", self ? self->election_port : -1);
-		fprintf(out, "quorumPort=%d\n", self ? self->peer_port : -1);
-		fprintf(out, "peerType=%d\n", self ? (int)self->role : 0);
-		fputs("membership: \n", out);
-		for (uint32_t i = 0; i < cfg->server_count; i++) {
-			const struct config_server *s = &cfg->servers[i];
-			fprintf(out, "server.%u=", s->id);
-			config_write_host(out, s->host);
-			fprintf(out, ":%u:%u:%s", s->peer_port, s->election_port,
-				s->role == CONFIG_ROLE_OBSERVER ? "observer" : "participant");
-			if (s->client_port) {
-				fputc(';', out);
-				config_write_host(out, s->client_host[0] ? s->client_host : "0.0.0.0");
-				fprintf(out, ":%u", s->client_port);
-			}
-			fputc('\n', out);
-		}
-		fputs("version=0\n", out);
-		written[CONFIG_KEY_INIT_LIMIT] = written[CONFIG_KEY_SYNC_LIMIT] = true;
-	}
-
-	/* Everything else, in table order. */
-	for (int i = 0; i < CONFIG_KEY_COUNT; i++)
-		if (!written[i])
-			config_write_value(cfg, (enum config_key_id)i, out);
 }
 
 void config_free(struct rk_config *cfg)

@@ -3,8 +3,8 @@
  * group commit through the caller's io_uring, recovery on open.
  *
  * Thread: every function here runs on the raft thread (the only writer of the log),
- * except that wal.c owns one private helper thread that prepares the next segment file.
- * A struct wal is never shared.
+ * except that the log owns one private helper thread (wal_prep.c) that prepares the
+ * next segment file. A struct wal is never shared.
  *
  * Lifecycle of a batch. Up to inflight_max batches (config, default 2, at most
  * WAL_INFLIGHT_CAP) are on the disk at once while the next one is staged:
