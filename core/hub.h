@@ -14,8 +14,17 @@
  *      re-checks its queues, then blocks on its ring; a producer that sees the flag
  *      posts IORING_OP_MSG_RING to that ring (from its own ring). No lock, no eventfd.
  *   3. Limits: HUB_QUEUE_CAPACITY slots per queue. A worker that finds to_raft full
- *      stops reading its clients (hub_to_raft returns false); the raft thread waits
- *      for room in from_raft (it never drops a reply or a notification).
+ *      stops reading its clients (hub_to_raft returns false). The raft thread never
+ *      drops a reply or a notification, and never waits for a worker either: it may
+ *      hold store shard locks while it queues a watch event (store.h: the event is
+ *      queued before any reader can see the change), and a worker blocked on one of
+ *      those locks would never drain its queue. So when from_raft is full, messages go
+ *      to the port's overflow list (a mutex the worker never holds while it waits for
+ *      anything), and keep going there until the worker has drained it: FIFO holds
+ *      because the worker takes from_raft first and the overflow only when from_raft
+ *      is empty. The overflow is bounded by what can be queued at all: replies by
+ *      the requests in flight (maxOutstanding limits), events by the registered
+ *      watches (each fires once).
  *   4. The raft thread's ring attaches before any worker starts. A worker's ring
  *      attaches on its thread when its loop starts; a message queued before that is
  *      found by the worker's first look at its queue, so it needs no wake-up.
@@ -24,6 +33,7 @@
 #define RK_HUB_H
 
 #include <liburing.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,9 +44,16 @@
 #define HUB_PORTS_MAX 64
 #define HUB_QUEUE_CAPACITY 65536
 
+struct hub_overflow;
+
 struct hub_port {
 	struct spsc to_raft;   /* the worker produces, the raft thread consumes */
 	struct spsc from_raft; /* the raft thread produces, the worker consumes */
+	/* from_raft's overflow (invariant 3): a list, under overflow_lock */
+	pthread_mutex_t overflow_lock;
+	struct hub_overflow *overflow_head, *overflow_tail;
+	_Atomic size_t overflow_count; /* written under the lock; read without it */
+	uint64_t overflow_peak;        /* most messages it held (raft thread, under the lock) */
 	_Atomic int sleeping;  /* the worker announced sleep */
 	_Atomic int ring_fd;   /* the worker's ring (-1 until attached) */
 	uint64_t wake_user_data;
@@ -78,13 +95,22 @@ static inline struct rk_msg *hub_from_worker(struct hub *h, int port)
 bool hub_raft_has_input(struct hub *h);
 
 /* Worker thread: its next message, or what it would get next without taking it. */
+struct rk_msg *hub_overflow_take(struct hub_port *p, bool pop);
 static inline struct rk_msg *hub_from_raft(struct hub *h, int port)
 {
-	return spsc_pop(&h->ports[port].from_raft);
+	struct hub_port *p = &h->ports[port];
+	struct rk_msg *m = spsc_pop(&p->from_raft);
+	if (m || atomic_load(&p->overflow_count) == 0)
+		return m;
+	return hub_overflow_take(p, true);
 }
 static inline struct rk_msg *hub_peek_from_raft(struct hub *h, int port)
 {
-	return spsc_peek(&h->ports[port].from_raft);
+	struct hub_port *p = &h->ports[port];
+	struct rk_msg *m = spsc_peek(&p->from_raft);
+	if (m || atomic_load(&p->overflow_count) == 0)
+		return m;
+	return hub_overflow_take(p, false);
 }
 
 #endif
