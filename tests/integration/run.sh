@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE=1
 case ",$RK_TARGETS," in
     *,ringkeeper,*) [ -n "$RINGKEEPER_BIN" ] || echo "run.sh: RINGKEEPER_BIN is unset: the ringkeeper target will be skipped" >&2 ;;
 esac
-/usr/bin/python3 -m pytest -q -p no:cacheprovider "$@"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=8 "$@"
 rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "run.sh: no tests were collected/run" >&2
