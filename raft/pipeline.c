@@ -441,6 +441,7 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	}
 	pipe_sync_reads(p, rd->reads, rd->read_count);
 	raft_advance(p->core);
+	pipe_peers_after_ready(p); /* input for the core, now that the ready is done */
 	if (n) {
 		raft_applied(p->core, p->applied_index);
 		/* One voter: no follower will ask for an applied entry again, so the core

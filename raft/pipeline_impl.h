@@ -215,6 +215,7 @@ struct raft_pipeline {
 	uint64_t truncate_after;
 	enum raft_role role; /* as of the last ready record */
 	uint64_t leader;     /* as of the last ready record; 0: none known */
+	bool forward_failed;     /* pipeline_peers.c: a PROP was dropped in this ready */
 	uint64_t watched_leader; /* pipeline_peers.c: whose links watched_links are */
 	unsigned watched_links;  /* bit k: link k to watched_leader was up */
 	int64_t next_alive_ms;  /* next report of the sessions our clients kept alive */
@@ -343,6 +344,9 @@ void pipe_peers_stop(struct raft_pipeline *p);
 bool pipe_peers_on_cqe(struct raft_pipeline *p, const struct io_uring_cqe *cqe);
 void pipe_peers_tick(struct raft_pipeline *p);
 void pipe_peers_flush(struct raft_pipeline *p);
+/* After a ready record: a dropped forward makes the core forget its leader (see
+ * pipe_peer_send). */
+void pipe_peers_after_ready(struct raft_pipeline *p);
 
 /* pipeline_metrics.c: for /metrics, on the raft thread */
 /* Before p->stats takes the ready record's leader and role (stats_lock held): counts

@@ -17,11 +17,40 @@
 #include "raft/msg_codec.h"
 #include "raft/pipeline_impl.h"
 
+/*
+ * A refusal (peer down, queue full) is counted by the transport; Raft retries its own
+ * messages. Forwarded proposals (PROP) it does not retry, and one that is dropped
+ * must not be overtaken by a later one of the same sessions (a client's writes apply
+ * in its order, or not at all). So after a dropped forward nothing more is forwarded
+ * in this ready record, and once it is handled the leader is forgotten
+ * (pipe_peers_after_ready): its loss fails every pending proposal of ours
+ * (pipe_fail_pending: CONNECTIONLOSS, and their connections take no more until
+ * they reconnect) instead of a probe finding the gap seconds later. The leader's next
+ * heartbeat brings it back.
+ */
 static void pipe_peer_send(void *ctx, const struct raft_msg *m)
 {
 	struct raft_pipeline *p = ctx;
-	/* A refusal (peer down, queue full) is counted by the transport; Raft retries. */
-	transport_send(p->transport, m);
+	if (m->type != RAFT_MSG_PROP) {
+		transport_send(p->transport, m);
+		return;
+	}
+	if (p->forward_failed)
+		return;
+	int rc = transport_send(p->transport, m);
+	if (rc < 0) {
+		p->forward_failed = true;
+		log_warn("raft: a forward of %d proposals to leader %llu was dropped (%s): failing what is pending",
+			 m->entry_count, (unsigned long long)m->to, strerror(-rc));
+	}
+}
+
+void pipe_peers_after_ready(struct raft_pipeline *p)
+{
+	if (!p->forward_failed)
+		return;
+	p->forward_failed = false;
+	raft_peer_unreachable(p->core, p->leader);
 }
 
 static void pipe_on_peer_msg(void *ctx, const struct raft_msg *m)
