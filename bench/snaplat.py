@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,17 +32,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from ensemble import four_letter, free_port  # noqa: E402  (bench/ensemble.py)
 
 
 def four(port, word, timeout=10.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(word.encode())
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return out.decode(errors="replace")
-            out += b
+    return four_letter(port, word, timeout=timeout)
 
 
 def mntr(port):
@@ -62,12 +56,6 @@ def rss_bytes(pid):
     return 0
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     def __init__(self, binary, data, port, log):
         self.binary, self.data, self.port, self.log = binary, data, port, log
@@ -84,12 +72,9 @@ class Server:
         while time.monotonic() - t0 < timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError("ringkeeper exited with %d" % self.proc.returncode)
-            try:
-                if four(self.port, "ruok", timeout=1.0) == "imok":
-                    imok = time.monotonic() - t0
-                    break
-            except OSError:
-                pass
+            if four(self.port, "ruok", timeout=1.0) == "imok":
+                imok = time.monotonic() - t0
+                break
             time.sleep(0.01)
         if imok is None:
             raise RuntimeError("no imok within %d s" % timeout)

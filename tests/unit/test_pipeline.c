@@ -25,15 +25,15 @@
 #include "raft/hardstate.h"
 #include "raft/pipeline.h"
 #include "store/store.h"
+#include "tests/unit/pipeline_test_util.h"
 
 #define SESSION 0x77
 #define CONN_ID 5 /* worker 0, slot 5 */
 
 static char dir[256];
 static struct rk_config cfg;
-static struct hub hub;
-static struct store *store;
-static struct raft_pipeline *pipe_;
+static struct pipe_rig rig;
+#define pipe_ rig.pipe
 
 static void start(void)
 {
@@ -42,22 +42,12 @@ static void start(void)
 	snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", dir);
 	cfg.log_prealloc_kb = 4096;
 	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
-	struct store_config sc = { .config_text = "" };
-	store = store_create(&sc);
-	cr_assert_not_null(store);
-	cr_assert_eq(hub_init(&hub, 1), 0);
-	cr_assert_eq(raft_pipeline_create(&cfg, store, &hub, &pipe_), 0);
-	cr_assert_eq(raft_pipeline_start(pipe_), 0);
+	pipe_rig_start(&rig, &cfg);
 }
 
 static void stop(void)
 {
-	atomic_store(&hub.stopping, true);
-	raft_pipeline_join(pipe_);
-	raft_pipeline_destroy(pipe_);
-	hub_destroy(&hub);
-	store_destroy(store);
-	atomic_store(&hub.stopping, false);
+	pipe_rig_stop(&rig);
 }
 
 static void setup(void)
@@ -77,24 +67,7 @@ static void teardown(void)
 
 static void propose_flags(int32_t xid, int32_t opcode, const struct jute_writer *body, uint16_t flags)
 {
-	struct jute_writer w;
-	jute_writer_init(&w, 1 << 16);
-	jute_writer_reserve(&w, sizeof(struct rk_msg));
-	entry_encode(&w, SESSION, opcode, false, NULL, 0, body ? body->buf : NULL, body ? body->len : 0);
-	cr_assert(jute_writer_ok(&w));
-	struct rk_msg *m = (struct rk_msg *)w.buf;
-	memset(m, 0, sizeof *m);
-	m->kind = RK_MSG_PROPOSAL;
-	m->flags = flags;
-	m->xid = xid;
-	m->conn_id = CONN_ID;
-	m->session_id = SESSION;
-	m->len = (uint32_t)(w.len - sizeof *m);
-	/* The raft thread's ring is attached: hub_to_raft wakes it from our own ring. */
-	struct io_uring ring;
-	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
-	cr_assert(hub_to_raft(&hub, 0, m, &ring));
-	io_uring_queue_exit(&ring);
+	pipe_rig_propose(&rig, CONN_ID, SESSION, xid, opcode, body, flags);
 }
 
 static void propose(int32_t xid, int32_t opcode, const struct jute_writer *body)
@@ -105,15 +78,9 @@ static void propose(int32_t xid, int32_t opcode, const struct jute_writer *body)
 /* The next message for worker 0, waiting up to 5 s. The caller frees it. */
 static struct rk_msg *next_msg(void)
 {
-	for (int i = 0; i < 5000; i++) {
-		struct rk_msg *m = hub_from_raft(&hub, 0);
-		if (m)
-			return m;
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL);
-	}
-	cr_assert_fail("no message from the raft thread within 5 s");
-	return NULL;
+	struct rk_msg *m = pipe_rig_next(&rig, 5000);
+	cr_assert_not_null(m, "no message from the raft thread within 5 s");
+	return m;
 }
 
 static struct jute_writer *create_body(const char *path)
@@ -179,7 +146,7 @@ Test(pipeline, writes_come_back_as_replies_in_order_after_the_terms_noop)
 	expect_reply(11, 3, ZK_OK, "/a");
 	expect_reply(12, 4, ZK_NODEEXISTS, NULL);
 	expect_reply(13, 5, ZK_OK, "/b");
-	cr_assert_eq(store_last_zxid(store), 5);
+	cr_assert_eq(store_last_zxid(rig.store), 5);
 	struct raft_stats rs;
 	raft_pipeline_stats(pipe_, &rs);
 	cr_assert_eq(rs.last_index, 5);
@@ -200,7 +167,7 @@ Test(pipeline, a_watch_event_comes_before_the_reply_of_the_write_that_fired_it)
 	jute_writer_init(&out, 4096);
 	int64_t seen = 0;
 	uint64_t watcher = 9; /* worker 0 */
-	cr_assert_eq(store_read(store, SESSION, watcher, NULL, ZK_OP_GET_DATA, rq.buf, rq.len, &out, &seen), ZK_OK);
+	cr_assert_eq(store_read(rig.store, SESSION, watcher, NULL, ZK_OP_GET_DATA, rq.buf, rq.len, &out, &seen), ZK_OK);
 	cr_assert_eq(seen, 3);
 	struct jute_writer sb;
 	jute_writer_init(&sb, 64);
@@ -236,7 +203,7 @@ Test(pipeline, a_restart_replays_the_log_and_starts_a_new_term)
 	cr_assert_eq(hs.term, 1);
 	cr_assert_eq(hs.vote, 1);
 	start();
-	cr_assert_eq(store_last_zxid(store), 3, "the log was replayed into the new store");
+	cr_assert_eq(store_last_zxid(rig.store), 3, "the log was replayed into the new store");
 	/* index 4 is the new term's no-op */
 	propose(2, ZK_OP_CREATE, create_body("/after"));
 	expect_reply(2, 5, ZK_OK, "/after");

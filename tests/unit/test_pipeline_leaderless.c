@@ -26,6 +26,7 @@
 #include "raft/entry.h"
 #include "raft/pipeline.h"
 #include "store/store.h"
+#include "tests/unit/pipeline_test_util.h"
 
 #define SESSION 0x77
 #define CONN_A 5 /* worker 0, slot 5 */
@@ -33,9 +34,7 @@
 
 static char dir[256];
 static struct rk_config cfg;
-static struct hub hub;
-static struct store *store;
-static struct raft_pipeline *pipe_;
+static struct pipe_rig rig;
 
 /* A port nothing listens on now (bound to 0, then closed). */
 static int free_port(void)
@@ -81,21 +80,12 @@ static void setup(void)
 	cr_assert_eq(config_finalize(&cfg, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), 0, "%s", err);
 	cr_assert_eq(cfg.server_id, 1);
-	struct store_config sc = { .config_text = "" };
-	store = store_create(&sc);
-	cr_assert_not_null(store);
-	cr_assert_eq(hub_init(&hub, 1), 0);
-	cr_assert_eq(raft_pipeline_create(&cfg, store, &hub, &pipe_), 0);
-	cr_assert_eq(raft_pipeline_start(pipe_), 0);
+	pipe_rig_start(&rig, &cfg);
 }
 
 static void teardown(void)
 {
-	atomic_store(&hub.stopping, true);
-	raft_pipeline_join(pipe_);
-	raft_pipeline_destroy(pipe_);
-	hub_destroy(&hub);
-	store_destroy(store);
+	pipe_rig_stop(&rig);
 	config_free(&cfg);
 	char cmd[300];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
@@ -104,36 +94,12 @@ static void teardown(void)
 
 static void propose(uint64_t conn_id, int32_t xid, int32_t opcode, const struct jute_writer *body, uint16_t flags)
 {
-	struct jute_writer w;
-	jute_writer_init(&w, 1 << 16);
-	jute_writer_reserve(&w, sizeof(struct rk_msg));
-	entry_encode(&w, SESSION, opcode, false, NULL, 0, body->buf, body->len);
-	cr_assert(jute_writer_ok(&w));
-	struct rk_msg *m = (struct rk_msg *)w.buf;
-	memset(m, 0, sizeof *m);
-	m->kind = RK_MSG_PROPOSAL;
-	m->flags = flags;
-	m->xid = xid;
-	m->conn_id = conn_id;
-	m->session_id = SESSION;
-	m->len = (uint32_t)(w.len - sizeof *m);
-	struct io_uring ring;
-	cr_assert_eq(io_uring_queue_init(8, &ring, 0), 0);
-	cr_assert(hub_to_raft(&hub, 0, m, &ring));
-	io_uring_queue_exit(&ring);
+	pipe_rig_propose(&rig, conn_id, SESSION, xid, opcode, body, flags);
 }
 
-/* The next message for worker 0 within ms, or NULL. The caller frees it. */
 static struct rk_msg *next_msg_within(int ms)
 {
-	for (int i = 0; i < ms; i++) {
-		struct rk_msg *m = hub_from_raft(&hub, 0);
-		if (m)
-			return m;
-		struct timespec ts = { 0, 1000000 };
-		nanosleep(&ts, NULL);
-	}
-	return NULL;
+	return pipe_rig_next(&rig, ms);
 }
 
 static void body_path(struct jute_writer *w, const char *path, bool create)
@@ -186,7 +152,7 @@ Test(pipeline_leaderless, an_unconfirmed_sync_is_given_up_and_its_connections_la
 	cr_assert_null(m, "another connection's write waits for a leader (got xid %d err %d)", m ? m->xid : 0,
 		       m ? m->err : 0);
 	struct raft_stats rs;
-	raft_pipeline_stats(pipe_, &rs);
+	raft_pipeline_stats(rig.pipe, &rs);
 	cr_assert_eq(rs.last_index, 0, "nothing was logged without a leader");
 	jute_writer_free(&sync_body);
 	jute_writer_free(&create_a);
