@@ -210,13 +210,22 @@ int config_read_myid(struct rk_config *cfg, char *err, size_t err_len)
 		return -EINVAL;
 	}
 	if (cfg->server_count > 0) {
-		bool listed = false;
-		for (uint32_t i = 0; i < cfg->server_count && !listed; i++)
-			listed = cfg->servers[i].id == (uint32_t)id;
-		if (!listed) {
+		const struct config_server *self = NULL;
+		for (uint32_t i = 0; i < cfg->server_count && !self; i++)
+			if (cfg->servers[i].id == (uint32_t)id)
+				self = &cfg->servers[i];
+		if (!self) {
 			snprintf(err, err_len, "config: %s: server id %lld has no server.%lld line",
 				 path, (long long)id, (long long)id);
 			return -EINVAL;
+		}
+		if (self->role == CONFIG_ROLE_OBSERVER) {
+			/* The participants ignore observer lines; this server cannot be one. */
+			snprintf(err, err_len,
+				 "config: server.%lld is an observer, and RingKeeper does not run observers yet: "
+				 "make it a participant (drop ':observer') or do not start this server",
+				 (long long)id);
+			return -ENOTSUP;
 		}
 	}
 	cfg->server_id = (uint32_t)id;

@@ -877,7 +877,7 @@ Test(config, myid_required_with_servers)
 Test(config, myid_read_and_checked)
 {
 	struct rk_config cfg;
-	myid_config(&cfg, "server.1=a:2888:3888\nserver.2=b:2889:3889:observer\n");
+	myid_config(&cfg, "server.1=a:2888:3888\nserver.2=b:2889:3889\nserver.3=c:2890:3890:observer\n");
 
 	write_file(myid_path, " 2 \n");
 	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), 0, "%s", err);
@@ -887,8 +887,13 @@ Test(config, myid_read_and_checked)
 	cr_assert_str_eq(self->host, "b");
 
 	write_file(myid_path, "3");
+	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), -ENOTSUP);
+	expect_err("config: server.3 is an observer, and RingKeeper does not run observers yet: "
+		   "make it a participant (drop ':observer') or do not start this server");
+
+	write_file(myid_path, "4");
 	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), -EINVAL);
-	expect_err("config: %s: server id 3 has no server.3 line", myid_path);
+	expect_err("config: %s: server id 4 has no server.4 line", myid_path);
 
 	write_file(myid_path, "two\n");
 	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), -EINVAL);
