@@ -113,10 +113,11 @@ def fill(args, srv):
         if have >= args.nodes:
             return have, time.monotonic() - t0
         left = args.nodes - have
-        # the create preset runs at ~100-200k/s here: a window sized to what is left
+        # the create preset runs at ~100-200k/s here: windows sized so that the last
+        # one overshoots by at most about one second of creates
         bench(args, srv.port, "create", ["--sessions", "256", "--no-cleanup", "--root", "/fill",
                                          "--seed", str(int(time.time() * 1000) % 1000000)],
-              duration=max(1, min(30, left // 60000 + 1)), warmup=0)
+              duration=max(1, min(10, left // 250000)), warmup=0)
 
 
 def snapshot_once(port, timeout=600):

@@ -9,6 +9,13 @@
  * buffer becomes one compressed block written with write(2). The file CRC runs over
  * every byte as it is written. The walk never waits for the disk while it holds a
  * lock: the write happens between steps.
+ *
+ * The file goes to the disk as it is written, SNAP_WRITEBACK_BYTES at a time
+ * (sync_file_range: start the chunk's writeback, wait for the one before it), never
+ * as one burst at the end: a snapshot of a big tree is hundreds of MB, and the log's
+ * fdatasync sharing the disk with all of that at once waited tens of ms (measured at
+ * 3M znodes, mixed load at 20,000/s: write p99 0.8 ms without a snapshot, 31-41 ms
+ * with one written the old way). The final fdatasync then has little left to do.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -25,10 +32,15 @@
 #include "snapshot/snap_format.h"
 #include "snapshot/snapshot.h"
 
+/* Bytes of the file handed to the disk at a time (see the top of the file). */
+#define SNAP_WRITEBACK_BYTES (4u << 20)
+
 struct writer {
 	int fd;
 	uint32_t file_crc;
 	uint64_t file_bytes;
+	uint64_t writeback_from; /* start of the chunk whose writeback was started last */
+	uint64_t writeback_to;   /* its end: bytes before it are on the disk or going */
 	struct snap_buf raw;
 	uint32_t raw_records;
 	uint8_t *out;
@@ -58,11 +70,32 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/*
+ * Once SNAP_WRITEBACK_BYTES more are written: wait for the previous chunk's writeback
+ * and start this one's. Best effort (a filesystem without sync_file_range still gets
+ * the final fdatasync): errors here are not the file's errors.
+ */
+static void writer_writeback(struct writer *w)
+{
+	if (w->file_bytes - w->writeback_to < SNAP_WRITEBACK_BYTES)
+		return;
+	if (w->writeback_to > w->writeback_from)
+		sync_file_range(w->fd, (off_t)w->writeback_from, (off_t)(w->writeback_to - w->writeback_from),
+				SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+	w->writeback_from = w->writeback_to;
+	w->writeback_to = w->file_bytes;
+	sync_file_range(w->fd, (off_t)w->writeback_from, (off_t)(w->writeback_to - w->writeback_from),
+			SYNC_FILE_RANGE_WRITE);
+}
+
 static int writer_put(struct writer *w, const void *p, size_t n)
 {
 	w->file_crc = crc32c_extend(w->file_crc, p, n);
 	w->file_bytes += n;
-	return write_all(w->fd, p, n);
+	int rc = write_all(w->fd, p, n);
+	if (rc == 0)
+		writer_writeback(w);
+	return rc;
 }
 
 /* The raw records so far become one block. */
