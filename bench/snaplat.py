@@ -120,22 +120,27 @@ def fill(args, srv):
               duration=max(1, min(10, left // 250000)), warmup=0)
 
 
-def snapshot_once(port, timeout=600):
+def snapshot_once(port, timeout=600, stop=None):
+    """csnp, then wait for it to finish. A server with nothing logged since its last
+    snapshot takes none: with stop given, the wait ends when it is set (None)."""
     before = int(mntr(port)["rk_snapshot_count"])
     four(port, "csnp")
     t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
+    while time.monotonic() - t0 < timeout and not (stop and stop.is_set()):
         kv = mntr(port)
         if int(kv["rk_snapshot_count"]) > before and kv["rk_snapshot_in_progress"] == "0":
             return kv, time.monotonic() - t0
         time.sleep(0.02)
+    if stop and stop.is_set():
+        return None, None
     raise RuntimeError("csnp did not finish within %d s" % timeout)
 
 
 def snapshot_loop(port, stop, record):
     while not stop.is_set():
-        kv, wall = snapshot_once(port)
-        record.append({k: kv[k] for k in kv if k.startswith("rk_snapshot_last")})
+        kv, wall = snapshot_once(port, stop=stop)
+        if kv:
+            record.append({k: kv[k] for k in kv if k.startswith("rk_snapshot_last")})
 
 
 def latency_round(args, port, with_snapshots):
@@ -144,8 +149,9 @@ def latency_round(args, port, with_snapshots):
     if with_snapshots:
         t = threading.Thread(target=snapshot_loop, args=(port, stop, snaps), daemon=True)
         t.start()
-    res = bench(args, port, "mixed", ["--rate", str(args.rate), "--sessions", str(args.sessions),
-                                      "--inflight", "4", "--no-setup", "--no-cleanup"],
+    mix = ["--mix", args.mix] if args.mix else []
+    res = bench(args, port, "mixed", mix + ["--rate", str(args.rate), "--sessions", str(args.sessions),
+                                            "--inflight", "4", "--no-setup", "--no-cleanup"],
                 duration=args.window, warmup=2)
     stop.set()
     if t:
@@ -168,6 +174,7 @@ def main():
     ap.add_argument("--nodes", type=int, default=1000000)
     ap.add_argument("--rate", type=int, default=20000, help="mixed, open loop, ops/s")
     ap.add_argument("--sessions", type=int, default=64)
+    ap.add_argument("--mix", default=None, help="ringkeeper-bench --mix for the rounds (default: the mixed preset)")
     ap.add_argument("--window", type=int, default=20, help="seconds per latency round")
     ap.add_argument("--rounds", type=int, default=3, help="pairs of quiet + snapshot rounds")
     ap.add_argument("--dir", default="/var/tmp", help="where the data dir goes")

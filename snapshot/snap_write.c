@@ -30,6 +30,7 @@
 
 #include "core/crc32c.h"
 #include "snapshot/snap_format.h"
+#include "snapshot/snap_pack.h"
 #include "snapshot/snapshot.h"
 
 /* Bytes of the file handed to the disk at a time (see the top of the file). */
@@ -41,8 +42,9 @@ struct writer {
 	uint64_t file_bytes;
 	uint64_t writeback_from; /* start of the chunk whose writeback was started last */
 	uint64_t writeback_to;   /* its end: bytes before it are on the disk or going */
-	struct snap_buf raw;
+	struct snap_buf raw;      /* the walker's */
 	uint32_t raw_records;
+	struct snap_packer *packer; /* NULL: blocks are packed on the walker's thread */
 	uint8_t *out;
 	size_t out_cap;
 	struct snap_trailer trailer;
@@ -98,16 +100,15 @@ static int writer_put(struct writer *w, const void *p, size_t n)
 	return rc;
 }
 
-/* The raw records so far become one block. */
-static int writer_flush_block(struct writer *w)
+/* One raw block compressed and written (on the packer thread when there is one). */
+static int writer_pack_block(void *ctx, struct snap_buf *raw, uint32_t records)
 {
-	if (w->raw.failed)
+	struct writer *w = ctx;
+	if (raw->failed)
 		return -ENOMEM;
-	if (w->raw.len == 0)
-		return 0;
-	if (w->raw.len > SNAP_BLOCK_RAW_LIMIT)
+	if (raw->len > SNAP_BLOCK_RAW_LIMIT)
 		return -EFBIG;
-	int bound = LZ4_compressBound((int)w->raw.len);
+	int bound = LZ4_compressBound((int)raw->len);
 	size_t need = SNAP_BLOCK_HEADER_SIZE + (size_t)bound;
 	if (need > w->out_cap) {
 		uint8_t *o = realloc(w->out, need);
@@ -116,27 +117,39 @@ static int writer_flush_block(struct writer *w)
 		w->out = o;
 		w->out_cap = need;
 	}
-	int stored = LZ4_compress_default((const char *)w->raw.p, (char *)w->out + SNAP_BLOCK_HEADER_SIZE,
-					  (int)w->raw.len, bound);
+	int stored = LZ4_compress_default((const char *)raw->p, (char *)w->out + SNAP_BLOCK_HEADER_SIZE,
+					  (int)raw->len, bound);
 	if (stored <= 0)
 		return -EIO;
 	struct snap_block_header bh = {
-		.raw_size = (uint32_t)w->raw.len,
+		.raw_size = (uint32_t)raw->len,
 		.stored_size = (uint32_t)stored,
 		.stored_crc = crc32c(w->out + SNAP_BLOCK_HEADER_SIZE, (size_t)stored),
-		.record_count = w->raw_records,
+		.record_count = records,
 	};
 	snap_block_header_encode(w->out, &bh);
 	int rc = writer_put(w, w->out, SNAP_BLOCK_HEADER_SIZE + (size_t)stored);
 	if (rc < 0)
 		return rc;
 	w->trailer.block_count++;
-	w->trailer.raw_bytes += w->raw.len;
-	if (w->raw.len > w->trailer.block_raw_max)
-		w->trailer.block_raw_max = (uint32_t)w->raw.len;
+	w->trailer.raw_bytes += raw->len;
+	if (raw->len > w->trailer.block_raw_max)
+		w->trailer.block_raw_max = (uint32_t)raw->len;
+	return 0;
+}
+
+/* The raw records so far become one block: handed to the packer, or written here. */
+static int writer_flush_block(struct writer *w)
+{
+	if (w->raw.failed)
+		return -ENOMEM;
+	if (w->raw.len == 0)
+		return 0;
+	int rc = w->packer ? snap_packer_put(w->packer, &w->raw, w->raw_records)
+			   : writer_pack_block(w, &w->raw, w->raw_records);
 	w->raw.len = 0;
 	w->raw_records = 0;
-	return 0;
+	return rc;
 }
 
 /* The walker's callback: runs under a shard lock, so it only copies bytes. */
@@ -187,6 +200,12 @@ static int writer_body(struct writer *w, struct store_snap *sn, const atomic_boo
 	out->walk_us = now_us() - t0;
 	if (rc == 0)
 		rc = writer_flush_block(w);
+	if (w->packer) { /* every block written before the trailer (and before an error return) */
+		int prc = snap_packer_finish(w->packer);
+		w->packer = NULL;
+		if (rc == 0)
+			rc = prc;
+	}
 	if (rc < 0)
 		return rc;
 	uint8_t trailer[SNAP_TRAILER_SIZE];
@@ -244,6 +263,8 @@ int snap_write(const char *snap_dir, struct store_snap *sn, uint64_t index, uint
 	}
 	snap_header_encode(header, &h);
 	rc = writer_put(&w, header, sizeof header);
+	if (rc == 0 && snap_packer_start(&w.packer, writer_pack_block, &w) < 0)
+		w.packer = NULL; /* no thread: the blocks are packed here */
 	if (rc == 0)
 		rc = writer_body(&w, sn, cancel, out);
 	if (rc < 0) {
