@@ -37,13 +37,17 @@
 
 /* ---------------------------------------------------------------- helpers */
 
+void apply_out_of_memory(void)
+{
+	fprintf(stderr, "store: out of memory while applying a txn\n");
+	abort();
+}
+
 void *apply_xrealloc(void *p, size_t n)
 {
 	void *q = realloc(p, n);
-	if (!q && n) {
-		fprintf(stderr, "store: out of memory while applying a txn\n");
-		abort();
-	}
+	if (!q && n)
+		apply_out_of_memory();
 	return q;
 }
 
@@ -160,13 +164,21 @@ struct undo *apply_undo_push(struct apply_ctx *c, enum undo_kind kind, struct zn
 	return u;
 }
 
-void apply_trigger_push(struct apply_ctx *c, const struct znode *n, int32_t type)
+void apply_trigger_push_hashed(struct apply_ctx *c, const struct znode *n, uint64_t hash, int32_t type)
 {
 	if (c->trig_count == c->trig_cap) {
 		c->trig_cap = c->trig_cap ? c->trig_cap * 2 : 8;
 		c->trig = apply_xrealloc(c->trig, c->trig_cap * sizeof *c->trig);
 	}
-	c->trig[c->trig_count++] = (struct trigger){ n->path, n->path_len, n->hash, type, n->acl };
+	c->trig[c->trig_count++] = (struct trigger){ n->path, n->path_len, hash, type, n->acl };
+}
+
+/* The end of a txn: the copies of the limits and stats nodes' data it noted go. */
+static void quota_nodes_forget(struct quota_txn_log *q)
+{
+	for (size_t i = 0; i < q->node_count; i++)
+		free((void *)q->nodes[i].data);
+	q->node_count = 0;
 }
 
 /* Locks held. Fires triggers, publishes the zxid, unlocks, frees what was replaced. */
@@ -213,22 +225,47 @@ static void ctx_commit(struct apply_ctx *c, store_event_fn fn, void *ctx)
 		for (size_t i = 0; i < q->root_count; i++)
 			free(q->roots[i].root);
 		q->root_count = 0;
-		q->node_count = 0;
+		quota_nodes_forget(q);
 	}
 }
 
-/* Locks held. Reverts every mutation of this context, newest first. */
-/* Puts a node's data (and the store's byte count) back as an undo entry saved it. */
-static void undo_restore_data(struct store *s, struct znode *n, const struct undo *u)
+/* n's value becomes data[0..len) (len -1: null), the store's byte count with it. */
+static void data_set(struct store *s, struct znode *n, const uint8_t *data, int32_t len)
 {
-	atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0), memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(u->old_data_len > 0 ? u->old_data_len : 0),
-				  memory_order_relaxed);
-	free(n->data);
-	n->data = u->old_data;
-	n->data_len = u->old_data_len;
+	int64_t diff = (int64_t)(len > 0 ? len : 0) - (n->data_len > 0 ? n->data_len : 0);
+	if (diff) /* a locked add costs; most setData keep the size */
+		atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)diff, memory_order_relaxed);
+	uint8_t *displaced;
+	if (store_node_data_set(n, data, len, &displaced) != 0)
+		apply_out_of_memory();
+	/* No reader can reach the old block: its shard is locked and n no longer points
+	 * to it (a snapshot kept its own copy, store_snap_preserve). */
+	free(displaced);
 }
 
+struct undo *apply_data_replace(struct apply_ctx *c, struct znode *n, enum undo_kind kind, const uint8_t *data,
+				int32_t len)
+{
+	struct undo *u = apply_undo_push(c, kind, n);
+	u->old_data_len = n->data_len;
+	if (c->in_multi && n->data_len > 0) {
+		u->old_data = apply_xrealloc(NULL, (size_t)n->data_len);
+		memcpy(u->old_data, store_node_data(n), (size_t)n->data_len);
+	}
+	data_set(c->s, n, data, len);
+	return u;
+}
+
+/* Puts a node's data back as an undo entry saved it (only a multi rolls back). */
+static void undo_restore_data(struct store *s, struct znode *n, struct undo *u)
+{
+	assert(u->old_data || u->old_data_len <= 0);
+	data_set(s, n, u->old_data, u->old_data_len);
+	free(u->old_data);
+	u->old_data = NULL;
+}
+
+/* Locks held. Reverts every mutation of this context, newest first. */
 static void ctx_rollback(struct apply_ctx *c)
 {
 	struct store *s = c->s;
@@ -238,11 +275,11 @@ static void ctx_rollback(struct apply_ctx *c)
 		switch (u->kind) {
 		case UNDO_CREATE: {
 			struct znode *p = n->parent;
-			if (store_owner_is_session(n->ephemeral_owner))
-				store_session_ephemeral_remove(s, store_session_find(s, n->ephemeral_owner), n);
+			if (n->kind == ZNODE_EPHEMERAL)
+				store_session_ephemeral_remove(s, store_session_find(s, store_node_owner(n)), n);
 			store_node_unlink(s, n);
-			p->cversion_stored = u->old_cversion_stored;
-			p->pzxid = u->old_pzxid;
+			p->dir->cversion_stored = u->old_cversion_stored;
+			p->dir->pzxid = u->old_pzxid;
 			store_node_free(n);
 			break;
 		}
@@ -252,11 +289,11 @@ static void ctx_rollback(struct apply_ctx *c)
 			int rc = store_node_children_reserve(p);
 			assert(rc == 0);
 			(void)rc;
-			store_node_link(s, p, n);
-			p->pzxid = u->old_pzxid;
-			p->cversion_stored = u->old_cversion_stored;
-			if (store_owner_is_session(n->ephemeral_owner)) {
-				struct session *se = store_session_find(s, n->ephemeral_owner);
+			store_node_link(s, p, n, store_node_hash(n));
+			p->dir->pzxid = u->old_pzxid;
+			p->dir->cversion_stored = u->old_cversion_stored;
+			if (n->kind == ZNODE_EPHEMERAL) {
+				struct session *se = store_session_find(s, store_node_owner(n));
 				if (se && store_session_ephemeral_add(s, se, n) != 0)
 					abort();
 			}
@@ -288,7 +325,7 @@ static void ctx_rollback(struct apply_ctx *c)
 			free(q->roots[i].root);
 		}
 		q->root_count = 0;
-		q->node_count = 0;
+		quota_nodes_forget(q);
 	}
 }
 

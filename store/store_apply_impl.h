@@ -46,7 +46,7 @@ struct undo {
 	struct znode *node;
 	int32_t old_cversion_stored; /* parent's, for create / delete */
 	int64_t old_pzxid;
-	uint8_t *old_data;
+	uint8_t *old_data; /* a copy of the old value, inside a multi only (malloc'd) */
 	int32_t old_data_len;
 	int32_t old_version;
 	int64_t old_mzxid;
@@ -79,7 +79,7 @@ struct quota_node_before {
 	const char *path; /* points into a znode alive until commit or rollback */
 	size_t len;
 	bool existed;
-	const uint8_t *data; /* the node's data then: still owned by the node or the undo log */
+	const uint8_t *data; /* a copy of the node's data then (malloc'd; freed with the log) */
 	int32_t data_len;
 };
 
@@ -105,16 +105,29 @@ struct apply_ctx {
 	struct quota_txn_log *quota_log; /* NULL until a quota root or node changes */
 };
 
-
-/* realloc, or abort: out of memory while applying is fatal (see store_apply.c). */
+/* Out of memory while applying is fatal (see store_apply.c): says so and aborts. */
+__attribute__((noreturn)) void apply_out_of_memory(void);
+/* realloc, or apply_out_of_memory(). */
 void *apply_xrealloc(void *p, size_t n);
 
 /* store_apply.c */
 void apply_ctx_lock(struct apply_ctx *c, uint64_t mask);
 struct undo *apply_undo_push(struct apply_ctx *c, enum undo_kind kind, struct znode *n);
-void apply_trigger_push(struct apply_ctx *c, const struct znode *n, int32_t type);
+/* Records a watch trigger for n, whose path hashes to hash, fired at commit. */
+void apply_trigger_push_hashed(struct apply_ctx *c, const struct znode *n, uint64_t hash, int32_t type);
+static inline void apply_trigger_push(struct apply_ctx *c, const struct znode *n, int32_t type)
+{
+	apply_trigger_push_hashed(c, n, store_node_hash(n), type);
+}
 struct znode *apply_find(struct store *s, const char *path, size_t len);
 void apply_write_stat(struct jute_writer *out, const struct znode *n);
+/*
+ * Replaces n's value (n's shard locked) and records the undo entry of `kind`
+ * (UNDO_SET_DATA or UNDO_QUOTA_STATS), which the caller completes. The old bytes are
+ * kept only inside a multi, the one place a txn rolls back.
+ */
+struct undo *apply_data_replace(struct apply_ctx *c, struct znode *n, enum undo_kind kind, const uint8_t *data,
+				int32_t len);
 
 static inline uint64_t apply_shard_bit(uint64_t hash)
 {
@@ -177,7 +190,7 @@ static inline struct znode *apply_quota_stats_target(struct apply_ctx *c, const 
 
 static inline uint64_t apply_quota_lock_bit(const struct znode *target)
 {
-	return target ? apply_shard_bit(target->hash) : 0;
+	return target ? apply_shard_bit(store_node_hash(target)) : 0;
 }
 
 #endif

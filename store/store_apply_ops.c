@@ -103,10 +103,10 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	if (sequential) {
 		full = apply_xrealloc(NULL, len + 16);
 		memcpy(full, path, len);
-		full_len = len + (size_t)snprintf(full + len, 16, "%010d", parent->cversion_stored);
+		full_len = len + (size_t)snprintf(full + len, 16, "%010d", store_node_cversion_stored(parent));
 		path = full;
 	}
-	if (!store_path_valid(path, full_len)) {
+	if (!store_path_valid(path, full_len) || full_len > STORE_PATH_BYTES_MAX) {
 		rc = ZK_BADARGUMENTS;
 		goto fail;
 	}
@@ -121,7 +121,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 		}
 		goto fail;
 	}
-	if (store_owner_is_session(parent->ephemeral_owner)) {
+	if (parent->kind == ZNODE_EPHEMERAL) {
 		rc = ZK_NOCHILDRENFOREPHEMERALS;
 		goto fail;
 	}
@@ -129,51 +129,50 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	rc = apply_quota_check(c, path, full_len, data_bytes, 1);
 	if (rc != ZK_OK)
 		goto fail;
-	if (parent->child_count >= STORE_CHILDREN_MAX) {
+	if (store_node_child_count(parent) >= STORE_CHILDREN_MAX) {
 		rc = ZK_SYSTEMERROR;
 		goto fail;
 	}
 
-	struct znode *n = store_node_new(path, full_len);
+	int64_t owner = 0;
+	if (ephemeral)
+		owner = txn->session_id;
+	else if (container)
+		owner = ZK_EPHEMERAL_OWNER_CONTAINER;
+	else if (is_ttl)
+		owner = ZK_EPHEMERAL_OWNER_TTL_MASK | rq->ttl;
+	/* As ZooKeeper's createStat: pzxid = czxid (no dir yet), versions 0. */
+	struct znode *n = store_node_new(path, full_len, hash, owner, rq->data.data, rq->data.len);
 	if (!n)
-		abort();
+		apply_out_of_memory();
 	store_acl_free(n->acl);
 	n->acl = acl;
 	acl = NULL;
-	if (rq->data.len > 0) {
-		n->data = apply_xrealloc(NULL, (size_t)rq->data.len);
-		memcpy(n->data, rq->data.data, (size_t)rq->data.len);
-	}
-	n->data_len = rq->data.len;
-	n->czxid = n->mzxid = n->pzxid = txn->zxid;
+	n->czxid = n->mzxid = txn->zxid;
 	n->ctime = n->mtime = txn->time_ms;
-	if (ephemeral)
-		n->ephemeral_owner = txn->session_id;
-	else if (container)
-		n->ephemeral_owner = ZK_EPHEMERAL_OWNER_CONTAINER;
-	else if (is_ttl)
-		n->ephemeral_owner = ZK_EPHEMERAL_OWNER_TTL_MASK | rq->ttl;
 
 	struct znode *quota_target = apply_quota_create_prepare(c, n);
-	apply_ctx_lock(c, apply_shard_bit(hash) | apply_shard_bit(parent->hash) | apply_quota_lock_bit(quota_target));
+	uint64_t parent_hash = store_node_hash(parent);
+	apply_ctx_lock(c, apply_shard_bit(hash) | apply_shard_bit(parent_hash) | apply_quota_lock_bit(quota_target));
 	/* Under the parent's lock: readers may be walking the array realloc moves. */
 	if (store_node_children_reserve(parent) != 0)
-		abort();
+		apply_out_of_memory();
 	store_snap_preserve(s, parent);
+	struct znode_dir *pd = parent->dir;
 	struct undo *u = apply_undo_push(c, UNDO_CREATE, n);
-	u->old_cversion_stored = parent->cversion_stored;
-	u->old_pzxid = parent->pzxid;
-	store_node_link(s, parent, n);
-	parent->cversion_stored = version_next(parent->cversion_stored);
-	parent->pzxid = txn->zxid;
+	u->old_cversion_stored = pd->cversion_stored;
+	u->old_pzxid = pd->pzxid;
+	store_node_link(s, parent, n, hash);
+	pd->cversion_stored = version_next(pd->cversion_stored);
+	pd->pzxid = txn->zxid;
 	if (ephemeral) {
 		assert(c->session);
 		if (store_session_ephemeral_add(s, c->session, n) != 0)
-			abort();
+			apply_out_of_memory();
 	}
 	apply_quota_create_apply(c, n, quota_target, data_bytes);
-	apply_trigger_push(c, n, ZK_EVENT_NODE_CREATED);
-	apply_trigger_push(c, parent, ZK_EVENT_NODE_CHILDREN_CHANGED);
+	apply_trigger_push_hashed(c, n, hash, ZK_EVENT_NODE_CREATED);
+	apply_trigger_push_hashed(c, parent, parent_hash, ZK_EVENT_NODE_CHILDREN_CHANGED);
 	free(full);
 
 	jute_write_string(out, n->path, (int32_t)n->path_len);
@@ -197,15 +196,15 @@ static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znod
 {
 	struct store *s = c->s;
 	struct znode *parent = n->parent;
-	assert(parent && n->child_count == 0);
+	assert(parent && parent->dir && store_node_child_count(n) == 0);
 	store_snap_preserve(s, n);
 	store_snap_preserve(s, parent);
 	apply_quota_note_node(c, n, true);
 	struct undo *u = apply_undo_push(c, UNDO_DELETE, n);
-	u->old_cversion_stored = parent->cversion_stored;
-	u->old_pzxid = parent->pzxid;
-	if (store_owner_is_session(n->ephemeral_owner)) {
-		struct session *se = store_session_find(s, n->ephemeral_owner);
+	u->old_cversion_stored = parent->dir->cversion_stored;
+	u->old_pzxid = parent->dir->pzxid;
+	if (n->kind == ZNODE_EPHEMERAL) {
+		struct session *se = store_session_find(s, store_node_owner(n));
 		if (se)
 			store_session_ephemeral_remove(s, se, n);
 	}
@@ -215,7 +214,7 @@ static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znod
 	 * suffixes count creates only; the cversion clients see still grows by one,
 	 * because numChildren dropped (see store_node_stat).
 	 */
-	parent->pzxid = c->txn->zxid;
+	parent->dir->pzxid = c->txn->zxid;
 	if (quota_target)
 		apply_quota_stats_add(c, quota_target, -1, -(int64_t)(n->data_len > 0 ? n->data_len : 0));
 	apply_trigger_push(c, n, ZK_EVENT_NODE_DELETED);
@@ -240,23 +239,24 @@ static int32_t op_delete(struct apply_ctx *c, const struct req *rq)
 	    path_is_keeper(s, path, len))
 		return ZK_BADARGUMENTS;
 	size_t parent_len = (size_t)((const char *)memrchr(path, '/', len) - path);
-	struct znode *parent = parent_len == 0 ? s->root : apply_find(s, path, parent_len);
+	uint64_t parent_hash = parent_len == 0 ? store_hash_bytes("/", 1) : store_hash_bytes(path, parent_len);
+	struct znode *parent = parent_len == 0 ? s->root : store_node_find(s, path, parent_len, parent_hash);
 	if (!parent)
 		return rq->type == STORE_OP_TRY_REMOVE ? ZK_OK : ZK_NONODE;
 	if (!store_acl_permits(parent->acl, ZK_PERM_DELETE, c->txn->auth))
 		return ZK_NOAUTH;
-	struct znode *n = apply_find(s, path, len);
+	uint64_t hash = store_hash_bytes(path, len);
+	struct znode *n = store_node_find(s, path, len, hash);
 	/* ClickHouse TryRemove: the "nothing to delete" outcomes are success, unchanged. */
 	bool try_remove = rq->type == STORE_OP_TRY_REMOVE;
 	if (!n)
 		return try_remove ? ZK_OK : ZK_NONODE;
 	if (rq->version != -1 && rq->version != n->version)
 		return try_remove ? ZK_OK : ZK_BADVERSION;
-	if (n->child_count > 0)
+	if (store_node_child_count(n) > 0)
 		return try_remove ? ZK_OK : ZK_NOTEMPTY;
 	struct znode *quota_target = apply_quota_delete_prepare(c, n);
-	apply_ctx_lock(c, apply_shard_bit(n->hash) | apply_shard_bit(parent->hash) |
-		       apply_quota_lock_bit(quota_target));
+	apply_ctx_lock(c, apply_shard_bit(hash) | apply_shard_bit(parent_hash) | apply_quota_lock_bit(quota_target));
 	delete_node_locked(c, n, quota_target);
 	return ZK_OK;
 }
@@ -276,16 +276,17 @@ static int32_t op_delete_container(struct apply_ctx *c, const struct req *rq)
 	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_special(path, len) ||
 	    path_is_keeper(s, path, len))
 		return ZK_BADARGUMENTS;
-	struct znode *n = apply_find(s, path, len);
+	uint64_t hash = store_hash_bytes(path, len);
+	struct znode *n = store_node_find(s, path, len, hash);
 	if (!n || !n->parent)
 		return ZK_NONODE;
-	if (n->child_count > 0)
+	if (store_node_child_count(n) > 0)
 		return ZK_NOTEMPTY;
-	if (!store_owner_is_reapable(n->ephemeral_owner) || !store_node_reapable_at(n, c->txn->time_ms))
+	if (n->kind != ZNODE_REAPABLE || !store_node_reapable_at(n, c->txn->time_ms))
 		return ZK_BADVERSION;
 	struct znode *quota_target = apply_quota_delete_prepare(c, n);
-	apply_ctx_lock(c, apply_shard_bit(n->hash) | apply_shard_bit(n->parent->hash) |
-		       apply_quota_lock_bit(quota_target));
+	apply_ctx_lock(c, apply_shard_bit(hash) | apply_shard_bit(store_node_hash(n->parent)) |
+			       apply_quota_lock_bit(quota_target));
 	delete_node_locked(c, n, quota_target);
 	return ZK_OK;
 }
@@ -297,7 +298,8 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
 	if (!store_path_valid(path, len) || path_is_keeper(s, path, len))
 		return ZK_BADARGUMENTS;
-	struct znode *n = apply_find(s, path, len);
+	uint64_t hash = store_hash_bytes(path, len);
+	struct znode *n = store_node_find(s, path, len, hash);
 	if (!n)
 		return ZK_NONODE;
 	if (!store_acl_permits(n->acl, ZK_PERM_WRITE, c->txn->auth))
@@ -308,31 +310,20 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 		return rc;
 	if (rq->version != -1 && rq->version != n->version)
 		return ZK_BADVERSION;
-	uint8_t *data = NULL;
-	if (rq->data.len > 0) {
-		data = apply_xrealloc(NULL, (size_t)rq->data.len);
-		memcpy(data, rq->data.data, (size_t)rq->data.len);
-	}
 	struct znode *quota_target = apply_quota_stats_target(c, n->path, n->path_len, NULL);
-	apply_ctx_lock(c, apply_shard_bit(n->hash) | apply_quota_lock_bit(quota_target));
+	apply_ctx_lock(c, apply_shard_bit(hash) | apply_quota_lock_bit(quota_target));
 	store_snap_preserve(s, n);
 	apply_quota_note_node(c, n, true);
-	struct undo *u = apply_undo_push(c, UNDO_SET_DATA, n);
-	u->old_data = n->data;
-	u->old_data_len = n->data_len;
+	struct undo *u = apply_data_replace(c, n, UNDO_SET_DATA, rq->data.data, rq->data.len);
 	u->old_version = n->version;
 	u->old_mzxid = n->mzxid;
 	u->old_mtime = n->mtime;
-	atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0), memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(rq->data.len > 0 ? rq->data.len : 0), memory_order_relaxed);
-	n->data = data;
-	n->data_len = rq->data.len;
 	n->version = version_next(n->version);
 	n->mzxid = c->txn->zxid;
 	n->mtime = c->txn->time_ms;
 	if (quota_target)
 		apply_quota_stats_add(c, quota_target, 0, bytes_diff);
-	apply_trigger_push(c, n, ZK_EVENT_NODE_DATA_CHANGED);
+	apply_trigger_push_hashed(c, n, hash, ZK_EVENT_NODE_DATA_CHANGED);
 	apply_write_stat(out, n);
 	return ZK_OK;
 }
@@ -359,7 +350,7 @@ static int32_t op_set_acl(struct apply_ctx *c, const struct req *rq, struct jute
 		store_acl_free(acl);
 		return rc;
 	}
-	apply_ctx_lock(c, apply_shard_bit(n->hash));
+	apply_ctx_lock(c, apply_shard_bit(store_node_hash(n)));
 	store_snap_preserve(s, n);
 	struct undo *u = apply_undo_push(c, UNDO_SET_ACL, n);
 	u->old_acl = n->acl;
@@ -444,17 +435,18 @@ static int32_t op_remove_recursive(struct apply_ctx *c, const struct req *rq)
 			free(order);
 			return ZK_NOAUTH;
 		}
-		if (count + x->child_count > limit) {
+		uint32_t children = store_node_child_count(x);
+		if (count + children > limit) {
 			free(order);
 			return ZK_NOTEMPTY;
 		}
-		if (count + x->child_count > cap) {
-			while (count + x->child_count > cap)
+		if (count + children > cap) {
+			while (count + children > cap)
 				cap *= 2;
 			order = apply_xrealloc(order, cap * sizeof *order);
 		}
-		for (uint32_t k = 0; k < x->child_count; k++)
-			order[count++] = x->children[k];
+		for (uint32_t k = 0; k < children; k++)
+			order[count++] = x->dir->children[k];
 	}
 	assert(c->all_locked);
 	/* Breadth-first order reversed: every node goes after all of its descendants. */

@@ -52,13 +52,14 @@
 static bool name_is(const struct znode *n, const char *name)
 {
 	size_t len = strlen(name);
-	return n->path_len - n->name_off == len && memcmp(n->path + n->name_off, name, len) == 0;
+	size_t off = store_node_name_off(n);
+	return n->path_len - off == len && memcmp(n->path + off, name, len) == 0;
 }
 
 /* Length of ZooKeeper's parentName of n: "" (0) for a child of "/". */
 static size_t parent_name_len(const struct znode *n)
 {
-	return n->name_off - 1;
+	return store_node_name_off(n) - 1;
 }
 
 static bool parent_starts_with(const struct znode *n, const char *prefix)
@@ -97,7 +98,13 @@ void apply_quota_note_node_slow(struct apply_ctx *c, const struct znode *n, bool
 		q->node_cap = q->node_cap ? q->node_cap * 2 : 4;
 		q->nodes = apply_xrealloc(q->nodes, q->node_cap * sizeof *q->nodes);
 	}
-	q->nodes[q->node_count++] = (struct quota_node_before){ n->path, n->path_len, existed, n->data, n->data_len };
+	/* A copy: a later change of n in this txn rewrites its value in place. */
+	uint8_t *data = NULL;
+	if (n->data_len > 0) {
+		data = apply_xrealloc(NULL, (size_t)n->data_len);
+		memcpy(data, store_node_data(n), (size_t)n->data_len);
+	}
+	q->nodes[q->node_count++] = (struct quota_node_before){ n->path, n->path_len, existed, data, n->data_len };
 }
 
 static void quota_root_change(struct apply_ctx *c, const char *root, size_t len, bool member)
@@ -173,7 +180,7 @@ static bool quota_data_before(struct apply_ctx *c, const char *path, size_t len,
 	struct znode *n = apply_find(c->s, path, len);
 	if (!n)
 		return false;
-	*data = n->data;
+	*data = store_node_data(n);
 	*data_len = n->data_len;
 	return true;
 }
@@ -274,26 +281,20 @@ struct znode *apply_quota_stats_target_slow(struct apply_ctx *c, const char *pat
 	return t;
 }
 
-/* Replaces a stats node's data (its shard locked), recording the undo. Takes text. */
+/* Replaces a stats node's data (its shard locked), recording the undo. Frees text. */
 static void quota_replace_data(struct apply_ctx *c, struct znode *t, uint8_t *text, int32_t len)
 {
-	struct store *s = c->s;
-	assert(c->all_locked || (c->locked_mask & apply_shard_bit(t->hash)));
-	store_snap_preserve(s, t);
+	assert(c->all_locked || (c->locked_mask & apply_shard_bit(store_node_hash(t))));
+	store_snap_preserve(c->s, t);
 	apply_quota_note_node(c, t, true);
-	struct undo *u = apply_undo_push(c, UNDO_QUOTA_STATS, t);
-	u->old_data = t->data;
-	u->old_data_len = t->data_len;
-	atomic_fetch_sub_explicit(&s->data_bytes, (uint64_t)(t->data_len > 0 ? t->data_len : 0), memory_order_relaxed);
-	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(len > 0 ? len : 0), memory_order_relaxed);
-	t->data = text;
-	t->data_len = len;
+	apply_data_replace(c, t, UNDO_QUOTA_STATS, text, len);
+	free(text);
 }
 
 void apply_quota_stats_add(struct apply_ctx *c, struct znode *t, int64_t count_diff, int64_t bytes_diff)
 {
 	int32_t len;
-	uint8_t *text = store_quota_stats_update(t->data, t->data_len, count_diff, bytes_diff, &len);
+	uint8_t *text = store_quota_stats_update(store_node_data(t), t->data_len, count_diff, bytes_diff, &len);
 	if (text)
 		quota_replace_data(c, t, text, len);
 }
@@ -323,8 +324,8 @@ static inline bool quota_maybe_special(const struct znode *n)
 /* Rule 1 for a create of n (not linked yet); returns the stats node rule 3 updates. */
 struct znode *apply_quota_create_prepare(struct apply_ctx *c, struct znode *n)
 {
-	size_t parent_len = parent_name_len(n);
-	if (quota_maybe_special(n) && parent_len > STORE_QUOTA_PREFIX_LEN && name_is(n, STORE_QUOTA_LIMITS_NAME) &&
+	size_t parent_len = quota_maybe_special(n) ? parent_name_len(n) : 0;
+	if (parent_len > STORE_QUOTA_PREFIX_LEN && name_is(n, STORE_QUOTA_LIMITS_NAME) &&
 	    parent_starts_with(n, STORE_QUOTA_PREFIX)) {
 		size_t rest = parent_len - STORE_QUOTA_PREFIX_LEN;
 		char *root = apply_xrealloc(NULL, rest + 1);
@@ -349,8 +350,8 @@ void apply_quota_create_apply(struct apply_ctx *c, struct znode *n, struct znode
 /* Rule 1 for a delete of n; returns the stats node rule 3 updates (never n itself). */
 struct znode *apply_quota_delete_prepare(struct apply_ctx *c, struct znode *n)
 {
-	size_t parent_len = parent_name_len(n);
-	if (quota_maybe_special(n) && parent_len > STORE_QUOTA_PREFIX_LEN && name_is(n, STORE_QUOTA_LIMITS_NAME) &&
+	size_t parent_len = quota_maybe_special(n) ? parent_name_len(n) : 0;
+	if (parent_len > STORE_QUOTA_PREFIX_LEN && name_is(n, STORE_QUOTA_LIMITS_NAME) &&
 	    parent_starts_with(n, "/zookeeper")) {
 		size_t rest = parent_len - STORE_QUOTA_PREFIX_LEN;
 		char *root = apply_xrealloc(NULL, rest + 1);

@@ -24,22 +24,19 @@ void store_unlock_all(struct store *s)
 		pthread_mutex_unlock(&s->shards[i].lock);
 }
 
-static struct znode *system_node(struct store *s, struct znode *parent, const char *path, const char *data)
+/* data[0..len): ZooKeeper's system nodes hold byte[0] (len 0), not null. */
+static struct znode *system_node(struct store *s, struct znode *parent, const char *path, const void *data,
+				 size_t len)
 {
-	struct znode *n = store_node_new(path, strlen(path));
+	uint64_t hash = store_hash_bytes(path, strlen(path));
+	struct znode *n = store_node_new(path, strlen(path), hash, 0, data, (int32_t)len);
 	assert(n);
-	size_t len = data ? strlen(data) : 0;
-	if (len) {
-		n->data = apply_xrealloc(NULL, len);
-		memcpy(n->data, data, len);
-	}
-	n->data_len = (int32_t)len; /* ZooKeeper's system nodes hold byte[0], not null */
 	if (parent) {
 		int rc = store_node_children_reserve(parent);
 		assert(rc == 0);
 		(void)rc;
 	}
-	store_node_link(s, parent, n);
+	store_node_link(s, parent, n, hash);
 	return n;
 }
 
@@ -63,10 +60,11 @@ struct store *store_create(const struct store_config *cfg)
 	if (cfg)
 		s->cfg = *cfg;
 	/* As ZooKeeper's DataTree: system nodes with zxid 0, linked without stat changes. */
-	s->root = system_node(s, NULL, "/", NULL);
-	struct znode *zk = system_node(s, s->root, "/zookeeper", NULL);
-	system_node(s, zk, "/zookeeper/quota", NULL);
-	struct znode *config = system_node(s, zk, "/zookeeper/config", cfg ? cfg->config_text : NULL);
+	s->root = system_node(s, NULL, "/", NULL, 0);
+	struct znode *zk = system_node(s, s->root, "/zookeeper", NULL, 0);
+	system_node(s, zk, "/zookeeper/quota", NULL, 0);
+	const char *config_text = cfg && cfg->config_text ? cfg->config_text : "";
+	struct znode *config = system_node(s, zk, "/zookeeper/config", config_text, strlen(config_text));
 	/* ZooKeeper protects the config node: READ_ACL_UNSAFE, set with aversion -1. */
 	static const struct zk_acl read_unsafe = { ZK_PERM_READ, { { (const uint8_t *)"world", 5 },
 								   { (const uint8_t *)"anyone", 6 } } };
@@ -83,14 +81,10 @@ struct store *store_create(const struct store_config *cfg)
 	s->watches_per_watcher_max = cfg && cfg->watches_per_watcher_max ? cfg->watches_per_watcher_max
 									  : STORE_WATCHES_PER_WATCHER_MAX;
 	if (s->keeper_api) {
-		struct znode *keeper = system_node(s, s->root, "/keeper", NULL);
-		system_node(s, keeper, "/keeper/api_version", STORE_KEEPER_API_VERSION);
-		struct znode *flags = system_node(s, keeper, "/keeper/feature_flags", NULL);
+		struct znode *keeper = system_node(s, s->root, "/keeper", NULL, 0);
+		system_node(s, keeper, "/keeper/api_version", STORE_KEEPER_API_VERSION, strlen(STORE_KEEPER_API_VERSION));
 		static const uint8_t bits[] = STORE_KEEPER_FEATURE_FLAGS;
-		flags->data = apply_xrealloc(NULL, sizeof bits);
-		memcpy(flags->data, bits, sizeof bits);
-		flags->data_len = (int32_t)sizeof bits;
-		atomic_fetch_add_explicit(&s->data_bytes, sizeof bits, memory_order_relaxed);
+		system_node(s, keeper, "/keeper/feature_flags", bits, sizeof bits);
 	}
 	return s;
 }

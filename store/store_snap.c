@@ -200,15 +200,15 @@ static void snap_view(const struct znode *n, struct store_snap_node *v)
 		.path = n->path,
 		.path_len = n->path_len,
 		.data_len = n->data_len,
-		.data = n->data,
+		.data = store_node_data(n),
 		.czxid = n->czxid,
 		.mzxid = n->mzxid,
-		.pzxid = n->pzxid,
+		.pzxid = store_node_pzxid(n),
 		.ctime = n->ctime,
 		.mtime = n->mtime,
-		.ephemeral_owner = n->ephemeral_owner,
+		.ephemeral_owner = store_node_owner(n),
 		.version = n->version,
-		.cversion_stored = n->cversion_stored,
+		.cversion_stored = store_node_cversion_stored(n),
 		.aversion = n->aversion,
 		.acl_count = n->acl->count,
 		.acl = n->acl->entries,
@@ -239,7 +239,7 @@ void store_snap_preserve_slow(struct store *s, struct znode *n)
 	c->node.path = p;
 	p += n->path_len;
 	if (data) {
-		memcpy(p, n->data, data);
+		memcpy(p, store_node_data(n), data);
 		c->node.data = (const uint8_t *)p;
 		p += data;
 	} else {
@@ -256,7 +256,7 @@ void store_snap_preserve_slow(struct store *s, struct znode *n)
 		p += e->id_len;
 	}
 	c->node.acl = c->acl;
-	unsigned shard = store_shard_of(n->hash);
+	unsigned shard = store_shard_of(store_node_hash(n));
 	c->next = sn->copies[shard];
 	sn->copies[shard] = c;
 	n->snap_epoch = sn->epoch;
@@ -334,41 +334,63 @@ int store_load_quota_root(struct store *s, const char *root, size_t len)
 	return 0;
 }
 
+/* The image's fields of n other than its path, owner and value. */
 static int load_fill(struct znode *n, const struct store_snap_node *v)
 {
 	struct acl_list *acl = store_acl_copy(v->acl, v->acl_count);
-	uint8_t *data = NULL;
 	if (!acl)
 		return -ENOMEM;
-	if (v->data_len > 0) {
-		data = malloc((size_t)v->data_len);
-		if (!data) {
+	/* A node without a dir reads pzxid = czxid and cversion 0: others need one. */
+	if (n->dir || v->pzxid != v->czxid || v->cversion_stored != 0) {
+		struct znode_dir *d = store_node_dir(n);
+		if (!d) {
 			store_acl_free(acl);
 			return -ENOMEM;
 		}
-		memcpy(data, v->data, (size_t)v->data_len);
+		d->pzxid = v->pzxid;
+		d->cversion_stored = v->cversion_stored;
 	}
-	free(n->data);
 	store_acl_free(n->acl);
-	n->data = data;
-	n->data_len = v->data_len < 0 ? -1 : v->data_len;
 	n->acl = acl;
 	n->czxid = v->czxid;
 	n->mzxid = v->mzxid;
-	n->pzxid = v->pzxid;
 	n->ctime = v->ctime;
 	n->mtime = v->mtime;
-	n->ephemeral_owner = v->ephemeral_owner;
 	n->version = v->version;
-	n->cversion_stored = v->cversion_stored;
 	n->aversion = v->aversion;
+	return 0;
+}
+
+/*
+ * A system node store_create made, met in the image: its state comes from there. On
+ * an error it may be half changed: the caller discards the store (a failed load).
+ */
+static int load_system_node(struct store *s, struct znode *n, const struct store_snap_node *v, char *why,
+			    size_t why_size)
+{
+	if (v->ephemeral_owner != 0) {
+		why_set(why, why_size, "a system node with an owner", v->path, v->path_len);
+		return -EINVAL;
+	}
+	uint64_t old = n->data_len > 0 ? (uint64_t)n->data_len : 0;
+	uint8_t *displaced;
+	int rc = load_fill(n, v);
+	if (rc == 0)
+		rc = store_node_data_set(n, v->data, v->data_len, &displaced);
+	if (rc < 0)
+		return rc;
+	free(displaced);
+	atomic_fetch_sub_explicit(&s->data_bytes, old, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0), memory_order_relaxed);
+	n->snap_epoch = UINT32_MAX;
 	return 0;
 }
 
 int store_load_node(struct store *s, const struct store_snap_node *v, char *why, size_t why_size)
 {
-	if (v->path_len == 0 || v->path[0] != '/' || (v->path_len > 1 && v->path[v->path_len - 1] == '/') ||
-	    memchr(v->path, '\0', v->path_len) || v->acl_count == 0) {
+	if (v->path_len == 0 || v->path_len > STORE_PATH_BYTES_MAX || v->path[0] != '/' ||
+	    (v->path_len > 1 && v->path[v->path_len - 1] == '/') || memchr(v->path, '\0', v->path_len) ||
+	    v->acl_count == 0) {
 		why_set(why, why_size, "bad node path or ACL", v->path, v->path_len);
 		return -EINVAL;
 	}
@@ -377,7 +399,7 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 	uint64_t hash = store_hash_bytes(v->path, v->path_len);
 	struct shard *sh = &s->shards[store_shard_of(hash)];
 	/* Built outside the lock; most nodes are new. */
-	struct znode *fresh = store_node_new(v->path, v->path_len);
+	struct znode *fresh = store_node_new(v->path, v->path_len, hash, v->ephemeral_owner, v->data, v->data_len);
 	if (!fresh)
 		return -ENOMEM;
 	int rc = load_fill(fresh, v);
@@ -389,7 +411,7 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 	pthread_mutex_lock(&sh->lock);
 	struct znode *n = store_node_find(s, v->path, v->path_len, hash);
 	if (!n) {
-		store_node_hash_insert(s, fresh);
+		store_node_hash_insert(s, fresh, hash);
 		pthread_mutex_unlock(&sh->lock);
 		return 0;
 	}
@@ -401,14 +423,7 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 		why_set(why, why_size, "a node is in the image twice", v->path, v->path_len);
 		return -EINVAL;
 	}
-	uint64_t old = n->data_len > 0 ? (uint64_t)n->data_len : 0;
-	rc = load_fill(n, v);
-	if (rc == 0) {
-		atomic_fetch_sub_explicit(&s->data_bytes, old, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0),
-					  memory_order_relaxed);
-		n->snap_epoch = UINT32_MAX;
-	}
+	rc = load_system_node(s, n, v, why, why_size);
 	pthread_mutex_unlock(&sh->lock);
 	store_node_free(fresh);
 	return rc;
@@ -426,11 +441,11 @@ static int load_link(struct store *s, struct znode *n, char *why, size_t why_siz
 	if (store_node_children_reserve(parent) != 0)
 		return -ENOMEM;
 	n->parent = parent;
-	n->parent_slot = parent->child_count;
-	parent->children[parent->child_count++] = n;
+	n->parent_slot = parent->dir->child_count;
+	parent->dir->children[parent->dir->child_count++] = n;
 	store_reapable_link(s, n);
-	if (store_owner_is_session(n->ephemeral_owner)) {
-		struct session *se = store_session_find(s, n->ephemeral_owner);
+	if (n->kind == ZNODE_EPHEMERAL) {
+		struct session *se = store_session_find(s, store_node_owner(n));
 		if (!se) {
 			why_set(why, why_size, "an ephemeral node belongs to no session of the image", n->path,
 				n->path_len);

@@ -68,7 +68,7 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 	case SW_CHILD:
 		if (!n)
 			fn(ctx, watcher, ZK_EVENT_NODE_DELETED, path, len, -1);
-		else if (n->pzxid > rel_zxid)
+		else if (store_node_pzxid(n) > rel_zxid)
 			fn(ctx, watcher, ZK_EVENT_NODE_CHILDREN_CHANGED, path, len, -1);
 		else
 			store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth, NULL);
