@@ -170,7 +170,7 @@ void apply_trigger_push_hashed(struct apply_ctx *c, const struct znode *n, uint6
 		c->trig_cap = c->trig_cap ? c->trig_cap * 2 : 8;
 		c->trig = apply_xrealloc(c->trig, c->trig_cap * sizeof *c->trig);
 	}
-	c->trig[c->trig_count++] = (struct trigger){ n->path, n->path_len, hash, type, n->acl };
+	c->trig[c->trig_count++] = (struct trigger){ n->path, n->path_len, hash, type, store_node_acl(c->s, n) };
 }
 
 /* The end of a txn: the copies of the limits and stats nodes' data it noted go. */
@@ -190,8 +190,8 @@ static void ctx_commit(struct apply_ctx *c, store_event_fn fn, void *ctx)
 				    c->txn->zxid, c->trig[i].acl, fn, ctx);
 	/* Parents that lost children may give memory back (still under their locks). */
 	for (size_t i = 0; i < c->undo_count; i++)
-		if (c->undo[i].kind == UNDO_DELETE && c->undo[i].node->parent)
-			store_node_children_trim(c->undo[i].node->parent);
+		if (c->undo[i].kind == UNDO_DELETE)
+			store_node_children_trim(c->undo[i].parent);
 	atomic_store(&s->last_zxid, c->txn->zxid);
 	ctx_unlock(c);
 	/*
@@ -205,13 +205,13 @@ static void ctx_commit(struct apply_ctx *c, store_event_fn fn, void *ctx)
 		case UNDO_CREATE:
 			break;
 		case UNDO_DELETE:
-			store_node_free(u->node);
+			store_node_free(s, u->node);
 			break;
 		case UNDO_SET_DATA:
 			free(u->old_data);
 			break;
 		case UNDO_SET_ACL:
-			store_acl_free(u->old_acl);
+			store_acl_release(s, u->old_acl_id);
 			break;
 		case UNDO_QUOTA_STATS:
 			free(u->old_data);
@@ -274,17 +274,17 @@ static void ctx_rollback(struct apply_ctx *c)
 		struct znode *n = u->node;
 		switch (u->kind) {
 		case UNDO_CREATE: {
-			struct znode *p = n->parent;
+			struct znode *p = u->parent;
 			if (n->kind == ZNODE_EPHEMERAL)
 				store_session_ephemeral_remove(s, store_session_find(s, store_node_owner(n)), n);
-			store_node_unlink(s, n);
+			store_node_unlink(s, p, n);
 			p->dir->cversion_stored = u->old_cversion_stored;
 			p->dir->pzxid = u->old_pzxid;
-			store_node_free(n);
+			store_node_free(s, n);
 			break;
 		}
 		case UNDO_DELETE: {
-			struct znode *p = n->parent;
+			struct znode *p = u->parent;
 			/* Unlink left the room (no shrink before commit), so these cannot fail. */
 			int rc = store_node_children_reserve(p);
 			assert(rc == 0);
@@ -306,8 +306,8 @@ static void ctx_rollback(struct apply_ctx *c)
 			n->mtime = u->old_mtime;
 			break;
 		case UNDO_SET_ACL:
-			store_acl_free(n->acl);
-			n->acl = u->old_acl;
+			store_acl_release(s, n->acl_id);
+			n->acl_id = u->old_acl_id;
 			n->aversion = u->old_version;
 			break;
 		case UNDO_QUOTA_STATS:
@@ -470,7 +470,7 @@ static int32_t apply_close_session(struct apply_ctx *c, store_event_fn fn, void 
 	struct session *se = c->session;
 	/* Ephemerals never have children, so any order works; newest first is cheapest. */
 	while (se->ephemeral_count > 0)
-		apply_delete_node(c, se->ephemerals[se->ephemeral_count - 1]);
+		apply_delete_node(c, se->ephemerals[se->ephemeral_count - 1], NULL);
 	ctx_commit(c, fn, ctx);
 	store_session_remove(s, se->id);
 	c->session = NULL;

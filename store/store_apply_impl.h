@@ -44,6 +44,7 @@ enum undo_kind { UNDO_CREATE, UNDO_DELETE, UNDO_SET_DATA, UNDO_SET_ACL, UNDO_QUO
 struct undo {
 	enum undo_kind kind;
 	struct znode *node;
+	struct znode *parent;        /* node's, for create / delete */
 	int32_t old_cversion_stored; /* parent's, for create / delete */
 	int64_t old_pzxid;
 	uint8_t *old_data; /* a copy of the old value, inside a multi only (malloc'd) */
@@ -51,7 +52,7 @@ struct undo {
 	int32_t old_version;
 	int64_t old_mzxid;
 	int64_t old_mtime;
-	struct acl_list *old_acl;
+	uint32_t old_acl_id; /* setACL's: released at commit */
 };
 
 struct trigger {
@@ -136,8 +137,9 @@ static inline uint64_t apply_shard_bit(uint64_t hash)
 
 /* store_apply_ops.c */
 int32_t apply_op_write(struct apply_ctx *c, const struct req *rq, struct jute_writer *out);
-/* Deletes n with every shard locked (multi, closeSession, removeRecursive). */
-void apply_delete_node(struct apply_ctx *c, struct znode *n);
+/* Deletes n with every shard locked (multi, closeSession, removeRecursive); parent
+ * NULL: looked up. */
+void apply_delete_node(struct apply_ctx *c, struct znode *n, struct znode *parent);
 
 /* Inside a multi, a create answers with a Stat only for container and TTL modes. */
 static inline bool apply_multi_create_has_stat(int32_t flags)

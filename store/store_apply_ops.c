@@ -95,7 +95,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 		rc = ZK_NONODE;
 		goto fail;
 	}
-	if (!store_acl_permits(parent->acl, ZK_PERM_CREATE, txn->auth)) {
+	if (!store_acl_permits(store_node_acl(c->s, parent), ZK_PERM_CREATE, txn->auth)) {
 		rc = ZK_NOAUTH;
 		goto fail;
 	}
@@ -145,9 +145,10 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	struct znode *n = store_node_new(path, full_len, hash, owner, rq->data.data, rq->data.len);
 	if (!n)
 		apply_out_of_memory();
-	store_acl_free(n->acl);
-	n->acl = acl;
+	n->acl_id = store_acl_intern(s, acl);
 	acl = NULL;
+	if (n->acl_id == STORE_ACL_NONE)
+		apply_out_of_memory();
 	n->czxid = n->mzxid = txn->zxid;
 	n->ctime = n->mtime = txn->time_ms;
 
@@ -160,6 +161,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	store_snap_preserve(s, parent);
 	struct znode_dir *pd = parent->dir;
 	struct undo *u = apply_undo_push(c, UNDO_CREATE, n);
+	u->parent = parent;
 	u->old_cversion_stored = pd->cversion_stored;
 	u->old_pzxid = pd->pzxid;
 	store_node_link(s, parent, n, hash);
@@ -192,15 +194,16 @@ fail:
  * Unlinks one node (its, its parent's and quota_target's shards locked), recording
  * undo and triggers. quota_target comes from apply_quota_delete_prepare(c, n).
  */
-static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znode *quota_target)
+static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znode *parent,
+			       struct znode *quota_target)
 {
 	struct store *s = c->s;
-	struct znode *parent = n->parent;
 	assert(parent && parent->dir && store_node_child_count(n) == 0);
 	store_snap_preserve(s, n);
 	store_snap_preserve(s, parent);
 	apply_quota_note_node(c, n, true);
 	struct undo *u = apply_undo_push(c, UNDO_DELETE, n);
+	u->parent = parent;
 	u->old_cversion_stored = parent->dir->cversion_stored;
 	u->old_pzxid = parent->dir->pzxid;
 	if (n->kind == ZNODE_EPHEMERAL) {
@@ -208,7 +211,7 @@ static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znod
 		if (se)
 			store_session_ephemeral_remove(s, se, n);
 	}
-	store_node_unlink(s, n);
+	store_node_unlink(s, parent, n);
 	/*
 	 * The stored cversion is not bumped by a delete (ZOOKEEPER-1046), so sequence
 	 * suffixes count creates only; the cversion clients see still grows by one,
@@ -222,10 +225,15 @@ static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znod
 }
 
 /* delete_node_locked with every shard locked (multi, closeSession, removeRecursive). */
-void apply_delete_node(struct apply_ctx *c, struct znode *n)
+void apply_delete_node(struct apply_ctx *c, struct znode *n, struct znode *parent)
 {
 	assert(c->all_locked);
-	delete_node_locked(c, n, apply_quota_delete_prepare(c, n));
+	if (!parent) {
+		size_t parent_len = store_parent_len(n->path, n->path_len);
+		parent = apply_find(c->s, n->path, parent_len);
+		assert(parent);
+	}
+	delete_node_locked(c, n, parent, apply_quota_delete_prepare(c, n));
 }
 
 static int32_t op_delete(struct apply_ctx *c, const struct req *rq)
@@ -243,7 +251,7 @@ static int32_t op_delete(struct apply_ctx *c, const struct req *rq)
 	struct znode *parent = parent_len == 0 ? s->root : store_node_find(s, path, parent_len, parent_hash);
 	if (!parent)
 		return rq->type == STORE_OP_TRY_REMOVE ? ZK_OK : ZK_NONODE;
-	if (!store_acl_permits(parent->acl, ZK_PERM_DELETE, c->txn->auth))
+	if (!store_acl_permits(store_node_acl(c->s, parent), ZK_PERM_DELETE, c->txn->auth))
 		return ZK_NOAUTH;
 	uint64_t hash = store_hash_bytes(path, len);
 	struct znode *n = store_node_find(s, path, len, hash);
@@ -257,7 +265,7 @@ static int32_t op_delete(struct apply_ctx *c, const struct req *rq)
 		return try_remove ? ZK_OK : ZK_NOTEMPTY;
 	struct znode *quota_target = apply_quota_delete_prepare(c, n);
 	apply_ctx_lock(c, apply_shard_bit(hash) | apply_shard_bit(parent_hash) | apply_quota_lock_bit(quota_target));
-	delete_node_locked(c, n, quota_target);
+	delete_node_locked(c, n, parent, quota_target);
 	return ZK_OK;
 }
 
@@ -278,16 +286,20 @@ static int32_t op_delete_container(struct apply_ctx *c, const struct req *rq)
 		return ZK_BADARGUMENTS;
 	uint64_t hash = store_hash_bytes(path, len);
 	struct znode *n = store_node_find(s, path, len, hash);
-	if (!n || !n->parent)
+	if (!n)
 		return ZK_NONODE;
 	if (store_node_child_count(n) > 0)
 		return ZK_NOTEMPTY;
 	if (n->kind != ZNODE_REAPABLE || !store_node_reapable_at(n, c->txn->time_ms))
 		return ZK_BADVERSION;
+	/* n is not "/" (a special path), so it has a parent. */
+	size_t parent_len = store_parent_len(path, len);
+	uint64_t parent_hash = store_hash_bytes(path, parent_len);
+	struct znode *parent = store_node_find(s, path, parent_len, parent_hash);
+	assert(parent);
 	struct znode *quota_target = apply_quota_delete_prepare(c, n);
-	apply_ctx_lock(c, apply_shard_bit(hash) | apply_shard_bit(store_node_hash(n->parent)) |
-			       apply_quota_lock_bit(quota_target));
-	delete_node_locked(c, n, quota_target);
+	apply_ctx_lock(c, apply_shard_bit(hash) | apply_shard_bit(parent_hash) | apply_quota_lock_bit(quota_target));
+	delete_node_locked(c, n, parent, quota_target);
 	return ZK_OK;
 }
 
@@ -302,7 +314,7 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 	struct znode *n = store_node_find(s, path, len, hash);
 	if (!n)
 		return ZK_NONODE;
-	if (!store_acl_permits(n->acl, ZK_PERM_WRITE, c->txn->auth))
+	if (!store_acl_permits(store_node_acl(c->s, n), ZK_PERM_WRITE, c->txn->auth))
 		return ZK_NOAUTH;
 	int64_t bytes_diff = (int64_t)(rq->data.len > 0 ? rq->data.len : 0) - (n->data_len > 0 ? n->data_len : 0);
 	int32_t rc = apply_quota_check(c, path, len, bytes_diff, 0);
@@ -342,7 +354,7 @@ static int32_t op_set_acl(struct apply_ctx *c, const struct req *rq, struct jute
 	struct znode *n = apply_find(s, path, len);
 	if (!n)
 		rc = ZK_NONODE;
-	else if (!store_acl_permits(n->acl, ZK_PERM_ADMIN, c->txn->auth))
+	else if (!store_acl_permits(store_node_acl(c->s, n), ZK_PERM_ADMIN, c->txn->auth))
 		rc = ZK_NOAUTH;
 	else if (rq->version != -1 && rq->version != n->aversion)
 		rc = ZK_BADVERSION;
@@ -353,9 +365,12 @@ static int32_t op_set_acl(struct apply_ctx *c, const struct req *rq, struct jute
 	apply_ctx_lock(c, apply_shard_bit(store_node_hash(n)));
 	store_snap_preserve(s, n);
 	struct undo *u = apply_undo_push(c, UNDO_SET_ACL, n);
-	u->old_acl = n->acl;
+	uint32_t acl_id = store_acl_intern(s, acl);
+	if (acl_id == STORE_ACL_NONE)
+		apply_out_of_memory();
+	u->old_acl_id = n->acl_id;
 	u->old_version = n->aversion;
-	n->acl = acl;
+	n->acl_id = acl_id;
 	n->aversion = version_next(n->aversion);
 	apply_write_stat(out, n);
 	return ZK_OK;
@@ -389,7 +404,7 @@ static int32_t op_check(struct apply_ctx *c, const struct req *rq)
 	}
 	if (!n)
 		return ZK_NONODE;
-	if (!store_acl_permits(n->acl, ZK_PERM_READ, c->txn->auth))
+	if (!store_acl_permits(store_node_acl(c->s, n), ZK_PERM_READ, c->txn->auth))
 		return ZK_NOAUTH;
 	if (rq->version != -1 && rq->version != n->version)
 		return ZK_BADVERSION;
@@ -420,40 +435,49 @@ static int32_t op_remove_recursive(struct apply_ctx *c, const struct req *rq)
 	struct znode *n = apply_find(s, path, len);
 	if (!parent || !n)
 		return ZK_OK;
-	if (!store_acl_permits(parent->acl, ZK_PERM_DELETE, c->txn->auth))
+	if (!store_acl_permits(store_node_acl(c->s, parent), ZK_PERM_DELETE, c->txn->auth))
 		return ZK_NOAUTH;
 	/* Collect the subtree breadth-first, bounded by the limit (the root counts). */
 	size_t limit = rq->version > 0 ? (size_t)rq->version : 0;
 	if (limit == 0)
 		return ZK_NOTEMPTY;
 	size_t cap = 16, count = 0;
+	/* order[i]'s parent is parents[i] */
 	struct znode **order = apply_xrealloc(NULL, cap * sizeof *order);
-	order[count++] = n;
+	struct znode **parents = apply_xrealloc(NULL, cap * sizeof *parents);
+	int32_t rc = ZK_OK;
+	order[count] = n;
+	parents[count++] = parent;
 	for (size_t i = 0; i < count; i++) {
 		struct znode *x = order[i];
-		if (x != n && !store_acl_permits(x->parent->acl, ZK_PERM_DELETE, c->txn->auth)) {
-			free(order);
-			return ZK_NOAUTH;
+		if (x != n && !store_acl_permits(store_node_acl(s, parents[i]), ZK_PERM_DELETE, c->txn->auth)) {
+			rc = ZK_NOAUTH;
+			goto out;
 		}
 		uint32_t children = store_node_child_count(x);
 		if (count + children > limit) {
-			free(order);
-			return ZK_NOTEMPTY;
+			rc = ZK_NOTEMPTY;
+			goto out;
 		}
 		if (count + children > cap) {
 			while (count + children > cap)
 				cap *= 2;
 			order = apply_xrealloc(order, cap * sizeof *order);
+			parents = apply_xrealloc(parents, cap * sizeof *parents);
 		}
-		for (uint32_t k = 0; k < children; k++)
-			order[count++] = x->dir->children[k];
+		for (uint32_t k = 0; k < children; k++) {
+			order[count] = x->dir->children[k];
+			parents[count++] = x;
+		}
 	}
 	assert(c->all_locked);
 	/* Breadth-first order reversed: every node goes after all of its descendants. */
 	for (size_t i = count; i-- > 0;)
-		apply_delete_node(c, order[i]);
+		apply_delete_node(c, order[i], parents[i]);
+out:
 	free(order);
-	return ZK_OK;
+	free(parents);
+	return rc;
 }
 
 int32_t apply_op_write(struct apply_ctx *c, const struct req *rq, struct jute_writer *out)

@@ -20,15 +20,17 @@
  *      (including the reg's links in watcher->regs[shard]).
  *   2. Several shards are always locked in ascending index order. Readers hold one
  *      shard at a time, except getAllChildrenNumber, which locks all in order.
- *   3. Lock order: shards -> recursive.lock -> watchers.lock -> sessions.lock.
+ *   3. Lock order: shards -> recursive.lock -> watchers.lock -> sessions.lock ->
+ *      acls.lock (the ACL table's, taken last and alone by the applier and loaders).
  *      Nothing is locked while the event callback runs except the shards of the txn
  *      and recursive.lock (the callback must not call back into the store).
  *   4. The applier is the only writer of znodes and sessions, so it reads both without
  *      locks; it takes the locks only to mutate and to touch watch tables.
- *   5. A znode's address, path, parent pointer, kind, ephemeralOwner and czxid/ctime
- *      never change after it is linked. A child is unlinked from its parent's array
- *      under the parent's shard lock before it is freed, so a reader holding the
- *      parent's lock may read its children's immutable fields.
+ *   5. A znode's address, path, kind, ephemeralOwner and czxid/ctime never change
+ *      after it is linked. A child is unlinked from its parent's array under the
+ *      parent's shard lock before it is freed, so a reader holding the parent's lock
+ *      may read its children's immutable fields. (A node does not point to its
+ *      parent: the applier finds it by the path, or knows it.)
  */
 #ifndef RK_STORE_IMPL_H
 #define RK_STORE_IMPL_H
@@ -63,6 +65,23 @@ struct acl_list {
 
 /* The shared [31, world:anyone] list; never freed. */
 extern const struct acl_list store_acl_open;
+
+/*
+ * The store's lists, each kept once (store_acl_table.c has the invariants): a node
+ * holds an id. STORE_ACL_OPEN_ID is store_acl_open's, always valid.
+ */
+#define STORE_ACL_OPEN_ID 0u
+#define STORE_ACL_NONE UINT32_MAX /* store_acl_intern: out of memory */
+#define STORE_ACL_CHUNK_SHIFT 8
+#define STORE_ACL_CHUNK (1u << STORE_ACL_CHUNK_SHIFT)
+#define STORE_ACL_CHUNKS_MAX (1u << 22) /* 2^30 distinct lists */
+
+struct acl_slot {
+	const struct acl_list *list; /* NULL while the slot is free */
+	uint64_t hash;               /* of the entries */
+	uint64_t refs;               /* nodes and pending undo entries holding the id */
+	uint32_t chain;              /* next id in its index bucket or on the free list */
+};
 
 /*
  * Validates and fixes up a requested ACL (dedup, `auth` expansion) per ZooKeeper's
@@ -149,9 +168,7 @@ struct znode_reapable {
 };
 
 struct znode {
-	struct znode *parent;  /* NULL for "/" */
 	struct znode_dir *dir; /* NULL: never had a child (see above) */
-	struct acl_list *acl;
 	int64_t czxid;
 	int64_t mzxid;
 	int64_t ctime;
@@ -163,6 +180,7 @@ struct znode {
 	/* Chain in its shard's bucket; next to the path, which a lookup compares, so a
 	 * step along a chain usually reads one cache line. */
 	struct znode *hash_next;
+	uint32_t acl_id; /* in store->acls (store_acl_at) */
 	/*
 	 * The epoch of the snapshot that has this node's image (store_snap.h): set, with
 	 * the shard locked, by the walker that emitted it or by the applier that copied
@@ -360,6 +378,19 @@ struct store {
 	struct znode *root;
 	bool keeper_api;        /* store_config.keeper_api: /keeper system nodes exist */
 	uint32_t watches_per_watcher_max; /* store_config's, or STORE_WATCHES_PER_WATCHER_MAX */
+	/* The interned ACL lists (store_acl_table.c); its lock is the last in the order. */
+	struct {
+		pthread_mutex_t lock;
+		_Atomic(struct acl_slot **) dir; /* chunk pointers */
+		uint32_t dir_cap;                /* entries in dir */
+		uint32_t used;                   /* ids handed out so far (high-water mark) */
+		uint32_t free;                   /* first free id, UINT32_MAX: none */
+		uint32_t count;                  /* live lists, id 0 not counted */
+		uint32_t *buckets;               /* index: hash -> first id of its chain */
+		size_t mask;
+		struct acl_slot ***old_dirs;     /* replaced directories, freed with the store */
+		size_t old_count;
+	} acls;
 	struct znode *reapable; /* containers and TTL nodes; see znode_reapable */
 	size_t reapable_count;
 	_Atomic int64_t last_zxid;
@@ -399,6 +430,33 @@ static inline void store_snap_preserve(struct store *s, struct znode *n)
 		store_snap_preserve_slow(s, n);
 }
 
+/* ACL lists (store_acl_table.c). */
+void store_acls_init(struct store *s);
+void store_acls_destroy(struct store *s);
+/*
+ * The id of a list equal to acl, one more reference to it; takes acl (frees it when
+ * an equal list is kept already). STORE_ACL_NONE when out of memory (acl freed).
+ */
+uint32_t store_acl_intern(struct store *s, struct acl_list *acl);
+/* Drops one reference; the list goes with the last. */
+void store_acl_release(struct store *s, uint32_t id);
+/* Bytes of the table and its lists, as the allocator counts them (locks the table). */
+size_t store_acl_table_bytes(struct store *s);
+
+/* The list of a live id: any thread that found the id in a node under its shard lock. */
+static inline const struct acl_list *store_acl_at(struct store *s, uint32_t id)
+{
+	if (id == STORE_ACL_OPEN_ID)
+		return &store_acl_open;
+	struct acl_slot **dir = atomic_load_explicit(&s->acls.dir, memory_order_acquire);
+	return dir[id >> STORE_ACL_CHUNK_SHIFT][id & (STORE_ACL_CHUNK - 1)].list;
+}
+
+static inline const struct acl_list *store_node_acl(struct store *s, const struct znode *n)
+{
+	return store_acl_at(s, n->acl_id);
+}
+
 /* Tree primitives (store_tree.c). Lookups: caller holds the shard lock or is the applier. */
 struct znode *store_node_find(struct store *s, const char *path, size_t len, uint64_t hash);
 static inline uint64_t store_node_hash(const struct znode *n)
@@ -418,7 +476,8 @@ static inline unsigned store_node_hash_tag(uint64_t hash)
  */
 struct znode *store_node_new(const char *path, size_t len, uint64_t hash, int64_t owner, const uint8_t *data,
 			     int32_t data_len);
-void store_node_free(struct znode *n);
+/* Frees n, its value, dir and its reference to its ACL list. */
+void store_node_free(struct store *s, struct znode *n);
 /*
  * Replaces n's value (applier with n's shard locked, or a loader): in place when it
  * fits, else in a block of its own. *displaced gets the block of the old value when it
@@ -431,7 +490,7 @@ int store_node_data_set(struct znode *n, const uint8_t *data, int32_t data_len, 
 void store_node_hash_insert(struct store *s, struct znode *n, uint64_t hash);
 /* Applier, with the node's and the parent's shards locked. */
 void store_node_link(struct store *s, struct znode *parent, struct znode *n, uint64_t hash);
-void store_node_unlink(struct store *s, struct znode *n);
+void store_node_unlink(struct store *s, struct znode *parent, struct znode *n);
 /*
  * The Stat as clients see it: cversion = 2 * cversion_stored - numChildren, and
  * ephemeralOwner 0 for containers and TTL nodes (ZooKeeper's getClientEphemeralOwner;

@@ -56,6 +56,7 @@ struct store *store_create(const struct store_config *cfg)
 	store_watches_init(s);
 	store_sessions_init(s);
 	store_quota_init(s);
+	store_acls_init(s);
 	s->enforce_quota = cfg && cfg->enforce_quota;
 	if (cfg)
 		s->cfg = *cfg;
@@ -72,7 +73,8 @@ struct store *store_create(const struct store_config *cfg)
 	int32_t rc = store_acl_fixup(&read_unsafe, 1, NULL, &acl);
 	assert(rc == ZK_OK);
 	(void)rc;
-	config->acl = acl;
+	config->acl_id = store_acl_intern(s, acl);
+	assert(config->acl_id != STORE_ACL_NONE);
 	config->aversion = -1;
 	if (config->data_len > 0)
 		config->version = -1; /* as a quorum peer's; its mtime stays 0 (ZooKeeper's is
@@ -99,7 +101,7 @@ void store_destroy(struct store *s)
 			struct znode *n = sh->buckets[b];
 			while (n) {
 				struct znode *next = n->hash_next;
-				store_node_free(n);
+				store_node_free(s, n);
 				n = next;
 			}
 		}
@@ -108,6 +110,7 @@ void store_destroy(struct store *s)
 	store_watches_destroy(s);
 	store_sessions_destroy(s);
 	store_quota_destroy(s);
+	store_acls_destroy(s); /* after the nodes, which release their lists */
 	for (unsigned i = 0; i < STORE_SHARDS; i++)
 		pthread_mutex_destroy(&s->shards[i].lock);
 	free(s);

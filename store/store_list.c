@@ -94,7 +94,7 @@ static int32_t list_with_stats(struct store *s, uint64_t watcher, const struct s
 	const struct znode *n = store_node_find(s, path, len, hash);
 	if (!n)
 		return ZK_NONODE;
-	if (!store_acl_permits(n->acl, ZK_PERM_READ, auth))
+	if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth))
 		return ZK_NOAUTH;
 	bool plain = !rq->with_stat && !rq->with_data && rq->list_type == 0;
 	uint32_t listed = 0, child_count = store_node_child_count(n);
@@ -105,7 +105,7 @@ static int32_t list_with_stats(struct store *s, uint64_t watcher, const struct s
 			listed++;
 			continue;
 		}
-		if (!store_acl_permits(c->acl, ZK_PERM_READ, auth))
+		if (!store_acl_permits(store_node_acl(s, c), ZK_PERM_READ, auth))
 			return ZK_NOAUTH;
 		listed += list_type_passes(c, rq->list_type);
 	}
@@ -139,7 +139,7 @@ static int32_t list_recursive(struct store *s, const struct store_auth *auth, co
 	const struct znode *n = store_node_find(s, path, len, hash);
 	if (!n)
 		return ZK_NONODE;
-	if (!store_acl_permits(n->acl, ZK_PERM_READ, auth))
+	if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth))
 		return ZK_NOAUTH;
 	size_t cap = 64, count = 0;
 	const struct znode **queue = malloc(cap * sizeof *queue);
@@ -153,7 +153,7 @@ static int32_t list_recursive(struct store *s, const struct store_auth *auth, co
 		const struct znode *x = next == 0 ? n : queue[next - 1];
 		for (uint32_t i = 0; i < store_node_child_count(x); i++) {
 			const struct znode *c = x->dir->children[i];
-			if (!store_acl_permits(c->acl, ZK_PERM_READ, auth))
+			if (!store_acl_permits(store_node_acl(s, c), ZK_PERM_READ, auth))
 				continue;
 			if (count >= rq->limit) {
 				full = true;

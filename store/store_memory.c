@@ -27,8 +27,6 @@ static void node_count(const struct znode *n, struct store_memory *m)
 		m->dirs += malloc_usable_size(n->dir);
 		m->child_slots += n->dir->child_count * sizeof n->dir->children[0];
 	}
-	if (n->acl != &store_acl_open)
-		m->acls += malloc_usable_size(n->acl);
 }
 
 void store_memory_get(struct store *s, struct store_memory *out)
@@ -43,4 +41,5 @@ void store_memory_get(struct store *s, struct store_memory *out)
 				node_count(n, out);
 	}
 	store_unlock_all(s);
+	out->acls = store_acl_table_bytes(s);
 }

@@ -78,7 +78,7 @@ static int32_t read_children(struct store *s, uint64_t watcher, const struct sto
 	struct znode *n = store_node_find(s, path, len, hash);
 	if (!n) {
 		rc = ZK_NONODE;
-	} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
+	} else if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth)) {
 		rc = ZK_NOAUTH;
 	} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth, NULL) != 0) {
 		rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
@@ -195,7 +195,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 		int64_t count = 0;
 		if (!n)
 			rc = ZK_NONODE;
-		else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth))
+		else if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth))
 			rc = ZK_NOAUTH;
 		else if ((count = count_descendants(n)) < 0)
 			rc = ZK_SYSTEMERROR;
@@ -227,7 +227,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 	case ZK_OP_GET_DATA:
 		if (!n) {
 			rc = ZK_NONODE;
-		} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
+		} else if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth)) {
 			rc = ZK_NOAUTH;
 		} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth, NULL) != 0) {
 			rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
@@ -239,10 +239,11 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 	case ZK_OP_GET_ACL:
 		if (!n) {
 			rc = ZK_NONODE;
-		} else if (!store_acl_permits(n->acl, ZK_PERM_READ | ZK_PERM_ADMIN, auth)) {
+		} else if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ | ZK_PERM_ADMIN, auth)) {
 			rc = ZK_NOAUTH;
 		} else {
-			store_acl_write(out, n->acl, !store_acl_permits(n->acl, ZK_PERM_ADMIN, auth));
+			const struct acl_list *acl = store_node_acl(s, n);
+			store_acl_write(out, acl, !store_acl_permits(acl, ZK_PERM_ADMIN, auth));
 			write_stat(out, n);
 		}
 		break;

@@ -194,8 +194,9 @@ static bool snap_wants(const struct store_snap *sn, const struct znode *n)
 	       !store_snap_node_is_configured(sn->store, n->path, n->path_len);
 }
 
-static void snap_view(const struct znode *n, struct store_snap_node *v)
+static void snap_view(struct store *s, const struct znode *n, struct store_snap_node *v)
 {
+	const struct acl_list *acl = store_node_acl(s, n);
 	*v = (struct store_snap_node){
 		.path = n->path,
 		.path_len = n->path_len,
@@ -210,8 +211,8 @@ static void snap_view(const struct znode *n, struct store_snap_node *v)
 		.version = n->version,
 		.cversion_stored = store_node_cversion_stored(n),
 		.aversion = n->aversion,
-		.acl_count = n->acl->count,
-		.acl = n->acl->entries,
+		.acl_count = acl->count,
+		.acl = acl->entries,
 	};
 }
 
@@ -220,7 +221,7 @@ void store_snap_preserve_slow(struct store *s, struct znode *n)
 	struct store_snap *sn = s->snap;
 	if (!snap_wants(sn, n))
 		return;
-	const struct acl_list *acl = n->acl;
+	const struct acl_list *acl = store_node_acl(s, n);
 	size_t data = n->data_len > 0 ? (size_t)n->data_len : 0;
 	size_t strings = 0;
 	for (uint32_t i = 0; i < acl->count; i++)
@@ -234,7 +235,7 @@ void store_snap_preserve_slow(struct store *s, struct znode *n)
 		abort();
 	}
 	char *p = (char *)(c->acl + acl->count);
-	snap_view(n, &c->node);
+	snap_view(s, n, &c->node);
 	memcpy(p, n->path, n->path_len);
 	c->node.path = p;
 	p += n->path_len;
@@ -289,7 +290,7 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 			if (!snap_wants(sn, n))
 				continue;
 			struct store_snap_node v;
-			snap_view(n, &v);
+			snap_view(s, n, &v);
 			bytes += fn(ctx, &v);
 			n->snap_epoch = sn->epoch;
 			sn->stats.nodes_emitted++;
@@ -314,6 +315,13 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 
 /* ---------------------------------------------------------------- loading */
 
+/*
+ * Marks (znode.snap_epoch) while loading, reset to 0 by store_load_finish; no image's
+ * epoch comes near them (epochs count snapshots from 1).
+ */
+#define SNAP_MARK_LOADED UINT32_MAX                /* from the image, not linked yet */
+#define SNAP_MARK_LOADED_LINKED (UINT32_MAX - 1u) /* a system node the image overwrote */
+
 /* why = what + ": " + the path (at most 200 bytes of it). */
 static void why_set(char *why, size_t why_size, const char *what, const char *path, size_t len)
 {
@@ -335,23 +343,22 @@ int store_load_quota_root(struct store *s, const char *root, size_t len)
 }
 
 /* The image's fields of n other than its path, owner and value. */
-static int load_fill(struct znode *n, const struct store_snap_node *v)
+static int load_fill(struct store *s, struct znode *n, const struct store_snap_node *v)
 {
-	struct acl_list *acl = store_acl_copy(v->acl, v->acl_count);
-	if (!acl)
-		return -ENOMEM;
 	/* A node without a dir reads pzxid = czxid and cversion 0: others need one. */
 	if (n->dir || v->pzxid != v->czxid || v->cversion_stored != 0) {
 		struct znode_dir *d = store_node_dir(n);
-		if (!d) {
-			store_acl_free(acl);
+		if (!d)
 			return -ENOMEM;
-		}
 		d->pzxid = v->pzxid;
 		d->cversion_stored = v->cversion_stored;
 	}
-	store_acl_free(n->acl);
-	n->acl = acl;
+	struct acl_list *acl = store_acl_copy(v->acl, v->acl_count);
+	uint32_t acl_id = acl ? store_acl_intern(s, acl) : STORE_ACL_NONE;
+	if (acl_id == STORE_ACL_NONE)
+		return -ENOMEM;
+	store_acl_release(s, n->acl_id);
+	n->acl_id = acl_id;
 	n->czxid = v->czxid;
 	n->mzxid = v->mzxid;
 	n->ctime = v->ctime;
@@ -374,7 +381,7 @@ static int load_system_node(struct store *s, struct znode *n, const struct store
 	}
 	uint64_t old = n->data_len > 0 ? (uint64_t)n->data_len : 0;
 	uint8_t *displaced;
-	int rc = load_fill(n, v);
+	int rc = load_fill(s, n, v);
 	if (rc == 0)
 		rc = store_node_data_set(n, v->data, v->data_len, &displaced);
 	if (rc < 0)
@@ -382,7 +389,7 @@ static int load_system_node(struct store *s, struct znode *n, const struct store
 	free(displaced);
 	atomic_fetch_sub_explicit(&s->data_bytes, old, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0), memory_order_relaxed);
-	n->snap_epoch = UINT32_MAX;
+	n->snap_epoch = SNAP_MARK_LOADED_LINKED;
 	return 0;
 }
 
@@ -402,12 +409,12 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 	struct znode *fresh = store_node_new(v->path, v->path_len, hash, v->ephemeral_owner, v->data, v->data_len);
 	if (!fresh)
 		return -ENOMEM;
-	int rc = load_fill(fresh, v);
+	int rc = load_fill(s, fresh, v);
 	if (rc < 0) {
-		store_node_free(fresh);
+		store_node_free(s, fresh);
 		return rc;
 	}
-	fresh->snap_epoch = UINT32_MAX; /* "loaded, not linked" until store_load_finish */
+	fresh->snap_epoch = SNAP_MARK_LOADED;
 	pthread_mutex_lock(&sh->lock);
 	struct znode *n = store_node_find(s, v->path, v->path_len, hash);
 	if (!n) {
@@ -417,15 +424,15 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 	}
 	/* A system node store_create made ("/", "/zookeeper", "/zookeeper/quota"),
 	 * linked already: its state comes from the image. Met twice: corrupt. */
-	if (n->snap_epoch == UINT32_MAX) {
+	if (n->snap_epoch == SNAP_MARK_LOADED || n->snap_epoch == SNAP_MARK_LOADED_LINKED) {
 		pthread_mutex_unlock(&sh->lock);
-		store_node_free(fresh);
+		store_node_free(s, fresh);
 		why_set(why, why_size, "a node is in the image twice", v->path, v->path_len);
 		return -EINVAL;
 	}
 	rc = load_system_node(s, n, v, why, why_size);
 	pthread_mutex_unlock(&sh->lock);
-	store_node_free(fresh);
+	store_node_free(s, fresh);
 	return rc;
 }
 
@@ -440,7 +447,6 @@ static int load_link(struct store *s, struct znode *n, char *why, size_t why_siz
 	}
 	if (store_node_children_reserve(parent) != 0)
 		return -ENOMEM;
-	n->parent = parent;
 	n->parent_slot = parent->dir->child_count;
 	parent->dir->children[parent->dir->child_count++] = n;
 	store_reapable_link(s, n);
@@ -466,10 +472,11 @@ int store_load_finish(struct store *s, int64_t zxid, char *why, size_t why_size)
 		struct shard *sh = &s->shards[i];
 		for (size_t b = 0; b <= sh->bucket_mask; b++) {
 			for (struct znode *n = sh->buckets[b]; n; n = n->hash_next) {
-				if (n->snap_epoch != UINT32_MAX)
+				uint32_t mark = n->snap_epoch;
+				if (mark != SNAP_MARK_LOADED && mark != SNAP_MARK_LOADED_LINKED)
 					continue;
 				n->snap_epoch = 0;
-				if (n->parent || n == s->root)
+				if (mark == SNAP_MARK_LOADED_LINKED)
 					continue; /* a system node: linked by store_create */
 				int rc = load_link(s, n, why, why_size);
 				if (rc < 0)
@@ -509,6 +516,7 @@ void store_swap(struct store *live, struct store *fresh)
 	pthread_mutex_lock(&live->recursive.lock);
 	pthread_mutex_lock(&live->watchers.lock);
 	pthread_rwlock_wrlock(&live->sessions.lock);
+	pthread_mutex_lock(&live->acls.lock);
 	for (unsigned i = 0; i < STORE_SHARDS; i++) {
 		SWAP(live->shards[i].buckets, fresh->shards[i].buckets);
 		SWAP(live->shards[i].bucket_mask, fresh->shards[i].bucket_mask);
@@ -523,12 +531,26 @@ void store_swap(struct store *live, struct store *fresh)
 	SWAP(live->quota.buckets, fresh->quota.buckets);
 	SWAP(live->quota.mask, fresh->quota.mask);
 	SWAP(live->quota.count, fresh->quota.count);
+	/* The nodes' ACL ids name lists in their own store's table: it goes with them
+	 * (its lock stays: a mutex is not moved). */
+	struct acl_slot **dir = atomic_load(&live->acls.dir);
+	atomic_store(&live->acls.dir, atomic_load(&fresh->acls.dir));
+	atomic_store(&fresh->acls.dir, dir);
+	SWAP(live->acls.dir_cap, fresh->acls.dir_cap);
+	SWAP(live->acls.used, fresh->acls.used);
+	SWAP(live->acls.free, fresh->acls.free);
+	SWAP(live->acls.count, fresh->acls.count);
+	SWAP(live->acls.buckets, fresh->acls.buckets);
+	SWAP(live->acls.mask, fresh->acls.mask);
+	SWAP(live->acls.old_dirs, fresh->acls.old_dirs);
+	SWAP(live->acls.old_count, fresh->acls.old_count);
 	swap_atomic_u64(&live->node_count, &fresh->node_count);
 	swap_atomic_u64(&live->ephemerals_count, &fresh->ephemerals_count);
 	swap_atomic_u64(&live->data_bytes, &fresh->data_bytes);
 	int64_t zxid = atomic_load(&live->last_zxid);
 	atomic_store(&live->last_zxid, atomic_load(&fresh->last_zxid));
 	atomic_store(&fresh->last_zxid, zxid);
+	pthread_mutex_unlock(&live->acls.lock);
 	pthread_rwlock_unlock(&live->sessions.lock);
 	pthread_mutex_unlock(&live->watchers.lock);
 	pthread_mutex_unlock(&live->recursive.lock);

@@ -116,18 +116,18 @@ struct znode *store_node_new(const char *path, size_t len, uint64_t hash, int64_
 	if (data_len > 0)
 		memcpy(n->path + len, data, (size_t)data_len);
 	n->data_len = data_len < 0 ? -1 : data_len;
-	n->acl = (struct acl_list *)&store_acl_open;
+	n->acl_id = STORE_ACL_OPEN_ID;
 	return n;
 }
 
-void store_node_free(struct znode *n)
+void store_node_free(struct store *s, struct znode *n)
 {
 	if (!n)
 		return;
 	if (n->data_external)
 		free((void *)store_node_data(n));
 	free(n->dir);
-	store_acl_free(n->acl);
+	store_acl_release(s, n->acl_id);
 	free(node_base(n));
 }
 
@@ -262,7 +262,6 @@ static void reapable_unlink(struct store *s, struct znode *n)
 void store_node_link(struct store *s, struct znode *parent, struct znode *n, uint64_t hash)
 {
 	store_node_hash_insert(s, n, hash);
-	n->parent = parent;
 	if (parent) {
 		/* Reserved by the caller before any mutation; see op_create. */
 		struct znode_dir *d = parent->dir;
@@ -276,7 +275,7 @@ void store_node_link(struct store *s, struct znode *parent, struct znode *n, uin
 				  memory_order_relaxed);
 }
 
-void store_node_unlink(struct store *s, struct znode *n)
+void store_node_unlink(struct store *s, struct znode *p, struct znode *n)
 {
 	uint64_t hash = store_node_hash(n);
 	struct shard *sh = &s->shards[store_shard_of(hash)];
@@ -288,18 +287,15 @@ void store_node_unlink(struct store *s, struct znode *n)
 	*pp = n->hash_next;
 	n->hash_next = NULL;
 	sh->node_count--;
-	struct znode *p = n->parent;
-	if (p) {
-		struct znode_dir *d = p->dir;
-		assert(d && d->child_count > 0 && d->children[n->parent_slot] == n);
-		struct znode *last = d->children[--d->child_count];
-		d->children[n->parent_slot] = last;
-		last->parent_slot = n->parent_slot;
-		/*
-		 * No shrinking here: a rolled-back multi re-links deleted children and must
-		 * find the room it left. store_node_children_trim() shrinks after commit.
-		 */
-	}
+	struct znode_dir *d = p->dir;
+	assert(d && d->child_count > 0 && d->children[n->parent_slot] == n);
+	struct znode *last = d->children[--d->child_count];
+	d->children[n->parent_slot] = last;
+	last->parent_slot = n->parent_slot;
+	/*
+	 * No shrinking here: a rolled-back multi re-links deleted children and must find
+	 * the room it left. store_node_children_trim() shrinks after commit.
+	 */
 	if (n->kind == ZNODE_REAPABLE)
 		reapable_unlink(s, n);
 	atomic_fetch_sub_explicit(&s->node_count, 1, memory_order_relaxed);
