@@ -39,6 +39,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -123,8 +124,11 @@ void store_acl_write(struct jute_writer *w, const struct acl_list *acl, bool mas
  *                createStat gives a new node. Made before the first child is linked,
  *                or on load for an image whose pzxid or cversion say otherwise.
  *
- * The path hash is not kept: store_node_hash() recomputes it (unlink, a shard's
- * growth, the applier's lock masks), where a lookup needs only the path.
+ * What a node does not keep, to stay small (bench/RESULTS.md, issue 13): its path's
+ * hash (store_node_hash() recomputes it for unlink, a shard's growth and the
+ * applier's lock masks; a 5-bit tag of it filters lookups), a parent pointer (the
+ * applier finds the parent by the path, or knows it), its ACL list (an id of the
+ * store's interned lists), and any field only some nodes need (owner block, dir).
  */
 #define STORE_PATH_BYTES_MAX ((1u << 24) - 1) /* znode.path_len's width; jute.maxbuffer <= 16 MiB */
 #define STORE_NODE_DATA_ROOM_MIN 8           /* room for the external block's address */
@@ -198,6 +202,9 @@ struct znode {
 
 static_assert(sizeof(struct znode_ephemeral) % 8 == 0 && sizeof(struct znode_reapable) % 8 == 0,
 	      "owner blocks keep the znode 8-byte aligned");
+/* Every byte here is paid by every node (1M nodes: 1 MB per byte, more across the
+ * allocator's size classes): a new field needs a reason to be in the header. */
+static_assert(offsetof(struct znode, path) == 76, "the znode header grew");
 
 static inline size_t store_node_owner_block_size(unsigned kind)
 {
