@@ -167,17 +167,15 @@ static void memory_print(struct store *s)
 	struct store_memory m;
 	store_memory_get(s, &m);
 	double n = (double)m.nodes;
-	double values = (double)(m.values_inline + m.values_external);
+	double sum = (double)m.node_blocks + (double)m.values_external + (double)m.dirs + (double)m.buckets +
+		     (double)m.acls;
 	double rounding = (double)m.node_blocks - (double)(m.node_headers + m.owner_blocks + m.paths + m.values_inline);
 	printf("bytes per znode: node block %.1f (header %.1f, owner block %.1f, path %.1f, value %.1f inline, "
 	       "room and rounding %.1f), values elsewhere %.1f, dirs %.1f (child slots in use %.1f), hash buckets "
 	       "%.1f, ACLs %.1f; sum %.1f\n",
 	       (double)m.node_blocks / n, (double)m.node_headers / n, (double)m.owner_blocks / n, (double)m.paths / n,
 	       (double)m.values_inline / n, rounding / n, (double)m.values_external / n, (double)m.dirs / n,
-	       (double)m.child_slots / n, (double)m.buckets / n, (double)m.acls / n,
-	       ((double)m.node_blocks + (double)m.values_external + (double)m.dirs + (double)m.buckets + (double)m.acls) /
-		       n);
-	(void)values;
+	       (double)m.child_slots / n, (double)m.buckets / n, (double)m.acls / n, sum / n);
 }
 
 struct writer_arg {
@@ -253,7 +251,8 @@ int main(int argc, char **argv)
 	memory_print(b.s);
 	unsigned rw_seed = 7;
 	long rw_count = nodes < 1000000 ? nodes : 1000000;
-	printf("get: %.0f ns per getData of a random node (%ld)\n", get_random(&b, nodes, rw_count, &rw_seed), rw_count);
+	double get_ns = get_random(&b, nodes, rw_count, &rw_seed);
+	printf("get: %.0f ns per getData of a random node (%ld)\n", get_ns, rw_count);
 	struct lat sets = { 0 };
 	double s0 = cpu_ms();
 	for (long i = 0; i < rw_count; i++)

@@ -84,7 +84,8 @@ struct store *store_create(const struct store_config *cfg)
 									  : STORE_WATCHES_PER_WATCHER_MAX;
 	if (s->keeper_api) {
 		struct znode *keeper = system_node(s, s->root, "/keeper", NULL, 0);
-		system_node(s, keeper, "/keeper/api_version", STORE_KEEPER_API_VERSION, strlen(STORE_KEEPER_API_VERSION));
+		const char *version = STORE_KEEPER_API_VERSION;
+		system_node(s, keeper, "/keeper/api_version", version, strlen(version));
 		static const uint8_t bits[] = STORE_KEEPER_FEATURE_FLAGS;
 		system_node(s, keeper, "/keeper/feature_flags", bits, sizeof bits);
 	}
