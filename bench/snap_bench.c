@@ -5,7 +5,10 @@
  *
  * Builds N persistent znodes under /b (B-byte values, as ringkeeper-bench --preset
  * create does) through store_apply, then measures:
- *   - RSS per znode;
+ *   - RSS per znode, and where the tree's bytes go (store_memory_get);
+ *   - getData and setData (same size) of random nodes, one thread, no snapshot: the
+ *     store's own read and write costs in CPU time (the build's too), for A/B runs
+ *     of the store's layout;
  *   - the applier's pause to begin an image (store_snap_begin), and, for comparison,
  *     what fork() of this process costs (the other way to take a consistent image);
  *   - writing the file (snap_write): time, walk time, size, longest shard lock hold;
@@ -37,6 +40,14 @@ static double now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* This thread's CPU time: the store's own costs, less the shared machine's noise. */
+static double cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
@@ -115,6 +126,29 @@ static void lat_print(const char *what, struct lat *l)
 	       l->v[l->n / 2] * 1e3, l->v[l->n * 99 / 100] * 1e3, l->v[l->n * 999 / 1000] * 1e3, l->v[l->n - 1], over);
 }
 
+/* The mean CPU cost of `count` getData of random nodes (store_read, one thread), in ns. */
+static double get_random(struct bench *b, long nodes, long count, unsigned *seed)
+{
+	char path[64];
+	struct jute_writer req;
+	jute_writer_init(&req, 256);
+	long found = 0;
+	double t0 = cpu_ms();
+	for (long i = 0; i < count; i++) {
+		int len = snprintf(path, sizeof path, "/b/n%010ld", (long)(rand_r(seed) % nodes));
+		jute_writer_reset(&req);
+		jute_write_string(&req, path, len);
+		jute_write_bool(&req, false);
+		jute_writer_reset(&b->out);
+		found += store_read(b->s, 1, 1, NULL, ZK_OP_GET_DATA, req.buf, req.len, &b->out, NULL) == ZK_OK;
+	}
+	double ns = (cpu_ms() - t0) * 1e6 / (double)count;
+	jute_writer_free(&req);
+	if (found != count)
+		fprintf(stderr, "get: %ld of %ld not found\n", count - found, count);
+	return ns;
+}
+
 static void set_random(struct bench *b, long nodes, const char *data, long value, unsigned *seed, struct lat *l)
 {
 	char path[64];
@@ -126,6 +160,22 @@ static void set_random(struct bench *b, long nodes, const char *data, long value
 	double a0 = now_ms();
 	apply(b, ZK_OP_SET_DATA);
 	lat_add(l, now_ms() - a0);
+}
+
+static void memory_print(struct store *s)
+{
+	struct store_memory m;
+	store_memory_get(s, &m);
+	double n = (double)m.nodes;
+	double sum = (double)m.node_blocks + (double)m.values_external + (double)m.dirs + (double)m.buckets +
+		     (double)m.acls;
+	double rounding = (double)m.node_blocks - (double)(m.node_headers + m.owner_blocks + m.paths + m.values_inline);
+	printf("bytes per znode: node block %.1f (header %.1f, owner block %.1f, path %.1f, value %.1f inline, "
+	       "room and rounding %.1f), values elsewhere %.1f, dirs %.1f (child slots in use %.1f), hash buckets "
+	       "%.1f, ACLs %.1f; sum %.1f\n",
+	       (double)m.node_blocks / n, (double)m.node_headers / n, (double)m.owner_blocks / n, (double)m.paths / n,
+	       (double)m.values_inline / n, rounding / n, (double)m.values_external / n, (double)m.dirs / n,
+	       (double)m.child_slots / n, (double)m.buckets / n, (double)m.acls / n, sum / n);
 }
 
 struct writer_arg {
@@ -188,16 +238,27 @@ int main(int argc, char **argv)
 	for (long i = 0; i < value; i++)
 		data[i] = (char)('a' + i % 26);
 	create(&b, "/b", NULL, -1);
-	double t0 = now_ms();
+	double t0 = now_ms(), c0 = cpu_ms();
 	char path[64];
 	for (long i = 0; i < nodes; i++) {
 		snprintf(path, sizeof path, "/b/n%010ld", i);
 		create(&b, path, data, (int32_t)value);
 	}
-	printf("build: %ld znodes in %.0f ms\n", nodes, now_ms() - t0);
+	printf("build: %ld znodes in %.0f ms (%.0f ms CPU)\n", nodes, now_ms() - t0, cpu_ms() - c0);
 	long rss1 = rss_kb();
 	printf("rss: %.1f MB for %ld znodes: %.0f bytes per znode\n", (double)(rss1 - rss0) / 1024, nodes,
 	       (double)(rss1 - rss0) * 1024 / (double)nodes);
+	memory_print(b.s);
+	unsigned rw_seed = 7;
+	long rw_count = nodes < 1000000 ? nodes : 1000000;
+	double get_ns = get_random(&b, nodes, rw_count, &rw_seed);
+	printf("get: %.0f ns per getData of a random node (%ld)\n", get_ns, rw_count);
+	struct lat sets = { 0 };
+	double s0 = cpu_ms();
+	for (long i = 0; i < rw_count; i++)
+		set_random(&b, nodes, data, value, &rw_seed, &sets);
+	printf("set: %.0f ns per setData of a random node (%ld)\n", (cpu_ms() - s0) * 1e6 / (double)sets.n, sets.n);
+	free(sets.v);
 
 	/* fork(), for comparison: the parent's pause (page tables copied) */
 	double worst = 0;

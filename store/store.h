@@ -368,6 +368,27 @@ void store_stats(struct store *s, struct store_stats *out);
 int64_t store_last_zxid(const struct store *s);
 
 /*
+ * Where the tree's memory goes, in bytes as the allocator counts them
+ * (malloc_usable_size: size-class rounding included), for benchmarks and
+ * bench/RESULTS.md. Walks every node with every shard locked: not for a serving
+ * server's hot path.
+ */
+struct store_memory {
+	uint64_t nodes;
+	uint64_t node_blocks;    /* the znodes' own blocks: owner block, header, path, value room */
+	uint64_t node_headers;   /* of which struct znode headers */
+	uint64_t owner_blocks;   /* of which owner blocks (ephemerals, containers, TTL nodes) */
+	uint64_t paths;          /* of which path bytes */
+	uint64_t values_inline;  /* of which value bytes kept in the node's block */
+	uint64_t values_external; /* values in blocks of their own (grown by a setData) */
+	uint64_t dirs;           /* children arrays with numChildren, cversion, pzxid */
+	uint64_t child_slots;    /* of which slots in use (8 bytes per child) */
+	uint64_t buckets;        /* the path hash's bucket arrays */
+	uint64_t acls;           /* ACL lists other than the shared open one */
+};
+void store_memory_get(struct store *s, struct store_memory *out);
+
+/*
  * Path validation exactly as ZooKeeper's PathUtils.validatePath (UTF-8 input, checked
  * as the UTF-16 code units Java sees). Returns true when valid.
  */

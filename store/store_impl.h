@@ -14,28 +14,34 @@
  *     sessions               rwlock + hash id -> session (timeout, passwd, ephemerals)
  *
  * Locking (see store.h for the thread model)
- *   1. A shard's mutex guards its znode hash, the mutable fields of the znodes in it,
- *      its watch tables and every watch_reg in it (including the reg's links in
- *      watcher->regs[shard]).
+ *   1. A shard's mutex guards its znode hash, the mutable fields of the znodes in it
+ *      (their values included, rewritten in place, and their dirs, which a child's
+ *      create or delete may move), its watch tables and every watch_reg in it
+ *      (including the reg's links in watcher->regs[shard]).
  *   2. Several shards are always locked in ascending index order. Readers hold one
  *      shard at a time, except getAllChildrenNumber, which locks all in order.
- *   3. Lock order: shards -> recursive.lock -> watchers.lock -> sessions.lock.
+ *   3. Lock order: shards -> recursive.lock -> watchers.lock -> sessions.lock ->
+ *      acls.lock (the ACL table's, taken last and alone by the applier and loaders).
  *      Nothing is locked while the event callback runs except the shards of the txn
  *      and recursive.lock (the callback must not call back into the store).
  *   4. The applier is the only writer of znodes and sessions, so it reads both without
  *      locks; it takes the locks only to mutate and to touch watch tables.
- *   5. A znode's path, name, parent pointer, ephemeral_owner and czxid/ctime never
- *      change after it is linked. A child is unlinked from its parent's array under the
- *      parent's shard lock before it is freed, so a reader holding the parent's lock may
- *      read its children's immutable fields.
+ *   5. A znode's address, path, kind, ephemeralOwner and czxid/ctime never change
+ *      after it is linked. A child is unlinked from its parent's array under the
+ *      parent's shard lock before it is freed, so a reader holding the parent's lock
+ *      may read its children's immutable fields. (A node does not point to its
+ *      parent: the applier finds it by the path, or knows it.)
  */
 #ifndef RK_STORE_IMPL_H
 #define RK_STORE_IMPL_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/jute.h"
 #include "core/zk_proto.h"
@@ -62,6 +68,23 @@ struct acl_list {
 extern const struct acl_list store_acl_open;
 
 /*
+ * The store's lists, each kept once (store_acl_table.c has the invariants): a node
+ * holds an id. STORE_ACL_OPEN_ID is store_acl_open's, always valid.
+ */
+#define STORE_ACL_OPEN_ID 0u
+#define STORE_ACL_NONE UINT32_MAX /* store_acl_intern: out of memory */
+#define STORE_ACL_CHUNK_SHIFT 8
+#define STORE_ACL_CHUNK (1u << STORE_ACL_CHUNK_SHIFT)
+#define STORE_ACL_CHUNKS_MAX (1u << 22) /* 2^30 distinct lists */
+
+struct acl_slot {
+	const struct acl_list *list; /* NULL while the slot is free */
+	uint64_t hash;               /* of the entries */
+	uint64_t refs;               /* nodes and pending undo entries holding the id */
+	uint32_t chain;              /* next id in its index bucket or on the free list */
+};
+
+/*
  * Validates and fixes up a requested ACL (dedup, `auth` expansion) per ZooKeeper's
  * fixupACL. Returns ZK_OK with *out set (free with store_acl_free) or ZK_INVALIDACL.
  */
@@ -78,18 +101,40 @@ void store_acl_write(struct jute_writer *w, const struct acl_list *acl, bool mas
 
 /* ---------------------------------------------------------------- tree */
 
-struct znode {
-	struct znode *hash_next; /* chain in its shard's bucket */
-	uint64_t hash;
-	struct znode *parent; /* NULL for "/" */
-	struct znode **children;
-	uint32_t child_count;
-	uint32_t child_cap;
-	uint32_t parent_slot;  /* index in parent->children */
-	uint32_t session_slot; /* index in its session's ephemeral array */
-	uint8_t *data;         /* NULL when data_len <= 0 */
-	int32_t data_len;      /* -1 = jute null */
-	int32_t version;
+/*
+ * A znode is one allocation (store_node_new), its address fixed while it is linked
+ * (hash chains, children arrays, sessions, the reaper's list hold it):
+ *
+ *   [ owner block ][ struct znode ][ path bytes ][ data bytes, then slack ]
+ *                  ^ the pointer    ^ n->path     ^ n->path + path_len
+ *
+ *   owner block  ephemeral nodes (struct znode_ephemeral) and containers / TTL nodes
+ *                (struct znode_reapable) only: their ephemeralOwner and what only
+ *                they need. Persistent nodes, most of a tree, have none (owner 0).
+ *                Which one follows from n->kind, set at creation, never changed.
+ *   data         inline: the value's bytes in the room after the path (at least 8
+ *                bytes, plus whatever the allocator rounded the block up to); a
+ *                setData that fits rewrites them in place, under the shard lock. A
+ *                value that does not fit gets its own block, whose address is kept
+ *                (unaligned) in the first 8 bytes of that room (n->data_external),
+ *                until a later value fits again. store_node_data() finds the bytes.
+ *   dir          (separate, n->dir) children, numChildren, cversion and pzxid, for
+ *                nodes that have or had children; NULL for the rest (most), which
+ *                read pzxid = czxid and cversion = numChildren = 0, as ZooKeeper's
+ *                createStat gives a new node. Made before the first child is linked,
+ *                or on load for an image whose pzxid or cversion say otherwise.
+ *
+ * What a node does not keep, to stay small (bench/RESULTS.md, issue 13): its path's
+ * hash (store_node_hash() recomputes it for unlink, a shard's growth and the
+ * applier's lock masks; a 5-bit tag of it filters lookups), a parent pointer (the
+ * applier finds the parent by the path, or knows it), its ACL list (an id of the
+ * store's interned lists), and any field only some nodes need (owner block, dir).
+ */
+#define STORE_PATH_BYTES_MAX ((1u << 24) - 1) /* znode.path_len's width; jute.maxbuffer <= 16 MiB */
+#define STORE_NODE_DATA_ROOM_MIN 8           /* room for the external block's address */
+
+struct znode_dir {
+	int64_t pzxid;
 	/*
 	 * ZooKeeper's persisted cversion (StatPersisted): +1 per child create, never
 	 * changed by a delete. It names sequential children (the suffix) and tells the
@@ -98,30 +143,139 @@ struct znode {
 	 * store_node_stat() does that translation.
 	 */
 	int32_t cversion_stored;
-	int32_t aversion;
-	int64_t czxid;
-	int64_t mzxid;
-	int64_t pzxid;
-	int64_t ctime;
-	int64_t mtime;
-	int64_t ephemeral_owner;
-	struct acl_list *acl;
+	uint32_t child_count;
+	uint32_t child_cap;
+	struct znode *children[]; /* unordered; children[i]->parent_slot == i */
+};
+
+enum znode_kind {
+	ZNODE_PERSISTENT = 0, /* ephemeralOwner 0: no owner block */
+	ZNODE_EPHEMERAL = 1,  /* owned by a session: struct znode_ephemeral */
+	ZNODE_REAPABLE = 2,   /* container or TTL node: struct znode_reapable */
+};
+
+/* The owner blocks end at the znode, their ephemeralOwner last: it is at n - 8 in both. */
+struct znode_ephemeral {
+	uint32_t session_slot; /* index in its session's ephemeral array */
+	uint32_t unused;
+	int64_t owner; /* the session id */
+};
+
+struct znode_reapable {
 	/*
-	 * Link in store->reapable while this is a linked container or TTL node (the
-	 * reaper's candidate set). Mutated by the applier with the node's shard locked,
-	 * read with every shard locked.
+	 * Link in store->reapable while the node is linked (the reaper's candidate set).
+	 * Mutated by the applier with the node's shard locked, read with every shard
+	 * locked.
 	 */
 	struct znode *reap_prev, *reap_next;
-	uint32_t path_len;
-	uint32_t name_off; /* name = path + name_off; "/" has an empty name */
+	int64_t owner; /* ZK_EPHEMERAL_OWNER_CONTAINER or a TTL marker */
+};
+
+struct znode {
+	struct znode_dir *dir; /* NULL: never had a child (see above) */
+	int64_t czxid;
+	int64_t mzxid;
+	int64_t ctime;
+	int64_t mtime;
+	int32_t version;
+	int32_t aversion;
+	int32_t data_len;     /* -1 = jute null */
+	uint32_t parent_slot; /* index in parent->dir->children */
+	/* Chain in its shard's bucket; next to the path, which a lookup compares, so a
+	 * step along a chain usually reads one cache line. */
+	struct znode *hash_next;
+	uint32_t acl_id; /* in store->acls (store_acl_at) */
 	/*
 	 * The epoch of the snapshot that has this node's image (store_snap.h): set, with
 	 * the shard locked, by the walker that emitted it or by the applier that copied
 	 * it before a change.
 	 */
 	uint32_t snap_epoch;
-	char path[];       /* not NUL-terminated */
+	uint32_t path_len : 24;
+	uint32_t kind : 2;          /* enum znode_kind */
+	uint32_t data_external : 1; /* the value is in its own block (see above) */
+	/* store_node_hash_tag(hash of path): a lookup compares paths only when it matches
+	 * (many paths have the same length: sequential names, generated keys). */
+	uint32_t hash_tag : 5;
+	char path[]; /* not NUL-terminated; the value follows */
 };
+
+static_assert(sizeof(struct znode_ephemeral) % 8 == 0 && sizeof(struct znode_reapable) % 8 == 0,
+	      "owner blocks keep the znode 8-byte aligned");
+/* Every byte here is paid by every node (1M nodes: 1 MB per byte, more across the
+ * allocator's size classes): a new field needs a reason to be in the header. */
+static_assert(offsetof(struct znode, path) == 76, "the znode header grew");
+
+static inline size_t store_node_owner_block_size(unsigned kind)
+{
+	return kind == ZNODE_EPHEMERAL ? sizeof(struct znode_ephemeral)
+	       : kind == ZNODE_REAPABLE ? sizeof(struct znode_reapable)
+					: 0;
+}
+
+/* ephemeralOwner as stored: a session id, the container or TTL marker, or 0. */
+static inline int64_t store_node_owner(const struct znode *n)
+{
+	return n->kind == ZNODE_PERSISTENT ? 0 : ((const int64_t *)n)[-1];
+}
+
+static inline struct znode_ephemeral *store_node_ephemeral(struct znode *n)
+{
+	assert(n->kind == ZNODE_EPHEMERAL);
+	return (struct znode_ephemeral *)n - 1;
+}
+
+static inline struct znode_reapable *store_node_reapable(struct znode *n)
+{
+	assert(n->kind == ZNODE_REAPABLE);
+	return (struct znode_reapable *)n - 1;
+}
+
+/* The value's bytes (data_len of them when data_len > 0). Shard locked or the applier. */
+static inline const uint8_t *store_node_data(const struct znode *n)
+{
+	const uint8_t *room = (const uint8_t *)n->path + n->path_len;
+	if (!n->data_external)
+		return room;
+	const uint8_t *block;
+	memcpy(&block, room, sizeof block);
+	return block;
+}
+
+static inline uint32_t store_node_child_count(const struct znode *n)
+{
+	return n->dir ? n->dir->child_count : 0;
+}
+
+static inline struct znode *const *store_node_children(const struct znode *n)
+{
+	return n->dir ? n->dir->children : NULL;
+}
+
+static inline int64_t store_node_pzxid(const struct znode *n)
+{
+	return n->dir ? n->dir->pzxid : n->czxid;
+}
+
+static inline int32_t store_node_cversion_stored(const struct znode *n)
+{
+	return n->dir ? n->dir->cversion_stored : 0;
+}
+
+/* Where n's name starts in its path ("/" has an empty name: 1). */
+static inline size_t store_node_name_off(const struct znode *n)
+{
+	if (n->path_len == 1)
+		return 1;
+	const char *slash = memrchr(n->path, '/', n->path_len);
+	return (size_t)(slash - n->path) + 1;
+}
+
+/* The name offset of every child of p: its path and a '/' ("/"'s children: 1). */
+static inline size_t store_node_child_name_off(const struct znode *p)
+{
+	return p->path_len == 1 ? 1 : (size_t)p->path_len + 1;
+}
 
 struct watch_path;
 struct watch_reg;
@@ -231,7 +385,20 @@ struct store {
 	struct znode *root;
 	bool keeper_api;        /* store_config.keeper_api: /keeper system nodes exist */
 	uint32_t watches_per_watcher_max; /* store_config's, or STORE_WATCHES_PER_WATCHER_MAX */
-	struct znode *reapable; /* containers and TTL nodes; see znode.reap_prev */
+	/* The interned ACL lists (store_acl_table.c); its lock is the last in the order. */
+	struct {
+		pthread_mutex_t lock;
+		_Atomic(struct acl_slot **) dir; /* chunk pointers */
+		uint32_t dir_cap;                /* entries in dir */
+		uint32_t used;                   /* ids handed out so far (high-water mark) */
+		uint32_t free;                   /* first free id, UINT32_MAX: none */
+		uint32_t count;                  /* live lists, id 0 not counted */
+		uint32_t *buckets;               /* index: hash -> first id of its chain */
+		size_t mask;
+		struct acl_slot ***old_dirs;     /* replaced directories, freed with the store */
+		size_t old_count;
+	} acls;
+	struct znode *reapable; /* containers and TTL nodes; see znode_reapable */
 	size_t reapable_count;
 	_Atomic int64_t last_zxid;
 	_Atomic uint64_t node_count;
@@ -270,15 +437,67 @@ static inline void store_snap_preserve(struct store *s, struct znode *n)
 		store_snap_preserve_slow(s, n);
 }
 
+/* ACL lists (store_acl_table.c). */
+void store_acls_init(struct store *s);
+void store_acls_destroy(struct store *s);
+/*
+ * The id of a list equal to acl, one more reference to it; takes acl (frees it when
+ * an equal list is kept already). STORE_ACL_NONE when out of memory (acl freed).
+ */
+uint32_t store_acl_intern(struct store *s, struct acl_list *acl);
+/* Drops one reference; the list goes with the last. */
+void store_acl_release(struct store *s, uint32_t id);
+/* Bytes of the table and its lists, as the allocator counts them (locks the table). */
+size_t store_acl_table_bytes(struct store *s);
+
+/* The list of a live id: any thread that found the id in a node under its shard lock. */
+static inline const struct acl_list *store_acl_at(struct store *s, uint32_t id)
+{
+	if (id == STORE_ACL_OPEN_ID)
+		return &store_acl_open;
+	struct acl_slot **dir = atomic_load_explicit(&s->acls.dir, memory_order_acquire);
+	return dir[id >> STORE_ACL_CHUNK_SHIFT][id & (STORE_ACL_CHUNK - 1)].list;
+}
+
+static inline const struct acl_list *store_node_acl(struct store *s, const struct znode *n)
+{
+	return store_acl_at(s, n->acl_id);
+}
+
 /* Tree primitives (store_tree.c). Lookups: caller holds the shard lock or is the applier. */
 struct znode *store_node_find(struct store *s, const char *path, size_t len, uint64_t hash);
-struct znode *store_node_new(const char *path, size_t len);
-void store_node_free(struct znode *n);
-/* Puts n in its shard's hash (growing the buckets when full); store_node_link does it. */
-void store_node_hash_insert(struct store *s, struct znode *n);
+static inline uint64_t store_node_hash(const struct znode *n)
+{
+	return store_hash_bytes(n->path, n->path_len);
+}
+/* Bits 32..36 of the path hash: used neither by the shard (the top 6) nor by the
+ * bucket (the low ones, while a shard has fewer than 2^32 buckets). */
+static inline unsigned store_node_hash_tag(uint64_t hash)
+{
+	return (unsigned)(hash >> 32) & 31u;
+}
+/*
+ * A node with this path (hash: store_hash_bytes of it), owner (ephemeralOwner: its
+ * kind follows) and value (data_len -1: null), the rest zero and the open ACL; NULL
+ * when out of memory. len must be in 1..STORE_PATH_BYTES_MAX.
+ */
+struct znode *store_node_new(const char *path, size_t len, uint64_t hash, int64_t owner, const uint8_t *data,
+			     int32_t data_len);
+/* Frees n, its value, dir and its reference to its ACL list. */
+void store_node_free(struct store *s, struct znode *n);
+/*
+ * Replaces n's value (applier with n's shard locked, or a loader): in place when it
+ * fits, else in a block of its own. *displaced gets the block of the old value when it
+ * had one (the caller frees it; readers cannot reach it once the lock is released),
+ * else NULL. 0, or -ENOMEM with n unchanged.
+ */
+int store_node_data_set(struct znode *n, const uint8_t *data, int32_t data_len, uint8_t **displaced);
+/* Puts n (its path hashing to hash) in its shard's hash (growing the buckets when
+ * full); store_node_link does it. */
+void store_node_hash_insert(struct store *s, struct znode *n, uint64_t hash);
 /* Applier, with the node's and the parent's shards locked. */
-void store_node_link(struct store *s, struct znode *parent, struct znode *n);
-void store_node_unlink(struct store *s, struct znode *n);
+void store_node_link(struct store *s, struct znode *parent, struct znode *n, uint64_t hash);
+void store_node_unlink(struct store *s, struct znode *parent, struct znode *n);
 /*
  * The Stat as clients see it: cversion = 2 * cversion_stored - numChildren, and
  * ephemeralOwner 0 for containers and TTL nodes (ZooKeeper's getClientEphemeralOwner;
@@ -306,14 +525,19 @@ static inline int64_t store_owner_ttl_ms(int64_t owner)
 bool store_node_reapable_at(const struct znode *n, int64_t now_ms);
 /* Puts a container or TTL node on store->reapable (any other node: nothing). */
 void store_reapable_link(struct store *s, struct znode *n);
-/* Makes room for one more child (before any mutation). 0, -ENOMEM or -E2BIG. */
+/*
+ * Makes room for one more child, making p's dir if it has none (before any
+ * mutation; p's shard locked: the dir may move). 0, -ENOMEM or -E2BIG.
+ */
 int store_node_children_reserve(struct znode *p);
 /* Gives back memory of a mostly empty children array (shard locked). */
 void store_node_children_trim(struct znode *p);
+/* p's dir, made if it has none (p's shard locked); NULL when out of memory. */
+struct znode_dir *store_node_dir(struct znode *p);
 /* Parent path of path[0..len): length of the prefix, with "/x" -> "/" (1). len must be > 1. */
 size_t store_parent_len(const char *path, size_t len);
 
-/* Sessions (store_session.c). */
+/* Sessions (store_tree.c). */
 struct session *store_session_find(struct store *s, int64_t id); /* applier or rdlock held */
 int store_session_ephemeral_add(struct store *s, struct session *se, struct znode *n);
 void store_session_ephemeral_remove(struct store *s, struct session *se, struct znode *n);

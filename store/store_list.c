@@ -75,7 +75,7 @@ bool store_list_decode(struct jute_reader *r, int32_t opcode)
 /* ClickHouse's filter (isEphemeral: owned by a session); unknown types filter nothing. */
 static bool list_type_passes(const struct znode *c, uint8_t list_type)
 {
-	bool eph = store_owner_is_session(c->ephemeral_owner);
+	bool eph = c->kind == ZNODE_EPHEMERAL;
 	return !((list_type == 1 && eph) || (list_type == 2 && !eph));
 }
 
@@ -94,38 +94,40 @@ static int32_t list_with_stats(struct store *s, uint64_t watcher, const struct s
 	const struct znode *n = store_node_find(s, path, len, hash);
 	if (!n)
 		return ZK_NONODE;
-	if (!store_acl_permits(n->acl, ZK_PERM_READ, auth))
+	if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth))
 		return ZK_NOAUTH;
 	bool plain = !rq->with_stat && !rq->with_data && rq->list_type == 0;
-	uint32_t listed = 0;
-	for (uint32_t i = 0; i < n->child_count; i++) {
-		const struct znode *c = n->children[i];
+	uint32_t listed = 0, child_count = store_node_child_count(n);
+	struct znode *const *children = store_node_children(n);
+	for (uint32_t i = 0; i < child_count; i++) {
+		const struct znode *c = children[i];
 		if (plain) {
 			listed++;
 			continue;
 		}
-		if (!store_acl_permits(c->acl, ZK_PERM_READ, auth))
+		if (!store_acl_permits(store_node_acl(s, c), ZK_PERM_READ, auth))
 			return ZK_NOAUTH;
 		listed += list_type_passes(c, rq->list_type);
 	}
 	if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth, NULL) != 0)
 		return ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 	jute_write_int(out, (int32_t)listed);
-	for (uint32_t i = 0; i < n->child_count; i++) {
-		const struct znode *c = n->children[i];
+	size_t name_off = store_node_child_name_off(n);
+	for (uint32_t i = 0; i < child_count; i++) {
+		const struct znode *c = children[i];
 		if (plain || list_type_passes(c, rq->list_type))
-			jute_write_string(out, c->path + c->name_off, (int32_t)(c->path_len - c->name_off));
+			jute_write_string(out, c->path + name_off, (int32_t)(c->path_len - name_off));
 	}
 	write_node_stat(out, n);
 	jute_write_int(out, rq->with_stat ? (int32_t)listed : 0);
-	for (uint32_t i = 0; rq->with_stat && i < n->child_count; i++)
-		if (list_type_passes(n->children[i], rq->list_type))
-			write_node_stat(out, n->children[i]);
+	for (uint32_t i = 0; rq->with_stat && i < child_count; i++)
+		if (list_type_passes(children[i], rq->list_type))
+			write_node_stat(out, children[i]);
 	jute_write_int(out, rq->with_data ? (int32_t)listed : 0);
-	for (uint32_t i = 0; rq->with_data && i < n->child_count; i++) {
-		const struct znode *c = n->children[i];
+	for (uint32_t i = 0; rq->with_data && i < child_count; i++) {
+		const struct znode *c = children[i];
 		if (list_type_passes(c, rq->list_type))
-			jute_write_buffer(out, c->data, c->data_len);
+			jute_write_buffer(out, store_node_data(c), c->data_len);
 	}
 	return ZK_OK;
 }
@@ -137,7 +139,7 @@ static int32_t list_recursive(struct store *s, const struct store_auth *auth, co
 	const struct znode *n = store_node_find(s, path, len, hash);
 	if (!n)
 		return ZK_NONODE;
-	if (!store_acl_permits(n->acl, ZK_PERM_READ, auth))
+	if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth))
 		return ZK_NOAUTH;
 	size_t cap = 64, count = 0;
 	const struct znode **queue = malloc(cap * sizeof *queue);
@@ -149,9 +151,9 @@ static int32_t list_recursive(struct store *s, const struct store_auth *auth, co
 	/* queue[-1] is n: walk n's children, then each queued node's in turn. */
 	for (size_t next = 0; !full; next++) {
 		const struct znode *x = next == 0 ? n : queue[next - 1];
-		for (uint32_t i = 0; i < x->child_count; i++) {
-			const struct znode *c = x->children[i];
-			if (!store_acl_permits(c->acl, ZK_PERM_READ, auth))
+		for (uint32_t i = 0; i < store_node_child_count(x); i++) {
+			const struct znode *c = x->dir->children[i];
+			if (!store_acl_permits(store_node_acl(s, c), ZK_PERM_READ, auth))
 				continue;
 			if (count >= rq->limit) {
 				full = true;

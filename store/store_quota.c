@@ -393,13 +393,14 @@ void store_quota_subtree_counts(const struct znode *top, uint64_t *count, int64_
 		const struct znode *n = stack[--depth];
 		*count += 1;
 		*bytes += n->data_len > 0 ? n->data_len : 0;
-		if (depth + n->child_count > cap) {
-			while (depth + n->child_count > cap)
+		uint32_t children = store_node_child_count(n);
+		if (depth + children > cap) {
+			while (depth + children > cap)
 				cap *= 2;
 			stack = quota_xrealloc(stack, cap * sizeof *stack);
 		}
-		for (uint32_t i = 0; i < n->child_count; i++)
-			stack[depth++] = n->children[i];
+		for (uint32_t i = 0; i < children; i++)
+			stack[depth++] = n->dir->children[i];
 	}
 	free(stack);
 }

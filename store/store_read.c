@@ -61,7 +61,7 @@ static void write_stat(struct jute_writer *out, const struct znode *n)
 static bool child_listed(const struct znode *child, uint8_t list_type)
 {
 	/* ClickHouse's filter: "ephemeral" means owned by a session. */
-	bool eph = store_owner_is_session(child->ephemeral_owner);
+	bool eph = child->kind == ZNODE_EPHEMERAL;
 	return list_type == 0 || (list_type == 1 && !eph) || (list_type == 2 && eph);
 }
 
@@ -78,20 +78,23 @@ static int32_t read_children(struct store *s, uint64_t watcher, const struct sto
 	struct znode *n = store_node_find(s, path, len, hash);
 	if (!n) {
 		rc = ZK_NONODE;
-	} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
+	} else if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth)) {
 		rc = ZK_NOAUTH;
 	} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_CHILD, auth, NULL) != 0) {
 		rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 	} else {
 		uint8_t list_type = rq->type == ZK_OP_FILTERED_LIST ? rq->list_type : 0;
 		size_t count_at = out->len;
-		jute_write_int(out, (int32_t)n->child_count);
+		uint32_t child_count = store_node_child_count(n);
+		struct znode *const *children = store_node_children(n);
+		size_t name_off = store_node_child_name_off(n);
+		jute_write_int(out, (int32_t)child_count);
 		int32_t listed = 0;
-		for (uint32_t i = 0; i < n->child_count; i++) {
-			const struct znode *c = n->children[i];
+		for (uint32_t i = 0; i < child_count; i++) {
+			const struct znode *c = children[i];
 			if (!child_listed(c, list_type))
 				continue;
-			jute_write_string(out, c->path + c->name_off, (int32_t)(c->path_len - c->name_off));
+			jute_write_string(out, c->path + name_off, (int32_t)(c->path_len - name_off));
 			listed++;
 		}
 		jute_patch_int(out, count_at, listed);
@@ -114,9 +117,10 @@ static int64_t count_descendants(const struct znode *n)
 	stack[top++] = n;
 	while (top) {
 		const struct znode *x = stack[--top];
-		count += x->child_count;
-		if (top + x->child_count > cap) {
-			while (top + x->child_count > cap)
+		uint32_t children = store_node_child_count(x);
+		count += children;
+		if (top + children > cap) {
+			while (top + children > cap)
 				cap *= 2;
 			const struct znode **grown = realloc(stack, cap * sizeof *stack);
 			if (!grown) {
@@ -125,9 +129,9 @@ static int64_t count_descendants(const struct znode *n)
 			}
 			stack = grown;
 		}
-		for (uint32_t i = 0; i < x->child_count; i++)
-			if (x->children[i]->child_count)
-				stack[top++] = x->children[i];
+		for (uint32_t i = 0; i < children; i++)
+			if (store_node_child_count(x->dir->children[i]))
+				stack[top++] = x->dir->children[i];
 	}
 	free(stack);
 	return count;
@@ -191,7 +195,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 		int64_t count = 0;
 		if (!n)
 			rc = ZK_NONODE;
-		else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth))
+		else if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth))
 			rc = ZK_NOAUTH;
 		else if ((count = count_descendants(n)) < 0)
 			rc = ZK_SYSTEMERROR;
@@ -223,22 +227,23 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 	case ZK_OP_GET_DATA:
 		if (!n) {
 			rc = ZK_NONODE;
-		} else if (!store_acl_permits(n->acl, ZK_PERM_READ, auth)) {
+		} else if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ, auth)) {
 			rc = ZK_NOAUTH;
 		} else if (rq->watch && store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth, NULL) != 0) {
 			rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 		} else {
-			jute_write_buffer(out, n->data, n->data_len);
+			jute_write_buffer(out, store_node_data(n), n->data_len);
 			write_stat(out, n);
 		}
 		break;
 	case ZK_OP_GET_ACL:
 		if (!n) {
 			rc = ZK_NONODE;
-		} else if (!store_acl_permits(n->acl, ZK_PERM_READ | ZK_PERM_ADMIN, auth)) {
+		} else if (!store_acl_permits(store_node_acl(s, n), ZK_PERM_READ | ZK_PERM_ADMIN, auth)) {
 			rc = ZK_NOAUTH;
 		} else {
-			store_acl_write(out, n->acl, !store_acl_permits(n->acl, ZK_PERM_ADMIN, auth));
+			const struct acl_list *acl = store_node_acl(s, n);
+			store_acl_write(out, acl, !store_acl_permits(acl, ZK_PERM_ADMIN, auth));
 			write_stat(out, n);
 		}
 		break;

@@ -194,24 +194,25 @@ static bool snap_wants(const struct store_snap *sn, const struct znode *n)
 	       !store_snap_node_is_configured(sn->store, n->path, n->path_len);
 }
 
-static void snap_view(const struct znode *n, struct store_snap_node *v)
+static void snap_view(struct store *s, const struct znode *n, struct store_snap_node *v)
 {
+	const struct acl_list *acl = store_node_acl(s, n);
 	*v = (struct store_snap_node){
 		.path = n->path,
 		.path_len = n->path_len,
 		.data_len = n->data_len,
-		.data = n->data,
+		.data = store_node_data(n),
 		.czxid = n->czxid,
 		.mzxid = n->mzxid,
-		.pzxid = n->pzxid,
+		.pzxid = store_node_pzxid(n),
 		.ctime = n->ctime,
 		.mtime = n->mtime,
-		.ephemeral_owner = n->ephemeral_owner,
+		.ephemeral_owner = store_node_owner(n),
 		.version = n->version,
-		.cversion_stored = n->cversion_stored,
+		.cversion_stored = store_node_cversion_stored(n),
 		.aversion = n->aversion,
-		.acl_count = n->acl->count,
-		.acl = n->acl->entries,
+		.acl_count = acl->count,
+		.acl = acl->entries,
 	};
 }
 
@@ -220,7 +221,7 @@ void store_snap_preserve_slow(struct store *s, struct znode *n)
 	struct store_snap *sn = s->snap;
 	if (!snap_wants(sn, n))
 		return;
-	const struct acl_list *acl = n->acl;
+	const struct acl_list *acl = store_node_acl(s, n);
 	size_t data = n->data_len > 0 ? (size_t)n->data_len : 0;
 	size_t strings = 0;
 	for (uint32_t i = 0; i < acl->count; i++)
@@ -234,12 +235,12 @@ void store_snap_preserve_slow(struct store *s, struct znode *n)
 		abort();
 	}
 	char *p = (char *)(c->acl + acl->count);
-	snap_view(n, &c->node);
+	snap_view(s, n, &c->node);
 	memcpy(p, n->path, n->path_len);
 	c->node.path = p;
 	p += n->path_len;
 	if (data) {
-		memcpy(p, n->data, data);
+		memcpy(p, store_node_data(n), data);
 		c->node.data = (const uint8_t *)p;
 		p += data;
 	} else {
@@ -256,7 +257,7 @@ void store_snap_preserve_slow(struct store *s, struct znode *n)
 		p += e->id_len;
 	}
 	c->node.acl = c->acl;
-	unsigned shard = store_shard_of(n->hash);
+	unsigned shard = store_shard_of(store_node_hash(n));
 	c->next = sn->copies[shard];
 	sn->copies[shard] = c;
 	n->snap_epoch = sn->epoch;
@@ -289,7 +290,7 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 			if (!snap_wants(sn, n))
 				continue;
 			struct store_snap_node v;
-			snap_view(n, &v);
+			snap_view(s, n, &v);
 			bytes += fn(ctx, &v);
 			n->snap_epoch = sn->epoch;
 			sn->stats.nodes_emitted++;
@@ -314,6 +315,13 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 
 /* ---------------------------------------------------------------- loading */
 
+/*
+ * Marks (znode.snap_epoch) while loading, reset to 0 by store_load_finish; no image's
+ * epoch comes near them (epochs count snapshots from 1).
+ */
+#define SNAP_MARK_LOADED UINT32_MAX                /* from the image, not linked yet */
+#define SNAP_MARK_LOADED_LINKED (UINT32_MAX - 1u) /* a system node the image overwrote */
+
 /* why = what + ": " + the path (at most 200 bytes of it). */
 static void why_set(char *why, size_t why_size, const char *what, const char *path, size_t len)
 {
@@ -334,41 +342,62 @@ int store_load_quota_root(struct store *s, const char *root, size_t len)
 	return 0;
 }
 
-static int load_fill(struct znode *n, const struct store_snap_node *v)
+/* The image's fields of n other than its path, owner and value. */
+static int load_fill(struct store *s, struct znode *n, const struct store_snap_node *v)
 {
-	struct acl_list *acl = store_acl_copy(v->acl, v->acl_count);
-	uint8_t *data = NULL;
-	if (!acl)
-		return -ENOMEM;
-	if (v->data_len > 0) {
-		data = malloc((size_t)v->data_len);
-		if (!data) {
-			store_acl_free(acl);
+	/* A node without a dir reads pzxid = czxid and cversion 0: others need one. */
+	if (n->dir || v->pzxid != v->czxid || v->cversion_stored != 0) {
+		struct znode_dir *d = store_node_dir(n);
+		if (!d)
 			return -ENOMEM;
-		}
-		memcpy(data, v->data, (size_t)v->data_len);
+		d->pzxid = v->pzxid;
+		d->cversion_stored = v->cversion_stored;
 	}
-	free(n->data);
-	store_acl_free(n->acl);
-	n->data = data;
-	n->data_len = v->data_len < 0 ? -1 : v->data_len;
-	n->acl = acl;
+	struct acl_list *acl = store_acl_copy(v->acl, v->acl_count);
+	uint32_t acl_id = acl ? store_acl_intern(s, acl) : STORE_ACL_NONE;
+	if (acl_id == STORE_ACL_NONE)
+		return -ENOMEM;
+	store_acl_release(s, n->acl_id);
+	n->acl_id = acl_id;
 	n->czxid = v->czxid;
 	n->mzxid = v->mzxid;
-	n->pzxid = v->pzxid;
 	n->ctime = v->ctime;
 	n->mtime = v->mtime;
-	n->ephemeral_owner = v->ephemeral_owner;
 	n->version = v->version;
-	n->cversion_stored = v->cversion_stored;
 	n->aversion = v->aversion;
+	return 0;
+}
+
+/*
+ * A system node store_create made, met in the image: its state comes from there. On
+ * an error it may be half changed: the caller discards the store (a failed load).
+ */
+static int load_system_node(struct store *s, struct znode *n, const struct store_snap_node *v, char *why,
+			    size_t why_size)
+{
+	if (v->ephemeral_owner != 0) {
+		why_set(why, why_size, "a system node with an owner", v->path, v->path_len);
+		return -EINVAL;
+	}
+	uint64_t old = n->data_len > 0 ? (uint64_t)n->data_len : 0;
+	uint8_t *displaced;
+	int rc = load_fill(s, n, v);
+	if (rc == 0)
+		rc = store_node_data_set(n, v->data, v->data_len, &displaced);
+	if (rc < 0)
+		return rc;
+	free(displaced);
+	atomic_fetch_sub_explicit(&s->data_bytes, old, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0), memory_order_relaxed);
+	n->snap_epoch = SNAP_MARK_LOADED_LINKED;
 	return 0;
 }
 
 int store_load_node(struct store *s, const struct store_snap_node *v, char *why, size_t why_size)
 {
-	if (v->path_len == 0 || v->path[0] != '/' || (v->path_len > 1 && v->path[v->path_len - 1] == '/') ||
-	    memchr(v->path, '\0', v->path_len) || v->acl_count == 0) {
+	if (v->path_len == 0 || v->path_len > STORE_PATH_BYTES_MAX || v->path[0] != '/' ||
+	    (v->path_len > 1 && v->path[v->path_len - 1] == '/') || memchr(v->path, '\0', v->path_len) ||
+	    v->acl_count == 0) {
 		why_set(why, why_size, "bad node path or ACL", v->path, v->path_len);
 		return -EINVAL;
 	}
@@ -377,40 +406,33 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 	uint64_t hash = store_hash_bytes(v->path, v->path_len);
 	struct shard *sh = &s->shards[store_shard_of(hash)];
 	/* Built outside the lock; most nodes are new. */
-	struct znode *fresh = store_node_new(v->path, v->path_len);
+	struct znode *fresh = store_node_new(v->path, v->path_len, hash, v->ephemeral_owner, v->data, v->data_len);
 	if (!fresh)
 		return -ENOMEM;
-	int rc = load_fill(fresh, v);
+	int rc = load_fill(s, fresh, v);
 	if (rc < 0) {
-		store_node_free(fresh);
+		store_node_free(s, fresh);
 		return rc;
 	}
-	fresh->snap_epoch = UINT32_MAX; /* "loaded, not linked" until store_load_finish */
+	fresh->snap_epoch = SNAP_MARK_LOADED;
 	pthread_mutex_lock(&sh->lock);
 	struct znode *n = store_node_find(s, v->path, v->path_len, hash);
 	if (!n) {
-		store_node_hash_insert(s, fresh);
+		store_node_hash_insert(s, fresh, hash);
 		pthread_mutex_unlock(&sh->lock);
 		return 0;
 	}
 	/* A system node store_create made ("/", "/zookeeper", "/zookeeper/quota"),
 	 * linked already: its state comes from the image. Met twice: corrupt. */
-	if (n->snap_epoch == UINT32_MAX) {
+	if (n->snap_epoch == SNAP_MARK_LOADED || n->snap_epoch == SNAP_MARK_LOADED_LINKED) {
 		pthread_mutex_unlock(&sh->lock);
-		store_node_free(fresh);
+		store_node_free(s, fresh);
 		why_set(why, why_size, "a node is in the image twice", v->path, v->path_len);
 		return -EINVAL;
 	}
-	uint64_t old = n->data_len > 0 ? (uint64_t)n->data_len : 0;
-	rc = load_fill(n, v);
-	if (rc == 0) {
-		atomic_fetch_sub_explicit(&s->data_bytes, old, memory_order_relaxed);
-		atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0),
-					  memory_order_relaxed);
-		n->snap_epoch = UINT32_MAX;
-	}
+	rc = load_system_node(s, n, v, why, why_size);
 	pthread_mutex_unlock(&sh->lock);
-	store_node_free(fresh);
+	store_node_free(s, fresh);
 	return rc;
 }
 
@@ -425,12 +447,11 @@ static int load_link(struct store *s, struct znode *n, char *why, size_t why_siz
 	}
 	if (store_node_children_reserve(parent) != 0)
 		return -ENOMEM;
-	n->parent = parent;
-	n->parent_slot = parent->child_count;
-	parent->children[parent->child_count++] = n;
+	n->parent_slot = parent->dir->child_count;
+	parent->dir->children[parent->dir->child_count++] = n;
 	store_reapable_link(s, n);
-	if (store_owner_is_session(n->ephemeral_owner)) {
-		struct session *se = store_session_find(s, n->ephemeral_owner);
+	if (n->kind == ZNODE_EPHEMERAL) {
+		struct session *se = store_session_find(s, store_node_owner(n));
 		if (!se) {
 			why_set(why, why_size, "an ephemeral node belongs to no session of the image", n->path,
 				n->path_len);
@@ -451,10 +472,11 @@ int store_load_finish(struct store *s, int64_t zxid, char *why, size_t why_size)
 		struct shard *sh = &s->shards[i];
 		for (size_t b = 0; b <= sh->bucket_mask; b++) {
 			for (struct znode *n = sh->buckets[b]; n; n = n->hash_next) {
-				if (n->snap_epoch != UINT32_MAX)
+				uint32_t mark = n->snap_epoch;
+				if (mark != SNAP_MARK_LOADED && mark != SNAP_MARK_LOADED_LINKED)
 					continue;
 				n->snap_epoch = 0;
-				if (n->parent || n == s->root)
+				if (mark == SNAP_MARK_LOADED_LINKED)
 					continue; /* a system node: linked by store_create */
 				int rc = load_link(s, n, why, why_size);
 				if (rc < 0)
@@ -494,6 +516,7 @@ void store_swap(struct store *live, struct store *fresh)
 	pthread_mutex_lock(&live->recursive.lock);
 	pthread_mutex_lock(&live->watchers.lock);
 	pthread_rwlock_wrlock(&live->sessions.lock);
+	pthread_mutex_lock(&live->acls.lock);
 	for (unsigned i = 0; i < STORE_SHARDS; i++) {
 		SWAP(live->shards[i].buckets, fresh->shards[i].buckets);
 		SWAP(live->shards[i].bucket_mask, fresh->shards[i].bucket_mask);
@@ -508,12 +531,26 @@ void store_swap(struct store *live, struct store *fresh)
 	SWAP(live->quota.buckets, fresh->quota.buckets);
 	SWAP(live->quota.mask, fresh->quota.mask);
 	SWAP(live->quota.count, fresh->quota.count);
+	/* The nodes' ACL ids name lists in their own store's table: it goes with them
+	 * (its lock stays: a mutex is not moved). */
+	struct acl_slot **dir = atomic_load(&live->acls.dir);
+	atomic_store(&live->acls.dir, atomic_load(&fresh->acls.dir));
+	atomic_store(&fresh->acls.dir, dir);
+	SWAP(live->acls.dir_cap, fresh->acls.dir_cap);
+	SWAP(live->acls.used, fresh->acls.used);
+	SWAP(live->acls.free, fresh->acls.free);
+	SWAP(live->acls.count, fresh->acls.count);
+	SWAP(live->acls.buckets, fresh->acls.buckets);
+	SWAP(live->acls.mask, fresh->acls.mask);
+	SWAP(live->acls.old_dirs, fresh->acls.old_dirs);
+	SWAP(live->acls.old_count, fresh->acls.old_count);
 	swap_atomic_u64(&live->node_count, &fresh->node_count);
 	swap_atomic_u64(&live->ephemerals_count, &fresh->ephemerals_count);
 	swap_atomic_u64(&live->data_bytes, &fresh->data_bytes);
 	int64_t zxid = atomic_load(&live->last_zxid);
 	atomic_store(&live->last_zxid, atomic_load(&fresh->last_zxid));
 	atomic_store(&fresh->last_zxid, zxid);
+	pthread_mutex_unlock(&live->acls.lock);
 	pthread_rwlock_unlock(&live->sessions.lock);
 	pthread_mutex_unlock(&live->watchers.lock);
 	pthread_mutex_unlock(&live->recursive.lock);

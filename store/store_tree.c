@@ -1,24 +1,29 @@
 /*
- * store_tree.c — znode allocation, the per-shard path hash, parent/child links, and
- * the session table.
+ * store_tree.c — znode allocation (the layout is store_impl.h's), the per-shard path
+ * hash, parent/child links, and the session table.
  *
  * Invariants
  *   1. Every linked znode is in exactly one shard's hash (shard = top 6 bits of the
  *      path hash) and, except "/", in exactly one parent's children array at
- *      children[parent_slot].
+ *      parent->dir->children[parent_slot].
  *   2. children arrays are unordered; removal swaps the last child into the hole and
  *      fixes its parent_slot, so unlink is O(1).
  *   3. A session's ephemerals array holds exactly the linked znodes whose
- *      ephemeral_owner is that session id, each at ephemerals[session_slot].
- *   4. store->reapable lists exactly the linked containers and TTL nodes (doubly
- *      linked through reap_prev/reap_next), so the reaper's scan costs O(those nodes),
- *      not O(tree). Only the applier changes it, always with the node's shard locked;
- *      store_reap_candidates() reads it with every shard locked.
+ *      ephemeralOwner is that session id (kind ZNODE_EPHEMERAL), each at
+ *      ephemerals[session_slot].
+ *   4. store->reapable lists exactly the linked containers and TTL nodes (kind
+ *      ZNODE_REAPABLE, doubly linked through their owner blocks), so the reaper's scan
+ *      costs O(those nodes), not O(tree). Only the applier changes it, always with
+ *      the node's shard locked; store_reap_candidates() reads it with every shard
+ *      locked.
+ *   5. A node's kind matches its ephemeralOwner (ZNODE_PERSISTENT iff 0), and a node
+ *      without a dir has no children, pzxid = czxid and cversion 0.
  * Thread: mutations on the applier with the relevant shard locks (and the sessions
  * write lock for session changes) held; see store_impl.h.
  */
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,39 +65,94 @@ size_t store_parent_len(const char *path, size_t len)
 struct znode *store_node_find(struct store *s, const char *path, size_t len, uint64_t hash)
 {
 	struct shard *sh = &s->shards[store_shard_of(hash)];
+	unsigned tag = store_node_hash_tag(hash);
 	for (struct znode *n = sh->buckets[hash & sh->bucket_mask]; n; n = n->hash_next)
-		if (n->hash == hash && n->path_len == len && memcmp(n->path, path, len) == 0)
+		if (n->hash_tag == tag && n->path_len == len && memcmp(n->path, path, len) == 0)
 			return n;
 	return NULL;
 }
 
-struct znode *store_node_new(const char *path, size_t len)
+static unsigned node_kind_of(int64_t owner)
 {
-	assert(len > 0 && len <= UINT32_MAX);
+	if (owner == 0)
+		return ZNODE_PERSISTENT;
+	return store_owner_is_session(owner) ? ZNODE_EPHEMERAL : ZNODE_REAPABLE;
+}
+
+/* The block a node was allocated as (its owner block first). */
+static void *node_base(struct znode *n)
+{
+	return (char *)n - store_node_owner_block_size(n->kind);
+}
+
+/* Bytes after the path that the node's block has for its value (the allocator's
+ * rounding included: it is room all the same). */
+static size_t node_data_room(struct znode *n)
+{
+	size_t used = store_node_owner_block_size(n->kind) + offsetof(struct znode, path) + n->path_len;
+	size_t size = malloc_usable_size(node_base(n));
+	assert(size >= used + STORE_NODE_DATA_ROOM_MIN);
+	return size - used;
+}
+
+struct znode *store_node_new(const char *path, size_t len, uint64_t hash, int64_t owner, const uint8_t *data,
+			     int32_t data_len)
+{
+	assert(len > 0 && len <= STORE_PATH_BYTES_MAX);
+	unsigned kind = node_kind_of(owner);
+	size_t head = store_node_owner_block_size(kind);
+	size_t room = data_len > STORE_NODE_DATA_ROOM_MIN ? (size_t)data_len : STORE_NODE_DATA_ROOM_MIN;
 	/* offsetof, not sizeof: the path starts inside the struct's tail padding. */
-	struct znode *n = calloc(1, offsetof(struct znode, path) + len);
-	if (!n)
+	char *base = calloc(1, head + offsetof(struct znode, path) + len + room);
+	if (!base)
 		return NULL;
+	struct znode *n = (struct znode *)(base + head);
+	n->kind = kind;
+	if (kind != ZNODE_PERSISTENT)
+		((int64_t *)n)[-1] = owner;
 	memcpy(n->path, path, len);
 	n->path_len = (uint32_t)len;
-	n->hash = store_hash_bytes(path, len);
-	const char *slash = memrchr(path, '/', len);
-	n->name_off = slash ? (uint32_t)(slash - path) + 1 : 0;
-	if (len == 1)
-		n->name_off = 1; /* "/" has an empty name */
-	n->data_len = -1;
-	n->acl = (struct acl_list *)&store_acl_open;
+	n->hash_tag = store_node_hash_tag(hash);
+	if (data_len > 0)
+		memcpy(n->path + len, data, (size_t)data_len);
+	n->data_len = data_len < 0 ? -1 : data_len;
+	n->acl_id = STORE_ACL_OPEN_ID;
 	return n;
 }
 
-void store_node_free(struct znode *n)
+void store_node_free(struct store *s, struct znode *n)
 {
 	if (!n)
 		return;
-	free(n->data);
-	free(n->children);
-	store_acl_free(n->acl);
-	free(n);
+	if (n->data_external)
+		free((void *)store_node_data(n));
+	free(n->dir);
+	store_acl_release(s, n->acl_id);
+	free(node_base(n));
+}
+
+int store_node_data_set(struct znode *n, const uint8_t *data, int32_t data_len, uint8_t **displaced)
+{
+	uint8_t *room = (uint8_t *)n->path + n->path_len;
+	uint8_t *old = n->data_external ? (uint8_t *)store_node_data(n) : NULL;
+	size_t len = data_len > 0 ? (size_t)data_len : 0;
+	/* What fits the old value fits; only a larger one asks the allocator for the room. */
+	bool fits = (!old && data_len <= n->data_len) || len <= STORE_NODE_DATA_ROOM_MIN || len <= node_data_room(n);
+	if (!fits) {
+		uint8_t *block = malloc(len);
+		if (!block)
+			return -ENOMEM;
+		memcpy(block, data, len);
+		memcpy(room, &block, sizeof block);
+		n->data_external = 1;
+	} else {
+		if (len)
+			memcpy(room, data, len);
+		n->data_external = 0;
+	}
+	n->data_len = data_len < 0 ? -1 : data_len;
+	*displaced = old;
+	return 0;
 }
 
 static void shard_grow(struct shard *sh)
@@ -105,8 +165,9 @@ static void shard_grow(struct shard *sh)
 		struct znode *n = sh->buckets[i];
 		while (n) {
 			struct znode *next = n->hash_next;
-			n->hash_next = b[n->hash & (count - 1)];
-			b[n->hash & (count - 1)] = n;
+			size_t k = store_node_hash(n) & (count - 1);
+			n->hash_next = b[k];
+			b[k] = n;
 			n = next;
 		}
 	}
@@ -115,50 +176,98 @@ static void shard_grow(struct shard *sh)
 	sh->bucket_mask = count - 1;
 }
 
-static int children_reserve(struct znode *p)
+struct znode_dir *store_node_dir(struct znode *p)
 {
-	if (p->child_count < p->child_cap)
-		return 0;
-	uint32_t cap = p->child_cap ? p->child_cap * 2 : 4;
-	struct znode **c = realloc(p->children, cap * sizeof *c);
-	if (!c)
+	if (p->dir)
+		return p->dir;
+	struct znode_dir *d = calloc(1, sizeof *d);
+	if (!d)
+		return NULL;
+	d->pzxid = p->czxid; /* what a node without a dir reads */
+	p->dir = d;
+	return d;
+}
+
+/* Bytes of a dir with room for cap children. */
+static size_t dir_bytes(uint32_t cap)
+{
+	return sizeof(struct znode_dir) + (size_t)cap * sizeof(struct znode *);
+}
+
+/*
+ * Resizes p's dir to a block of `bytes` (a power of two: the allocator's classes are
+ * exact there, so a large array does not spill into the next one) and takes all the
+ * room the allocator gave as capacity. 0 or -ENOMEM (p unchanged).
+ */
+static int dir_resize(struct znode *p, size_t bytes)
+{
+	struct znode_dir *d = realloc(p->dir, bytes);
+	if (!d)
 		return -ENOMEM;
-	p->children = c;
-	p->child_cap = cap;
+	size_t cap = (malloc_usable_size(d) - sizeof *d) / sizeof d->children[0];
+	d->child_cap = cap < UINT32_MAX ? (uint32_t)cap : UINT32_MAX;
+	p->dir = d;
 	return 0;
 }
 
-void store_node_hash_insert(struct store *s, struct znode *n)
+static int children_reserve(struct znode *p)
 {
-	struct shard *sh = &s->shards[store_shard_of(n->hash)];
+	struct znode_dir *d = store_node_dir(p);
+	if (!d)
+		return -ENOMEM;
+	if (d->child_count < d->child_cap)
+		return 0;
+	size_t bytes = 64;
+	while (bytes < dir_bytes(d->child_cap) * 2)
+		bytes *= 2;
+	return dir_resize(p, bytes);
+}
+
+void store_node_hash_insert(struct store *s, struct znode *n, uint64_t hash)
+{
+	struct shard *sh = &s->shards[store_shard_of(hash)];
 	if (sh->node_count >= sh->bucket_mask + 1)
 		shard_grow(sh);
-	n->hash_next = sh->buckets[n->hash & sh->bucket_mask];
-	sh->buckets[n->hash & sh->bucket_mask] = n;
+	n->hash_next = sh->buckets[hash & sh->bucket_mask];
+	sh->buckets[hash & sh->bucket_mask] = n;
 	sh->node_count++;
 }
 
 void store_reapable_link(struct store *s, struct znode *n)
 {
-	if (!store_owner_is_reapable(n->ephemeral_owner))
+	if (n->kind != ZNODE_REAPABLE)
 		return;
-	n->reap_prev = NULL;
-	n->reap_next = s->reapable;
+	struct znode_reapable *r = store_node_reapable(n);
+	r->reap_prev = NULL;
+	r->reap_next = s->reapable;
 	if (s->reapable)
-		s->reapable->reap_prev = n;
+		store_node_reapable(s->reapable)->reap_prev = n;
 	s->reapable = n;
 	s->reapable_count++;
 }
 
-void store_node_link(struct store *s, struct znode *parent, struct znode *n)
+static void reapable_unlink(struct store *s, struct znode *n)
 {
-	store_node_hash_insert(s, n);
-	n->parent = parent;
+	struct znode_reapable *r = store_node_reapable(n);
+	if (r->reap_prev)
+		store_node_reapable(r->reap_prev)->reap_next = r->reap_next;
+	else
+		s->reapable = r->reap_next;
+	if (r->reap_next)
+		store_node_reapable(r->reap_next)->reap_prev = r->reap_prev;
+	r->reap_prev = r->reap_next = NULL;
+	s->reapable_count--;
+}
+
+void store_node_link(struct store *s, struct znode *parent, struct znode *n, uint64_t hash)
+{
+	store_node_hash_insert(s, n, hash);
 	if (parent) {
-		/* Reserved by the caller before any mutation; see apply_create. */
-		assert(parent->child_count < parent->child_cap);
-		n->parent_slot = parent->child_count;
-		parent->children[parent->child_count++] = n;
+		/* Reserved by the caller before any mutation; see op_create. */
+		struct znode_dir *d = parent->dir;
+		assert(d && d->child_count < d->child_cap);
+		n->parent_slot = d->child_count;
+		d->children[d->child_count++] = n;
 	}
 	store_reapable_link(s, n);
 	atomic_fetch_add_explicit(&s->node_count, 1, memory_order_relaxed);
@@ -166,10 +275,11 @@ void store_node_link(struct store *s, struct znode *parent, struct znode *n)
 				  memory_order_relaxed);
 }
 
-void store_node_unlink(struct store *s, struct znode *n)
+void store_node_unlink(struct store *s, struct znode *p, struct znode *n)
 {
-	struct shard *sh = &s->shards[store_shard_of(n->hash)];
-	struct znode **pp = &sh->buckets[n->hash & sh->bucket_mask];
+	uint64_t hash = store_node_hash(n);
+	struct shard *sh = &s->shards[store_shard_of(hash)];
+	struct znode **pp = &sh->buckets[hash & sh->bucket_mask];
 	while (*pp != n) {
 		assert(*pp);
 		pp = &(*pp)->hash_next;
@@ -177,27 +287,17 @@ void store_node_unlink(struct store *s, struct znode *n)
 	*pp = n->hash_next;
 	n->hash_next = NULL;
 	sh->node_count--;
-	struct znode *p = n->parent;
-	if (p) {
-		assert(p->child_count > 0 && p->children[n->parent_slot] == n);
-		struct znode *last = p->children[--p->child_count];
-		p->children[n->parent_slot] = last;
-		last->parent_slot = n->parent_slot;
-		/*
-		 * No shrinking here: a rolled-back multi re-links deleted children and must
-		 * find the room it left. store_node_children_trim() shrinks after commit.
-		 */
-	}
-	if (store_owner_is_reapable(n->ephemeral_owner)) {
-		if (n->reap_prev)
-			n->reap_prev->reap_next = n->reap_next;
-		else
-			s->reapable = n->reap_next;
-		if (n->reap_next)
-			n->reap_next->reap_prev = n->reap_prev;
-		n->reap_prev = n->reap_next = NULL;
-		s->reapable_count--;
-	}
+	struct znode_dir *d = p->dir;
+	assert(d && d->child_count > 0 && d->children[n->parent_slot] == n);
+	struct znode *last = d->children[--d->child_count];
+	d->children[n->parent_slot] = last;
+	last->parent_slot = n->parent_slot;
+	/*
+	 * No shrinking here: a rolled-back multi re-links deleted children and must find
+	 * the room it left. store_node_children_trim() shrinks after commit.
+	 */
+	if (n->kind == ZNODE_REAPABLE)
+		reapable_unlink(s, n);
 	atomic_fetch_sub_explicit(&s->node_count, 1, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&s->data_bytes, n->path_len + (uint64_t)(n->data_len > 0 ? n->data_len : 0),
 				  memory_order_relaxed);
@@ -205,36 +305,38 @@ void store_node_unlink(struct store *s, struct znode *n)
 
 int store_node_children_reserve(struct znode *p)
 {
-	if (p->child_count >= STORE_CHILDREN_MAX)
+	if (store_node_child_count(p) >= STORE_CHILDREN_MAX)
 		return -E2BIG;
 	return children_reserve(p);
 }
 
 void store_node_children_trim(struct znode *p)
 {
-	if (p->child_cap <= 64 || p->child_count >= p->child_cap / 4)
+	struct znode_dir *d = p->dir;
+	if (!d || d->child_cap <= 64 || d->child_count >= d->child_cap / 4)
 		return;
-	struct znode **c = realloc(p->children, (p->child_cap / 2) * sizeof *c);
-	if (c) {
-		p->children = c;
-		p->child_cap /= 2;
-	}
+	size_t bytes = 64;
+	while (bytes * 2 <= dir_bytes(d->child_cap) / 2)
+		bytes *= 2;
+	(void)dir_resize(p, bytes); /* out of memory: keep the larger array */
 }
 
 void store_node_stat(const struct znode *n, struct zk_stat *st)
 {
+	uint32_t children = store_node_child_count(n);
+	int64_t owner = store_node_owner(n);
 	st->czxid = n->czxid;
 	st->mzxid = n->mzxid;
 	st->ctime = n->ctime;
 	st->mtime = n->mtime;
 	st->version = n->version;
 	/* DataNode.copyStat: creates counted twice minus the children still present. */
-	st->cversion = (int32_t)((uint32_t)n->cversion_stored * 2u - n->child_count);
+	st->cversion = (int32_t)((uint32_t)store_node_cversion_stored(n) * 2u - children);
 	st->aversion = n->aversion;
-	st->ephemeral_owner = store_owner_is_session(n->ephemeral_owner) ? n->ephemeral_owner : 0;
+	st->ephemeral_owner = store_owner_is_session(owner) ? owner : 0;
 	st->data_length = n->data_len > 0 ? n->data_len : 0;
-	st->num_children = (int32_t)n->child_count;
-	st->pzxid = n->pzxid;
+	st->num_children = (int32_t)children;
+	st->pzxid = store_node_pzxid(n);
 }
 
 /* ---------------------------------------------------------------- reaper */
@@ -242,13 +344,12 @@ void store_node_stat(const struct znode *n, struct zk_stat *st)
 /* ZooKeeper's ContainerManager test, evaluated at now_ms. Caller holds n's shard lock. */
 bool store_node_reapable_at(const struct znode *n, int64_t now_ms)
 {
-	if (n->child_count != 0)
+	if (n->kind != ZNODE_REAPABLE || store_node_child_count(n) != 0)
 		return false;
-	if (n->ephemeral_owner == ZK_EPHEMERAL_OWNER_CONTAINER)
-		return n->cversion_stored > 0; /* had a child once */
-	if (!store_owner_is_reapable(n->ephemeral_owner))
-		return false;
-	int64_t ttl = store_owner_ttl_ms(n->ephemeral_owner);
+	int64_t owner = store_node_owner(n);
+	if (owner == ZK_EPHEMERAL_OWNER_CONTAINER)
+		return store_node_cversion_stored(n) > 0; /* had a child once */
+	int64_t ttl = store_owner_ttl_ms(owner);
 	/* now - mtime > ttl, written so that it cannot overflow */
 	return ttl > 0 && now_ms > n->mtime && now_ms - n->mtime > ttl;
 }
@@ -264,7 +365,7 @@ void store_reap_candidates(struct store *s, int64_t now_ms, void (*fn)(void *ctx
 	 */
 	store_lock_all(s);
 	size_t count = 0, bytes = 0;
-	for (const struct znode *n = s->reapable; n && count < max; n = n->reap_next)
+	for (struct znode *n = s->reapable; n && count < max; n = store_node_reapable(n)->reap_next)
 		if (store_node_reapable_at(n, now_ms)) {
 			count++;
 			bytes += n->path_len;
@@ -273,7 +374,7 @@ void store_reap_candidates(struct store *s, int64_t now_ms, void (*fn)(void *ctx
 	char *paths = bytes ? malloc(bytes) : NULL;
 	size_t listed = 0, off = 0;
 	if (lens && paths) {
-		for (const struct znode *n = s->reapable; n && listed < count; n = n->reap_next) {
+		for (struct znode *n = s->reapable; n && listed < count; n = store_node_reapable(n)->reap_next) {
 			if (!store_node_reapable_at(n, now_ms))
 				continue;
 			memcpy(paths + off, n->path, n->path_len);
@@ -414,7 +515,7 @@ int store_session_ephemeral_add(struct store *s, struct session *se, struct znod
 		se->ephemerals = e;
 		se->ephemeral_cap = cap;
 	}
-	n->session_slot = se->ephemeral_count;
+	store_node_ephemeral(n)->session_slot = se->ephemeral_count;
 	se->ephemerals[se->ephemeral_count++] = n;
 	atomic_fetch_add_explicit(&s->ephemerals_count, 1, memory_order_relaxed);
 out:
@@ -425,10 +526,11 @@ out:
 void store_session_ephemeral_remove(struct store *s, struct session *se, struct znode *n)
 {
 	pthread_rwlock_wrlock(&s->sessions.lock);
-	assert(se->ephemeral_count > 0 && se->ephemerals[n->session_slot] == n);
+	uint32_t slot = store_node_ephemeral(n)->session_slot;
+	assert(se->ephemeral_count > 0 && se->ephemerals[slot] == n);
 	struct znode *last = se->ephemerals[--se->ephemeral_count];
-	se->ephemerals[n->session_slot] = last;
-	last->session_slot = n->session_slot;
+	se->ephemerals[slot] = last;
+	store_node_ephemeral(last)->session_slot = slot;
 	atomic_fetch_sub_explicit(&s->ephemerals_count, 1, memory_order_relaxed);
 	pthread_rwlock_unlock(&s->sessions.lock);
 }

@@ -155,8 +155,14 @@ static __attribute__((unused)) void t_random_write(uint64_t *rng)
 	snprintf(path2, sizeof path2, "/r/p%d", (a + 1) % 8);
 	static const int64_t sessions[] = { T_SESSION, T_SESSION_B, T_SESSION_C, 0x9999 };
 	int64_t se = sessions[(r >> 24) % 4];
-	char data[32];
-	snprintf(data, sizeof data, "v%llu", (unsigned long long)((r >> 32) % 1000));
+	/* Mostly short values; now and then one too long for its node's block (store_impl.h). */
+	char data[320];
+	int n = snprintf(data, sizeof data, "v%llu", (unsigned long long)((r >> 32) % 1000));
+	if ((r >> 58) % 4 == 0) {
+		size_t want = 20 + (size_t)((r >> 32) % 280);
+		memset(data + n, 'w', want - (size_t)n);
+		data[want] = '\0';
+	}
 	switch ((r >> 40) % 12) {
 	case 0:
 	case 1:

@@ -398,3 +398,51 @@ Test(store, sessions_get_touch_expire)
 	store_sessions_expired(T.s, 1501, expired_cb, &acc);
 	cr_assert_eq(acc.n, 0);
 }
+
+/* getData of path must answer exactly data[0..len) (len -1: null) with dataLength. */
+static void assert_value(const char *path, const char *data, int32_t len)
+{
+	cr_assert_eq(t_read(0, ZK_OP_GET_DATA, t_path_watch_body(path, false)), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	struct jute_bytes d = jute_read_buffer(&r);
+	struct zk_stat st;
+	jute_read_stat(&r, &st);
+	cr_assert(jute_reader_ok(&r) && jute_reader_remaining(&r) == 0);
+	cr_assert_eq(d.len, len, "%s: length %d, want %d", path, d.len, len);
+	if (len > 0)
+		cr_assert_eq(memcmp(d.data, data, (size_t)len), 0, "%s: other bytes", path);
+	cr_assert_eq(st.data_length, len > 0 ? len : 0);
+}
+
+/*
+ * A value lives in its node's block while it fits there and in a block of its own
+ * once a setData makes it larger, until a later one fits again (store_impl.h): every
+ * size reads back, and the data size counter follows.
+ */
+Test(store, values_move_in_and_out_of_the_node)
+{
+	static char big[5000];
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (char)('a' + i % 23);
+	static const int32_t sizes[] = { 4, 0, 1, 16, 4999, 2, -1, 300, 301, 5000, 0, 7, 8, 9, 100, 4000, 3 };
+	struct store_stats ss;
+	store_stats(T.s, &ss);
+	uint64_t base = ss.approximate_data_size;
+	cr_assert_eq(t_apply(ZK_OP_CREATE, t_create_body("/v", "abcd", 0)), ZK_OK);
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		int32_t len = sizes[i];
+		struct jute_writer *w = t_body();
+		t_str(w, "/v");
+		jute_write_buffer(w, len < 0 ? NULL : big, len);
+		jute_write_int(w, -1);
+		cr_assert_eq(t_apply(ZK_OP_SET_DATA, w), ZK_OK);
+		assert_value("/v", big, len);
+		store_stats(T.s, &ss);
+		cr_assert_eq(ss.approximate_data_size, base + 2 + (uint64_t)(len > 0 ? len : 0));
+	}
+	/* a node whose value lives elsewhere frees it with itself */
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/v", -1)), ZK_OK);
+	store_stats(T.s, &ss);
+	cr_assert_eq(ss.approximate_data_size, base);
+}

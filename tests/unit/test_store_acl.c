@@ -365,3 +365,101 @@ Test(store_acl, kazoo_auth_scheme_acl_expectations)
 	cr_assert_eq(st2.mzxid, st.mzxid);
 	cr_assert_eq(t_read_as(0, &plain, ZK_OP_GET_DATA, t_path_watch_body("/c", false)), ZK_OK);
 }
+
+/* The bytes the store's ACL table holds (store_memory_get). */
+static uint64_t acl_bytes(void)
+{
+	struct store_memory m;
+	store_memory_get(T.s, &m);
+	return m.acls;
+}
+
+/* setACL as alice and bob together (ADMIN on either's nodes). */
+static int32_t set_acl1(const char *path, int32_t perms, const char *scheme, const char *id)
+{
+	static struct zk_id both[2];
+	both[0] = mkid("digest", "alice:h1");
+	both[1] = mkid("digest", "bob:h2");
+	struct store_auth auth = { both, 2, false };
+	struct jute_writer *w = t_body();
+	t_str(w, path);
+	jute_write_int(w, 1);
+	jute_write_int(w, perms);
+	t_str(w, scheme);
+	t_str(w, id);
+	jute_write_int(w, -1);
+	return t_apply_as(T_SESSION, &auth, ZK_OP_SET_ACL, w);
+}
+
+/*
+ * Nodes with equal ACLs share one list (store_acl_table.c): the table does not grow
+ * with them, a list goes with its last node, a freed slot is reused, and each node
+ * still answers its own ACL.
+ */
+Test(store_acl, equal_lists_are_kept_once)
+{
+	uint64_t empty = acl_bytes();
+	cr_assert_eq(create_acl1("/a0", ZK_PERM_ALL, "digest", "alice:h1", NULL), ZK_OK);
+	uint64_t one = acl_bytes();
+	cr_assert_gt(one, empty);
+	char path[32];
+	for (int i = 1; i < 300; i++) {
+		snprintf(path, sizeof path, "/a%d", i);
+		cr_assert_eq(create_acl1(path, ZK_PERM_ALL, "digest", "alice:h1", NULL), ZK_OK);
+	}
+	cr_assert_eq(acl_bytes(), one, "300 nodes, one list");
+	/* an open ACL is never in the table, even when spelled out */
+	cr_assert_eq(create_acl1("/open", ZK_PERM_ALL, "world", "anyone", NULL), ZK_OK);
+	cr_assert_eq(acl_bytes(), one);
+	/* another list, then back: the second list goes with its last holder */
+	cr_assert_eq(set_acl1("/a7", ZK_PERM_ALL, "digest", "bob:h2"), ZK_OK);
+	uint64_t two = acl_bytes();
+	cr_assert_gt(two, one);
+	cr_assert_eq(set_acl1("/a8", ZK_PERM_ALL, "digest", "bob:h2"), ZK_OK);
+	cr_assert_eq(acl_bytes(), two);
+	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/a7", -1)), ZK_OK);
+	cr_assert_eq(acl_bytes(), two);
+	cr_assert_eq(set_acl1("/a8", ZK_PERM_ALL, "digest", "alice:h1"), ZK_OK);
+	uint64_t back = acl_bytes();
+	cr_assert_lt(back, two);
+	/* a multi that creates a node with a new list and fails leaves no list behind */
+	struct jute_writer *w = t_body();
+	mh(w, ZK_OP_CREATE);
+	t_str(w, "/c");
+	jute_write_buffer(w, "", 0);
+	jute_write_int(w, 1);
+	jute_write_int(w, ZK_PERM_READ);
+	t_str(w, "digest");
+	t_str(w, "carol:h3");
+	jute_write_int(w, 0);
+	mh(w, ZK_OP_CHECK);
+	t_str(w, "/nope");
+	jute_write_int(w, -1);
+	mh_end(w);
+	struct zk_id alice_ids[] = { mkid("digest", "alice:h1") };
+	struct store_auth alice = { alice_ids, 1, false };
+	cr_assert_eq(t_apply_as(T_SESSION, &alice, ZK_OP_MULTI, w), ZK_OK);
+	cr_assert_eq(jute_get_be32(T.out.buf + 8), 0u, "the create sub-op succeeded, then rolled back");
+	cr_assert_eq(acl_bytes(), back);
+	/* each node still reads as its own ACL says */
+	cr_assert_eq(t_read_as(0, NULL, ZK_OP_GET_DATA, t_path_watch_body("/a9", false)), ZK_NOAUTH);
+	cr_assert_eq(t_read_as(0, &alice, ZK_OP_GET_DATA, t_path_watch_body("/a9", false)), ZK_OK);
+	cr_assert_eq(t_read_as(0, NULL, ZK_OP_GET_DATA, t_path_watch_body("/open", false)), ZK_OK);
+	cr_assert_eq(t_read_as(0, &alice, ZK_OP_GET_ACL, t_path_body("/a8")), ZK_OK);
+	struct jute_reader r;
+	jute_reader_init(&r, T.out.buf, T.out.len);
+	cr_assert_eq(jute_read_vector_count(&r, 12), 1);
+	struct zk_acl acl;
+	jute_read_acl(&r, &acl);
+	cr_assert_eq(acl.perms, ZK_PERM_ALL);
+	cr_assert(jute_bytes_eq(acl.id.id, "alice:h1", 8));
+	for (int i = 0; i < 300; i++) {
+		snprintf(path, sizeof path, "/a%d", i);
+		if (i != 7)
+			cr_assert_eq(t_apply_as(T_SESSION, &alice, ZK_OP_DELETE, t_path_int_body(path, -1)), ZK_OK);
+	}
+	cr_assert_lt(acl_bytes(), back, "the last holder took the list with it");
+	/* the freed slot serves the next list */
+	cr_assert_eq(create_acl1("/again", ZK_PERM_ALL, "digest", "dave:h44", NULL), ZK_OK);
+	cr_assert_eq(acl_bytes(), one);
+}

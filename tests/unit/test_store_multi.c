@@ -385,3 +385,56 @@ Test(store_multi, ttl_and_container_owners)
 	cr_assert_eq(st.ephemeral_owner, 0); /* the container marker is hidden from clients */
 	cr_assert_eq(t_create("/cont/c", "", 0), ZK_OK);
 }
+
+/* A rolled-back multi puts back values that lived in the node and ones that did not. */
+Test(store_multi, rollback_restores_values_in_and_out_of_the_node)
+{
+	static char big[700];
+	memset(big, 'B', sizeof big);
+	struct jute_writer *c = t_body();
+	t_str(c, "/b");
+	jute_write_buffer(c, big, (int32_t)sizeof big);
+	t_acl_open(c);
+	jute_write_int(c, 0);
+	cr_assert_eq(t_apply(ZK_OP_CREATE, c), ZK_OK);
+	cr_assert_eq(t_create("/a", "small", 0), ZK_OK);
+	/* /b's value goes out of its block, and comes back later */
+	cr_assert_eq(t_apply(ZK_OP_SET_DATA, t_set_body("/b", "s", -1)), ZK_OK);
+	struct store_stats before;
+	store_stats(T.s, &before);
+	for (int round = 0; round < 2; round++) {
+		struct jute_writer *w = t_body();
+		mh(w, ZK_OP_SET_DATA); /* /a grows out of its block */
+		t_str(w, "/a");
+		jute_write_buffer(w, big, (int32_t)sizeof big);
+		jute_write_int(w, -1);
+		mh(w, ZK_OP_SET_DATA); /* /b grows, then shrinks back */
+		t_str(w, "/b");
+		jute_write_buffer(w, big, round ? 600 : 10);
+		jute_write_int(w, -1);
+		mh(w, ZK_OP_SET_DATA);
+		t_str(w, "/b");
+		jute_write_buffer(w, NULL, -1);
+		jute_write_int(w, -1);
+		mh(w, ZK_OP_SET_DATA);
+		t_str(w, "/a");
+		jute_write_buffer(w, "tiny", 4);
+		jute_write_int(w, -1);
+		mh(w, ZK_OP_CHECK);
+		t_str(w, "/nope");
+		jute_write_int(w, -1);
+		mh_end(w);
+		cr_assert_eq(t_apply(ZK_OP_MULTI, w), ZK_OK);
+		cr_assert_eq(t_read(0, ZK_OP_GET_DATA, t_path_watch_body("/a", false)), ZK_OK);
+		cr_assert_eq(jute_get_be32(T.out.buf), 5u);
+		cr_assert_eq(memcmp(T.out.buf + 4, "small", 5), 0);
+		cr_assert_eq(t_read(0, ZK_OP_GET_DATA, t_path_watch_body("/b", false)), ZK_OK);
+		cr_assert_eq(jute_get_be32(T.out.buf), 1u);
+		cr_assert_eq(T.out.buf[4], 's');
+		cr_assert_eq(t_stat("/a").version, 0);
+		cr_assert_eq(t_stat("/b").version, 1);
+		struct store_stats after;
+		store_stats(T.s, &after);
+		cr_assert_eq(after.approximate_data_size, before.approximate_data_size);
+	}
+}

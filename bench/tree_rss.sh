@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# tree_rss.sh — RSS per znode of a RingKeeper server filled with the create preset
+# (100-byte values, 256 sessions, as bench/RESULTS.md's issue 13 sections use).
+#
+# Starts BIN on an empty data dir under $RSS_TMP (default /var/tmp), reads its RSS
+# (VmRSS) and znode count (mntr) once it answers, runs ringkeeper-bench --preset create
+# --no-cleanup until the count reaches NODES (the last stretch open loop, so it ends
+# near the target: the hash buckets and the parent's children array double at 2^20
+# nodes, and a fill that overshoots reads up to 16 B per znode more), waits 2 s and
+# prints (RSS - RSS empty) / znodes and RSS / znodes.
+#
+# Usage: bench/tree_rss.sh BIN [NODES (default 1000000)]
+# Env:   BENCH_BIN (default: newest build*/bench/ringkeeper-bench)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+[ $# -ge 1 ] || { sed -n '2,13p' "$0"; exit 2; }
+bin=$1 nodes=${2:-1000000}
+# shellcheck disable=SC2012 # the newest of our own build dirs: plain names, ls -t is the tool
+bench_bin=${BENCH_BIN:-$(ls -t "$here"/build*/bench/ringkeeper-bench 2>/dev/null | head -1)}
+[ -x "$bench_bin" ] || { echo "tree_rss.sh: ringkeeper-bench not built (set BENCH_BIN)" >&2; exit 1; }
+work=$(mktemp -d "${RSS_TMP:-/var/tmp}/rk-rss-XXXXXX")
+pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$((20000 + RANDOM % 20000))
+mkdir -p "$work/data"
+"$bin" --dataDir="$work/data" --clientPort=$port --4lw.commands.whitelist='*' --maxClientCnxns=0 \
+	>"$work/server.log" 2>&1 &
+pid=$!
+four() { exec 3<>/dev/tcp/127.0.0.1/$port && printf '%s' "$1" >&3 && cat <&3; exec 3<&-; }
+for _ in $(seq 100); do four ruok 2>/dev/null | grep -q imok && break; sleep 0.1; done
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+znodes() { four mntr | awk '$1 == "zk_znode_count" {print $2}'; }
+sleep 1
+rss0=$(rss_kb) count0=$(znodes)
+start=$(date +%s)
+while :; do
+	have=$(znodes)
+	[ "$have" -lt "$nodes" ] || break
+	left=$((nodes - have)) duration=5 rate=0
+	[ $left -lt 400000 ] && duration=2
+	[ $left -lt 100000 ] && { duration=1; rate=$((left < 1000 ? 1000 : left)); }
+	"$bench_bin" --servers 127.0.0.1:$port --preset create --sessions 256 --no-cleanup --warmup 0 \
+		--duration $duration --rate $rate --quiet --json >/dev/null 2>>"$work/bench.err"
+done
+sleep 2
+rss1=$(rss_kb) count1=$(znodes)
+echo "empty: RSS $rss0 kB, $count0 znodes; full: RSS $rss1 kB, $count1 znodes (fill $(($(date +%s) - start)) s)"
+echo "(RSS - RSS empty) / znodes: $(((rss1 - rss0) * 1024 / (count1 - count0))) B;" \
+	"RSS / znodes: $((rss1 * 1024 / count1)) B"
