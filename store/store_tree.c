@@ -313,12 +313,15 @@ int store_node_children_reserve(struct znode *p)
 void store_node_children_trim(struct znode *p)
 {
 	struct znode_dir *d = p->dir;
-	if (!d || d->child_cap <= 64 || d->child_count >= d->child_cap / 4)
+	if (!d || d->child_cap <= 64 || d->child_count >= d->child_cap / 8)
 		return;
+	/* Room for twice the children left, at most a quarter of the block: an allocator
+	 * may keep a block in place for a realloc to half its size (mimalloc does). */
 	size_t bytes = 64;
-	while (bytes * 2 <= dir_bytes(d->child_cap) / 2)
+	while (bytes < dir_bytes(d->child_count * 2))
 		bytes *= 2;
-	(void)dir_resize(p, bytes); /* out of memory: keep the larger array */
+	if (bytes <= dir_bytes(d->child_cap) / 4)
+		(void)dir_resize(p, bytes); /* out of memory: keep the larger array */
 }
 
 void store_node_stat(const struct znode *n, struct zk_stat *st)

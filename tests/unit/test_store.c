@@ -446,3 +446,41 @@ Test(store, values_move_in_and_out_of_the_node)
 	store_stats(T.s, &ss);
 	cr_assert_eq(ss.approximate_data_size, base);
 }
+
+/* Frees the request bodies made so far (the pool holds T_BODIES_MAX). */
+static void bodies_reset(void)
+{
+	for (int i = 0; i < t_bodies_count; i++)
+		jute_writer_free(&t_bodies[i]);
+	t_bodies_count = 0;
+}
+
+/* A parent that lost most of its children gives the array's memory back. */
+Test(store, children_array_shrinks_after_deletes)
+{
+	char path[32];
+	cr_assert_eq(t_create("/p", NULL, 0), ZK_OK);
+	struct store_memory before, full, after;
+	store_memory_get(T.s, &before);
+	for (int i = 0; i < 4000; i++) {
+		snprintf(path, sizeof path, "/p/c%d", i);
+		cr_assert_eq(t_create(path, NULL, 0), ZK_OK);
+		if (i % 500 == 0)
+			bodies_reset();
+	}
+	store_memory_get(T.s, &full);
+	cr_assert_geq(full.dirs, before.dirs + 4000 * 8);
+	for (int i = 10; i < 4000; i++) {
+		snprintf(path, sizeof path, "/p/c%d", i);
+		cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body(path, -1)), ZK_OK);
+		if (i % 500 == 0)
+			bodies_reset();
+	}
+	store_memory_get(T.s, &after);
+	cr_assert_lt(after.dirs, before.dirs + 4096, "dirs: %llu before, %llu after",
+		     (unsigned long long)before.dirs, (unsigned long long)after.dirs);
+	cr_assert_eq(t_stat("/p").num_children, 10);
+	cr_assert_eq(t_create("/p/again", NULL, 0), ZK_OK);
+	cr_assert_eq(t_read(0, ZK_OP_GET_CHILDREN, t_path_watch_body("/p", false)), ZK_OK);
+	cr_assert_eq(jute_get_be32(T.out.buf), 11u);
+}
