@@ -22,7 +22,7 @@
  *      to the port's overflow list (a mutex the worker never holds while it waits for
  *      anything), and keep going there until the worker has drained it: FIFO holds
  *      because the worker takes from_raft first and the overflow only when from_raft
- *      is empty. The overflow is bounded by what can be queued at all: replies by
+ *      is empty and the overflow was seen non-empty before it looked (hub_from_raft). The overflow is bounded by what can be queued at all: replies by
  *      the requests in flight (maxOutstanding limits), events by the registered
  *      watches (each fires once).
  *   4. The raft thread's ring attaches before any worker starts. A worker's ring
@@ -96,19 +96,26 @@ bool hub_raft_has_input(struct hub *h);
 
 /* Worker thread: its next message, or what it would get next without taking it. */
 struct rk_msg *hub_overflow_take(struct hub_port *p, bool pop);
+/* The overflow count is read before the queue: while the overflow holds anything the
+ * raft thread pushes nothing to from_raft, so a queue found empty after a non-zero
+ * count means the overflow's head is the oldest message. Read the other way round, the
+ * queue can be empty, then fill and overflow before the count is read, and the
+ * overflow's head would overtake a whole queue of older messages. */
 static inline struct rk_msg *hub_from_raft(struct hub *h, int port)
 {
 	struct hub_port *p = &h->ports[port];
+	bool overflowed = atomic_load(&p->overflow_count) != 0;
 	struct rk_msg *m = spsc_pop(&p->from_raft);
-	if (m || atomic_load(&p->overflow_count) == 0)
+	if (m || !overflowed)
 		return m;
 	return hub_overflow_take(p, true);
 }
 static inline struct rk_msg *hub_peek_from_raft(struct hub *h, int port)
 {
 	struct hub_port *p = &h->ports[port];
+	bool overflowed = atomic_load(&p->overflow_count) != 0;
 	struct rk_msg *m = spsc_peek(&p->from_raft);
-	if (m || atomic_load(&p->overflow_count) == 0)
+	if (m || !overflowed)
 		return m;
 	return hub_overflow_take(p, false);
 }
