@@ -208,12 +208,19 @@ static void write_zookeeper(struct metrics *m, const struct metrics_sample *s, i
 		zk_metric(f, "pending_syncs", "gauge", rs->pending_syncs);
 		double up_ms = rs->leading_since_us ? (double)((s->now_mono_us - rs->leading_since_us) / 1000) : 0;
 		zk_metric(f, "leader_uptime", "gauge", up_ms);
+		/* ZooKeeper's BufferStats: -1 until the first proposal, as here */
+		zk_metric(f, "last_proposal_size", "gauge", (double)rs->proposal_size_last);
+		zk_metric(f, "max_proposal_size", "gauge", (double)rs->proposal_size_max);
+		zk_metric(f, "min_proposal_size", "gauge", (double)rs->proposal_size_min);
 	}
 	/* ServerMetrics: counters */
 	zk_metric(f, "connection_rejected", "counter", (double)st->connections_refused);
 	zk_metric(f, "connection_request_count", "counter", (double)st->connection_requests);
 	zk_metric(f, "bytes_received_count", "counter", (double)st->bytes_received);
 	zk_metric(f, "looking_count", "counter", (double)rs->looking_count);
+	/* ZooKeeper: a learner synced with a whole snapshot (SNAP, not DIFF); here a
+	 * snapshot the leader sent a follower whole (InstallSnapshot) */
+	zk_metric(f, "snap_count", "counter", (double)rs->snap_sent_count);
 	/* ServerMetrics: summaries */
 	struct rk_hist_snap *acc = calloc(2, sizeof *acc);
 	if (acc) {
@@ -244,6 +251,32 @@ static void write_process(const struct metrics_sample *s, FILE *f)
 		  (double)s->virtual_bytes);
 	rk_metric(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
 		  (double)s->resident_bytes);
+}
+
+/* Snapshots (raft/pipeline_snapshot.c): the newest one's figures, and counts. */
+static void write_snapshots(const struct raft_stats *rs, FILE *f)
+{
+	rk_metric(f, "ringkeeper_snapshots_total", "counter", "Snapshots this server wrote since start.",
+		  (double)rs->snap_count);
+	rk_metric(f, "ringkeeper_snapshot_failures_total", "counter", "Snapshots this server began and did not finish.",
+		  (double)rs->snap_failed_count);
+	rk_metric(f, "ringkeeper_snapshot_in_progress", "gauge", "1 while a snapshot is being written.",
+		  rs->snap_in_progress ? 1 : 0);
+	rk_metric(f, "ringkeeper_snapshot_last_index", "gauge", "The log index of the newest snapshot on disk; 0: none.",
+		  (double)rs->snap_last_index);
+	rk_metric(f, "ringkeeper_snapshot_last_bytes", "gauge",
+		  "File size of the last snapshot this server wrote since start; 0: none yet.", (double)rs->snap_last_bytes);
+	rk_metric(f, "ringkeeper_snapshot_last_nodes", "gauge", "Znodes in the last snapshot this server wrote since start.",
+		  (double)rs->snap_last_nodes);
+	rk_metric(f, "ringkeeper_snapshot_last_duration_seconds", "gauge",
+		  "The last snapshot written, from the applier's begin to the directory fsync.",
+		  (double)rs->snap_last_duration_ms / 1e3);
+	rk_metric(f, "ringkeeper_snapshot_last_pause_seconds", "gauge",
+		  "The last snapshot: how long the applier stopped to begin it.", (double)rs->snap_last_pause_us / 1e6);
+	rk_metric(f, "ringkeeper_snapshots_sent_total", "counter",
+		  "Leader: snapshots a follower received whole (InstallSnapshot).", (double)rs->snap_sent_count);
+	rk_metric(f, "ringkeeper_snapshots_installed_total", "counter",
+		  "Follower: the leader's snapshots installed (InstallSnapshot).", (double)rs->snap_installed_count);
 }
 
 static void write_ringkeeper(const struct metrics_sample *s, FILE *f)
@@ -321,6 +354,7 @@ static void write_ringkeeper(const struct metrics_sample *s, FILE *f)
 	rk_metric(f, "ringkeeper_log_segment_roll_stalls_total", "counter",
 		  "Segment rolls that waited for the segment preparer.", (double)rs->wal.segment_roll_stall_count);
 	rk_metric(f, "ringkeeper_workers", "gauge", "Client worker threads.", st->worker_count);
+	write_snapshots(rs, f);
 }
 
 void metrics_write(struct metrics *m, const struct metrics_sample *s, int64_t now_ms, FILE *f)

@@ -49,8 +49,10 @@ ZK_GAUGES = ["znode_count", "watch_count", "ephemerals_count", "approximate_data
              "avg_latency", "min_latency", "max_latency", "packets_received", "packets_sent",
              "uptime", "open_file_descriptor_count", "max_file_descriptor_count", "auth_failed_count"]
 ZK_QUORUM_GAUGES = ["quorum_size"]                                   # server.N lines
-ZK_LEADER_GAUGES = ["learners", "synced_followers", "leader_uptime"]  # on the leader
-ZK_COUNTERS = ["connection_rejected", "connection_request_count", "bytes_received_count", "looking_count"]
+ZK_LEADER_GAUGES = ["learners", "synced_followers", "pending_syncs", "leader_uptime",  # on the leader
+                    "last_proposal_size", "max_proposal_size", "min_proposal_size"]
+ZK_COUNTERS = ["connection_rejected", "connection_request_count", "bytes_received_count", "looking_count",
+               "snap_count"]
 ZK_SUMMARIES = {"readlatency": True, "updatelatency": True, "fsynctime": False, "election_time": False,
                 "dbinittime": False, "startup_txns_loaded": False, "startup_txns_load_time": False}
 PROCESS = {"process_cpu_seconds_total": "counter", "process_start_time_seconds": "gauge",
@@ -66,7 +68,13 @@ RINGKEEPER = {"ringkeeper_request_duration_seconds": "histogram",
               "ringkeeper_writes_committed_total": "counter", "ringkeeper_reads_served_total": "counter",
               "ringkeeper_frames_rejected_total": "counter", "ringkeeper_log_bytes": "gauge",
               "ringkeeper_log_segments": "gauge", "ringkeeper_log_segment_roll_stalls_total": "counter",
-              "ringkeeper_workers": "gauge"}
+              "ringkeeper_workers": "gauge",
+              "ringkeeper_snapshots_total": "counter", "ringkeeper_snapshot_failures_total": "counter",
+              "ringkeeper_snapshot_in_progress": "gauge", "ringkeeper_snapshot_last_index": "gauge",
+              "ringkeeper_snapshot_last_bytes": "gauge", "ringkeeper_snapshot_last_nodes": "gauge",
+              "ringkeeper_snapshot_last_duration_seconds": "gauge",
+              "ringkeeper_snapshot_last_pause_seconds": "gauge",
+              "ringkeeper_snapshots_sent_total": "counter", "ringkeeper_snapshots_installed_total": "counter"}
 RINGKEEPER_LEADER = {"ringkeeper_raft_follower_lag_entries": "gauge",
                      "ringkeeper_raft_follower_match_index": "gauge",
                      "ringkeeper_raft_follower_connected": "gauge"}
@@ -261,6 +269,80 @@ def test_counts_follow_creates_and_agree_with_mntr(metrics_server):
     for name in ("znode_count", "ephemerals_count", "watch_count", "approximate_data_size",
                  "global_sessions"):
         assert float(mntr["zk_" + name]) == value(after, name), name
+
+
+@needs_ringkeeper
+def test_a_snapshot_shows_its_size_and_duration(metrics_server):
+    srv = metrics_server()
+    _, before = families_of(srv.metrics_port)
+    assert value(before, "ringkeeper_snapshots_total") == 0
+    assert value(before, "ringkeeper_snapshot_last_bytes") == 0
+    zk = kazoo(srv.hosts)
+    try:
+        zk.create("/snap", b"")
+        for i in range(50):
+            zk.create("/snap/n%d" % i, b"v" * 1000)
+    finally:
+        zk.stop()
+        zk.close()
+    _, mid = families_of(srv.metrics_port)
+    znodes = value(mid, "znode_count")
+    applied = value(mid, "ringkeeper_raft_applied_index")
+    assert zkwire.four_letter(srv.port, "csnp").strip().isdigit()
+    deadline = time.monotonic() + 20
+    while True:
+        _, after = families_of(srv.metrics_port)
+        if value(after, "ringkeeper_snapshots_total") == 1 and value(after, "ringkeeper_snapshot_in_progress") == 0:
+            break
+        assert time.monotonic() < deadline, "no snapshot within 20 s"
+        time.sleep(0.1)
+    assert value(after, "ringkeeper_snapshot_failures_total") == 0
+    assert value(after, "ringkeeper_snapshot_last_index") >= applied
+    # the tree's nodes: / and the 51 made here at least (znode_count also counts the
+    # /zookeeper nodes the server makes up, which no snapshot holds)
+    assert 52 <= value(after, "ringkeeper_snapshot_last_nodes") <= znodes
+    # 50 values of 1000 bytes, lz4 compresses them: more than a few hundred bytes all the same
+    assert value(after, "ringkeeper_snapshot_last_bytes") > 500
+    assert 0 < value(after, "ringkeeper_snapshot_last_duration_seconds") < 20
+    assert value(after, "snap_count") == 0  # ZooKeeper's: SNAP syncs of a learner; none standalone
+
+
+@needs_ringkeeper
+def test_cluster_families_on_leader_and_follower():
+    """The exact families of a quorum member: the leader adds ZooKeeper's leader gauges
+    (LeaderZooKeeperServer.registerMetrics) and the per-follower ones."""
+    workdir = tempfile.mkdtemp(prefix="rk-mfam-")
+    cluster = Cluster(os.path.join(workdir, "cluster"), size=3, metrics=True)
+    try:
+        leader = cluster.start()
+        zk = kazoo(cluster.hosts)
+        try:
+            zk.create("/fam", b"x" * 100)
+        finally:
+            zk.stop()
+            zk.close()
+        follower = next(n for n in cluster.nodes if n is not leader)
+        types, _ = families_of(follower.metrics_port)
+        assert types == expected_families(quorum=True), "a follower's families"
+        want = expected_families(quorum=True, leader=True)
+        deadline = time.monotonic() + 10
+        while True:  # the leader's view of its followers follows its next tick
+            types, samples = families_of(leader.metrics_port)
+            if types == want and value(samples, "learners") == 2:
+                break
+            if time.monotonic() > deadline:
+                assert types == want, "the leader's families"
+                raise AssertionError("learners stays %r" % value(samples, "learners"))
+            time.sleep(0.1)
+        assert value(samples, "quorum_size") == 3 and value(samples, "learners") == 2
+        # sizes of the entries the leader appended (its term's first is an empty one);
+        # the create carried 100 bytes of data
+        assert 0 <= value(samples, "min_proposal_size") <= value(samples, "last_proposal_size") \
+            <= value(samples, "max_proposal_size")
+        assert value(samples, "max_proposal_size") > 100
+    finally:
+        cluster.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @needs_ringkeeper
@@ -459,6 +541,7 @@ def test_prometheus_scrapes_a_cluster():
         prom_wait(prom_port, "looking_count", lambda r: len(r) == 3 and all(float(s["value"][1]) >= 1 for s in r))
         up = prom_wait(prom_port, "leader_uptime", lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0)
         assert up[0]["metric"]["instance"] == "127.0.0.1:%d" % leader.metrics_port
+        prom_wait(prom_port, "max_proposal_size", lambda r: len(r) == 1 and float(r[0]["value"][1]) > 0)
         prom_wait(prom_port, "count(ringkeeper_raft_follower_lag_entries)", lambda r: r and r[0]["value"][1] == "2")
         rate = prom_wait(prom_port, 'sum(rate(ringkeeper_request_duration_seconds_count{op="create"}[1m]))',
                          lambda r: r and float(r[0]["value"][1]) > 0)
