@@ -9,6 +9,8 @@
 #      ZOO_INIT_LIMIT, ZOO_SYNC_LIMIT, ZOO_DATA_DIR (default /data), ZOO_DATA_LOG_DIR,
 #      ZOO_CLIENT_PORT, ZOO_MAX_CLIENT_CNXNS, ZOO_4LW_COMMANDS_WHITELIST, and
 #      ZOO_CFG_EXTRA ("key=value key=value ...", any key ringkeeper --help lists).
+#      A 4lw.commands.whitelist without ruok (or none: the server's default is srvr)
+#      gets ruok added, in a line of its own after the base: the probes ask it.
 #   2. The servers, unless the base has server.N lines of its own:
 #      - Kubernetes (RK_REPLICAS set): this pod's ordinal N comes from its host name
 #        (<name>-N, as a StatefulSet names its pods; checked even when the base has
@@ -70,6 +72,16 @@ data_dir=$(cfg_get dataDir)
 [ -n "$data_dir" ] || data_dir=./ringkeeper-data
 client_port=$(cfg_get clientPort)
 [ -n "$client_port" ] || client_port=2181
+# The probes (ringkeeper-probe) ask ruok and srvr; srvr is always allowed, ruok must be
+# in the whitelist or the liveness probe fails and the pod restarts for ever.
+words=$(cfg_get '4lw\.commands\.whitelist' | tr -d '[:space:]')
+case ",$words," in
+*,\*,* | *,ruok,*) ;;
+*)
+	echo "4lw.commands.whitelist=${words:+$words,}ruok" >>"$cfg.tmp"
+	echo "ringkeeper-entrypoint: added ruok to 4lw.commands.whitelist (the liveness probe asks it)" >&2
+	;;
+esac
 
 # 2. the servers (and in Kubernetes the ordinal, for myid)
 myid=${ZOO_MY_ID:-}

@@ -8,11 +8,14 @@ ordinal past the replicas). One test then execs a stand-in binary to check the
 arguments it passes on.
 """
 import os
+import signal
+import socket
 import subprocess
+import time
 
 import pytest
 
-from deploy_util import REPO
+from deploy_util import REPO, need_tools, ringkeeper_bin
 
 ENTRYPOINT = os.path.join(REPO, "deploy", "container", "entrypoint.sh")
 
@@ -162,3 +165,61 @@ def test_it_execs_ringkeeper_with_the_config_and_the_arguments(tmp_path):
     # exec: the stand-in runs as the entrypoint's own process (PID 1 in a container)
     assert out == "pid %d\narg --config\narg %s\narg --clientPort=2182\narg --logLevel=debug\n" % (
         p.pid, tmp_path / "run" / "zoo.cfg")
+
+
+@pytest.mark.parametrize("line,added", [
+    ("", "4lw.commands.whitelist=ruok\n"),                       # the server's default: srvr only
+    ("4lw.commands.whitelist=mntr,conf\n", "4lw.commands.whitelist=mntr,conf,ruok\n"),
+    ("4lw.commands.whitelist = srvr, mntr\n", "4lw.commands.whitelist=srvr,mntr,ruok\n"),
+    ("4lw.commands.whitelist=ruokx\n", "4lw.commands.whitelist=ruokx,ruok\n"),
+    ("4lw.commands.whitelist=ruok\n4lw.commands.whitelist=srvr\n", "4lw.commands.whitelist=srvr,ruok\n"),
+    ("4lw.commands.whitelist=*\n", ""),
+    ("4lw.commands.whitelist=mntr, ruok\n", ""),
+])
+def test_ruok_is_added_to_a_whitelist_without_it(tmp_path, line, added):
+    """The liveness probe asks ruok: a mounted zoo.cfg (or ZOO_4LW_COMMANDS_WHITELIST)
+    that leaves it out would have the pod restarted for ever."""
+    base = "dataDir={data}\nclientPort=2181\n" + line
+    rc, out, cfg, _ = run(tmp_path, {}, base=base)
+    assert rc == 0, out
+    assert cfg == base.format(data=tmp_path / "data") + added
+    assert ("added ruok" in out) == bool(added), out
+
+
+def test_zookeeper_image_whitelist_without_ruok(tmp_path):
+    rc, out, cfg, _ = run(tmp_path, {"ZOO_DATA_DIR": str(tmp_path / "data"), "ZOO_4LW_COMMANDS_WHITELIST": "mntr"})
+    assert rc == 0, out
+    assert cfg.endswith("4lw.commands.whitelist=mntr\n4lw.commands.whitelist=mntr,ruok\n"), cfg
+
+
+def test_the_server_answers_ruok_with_a_whitelist_that_left_it_out(tmp_path):
+    """End to end on the real binary: the line added last wins, and the probe passes."""
+    binary = ringkeeper_bin()
+    need_tools("bash", "timeout")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    conf = tmp_path / "zoo.cfg"
+    conf.write_text("dataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nforceSync=no\n"
+                    "4lw.commands.whitelist=mntr\n" % (tmp_path / "data", port))
+    env = {"PATH": os.environ["PATH"], "RK_CONFIG": str(conf), "RK_RUN_DIR": str(tmp_path / "run"),
+           "RINGKEEPER_BIN": binary}
+    log = open(tmp_path / "server.log", "wb")
+    proc = subprocess.Popen(["sh", ENTRYPOINT], env=env, stdout=log, stderr=log, start_new_session=True)
+    probe_env = {"PATH": os.environ["PATH"], "RK_CLIENT_PORT": str(port)}
+    probe = os.path.join(REPO, "deploy", "container", "probe.sh")
+    try:
+        deadline = time.time() + 15
+        while True:
+            p = subprocess.run(["bash", probe, "live"], env=probe_env, capture_output=True, text=True)
+            if p.returncode == 0:
+                break
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()
+            assert time.time() < deadline, p.stderr + (tmp_path / "server.log").read_text()
+            time.sleep(0.1)
+        assert subprocess.run(["bash", probe, "ready"], env=probe_env).returncode == 0
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(15) == 0
+        log.close()
