@@ -379,6 +379,49 @@ def test_bad_requests_get_an_error_and_are_closed(metrics_server):
 
 
 @needs_ringkeeper
+def test_many_scrapers_at_once_are_all_answered(metrics_server):
+    """12 scrapers (under the 16 connections) scraping together, each on a keep-alive
+    connection and on new ones: every scrape is a whole, parseable 200."""
+    import threading
+    srv = metrics_server(force_sync=False)
+    port = srv.metrics_port
+    errors, done = [], []
+
+    def scraper(i):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            for k in range(15):
+                if k % 5 == 0:
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", "/metrics")
+                resp = conn.getresponse()
+                body = resp.read().decode()
+                assert resp.status == 200, resp.status
+                types, samples = parse_exposition(body)
+                assert types["znode_count"] == "gauge" and value(samples, "znode_count") >= 1
+            conn.close()
+            done.append(i)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append("scraper %d: %r" % (i, e))
+
+    threads = [threading.Thread(target=scraper, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    zk = kazoo(srv.hosts)
+    try:
+        for i in range(50):
+            zk.create("/many%d" % i, b"")
+    finally:
+        zk.stop()
+        zk.close()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert sorted(done) == list(range(12))
+
+
+@needs_ringkeeper
 def test_slow_and_many_clients_do_not_disturb_zookeeper_clients(metrics_server):
     srv = metrics_server(force_sync=False)
     port = srv.metrics_port
