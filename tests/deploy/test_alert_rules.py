@@ -79,6 +79,23 @@ tests:
         exp_alerts:
           - exp_labels: {severity: warning, job: ringkeeper, instance: a}
             exp_annotations: {summary: "a: more than 3 new terms in 15 min"}
+  # A snapshot fails once; an hour later the alert is gone.
+  - interval: 5m
+    input_series:
+      - series: 'ringkeeper_snapshot_failures_total{job="ringkeeper",instance="a"}'
+        values: '0 0 0 1x20'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: RingKeeperSnapshotFailing
+        exp_alerts: []
+      - eval_time: 20m
+        alertname: RingKeeperSnapshotFailing
+        exp_alerts:
+          - exp_labels: {severity: warning, job: ringkeeper, instance: a}
+            exp_annotations: {summary: "a: a snapshot failed in the last hour (the log is not compacted; see its log)"}
+      - eval_time: 90m
+        alertname: RingKeeperSnapshotFailing
+        exp_alerts: []
 """
 
 
@@ -87,7 +104,7 @@ def test_promtool_checks_and_unit_tests_the_rules(tmp_path):
     (tmp_path / "rules.yml").write_text(rules_from_doc())
     p = subprocess.run(["promtool", "check", "rules", str(tmp_path / "rules.yml")], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "SUCCESS: 10 rules found" in p.stdout + p.stderr
+    assert "SUCCESS: 11 rules found" in p.stdout + p.stderr
     (tmp_path / "tests.yml").write_text(TESTS)
     p = subprocess.run(["promtool", "test", "rules", str(tmp_path / "tests.yml")], capture_output=True, text=True,
                        cwd=tmp_path)
