@@ -236,6 +236,9 @@ static void write_zookeeper(struct metrics *m, const struct metrics_sample *s, i
 	zk_summary(m, METRICS_SUMMARY_STARTUP_TXNS, "startup_txns_loaded", &s->startup_txns, 1, false, now_ms, f);
 	zk_summary(m, METRICS_SUMMARY_STARTUP_TXNS_TIME, "startup_txns_load_time", &s->startup_txns_load_ms, 1, false,
 		   now_ms, f);
+	zk_summary(m, METRICS_SUMMARY_STARTUP_SNAP_TIME, "startup_snap_load_time", &s->startup_snap_load_ms, 1, false,
+		   now_ms, f);
+	zk_summary(m, METRICS_SUMMARY_SNAPSHOT_TIME, "snapshottime", &s->snapshot_ms, 1, false, now_ms, f);
 }
 
 /* The Prometheus client's StandardExports (ZooKeeper's exportJvmInfo adds them). */
@@ -403,6 +406,8 @@ void metrics_sample_read(struct metrics *m)
 	rk_hist_read(h.db_init_ms, &s->db_init_ms);
 	rk_hist_read(h.startup_txns, &s->startup_txns);
 	rk_hist_read(h.startup_txns_load_ms, &s->startup_txns_load_ms);
+	rk_hist_read(h.startup_snap_load_ms, &s->startup_snap_load_ms);
+	rk_hist_read(h.snapshot_ms, &s->snapshot_ms);
 	s->queue_count = srv->hub->port_count < METRICS_WORKERS_MAX ? srv->hub->port_count : METRICS_WORKERS_MAX;
 	for (int i = 0; i < s->queue_count; i++) {
 		s->queue_to_raft[i] = spsc_size(&srv->hub->ports[i].to_raft);

@@ -49,6 +49,8 @@ enum metrics_summary {
 	METRICS_SUMMARY_DB_INIT_TIME,   /* dbinittime: ms of start-up recovery */
 	METRICS_SUMMARY_STARTUP_TXNS,   /* startup_txns_loaded: entries replayed */
 	METRICS_SUMMARY_STARTUP_TXNS_TIME, /* startup_txns_load_time: ms reading the log */
+	METRICS_SUMMARY_STARTUP_SNAP_TIME, /* startup_snap_load_time: ms loading the snapshot */
+	METRICS_SUMMARY_SNAPSHOT_TIME,     /* snapshottime: ms per snapshot written */
 	METRICS_SUMMARY_COUNT
 };
 
@@ -65,6 +67,8 @@ struct metrics_sample {
 	struct rk_hist_snap db_init_ms;
 	struct rk_hist_snap startup_txns;
 	struct rk_hist_snap startup_txns_load_ms;
+	struct rk_hist_snap startup_snap_load_ms;
+	struct rk_hist_snap snapshot_ms;
 	/* the hub's queues, per worker */
 	int queue_count;
 	uint64_t queue_to_raft[METRICS_WORKERS_MAX];

@@ -83,6 +83,8 @@ struct raft_hists {
 	const struct rk_hist *db_init_ms;        /* start-up: recovery (hard state, log, core) */
 	const struct rk_hist *startup_txns;      /* start-up: log entries replayed */
 	const struct rk_hist *startup_txns_load_ms; /* start-up: reading and replaying the log */
+	const struct rk_hist *startup_snap_load_ms; /* start-up: finding and loading the snapshot */
+	const struct rk_hist *snapshot_ms;       /* snapshots written (ms each) */
 };
 
 /* cfg, store and hub outlive the pipeline; the thread stops when hub->stopping is set. */

@@ -138,6 +138,8 @@ struct pipe_metrics {
 	struct rk_hist db_init_ms;
 	struct rk_hist startup_txns;
 	struct rk_hist startup_txns_load_ms;
+	struct rk_hist startup_snap_load_ms; /* start-up: finding and loading the snapshot */
+	struct rk_hist snapshot_ms;          /* a snapshot written, begin to directory fsync */
 	int64_t leaderless_since_us; /* monotonic; 0: a leader is known (also the serving
 				      rule's clock, pipeline_timers.c) */
 };
@@ -355,7 +357,8 @@ void pipe_metrics_on_leader(struct raft_pipeline *p, uint64_t leader, bool leadi
 /* The followers as the leader sees them, into p->stats (stats_lock held). */
 void pipe_metrics_peers(struct raft_pipeline *p, const struct raft_status *st);
 /* Recovery took total_ms, of which log_ms reading and replaying `entries` entries. */
-void pipe_metrics_recovered(struct raft_pipeline *p, int64_t total_ms, int64_t log_ms, uint64_t entries);
+void pipe_metrics_recovered(struct raft_pipeline *p, int64_t total_ms, int64_t snap_ms, int64_t log_ms,
+			    uint64_t entries);
 
 /* pipeline_recover.c */
 /* Loads the newest snapshot, opens the log, replays what follows the snapshot into

@@ -2,7 +2,7 @@
  * pipeline_metrics.c — what the raft thread records for /metrics beyond its counters:
  * elections (ZooKeeper's looking_count and election_time), the start of a leadership
  * (leader_uptime), the followers as the leader sees them (learners, per-follower lag)
- * and the start-up recovery (dbinittime, startup_txns_loaded, startup_txns_load_time).
+ * and the start-up recovery (dbinittime, startup_snap_load_time, startup_txns_loaded, startup_txns_load_time).
  *
  * Thread: the raft thread (main during recovery, before the thread starts). Histograms
  * are single-writer (core/hist.h); struct raft_stats fields are written under
@@ -67,10 +67,13 @@ void pipe_metrics_peers(struct raft_pipeline *p, const struct raft_status *st)
 	}
 }
 
-void pipe_metrics_recovered(struct raft_pipeline *p, int64_t total_ms, int64_t log_ms, uint64_t entries)
+void pipe_metrics_recovered(struct raft_pipeline *p, int64_t total_ms, int64_t snap_ms, int64_t log_ms,
+			    uint64_t entries)
 {
 	struct pipe_metrics *m = &p->metrics;
 	rk_hist_record(&m->db_init_ms, (uint64_t)(total_ms > 0 ? total_ms : 0));
+	/* ZooKeeper records this at every start, a snapshot found or not */
+	rk_hist_record(&m->startup_snap_load_ms, (uint64_t)(snap_ms > 0 ? snap_ms : 0));
 	if (entries > 0) { /* ZooKeeper records these only when a txn log was read */
 		rk_hist_record(&m->startup_txns_load_ms, (uint64_t)(log_ms > 0 ? log_ms : 0));
 		rk_hist_record(&m->startup_txns, entries);
@@ -92,4 +95,6 @@ void raft_pipeline_hists(struct raft_pipeline *p, struct raft_hists *out)
 	out->db_init_ms = &p->metrics.db_init_ms;
 	out->startup_txns = &p->metrics.startup_txns;
 	out->startup_txns_load_ms = &p->metrics.startup_txns_load_ms;
+	out->startup_snap_load_ms = &p->metrics.startup_snap_load_ms;
+	out->snapshot_ms = &p->metrics.snapshot_ms;
 }

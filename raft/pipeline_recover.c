@@ -430,8 +430,10 @@ int pipe_recover(struct raft_pipeline *p)
 	bool found;
 	uint64_t snap_index = 0, snap_term = 0;
 	int err = pipe_load_hard_state(p, &hs, &found);
+	int64_t snap_t0 = rk_now_ms();
 	if (!err)
 		err = pipe_snap_recover(p, &snap_index, &snap_term);
+	int64_t snap_ms = rk_now_ms() - snap_t0;
 	rc.skip_upto = rc.applied_index = snap_index;
 	rc.applied_term = snap_term;
 	rc.hist_prev_index = snap_index;
@@ -477,7 +479,7 @@ int pipe_recover(struct raft_pipeline *p)
 		 (unsigned long long)hs.term, rc.sessions_count, (long long)(now - t0), (long long)(t1 - t0),
 		 (long long)(now - t1), wal_direct_io(p->wal) ? "O_DIRECT" : "buffered (O_DIRECT refused by the filesystem)",
 		 pipe_sync_mode_name(wal_sync_mode_get(p->wal)));
-	pipe_metrics_recovered(p, now - t0, log_ms, rc.count);
+	pipe_metrics_recovered(p, now - t0, snap_ms, log_ms, rc.count);
 	replay_ctx_free(&rc);
 	return 0;
 }

@@ -54,7 +54,8 @@ ZK_LEADER_GAUGES = ["learners", "synced_followers", "pending_syncs", "leader_upt
 ZK_COUNTERS = ["connection_rejected", "connection_request_count", "bytes_received_count", "looking_count",
                "snap_count"]
 ZK_SUMMARIES = {"readlatency": True, "updatelatency": True, "fsynctime": False, "election_time": False,
-                "dbinittime": False, "startup_txns_loaded": False, "startup_txns_load_time": False}
+                "dbinittime": False, "startup_txns_loaded": False, "startup_txns_load_time": False,
+                "startup_snap_load_time": False, "snapshottime": False}
 PROCESS = {"process_cpu_seconds_total": "counter", "process_start_time_seconds": "gauge",
            "process_open_fds": "gauge", "process_max_fds": "gauge",
            "process_virtual_memory_bytes": "gauge", "process_resident_memory_bytes": "gauge"}
@@ -277,6 +278,8 @@ def test_a_snapshot_shows_its_size_and_duration(metrics_server):
     _, before = families_of(srv.metrics_port)
     assert value(before, "ringkeeper_snapshots_total") == 0
     assert value(before, "ringkeeper_snapshot_last_bytes") == 0
+    assert value(before, "snapshottime_count") == 0
+    assert value(before, "startup_snap_load_time_count") == 1  # every start, as ZooKeeper's restore
     zk = kazoo(srv.hosts)
     try:
         zk.create("/snap", b"")
@@ -304,6 +307,9 @@ def test_a_snapshot_shows_its_size_and_duration(metrics_server):
     # 50 values of 1000 bytes, lz4 compresses them: more than a few hundred bytes all the same
     assert value(after, "ringkeeper_snapshot_last_bytes") > 500
     assert 0 < value(after, "ringkeeper_snapshot_last_duration_seconds") < 20
+    assert value(after, "snapshottime_count") == 1
+    # ms, as ZooKeeper's: the summary's sum is the one snapshot's duration
+    assert abs(value(after, "snapshottime_sum") - 1000 * value(after, "ringkeeper_snapshot_last_duration_seconds")) <= 1
     assert value(after, "snap_count") == 0  # ZooKeeper's: SNAP syncs of a learner; none standalone
 
 
