@@ -1,10 +1,13 @@
 """Shared by the deploy tests: the repository root, the binary under test, skips."""
 import os
 import shutil
+import sys
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+from ports import free_port  # noqa: E402,F401  (below the ephemeral range: see ports.py)
 
 
 def ringkeeper_bin():

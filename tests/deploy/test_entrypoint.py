@@ -9,13 +9,12 @@ arguments it passes on.
 """
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 
-from deploy_util import REPO, need_tools, ringkeeper_bin
+from deploy_util import REPO, free_port, need_tools, ringkeeper_bin
 
 ENTRYPOINT = os.path.join(REPO, "deploy", "container", "entrypoint.sh")
 
@@ -196,10 +195,7 @@ def test_the_server_answers_ruok_with_a_whitelist_that_left_it_out(tmp_path):
     """End to end on the real binary: the line added last wins, and the probe passes."""
     binary = ringkeeper_bin()
     need_tools("bash", "timeout")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     conf = tmp_path / "zoo.cfg"
     conf.write_text("dataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nforceSync=no\n"
                     "4lw.commands.whitelist=mntr\n" % (tmp_path / "data", port))

@@ -7,14 +7,13 @@ installed from tests/deploy/package-lock.json (npm ci) when missing.
 """
 import os
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 import yaml
 
-from deploy_util import REPO, need_tools, ringkeeper_bin
+from deploy_util import REPO, free_port, need_tools, ringkeeper_bin
 
 K8S = os.path.join(REPO, "deploy", "k8s")
 HERE = os.path.join(REPO, "tests", "deploy")
@@ -121,14 +120,6 @@ def test_the_pieces_agree():
     assert int(keys["metricsProvider.httpPort"]) == ports["metrics"]
     assert {"srvr", "ruok"} <= set(keys["4lw.commands.whitelist"].split(","))
     assert {p["port"] for p in services["ringkeeper-headless"]["spec"]["ports"]} >= {2888}
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_the_configmap_starts_the_server_and_the_probes_pass(tmp_path):

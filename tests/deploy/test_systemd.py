@@ -27,17 +27,9 @@ import time
 
 import pytest
 
-from deploy_util import REPO, need_tools, ringkeeper_bin
+from deploy_util import REPO, free_port, need_tools, ringkeeper_bin
 
 UNIT = os.path.join(REPO, "deploy", "systemd", "ringkeeper.service")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def four_letter(port, word):

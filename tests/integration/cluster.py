@@ -32,12 +32,7 @@ ZK_CLASSPATH = ":".join([
 JAVA = os.environ.get("JAVA", "/usr/bin/java")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from ports import free_port  # noqa: E402  (below the ephemeral range: see ports.py)
 
 
 def session_ok(port, host="127.0.0.1"):

@@ -70,12 +70,7 @@ def pending(request, server, feature):
                                                   strict=True))
 
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = rkcluster.free_port  # below the ephemeral range (ports.py)
 
 
 class Server:
