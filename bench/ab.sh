@@ -9,7 +9,7 @@
 #
 # Usage: bench/ab.sh A_BIN B_BIN [--presets create,set] [--sessions 1,64,256]
 #                    [--rounds 3] [--duration 10] [--warmup 3]
-# Env:   BENCH_BIN (default: newest build*/bench/ringkeeper-bench)
+# Env:   BENCH_BIN (default: newest build*/bench/ringkeeper-bench that is not a sanitizer build)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -ge 2 ] || { sed -n '2,12p' "$0"; exit 2; }
@@ -26,8 +26,15 @@ while [ $# -gt 0 ]; do
 	*) echo "ab.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
-# shellcheck disable=SC2012 # the newest of our own build dirs: plain names, ls -t is the tool
-bench_bin=${BENCH_BIN:-$(ls -t "$here"/build*/bench/ringkeeper-bench 2>/dev/null | head -1)}
+# the newest of our own build dirs, sanitizer builds (build-asan/, made by tests/run.sh) left out
+bench_bin=${BENCH_BIN:-}
+if [ -z "$bench_bin" ]; then
+	for f in "$here"/build*/bench/ringkeeper-bench; do
+		[ -x "$f" ] || continue
+		grep -q __asan_init "$f" && continue
+		if [ -z "$bench_bin" ] || [ "$f" -nt "$bench_bin" ]; then bench_bin=$f; fi
+	done
+fi
 [ -x "$bench_bin" ] || { echo "ab.sh: ringkeeper-bench not built (set BENCH_BIN)" >&2; exit 1; }
 work=$(mktemp -d "${AB_TMP:-/var/tmp}/rk-ab-XXXXXX")
 pid=

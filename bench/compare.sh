@@ -60,10 +60,11 @@ if [ "$quick" = 1 ]; then
 	rounds=1; duration=5; warmup=2; jvm_warm_s=10
 fi
 
-newest() { # newest existing file among the globbed candidates
+newest() { # newest existing file among the globbed candidates, sanitizer builds left out
 	local best="" f
 	for f in "$@"; do
 		[ -x "$f" ] || continue
+		grep -q __asan_init "$f" && continue # build-asan/ (tests/run.sh): it measures ASan
 		if [ -z "$best" ] || [ "$f" -nt "$best" ]; then best=$f; fi
 	done
 	printf '%s' "$best"
