@@ -216,11 +216,11 @@ static void pipe_snap_done(struct raft_pipeline *p, struct store_snap *sn, const
 	if (res->kept_count)
 		ps->oldest_kept = res->oldest_kept;
 	log_info("snapshot at index %llu (term %llu): %llu nodes, %llu sessions, %.1f MB (%.1f MB before lz4) in %llu ms "
-		 "(walk %llu ms); applier paused %llu us, %llu nodes copied before a change, longest lock hold %llu us; "
+		 "(walk %llu ms, %u rests); applier paused %llu us, %llu nodes copied before a change, longest lock hold %llu us; "
 		 "%u kept, the oldest at %llu",
 		 (unsigned long long)res->index, (unsigned long long)res->term, (unsigned long long)res->node_count,
 		 (unsigned long long)res->session_count, (double)res->file_bytes / 1e6, (double)res->raw_bytes / 1e6,
-		 (unsigned long long)res->duration_us / 1000, (unsigned long long)res->walk_us / 1000,
+		 (unsigned long long)res->duration_us / 1000, (unsigned long long)res->walk_us / 1000, res->walk_rests,
 		 (unsigned long long)res->image.begin_ns / 1000, (unsigned long long)res->image.nodes_copied,
 		 (unsigned long long)res->image.lock_hold_max_ns / 1000, res->kept_count,
 		 (unsigned long long)ps->oldest_kept);

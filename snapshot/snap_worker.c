@@ -47,7 +47,8 @@ struct snap_worker {
 static void worker_write(struct snap_worker *w, struct store_snap *sn, uint64_t index, uint64_t term)
 {
 	struct snap_result res;
-	snap_write(w->snap_dir, sn, index, term, &w->cancel, &res);
+	struct snap_write_ctl ctl = { .cancel = &w->cancel, .walk_burst_us = SNAP_WORKER_WALK_BURST_US };
+	snap_write(w->snap_dir, sn, index, term, &ctl, &res);
 	if (res.err == 0) {
 		int rc = snap_purge(w->snap_dir, w->retain, &res.oldest_kept, &res.kept_count);
 		if (rc < 0)

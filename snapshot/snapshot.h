@@ -43,19 +43,28 @@ struct snap_result {
 	uint64_t session_count;
 	uint64_t duration_us;   /* from submit to the directory fsync */
 	uint64_t walk_us;       /* of which walking the image (the store's locks) */
+	uint32_t walk_rests;    /* pauses of a paced walk (struct snap_write_ctl) */
 	uint64_t oldest_kept;   /* after the purge: the oldest snapshot's index kept */
 	uint32_t kept_count;    /* snapshots on disk after the purge */
 	struct store_snap_stats image; /* copies, lock holds, the begin pause */
 };
 
+/* How a write runs beside a serving store (NULL: as fast as it can, no cancel). */
+struct snap_write_ctl {
+	const atomic_bool *cancel; /* turns true: the walk stops between two steps */
+	/* 0: walk without a pause. Else the walk rests as long as it walked each time it
+	 * has walked this long: about half a CPU at most (snap_write.c, "Pacing"). */
+	uint32_t walk_burst_us;
+};
+
 /*
  * Writes <snap_dir>/snapshot.<index>.rk from the image (walked to its end here) of
  * the store at log index `index` (term `term`). The directory is created if needed.
- * 0 or -errno (-ECANCELED once *cancel, if given, turns true: the walk stops between
- * two steps and the .tmp is removed); out gets the sizes and durations (err and why).
+ * 0 or -errno (-ECANCELED once ctl->cancel turns true: the .tmp is removed); out gets
+ * the sizes and durations (err and why).
  */
 int snap_write(const char *snap_dir, struct store_snap *sn, uint64_t index, uint64_t term,
-	       const atomic_bool *cancel, struct snap_result *out);
+	       const struct snap_write_ctl *ctl, struct snap_result *out);
 
 /*
  * Deletes the oldest complete snapshots of snap_dir until `retain` remain (oldest
@@ -132,6 +141,8 @@ int snap_worker_start(struct snap_worker **out, const struct snap_worker_config 
  * the thread and frees the worker. Returns the image it was handed and not returned
  * by a poll yet (the caller ends it), or NULL. */
 struct store_snap *snap_worker_stop(struct snap_worker *w);
+/* The worker's walks are paced (struct snap_write_ctl): a serving store shares the CPUs. */
+#define SNAP_WORKER_WALK_BURST_US 500
 /* Hands an image over (the worker walks it); false while one is in hand. */
 bool snap_worker_submit(struct snap_worker *w, struct store_snap *sn, uint64_t index, uint64_t term);
 bool snap_worker_busy(struct snap_worker *w);

@@ -149,6 +149,47 @@ Test(snapshot, writes_applied_while_the_file_is_written_are_not_in_it)
 	free(want);
 }
 
+Test(snapshot, a_paced_walk_rests_and_writes_the_same_tree)
+{
+	t_build_every_kind();
+	cr_assert_eq(t_create("/p", NULL, 0), ZK_OK);
+	char path[64], value[101];
+	memset(value, 'v', 100);
+	value[100] = '\0';
+	struct jute_writer body;
+	jute_writer_init(&body, 4096);
+	for (int i = 0; i < 50000; i++) {
+		snprintf(path, sizeof path, "/p/n%06d", i);
+		jute_writer_reset(&body);
+		t_create_fields(&body, path, value, 0);
+		cr_assert_eq(t_apply(ZK_OP_CREATE, &body), ZK_OK);
+	}
+	jute_writer_free(&body);
+	char *want = t_store_dump(T.s);
+	struct store_snap *sn;
+	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
+	uint64_t index = (uint64_t)store_snap_zxid(sn);
+	/* 50,000 nodes walk for milliseconds: a 100 us burst must rest many times */
+	struct snap_write_ctl ctl = { .walk_burst_us = 100 };
+	struct snap_result res;
+	cr_assert_eq(snap_write(dir, sn, index, 3, &ctl, &res), 0, "%s", res.why);
+	store_snap_end(T.s, sn);
+	cr_assert_gt(res.walk_rests, 1, "rests %u in a walk of %llu us", res.walk_rests,
+		     (unsigned long long)res.walk_us);
+	cr_assert_geq(res.walk_us, (uint64_t)res.walk_rests * 100);
+	assert_loads_as(want, index);
+	free(want);
+
+	/* unpaced (NULL and a zero burst): no rest */
+	write_now(&res);
+	cr_assert_eq(res.walk_rests, 0);
+	atomic_bool cancel = true;
+	ctl = (struct snap_write_ctl){ .cancel = &cancel, .walk_burst_us = 100 };
+	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
+	cr_assert_eq(snap_write(dir, sn, (uint64_t)store_snap_zxid(sn) + 1, 3, &ctl, &res), -ECANCELED);
+	store_snap_end(T.s, sn);
+}
+
 Test(snapshot, a_node_larger_than_a_block_round_trips)
 {
 	size_t big = 3u << 20;
