@@ -101,23 +101,22 @@ struct rk_msg *hub_overflow_take(struct hub_port *p, bool pop);
  * count means the overflow's head is the oldest message. Read the other way round, the
  * queue can be empty, then fill and overflow before the count is read, and the
  * overflow's head would overtake a whole queue of older messages. */
-static inline struct rk_msg *hub_from_raft(struct hub *h, int port)
+static inline struct rk_msg *hub_next_from_raft(struct hub *h, int port, bool pop)
 {
 	struct hub_port *p = &h->ports[port];
 	bool overflowed = atomic_load(&p->overflow_count) != 0;
-	struct rk_msg *m = spsc_pop(&p->from_raft);
+	struct rk_msg *m = pop ? spsc_pop(&p->from_raft) : spsc_peek(&p->from_raft);
 	if (m || !overflowed)
 		return m;
-	return hub_overflow_take(p, true);
+	return hub_overflow_take(p, pop);
+}
+static inline struct rk_msg *hub_from_raft(struct hub *h, int port)
+{
+	return hub_next_from_raft(h, port, true);
 }
 static inline struct rk_msg *hub_peek_from_raft(struct hub *h, int port)
 {
-	struct hub_port *p = &h->ports[port];
-	bool overflowed = atomic_load(&p->overflow_count) != 0;
-	struct rk_msg *m = spsc_peek(&p->from_raft);
-	if (m || !overflowed)
-		return m;
-	return hub_overflow_take(p, false);
+	return hub_next_from_raft(h, port, false);
 }
 
 #endif
