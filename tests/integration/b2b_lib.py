@@ -55,6 +55,7 @@ EVENT_NAMES = {1: "NodeCreated", 2: "NodeDeleted", 3: "NodeDataChanged",
 
 READ, WRITE, CREATE, DELETE, ADMIN, ALL = 1, 2, 4, 8, 16, 31
 SUPER_DIGEST = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="    # sha1 of "super:test"
+SUPER_USER_PASSWORD = "super:test"
 REPLY_TIMEOUT = 15.0   # a reply this late is "timeout": generous, the machine is shared and small
 
 

@@ -62,22 +62,19 @@ def run_b2b(request, pair, script, cluster_pending=(), cluster_known=()):
     ensembles (their own ports), masked when the pair are clusters."""
     servers = {t: conftest.pick(s, request.node.nodeid) for t, s in pair.items()}
     request.node._rk_servers = [n for s in servers.values() for n in getattr(s, "nodes", [s])]
-    transcripts = {}
-    for target in ("zookeeper", "ringkeeper"):
-        srv = servers[target]
-        if not srv.alive():
-            srv.start()
-        rec = B.Recorder(srv)
-        try:
-            script(rec)
-            rec.drain_all()
-        finally:
-            rec.close_all()
-        if not srv.alive():
-            rec.lines.append("SERVER DIED (%s)" % ", ".join(
-                "exit %s" % n.proc.returncode for n in getattr(srv, "nodes", [srv])
-                if n.proc is not None and not n.alive()))
-        transcripts[target] = rec.lines
+    transcripts = {t: _transcript(servers[t], script) for t in ("zookeeper", "ringkeeper")}
+    if _timed_out(transcripts["zookeeper"]) and not _timed_out(transcripts["ringkeeper"]):
+        # The reference, not the server under test, left a request unanswered for 15 s
+        # (seen once in CI on a loaded 2-core machine: a ZooKeeper ensemble member sat
+        # on a failed delete). Its transcript then says nothing about the behaviour
+        # compared, so the script runs once more on both, on cleared trees (both, as
+        # a script may change nodes outside its root: /zookeeper's version); a second
+        # timeout is compared (and fails) as it stands.
+        print("b2b: ZooKeeper timed out (%s); clearing both trees and running the script "
+              "again" % _timed_out(transcripts["zookeeper"]))
+        for t in ("zookeeper", "ringkeeper"):
+            _clear_tree(servers[t])
+            transcripts[t] = _transcript(servers[t], script)
     dump = os.environ.get("B2B_DUMP")
     if dump:
         os.makedirs(dump, exist_ok=True)
@@ -90,6 +87,43 @@ def run_b2b(request, pair, script, cluster_pending=(), cluster_known=()):
     if getattr(servers["ringkeeper"], "kind", None) == "ringkeeper3":
         known.update(dict(cluster_known))
     B.compare(request.node.name, transcripts, known, pending)
+
+
+def _transcript(srv, script):
+    if not srv.alive():
+        srv.start()
+    rec = B.Recorder(srv)
+    try:
+        script(rec)
+        rec.drain_all()
+    finally:
+        rec.close_all()
+    if not srv.alive():
+        rec.lines.append("SERVER DIED (%s)" % ", ".join(
+            "exit %s" % n.proc.returncode for n in getattr(srv, "nodes", [srv])
+            if n.proc is not None and not n.alive()))
+    return rec.lines
+
+
+def _timed_out(lines):
+    """The first step that got no reply in time, or None."""
+    return next((ln for ln in lines if ln.endswith("-> timeout")), None)
+
+
+def _clear_tree(srv):
+    """Delete everything but /zookeeper, as the super user (the scripts leave ACL'd
+    nodes): a script's second run starts from the tree its first one found."""
+    from kazoo.client import KazooClient
+    zk = KazooClient(hosts=srv.hosts, timeout=15.0,
+                     auth_data=[("digest", B.SUPER_USER_PASSWORD)])
+    zk.start(timeout=30.0)
+    try:
+        for child in zk.get_children("/"):
+            if child != "zookeeper":
+                zk.delete("/" + child, recursive=True)
+    finally:
+        zk.stop()
+        zk.close()
 
 
 def _mk(r, conn, path, data=b"", flags=0, acls=OPEN, label=None):
