@@ -611,8 +611,8 @@ def one_failover(ens, bench, args, out_dir, index):
 # ---- rkab: two RingKeeper configurations ------------------------------------------
 
 def cmd_rkab(args, rk_a, rk_b, bench, out_dir):
-    """Two 3-node RingKeeper clusters that differ only in --a-config / --b-config,
-    alternating A B A B per preset x session count, medians and B/A."""
+    """Two 3-node RingKeeper clusters that differ only in --a-config / --b-config
+    (and --a-bin / --b-bin: two builds), alternating A B A B per preset x session count, medians and B/A."""
     results = os.path.join(out_dir, "rkab.jsonl")
     runs = {}
     for rnd in range(1, args.rounds + 1):
@@ -624,7 +624,8 @@ def cmd_rkab(args, rk_a, rk_b, bench, out_dir):
                     with open(results, "a") as f:
                         f.write(json.dumps({"config": ens.label, "round": rnd, "result": r}) + "\n")
                     print(run_line(r, ens.label), flush=True)
-    lines = ["A = %s; B = %s" % (" ".join(rk_a.extra_cfg) or "defaults", " ".join(rk_b.extra_cfg) or "defaults"), "",
+    lines = ["A = %s %s; B = %s %s" % (rk_a.binary, " ".join(rk_a.extra_cfg) or "defaults",
+                                       rk_b.binary, " ".join(rk_b.extra_cfg) or "defaults"), "",
              "| preset | sessions | A ops/s | B ops/s | B/A | A p50 ms | B p50 ms | A p99 ms | B p99 ms | "
              "A µs/op | B µs/op |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for (p, n), by in runs.items():
@@ -794,6 +795,8 @@ def main():
     ab = sub.add_parser("rkab")
     ab.add_argument("--a-config", default="", help="zoo.cfg lines for cluster A, comma separated")
     ab.add_argument("--b-config", default="raft.logSyncMethod=linked,raft.logInflightMax=2")
+    ab.add_argument("--a-bin", help="ringkeeper binary of cluster A (default: RINGKEEPER_BIN or the newest build)")
+    ab.add_argument("--b-bin", help="ringkeeper binary of cluster B (default: the same as A's)")
     ab.add_argument("--rounds", type=int, default=2)
     ab.add_argument("--presets", default="set,mixed")
     ab.add_argument("--sessions", default="64,256")
@@ -828,9 +831,10 @@ def main():
     rk = Ensemble("ringkeeper", os.path.join(workdir, "rk"), binary=rk_bin,
                   extra_cfg=getattr(args, "rk_config", "").split(","))
     if args.cmd == "rkab":
-        rk = Ensemble("ringkeeper", os.path.join(workdir, "rk"), binary=rk_bin, extra_cfg=args.a_config.split(","),
+        a_bin = args.a_bin or rk_bin
+        rk = Ensemble("ringkeeper", os.path.join(workdir, "rk"), binary=a_bin, extra_cfg=args.a_config.split(","),
                       label="A")
-        rk_b = Ensemble("ringkeeper", os.path.join(workdir, "rkb"), binary=rk_bin,
+        rk_b = Ensemble("ringkeeper", os.path.join(workdir, "rkb"), binary=args.b_bin or a_bin,
                         extra_cfg=args.b_config.split(","), label="B")
 
     def stop(*_):

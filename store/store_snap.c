@@ -267,6 +267,25 @@ void store_snap_preserve_slow(struct store *s, struct znode *n)
 
 /* ---------------------------------------------------------------- the walker */
 
+/*
+ * The walk reads buckets in order but their nodes lie anywhere in memory: each node is
+ * a cache miss on its header and another two or three on its path and value (about
+ * half of a snapshot's CPU in a server under a create load, where the nodes of one
+ * bucket range were allocated far apart). So the head node of the bucket a few ahead
+ * is fetched while this one is encoded: its header and the value's first lines,
+ * where a node of 100-byte values keeps the rest of its block.
+ */
+#define SNAP_PREFETCH_AHEAD 6
+#define SNAP_PREFETCH_LINES 4
+
+static inline void snap_prefetch_node(const struct znode *n)
+{
+	if (!n)
+		return;
+	for (int i = 0; i < SNAP_PREFETCH_LINES; i++)
+		__builtin_prefetch((const char *)n + 64 * i, 0, 0);
+}
+
 bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 {
 	if (sn->emitting) {
@@ -286,6 +305,8 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 	uint64_t t0 = snap_now_ns();
 	size_t bytes = 0, buckets = 0;
 	while (sn->bucket <= sh->bucket_mask && buckets < STORE_SNAP_HOLD_BUCKETS && bytes < STORE_SNAP_HOLD_BYTES) {
+		if (sn->bucket + SNAP_PREFETCH_AHEAD <= sh->bucket_mask)
+			snap_prefetch_node(sh->buckets[sn->bucket + SNAP_PREFETCH_AHEAD]);
 		for (struct znode *n = sh->buckets[sn->bucket]; n; n = n->hash_next) {
 			if (!snap_wants(sn, n))
 				continue;
