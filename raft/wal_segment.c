@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/file.h"
 #include "raft/wal_impl.h"
 
 void wal_segment_name(char *out, size_t cap, uint64_t seq, bool tmp)
@@ -304,16 +305,20 @@ int wal_remove_segments(const char *dir, const uint64_t *seqs, int count)
 	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
+	/* Paced (core/file.h): the freed extents of a whole segment at once would stall
+	 * the next fdatasync on a disk that discards. Renamed to its .tmp name first,
+	 * which wal_open deletes. */
+	const struct rk_delete_pace pace = RK_DELETE_PACE_DEFAULT;
 	int rc = 0, removed = 0;
 	for (int i = 0; i < count && rc == 0; i++) {
-		char name[64];
+		char name[64], doomed[64];
 		wal_segment_name(name, sizeof(name), seqs[i], false);
-		if (unlinkat(dfd, name, 0) < 0) {
-			if (errno != ENOENT)
-				rc = -errno; /* ENOENT: gone already (a removal before a crash) */
-		} else if ((rc = wal_sync_dir(dfd)) == 0) {
-			removed++;
-		}
+		wal_segment_name(doomed, sizeof(doomed), seqs[i], true);
+		int del = rk_delete_paced(dfd, name, doomed, &pace);
+		if (del < 0)
+			rc = del;
+		else
+			removed += del; /* 0: gone already (a removal before a crash) */
 	}
 	close(dfd);
 	return rc < 0 ? rc : removed;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "core/crc32c.h"
+#include "core/file.h"
 #include "snapshot/snap_format.h"
 #include "snapshot/snap_pack.h"
 #include "snapshot/snapshot.h"
@@ -388,14 +389,17 @@ int snap_purge(const char *snap_dir, uint32_t retain, uint64_t *oldest_kept, uin
 	int dfd = count > retain ? open(snap_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (count > retain && dfd < 0)
 		rc = -errno;
-	/* Oldest first, so a crash in between leaves the newest ones. */
+	/* Oldest first, so a crash in between leaves the newest ones. Paced (core/file.h):
+	 * a whole snapshot freed at once stalls the log's fdatasync on a disk that
+	 * discards; renamed to its .tmp name first, which snap_list deletes on start. */
+	const struct rk_delete_pace pace = RK_DELETE_PACE_DEFAULT;
 	for (size_t i = count; rc == 0 && i-- > retain;) {
-		char name[SNAP_NAME_MAX];
+		char name[SNAP_NAME_MAX], doomed[SNAP_NAME_MAX];
 		snap_file_name(name, idx[i], false);
-		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
-			rc = -errno;
-		else if (fsync(dfd) < 0)
-			rc = -errno;
+		snap_file_name(doomed, idx[i], true);
+		int del = rk_delete_paced(dfd, name, doomed, &pace);
+		if (del < 0)
+			rc = del;
 		else
 			count = i;
 	}
