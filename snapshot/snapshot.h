@@ -142,7 +142,7 @@ int snap_worker_start(struct snap_worker **out, const struct snap_worker_config 
  * by a poll yet (the caller ends it), or NULL. */
 struct store_snap *snap_worker_stop(struct snap_worker *w);
 /* The worker's walks are paced (struct snap_write_ctl): a serving store shares the CPUs. */
-#define SNAP_WORKER_WALK_BURST_US 500
+#define SNAP_WORKER_WALK_BURST_US 150
 /* Hands an image over (the worker walks it); false while one is in hand. */
 bool snap_worker_submit(struct snap_worker *w, struct store_snap *sn, uint64_t index, uint64_t term);
 bool snap_worker_busy(struct snap_worker *w);
