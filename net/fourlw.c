@@ -261,7 +261,7 @@ static void write_mntr(const struct stats_snapshot *snap, FILE *f)
 	fprintf(f, "rk_snapshot_last_index\t%llu\n", (unsigned long long)rs->snap_last_index);
 	fprintf(f, "rk_snapshot_last_bytes\t%llu\n", (unsigned long long)rs->snap_last_bytes);
 	fprintf(f, "rk_snapshot_last_nodes\t%llu\n", (unsigned long long)rs->snap_last_nodes);
-	fprintf(f, "rk_snapshot_last_duration_ms\t%llu\n", (unsigned long long)rs->snap_last_duration_ms);
+	fprintf(f, "rk_snapshot_last_duration_ms\t%llu\n", (unsigned long long)(rs->snap_last_duration_us / 1000));
 	fprintf(f, "rk_snapshot_last_pause_us\t%llu\n", (unsigned long long)rs->snap_last_pause_us);
 	fprintf(f, "rk_snapshot_last_lock_hold_max_us\t%llu\n", (unsigned long long)rs->snap_last_lock_hold_max_us);
 	fprintf(f, "rk_snapshot_last_copied_nodes\t%llu\n", (unsigned long long)rs->snap_last_copied_nodes);

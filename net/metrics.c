@@ -273,7 +273,7 @@ static void write_snapshots(const struct raft_stats *rs, FILE *f)
 		  (double)rs->snap_last_nodes);
 	rk_metric(f, "ringkeeper_snapshot_last_duration_seconds", "gauge",
 		  "The last snapshot written, from the applier's begin to the directory fsync.",
-		  (double)rs->snap_last_duration_ms / 1e3);
+		  (double)rs->snap_last_duration_us / 1e6);
 	rk_metric(f, "ringkeeper_snapshot_last_pause_seconds", "gauge",
 		  "The last snapshot: how long the applier stopped to begin it.", (double)rs->snap_last_pause_us / 1e6);
 	rk_metric(f, "ringkeeper_snapshots_sent_total", "counter",

@@ -63,7 +63,7 @@ struct raft_stats {
 	uint64_t snap_last_term;
 	uint64_t snap_last_bytes;       /* its file size */
 	uint64_t snap_last_nodes;
-	uint64_t snap_last_duration_ms; /* from the applier's begin to the directory fsync */
+	uint64_t snap_last_duration_us; /* from the applier's begin to the directory fsync */
 	uint64_t snap_last_pause_us;    /* the applier's stop to begin it */
 	uint64_t snap_last_lock_hold_max_us; /* longest shard lock hold of its walk */
 	uint64_t snap_last_copied_nodes;     /* nodes the applier copied before changing them */

@@ -231,7 +231,7 @@ static void pipe_snap_done(struct raft_pipeline *p, struct store_snap *sn, const
 	p->stats.snap_last_term = res->term;
 	p->stats.snap_last_bytes = res->file_bytes;
 	p->stats.snap_last_nodes = res->node_count;
-	p->stats.snap_last_duration_ms = res->duration_us / 1000;
+	p->stats.snap_last_duration_us = res->duration_us;
 	rk_hist_record(&p->metrics.snapshot_ms, res->duration_us / 1000);
 	p->stats.snap_last_pause_us = res->image.begin_ns / 1000;
 	p->stats.snap_last_lock_hold_max_us = res->image.lock_hold_max_ns / 1000;

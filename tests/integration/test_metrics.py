@@ -7,7 +7,7 @@ RingKeeper when an operator's zoo.cfg names ZooKeeper's Prometheus provider.
 - znode_count, ephemerals_count, watch_count and the request counters follow
   creates, and agree with mntr (one gathering serves both);
 - malformed, oversized, wrong-method and slow HTTP requests get an error status or
-  are closed, the 17th connection a 503, and a ZooKeeper client's requests meanwhile
+  are closed, the 65th connection a 503, and a ZooKeeper client's requests meanwhile
   are unaffected;
 - a real Prometheus server (Debian package prometheus) scrapes a 3-node cluster and
   its HTTP API returns znode_count rising after creates, quorum_size 3, one leader.
@@ -386,7 +386,7 @@ def test_bad_requests_get_an_error_and_are_closed(metrics_server):
 
 @needs_ringkeeper
 def test_many_scrapers_at_once_are_all_answered(metrics_server):
-    """12 scrapers (under the 16 connections) scraping together, each on a keep-alive
+    """12 scrapers (under the 64 connections) scraping together, each on a keep-alive
     connection and on new ones: every scrape is a whole, parseable 200."""
     import threading
     srv = metrics_server(force_sync=False)
@@ -427,6 +427,9 @@ def test_many_scrapers_at_once_are_all_answered(metrics_server):
     assert sorted(done) == list(range(12))
 
 
+HTTP_CONNS_MAX = 64  # net/http.h
+
+
 @needs_ringkeeper
 def test_slow_and_many_clients_do_not_disturb_zookeeper_clients(metrics_server):
     srv = metrics_server(force_sync=False)
@@ -434,13 +437,14 @@ def test_slow_and_many_clients_do_not_disturb_zookeeper_clients(metrics_server):
     zk = kazoo(srv.hosts)
     try:
         zk.create("/slow", b"")
-        # 16 connections that never finish a request (one dribbles a byte at a time)
+        # HTTP_CONNS_MAX (net/http.h) connections that never finish a request (one
+        # dribbles a byte at a time)
         held = []
-        for i in range(16):
+        for i in range(HTTP_CONNS_MAX):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(b"GET /metrics HTTP/1.1\r\n" if i else b"G")
             held.append(s)
-        # the 17th is refused at once, once the server has taken the 16 in (their
+        # the next is refused at once, once the server has taken those in (their
         # accepts are asynchronous: on a loaded machine a probe may still find a slot,
         # be served and closed; the probe is then repeated, for at most 5 s)
         give_up = time.monotonic() + 5
