@@ -52,14 +52,21 @@ def test_ringkeeper_admin_words(server, zk, root):
     if server.target != "ringkeeper":
         pytest.skip("RingKeeper's own admin words")
     zk.create(root, b"x")
-    lgif = dict(ln.split("\t") for ln in server.four_letter("lgif").splitlines())
+    czxid = zk.exists(root).czxid
+    # the log's statistics are published every 100 ms: the create may not be in them yet
+    deadline = time.monotonic() + 2.0
+    while True:
+        lgif = dict(ln.split("\t") for ln in server.four_letter("lgif").splitlines())
+        if int(lgif.get("last_log_idx", 0)) >= czxid or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert set(lgif) == {"first_log_idx", "first_log_term", "last_log_idx", "last_log_term",
                          "last_committed_log_idx", "leader_committed_log_idx",
                          "target_committed_log_idx", "last_snapshot_idx",
                          "log_batch_entries_avg", "log_batch_entries_max", "log_fsync_p50_us",
                          "log_fsync_p99_us", "log_bytes", "log_segments"}
     last = int(lgif["last_log_idx"])
-    assert last >= zk.exists(root).czxid and int(lgif["first_log_idx"]) == 1
+    assert last >= czxid and int(lgif["first_log_idx"]) == 1
     assert int(lgif["last_committed_log_idx"]) == last
     time.sleep(0.3)  # the log's statistics are published every 100 ms
     lgif = dict(ln.split("\t") for ln in server.four_letter("lgif").splitlines())
