@@ -794,7 +794,7 @@ def main():
     pr.add_argument("--jvm-warm", type=float, default=20)
     ab = sub.add_parser("rkab")
     ab.add_argument("--a-config", default="", help="zoo.cfg lines for cluster A, comma separated")
-    ab.add_argument("--b-config", default="raft.logSyncMethod=linked,raft.logInflightMax=2")
+    ab.add_argument("--b-config", default="", help="zoo.cfg lines for cluster B, comma separated")
     ab.add_argument("--a-bin", help="ringkeeper binary of cluster A (default: RINGKEEPER_BIN or the newest build)")
     ab.add_argument("--b-bin", help="ringkeeper binary of cluster B (default: the same as A's)")
     ab.add_argument("--rounds", type=int, default=2)

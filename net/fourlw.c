@@ -258,6 +258,7 @@ static void write_mntr(const struct stats_snapshot *snap, FILE *f)
 	fprintf(f, "rk_snapshot_in_progress\t%d\n", rs->snap_in_progress ? 1 : 0);
 	fprintf(f, "rk_snapshot_count\t%llu\n", (unsigned long long)rs->snap_count);
 	fprintf(f, "rk_snapshot_failed_count\t%llu\n", (unsigned long long)rs->snap_failed_count);
+	fprintf(f, "rk_snapshot_skipped_count\t%llu\n", (unsigned long long)rs->snap_skipped_count);
 	fprintf(f, "rk_snapshot_last_index\t%llu\n", (unsigned long long)rs->snap_last_index);
 	fprintf(f, "rk_snapshot_last_bytes\t%llu\n", (unsigned long long)rs->snap_last_bytes);
 	fprintf(f, "rk_snapshot_last_nodes\t%llu\n", (unsigned long long)rs->snap_last_nodes);

@@ -263,6 +263,9 @@ static void write_snapshots(const struct raft_stats *rs, FILE *f)
 		  (double)rs->snap_count);
 	rk_metric(f, "ringkeeper_snapshot_failures_total", "counter", "Snapshots this server began and did not finish.",
 		  (double)rs->snap_failed_count);
+	rk_metric(f, "ringkeeper_snapshots_skipped_total", "counter",
+		  "snapCount ends that found a snapshot still being written (ZooKeeper's \"Too busy to snap\").",
+		  (double)rs->snap_skipped_count);
 	rk_metric(f, "ringkeeper_snapshot_in_progress", "gauge", "1 while a snapshot is being written.",
 		  rs->snap_in_progress ? 1 : 0);
 	rk_metric(f, "ringkeeper_snapshot_last_index", "gauge", "The log index of the newest snapshot on disk; 0: none.",

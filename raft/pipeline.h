@@ -59,6 +59,7 @@ struct raft_stats {
 	bool snap_in_progress;
 	uint64_t snap_count;            /* written since start */
 	uint64_t snap_failed_count;
+	uint64_t snap_skipped_count;    /* counts that ended while one was written */
 	uint64_t snap_last_index;       /* newest snapshot on disk (0: none) */
 	uint64_t snap_last_term;
 	uint64_t snap_last_bytes;       /* its file size */

@@ -11,8 +11,14 @@
  * When: as ZooKeeper's SyncRequestProcessor, once more than snapCount / 2 + r entries
  * were applied since the last snapshot, r drawn again after each from
  * [0, snapCount / 2), so the servers of a cluster do not all write theirs at once;
- * snapCount below 2 counts as 2, as in ZooKeeper. Or at once on csnp. One at a time:
- * while one is written the count goes on and the next starts after it.
+ * snapCount below 2 counts as 2, as in ZooKeeper. Or at once on csnp. One at a time,
+ * and as ZooKeeper ("Too busy to snap, skipping"): the count starts again when one
+ * begins, and a count that ends while one is still being written is dropped and
+ * starts again from there. Under a write load faster than a snapshot (a large tree)
+ * this leaves the machine between 0 and snapCount / 2 + r entries' time free after
+ * each, where starting the next one at once would snapshot back to back, a core's
+ * worth of CPU and disk bandwidth per server (bench/RESULTS.md, session 9). A csnp
+ * asked meanwhile is kept and taken as soon as the one in progress ends.
  *
  *   applied ≥ next_at or csnp ──► store_snap_begin (the applier's only pause: the
  *   session table and quota roots are copied) ──► worker: walk, compress, write,
@@ -201,8 +207,8 @@ static void pipe_snap_done(struct raft_pipeline *p, struct store_snap *sn, const
 	struct pipe_snap *ps = &p->snap;
 	store_snap_end(p->store, sn);
 	ps->in_progress = false;
-	snap_schedule(p, res->index);
 	if (res->err < 0) {
+		snap_schedule(p, p->applied_index);
 		log_error("snapshot at index %llu failed: %s; the log is kept, the next one is tried after %llu",
 			  (unsigned long long)res->index, res->why, (unsigned long long)ps->next_at);
 		pthread_mutex_lock(&p->stats_lock);
@@ -254,6 +260,7 @@ static void pipe_snap_begin(struct raft_pipeline *p)
 		snap_schedule(p, index);
 		return;
 	}
+	snap_schedule(p, index);
 	bool ok = snap_worker_submit(ps->worker, sn, index, term);
 	assert(ok); /* not in progress: the worker is idle */
 	(void)ok;
@@ -273,8 +280,15 @@ void pipe_snap_tick(struct raft_pipeline *p)
 	if (ps->in_progress && snap_worker_poll(ps->worker, &sn, &res))
 		pipe_snap_done(p, sn, &res);
 	pipe_install_tick(p);
-	if (ps->in_progress || pipe_install_busy(p))
+	if (ps->in_progress || pipe_install_busy(p)) {
+		if (p->applied_index >= ps->next_at) {
+			snap_schedule(p, p->applied_index);
+			pthread_mutex_lock(&p->stats_lock);
+			p->stats.snap_skipped_count++;
+			pthread_mutex_unlock(&p->stats_lock);
+		}
 		return;
+	}
 	bool asked = atomic_exchange_explicit(&ps->requested, false, memory_order_relaxed);
 	if (p->applied_index <= ps->last_index || (!asked && p->applied_index < ps->next_at))
 		return;
