@@ -250,6 +250,9 @@ struct http_server {
 	http_sqe_fn get_sqe;
 	void *sqe_ctx;
 	int conn_count;
+	/* An accepted connection waiting for the slot of a lingering one it reclaimed
+	 * (http_on_accept); -1: none. */
+	int pending_fd;
 	struct http_conn conns[HTTP_CONNS_MAX];
 };
 
@@ -277,6 +280,7 @@ int http_server_create(int listen_fd, uint64_t ud_prefix, http_render_fn render,
 	h->render_ctx = render_ctx;
 	h->get_sqe = get_sqe;
 	h->sqe_ctx = sqe_ctx;
+	h->pending_fd = -1;
 	for (unsigned i = 0; i < HTTP_CONNS_MAX; i++)
 		h->conns[i].fd = -1;
 	*out = h;
@@ -293,6 +297,8 @@ void http_server_destroy(struct http_server *h)
 			close(c->fd);
 		free(c->out);
 	}
+	if (h->pending_fd >= 0)
+		close(h->pending_fd);
 	if (h->listen_fd >= 0)
 		close(h->listen_fd);
 	free(h);
@@ -436,30 +442,29 @@ static void http_serve(struct http_server *h, struct http_conn *c)
 	http_answer(h, c, 200, body, len, req.method == HTTP_METHOD_HEAD, !req.keep_alive || req.has_body);
 }
 
-static void http_on_accept(struct http_server *h, const struct io_uring_cqe *cqe)
+/* A free slot, or NULL. */
+static struct http_conn *http_free_slot(struct http_server *h)
 {
-	if (!(cqe->flags & IORING_CQE_F_MORE))
-		h->accept_armed = false;
-	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
-			log_warn("metrics: accept: %s", strerror(-cqe->res));
-		return;
-	}
-	int fd = cqe->res;
-	struct http_conn *c = NULL;
-	for (unsigned i = 0; i < HTTP_CONNS_MAX && !c; i++)
+	for (unsigned i = 0; i < HTTP_CONNS_MAX; i++)
 		if (h->conns[i].state == HTTP_FREE)
-			c = &h->conns[i];
-	if (!c) {
-		/* Full: a short answer without waiting for anything, then close. */
-		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-					   "Content-Length: 20\r\nConnection: close\r\n\r\ntoo many connections";
-		ssize_t sent = send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-		(void)sent;
-		shutdown(fd, SHUT_WR);
-		close(fd);
-		return;
+			return &h->conns[i];
+	return NULL;
+}
+
+/* The lingering connection nearest its deadline, or NULL. */
+static struct http_conn *http_oldest_linger(struct http_server *h)
+{
+	struct http_conn *best = NULL;
+	for (unsigned i = 0; i < HTTP_CONNS_MAX; i++) {
+		struct http_conn *c = &h->conns[i];
+		if (c->state == HTTP_LINGER && (!best || c->deadline_us < best->deadline_us))
+			best = c;
 	}
+	return best;
+}
+
+static void http_adopt(struct http_server *h, struct http_conn *c, int fd)
+{
 	/* The answer is one send: no Nagle wait for its last segment (a 40 ms delayed ACK). */
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -471,6 +476,42 @@ static void http_on_accept(struct http_server *h, const struct io_uring_cqe *cqe
 	c->deadline_us = rk_now_us() + (int64_t)HTTP_REQUEST_TIMEOUT_MS * 1000;
 	h->conn_count++;
 	http_arm_recv(h, c);
+}
+
+static void http_on_accept(struct http_server *h, const struct io_uring_cqe *cqe)
+{
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		h->accept_armed = false;
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED)
+			log_warn("metrics: accept: %s", strerror(-cqe->res));
+		return;
+	}
+	int fd = cqe->res;
+	struct http_conn *c = http_free_slot(h);
+	if (c) {
+		http_adopt(h, c, fd);
+		return;
+	}
+	/*
+	 * Full. A lingering connection has had its answer: it only waits for the
+	 * client's FIN. The oldest gives its slot up (shut down now; freed by http_tick
+	 * once its receive returns, a moment later) and this one waits for it. Only
+	 * when none lingers, or one already waits: a short answer without waiting for
+	 * anything, then close.
+	 */
+	struct http_conn *old = h->pending_fd < 0 ? http_oldest_linger(h) : NULL;
+	if (old) {
+		http_close(old);
+		h->pending_fd = fd;
+		return;
+	}
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+				   "Content-Length: 20\r\nConnection: close\r\n\r\ntoo many connections";
+	ssize_t sent = send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)sent;
+	shutdown(fd, SHUT_WR);
+	close(fd);
 }
 
 static void http_on_recv(struct http_server *h, struct http_conn *c, int res)
@@ -567,5 +608,10 @@ void http_tick(struct http_server *h, int64_t now_us)
 			c->gen++;
 			h->conn_count--;
 		}
+	}
+	struct http_conn *c;
+	if (h->pending_fd >= 0 && (c = http_free_slot(h))) {
+		http_adopt(h, c, h->pending_fd);
+		h->pending_fd = -1;
 	}
 }

@@ -11,7 +11,8 @@
  *   no complete request within HTTP_REQUEST_TIMEOUT_MS of its first byte (or of the
  *   connection), or its answer not taken within that time: closed
  *   idle keep-alive connection for HTTP_IDLE_TIMEOUT_MS: closed
- *   more than HTTP_CONNS_MAX connections: 503, then close
+ *   more than HTTP_CONNS_MAX connections: the oldest lingering one (below) is closed
+ *   and the new one takes its slot; with none lingering, 503, then close
  *
  * Keep-alive as HTTP/1.1 defines it (1.0: only with "Connection: keep-alive"); a
  * request with a body is answered and the connection closed (the body is not read).
@@ -38,8 +39,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 64, not 16: a closed connection keeps its slot for HTTP_LINGER_MS, and 12 scrapers
- * reconnecting every few scrapes filled 16 under ASan in CI (a 503 to a scraper). */
+/* 64, not 16: 12 scrapers reconnecting every few scrapes filled 16 under ASan in CI
+ * when a lingering connection kept its slot for HTTP_LINGER_MS (it now gives it up
+ * to a new one). */
 #define HTTP_CONNS_MAX 64
 #define HTTP_HEAD_BYTES_MAX 8192
 #define HTTP_REQUEST_TIMEOUT_MS 10000

@@ -494,6 +494,37 @@ def test_slow_and_many_clients_do_not_disturb_zookeeper_clients(metrics_server):
         zk.close()
 
 
+@needs_ringkeeper
+def test_lingering_connections_give_their_slots_to_new_ones(metrics_server):
+    """After a closing answer the server lingers (FIN sent, input read and dropped until
+    the client's FIN, for up to HTTP_LINGER_MS): a scraper that never closes its side
+    holds a slot meanwhile. HTTP_CONNS_MAX of them do not turn the next scrapers away:
+    the oldest lingering connection gives its slot up."""
+    srv = metrics_server(force_sync=False)
+    port = srv.metrics_port
+    req = b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    held = []
+    try:
+        for _ in range(HTTP_CONNS_MAX):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(req)
+            held.append(s)
+        for s in held:  # answered and FIN'd; our side stays open: the server lingers
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+            assert out.startswith(b"HTTP/1.1 200 "), out[:80]
+        for _ in range(3):
+            out, closed = zkwire.exchange(port, req)
+            assert out.startswith(b"HTTP/1.1 200 ") and closed, out[:80]
+    finally:
+        for s in held:
+            s.close()
+
+
 @pytest.mark.skipif("zookeeper" not in TARGETS, reason="needs the zookeeper target")
 def test_zookeeper_names_match_its_mntr(server):
     """Every ZooKeeper name we serve is one ZooKeeper 3.8 has: its mntr (with the default
