@@ -22,7 +22,7 @@ static void pause_us(uint32_t us)
 static void shorten_paced(int fd, const struct rk_delete_pace *pace)
 {
 	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0)
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
 		return;
 	uint64_t size = (uint64_t)st.st_size;
 	while (size > pace->step_bytes) {
@@ -40,7 +40,9 @@ int rk_delete_paced(int dir_fd, const char *name, const char *doomed_name, const
 	if (fsync(dir_fd) < 0)
 		return -errno;
 	if (pace->step_bytes > 0) {
-		int fd = openat(dir_fd, doomed_name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* Not a regular file (a link, a FIFO: O_NONBLOCK, or its open would wait for
+		 * a reader): not opened or not shortened, just unlinked. */
+		int fd = openat(dir_fd, doomed_name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 		if (fd >= 0) {
 			shorten_paced(fd, pace);
 			close(fd);

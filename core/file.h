@@ -29,7 +29,9 @@ struct rk_delete_pace {
 /*
  * Deletes dir_fd/name: renamed to dir_fd/doomed_name (which the caller's recovery
  * deletes when it finds it), the directory fsynced, shortened by pace, unlinked.
- * Returns 1 when deleted, 0 when name did not exist, or -errno (nothing renamed).
+ * Only a regular file is shortened; a link (not followed) or a FIFO is just unlinked.
+ * Returns 1 when deleted, 0 when name did not exist, or -errno: the rename failed
+ * (nothing changed), or the unlink did (a directory: -EISDIR; doomed_name is left).
  */
 int rk_delete_paced(int dir_fd, const char *name, const char *doomed_name, const struct rk_delete_pace *pace);
 

@@ -100,3 +100,31 @@ Test(file, a_doomed_name_left_by_a_crash_is_replaced)
 	cr_assert_eq(rk_delete_paced(dfd, "seg", "seg.tmp", &pace), 1);
 	cr_assert(!exists("seg") && !exists("seg.tmp"));
 }
+
+Test(file, a_link_is_unlinked_and_its_target_left_whole)
+{
+	/* The open refuses a link (O_NOFOLLOW): nothing is shortened, the link goes. */
+	make_file("target", 1u << 20);
+	cr_assert_eq(symlinkat("target", dfd, "seg"), 0);
+	struct rk_delete_pace pace = {.step_bytes = 4096, .pause_us = 0};
+	cr_assert_eq(rk_delete_paced(dfd, "seg", "seg.tmp", &pace), 1);
+	struct stat st;
+	cr_assert(fstatat(dfd, "seg", &st, AT_SYMLINK_NOFOLLOW) < 0 && fstatat(dfd, "seg.tmp", &st, AT_SYMLINK_NOFOLLOW) < 0);
+	cr_assert_eq(fstatat(dfd, "target", &st, 0), 0);
+	cr_assert_eq(st.st_size, 1u << 20);
+}
+
+Test(file, a_fifo_is_unlinked_without_waiting_for_a_reader, .timeout = 10)
+{
+	cr_assert_eq(mkfifoat(dfd, "seg", 0644), 0);
+	struct rk_delete_pace pace = {.step_bytes = 4096, .pause_us = 0};
+	cr_assert_eq(rk_delete_paced(dfd, "seg", "seg.tmp", &pace), 1);
+	cr_assert(!exists("seg") && !exists("seg.tmp"));
+}
+
+Test(file, a_directory_is_not_deleted_and_says_why)
+{
+	cr_assert_eq(mkdirat(dfd, "seg", 0755), 0);
+	struct rk_delete_pace pace = RK_DELETE_PACE_DEFAULT;
+	cr_assert_eq(rk_delete_paced(dfd, "seg", "seg.tmp", &pace), -EISDIR);
+}
