@@ -505,11 +505,13 @@ def test_lingering_connections_give_their_slots_to_new_ones(metrics_server):
     req = b"HEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     held = []
     try:
+        # one after another, each answered and FIN'd before the next; our side stays
+        # open, so the server lingers on each (opened all at once, the last ones
+        # could find every slot still serving, none lingering: an honest 503)
         for _ in range(HTTP_CONNS_MAX):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(req)
             held.append(s)
-        for s in held:  # answered and FIN'd; our side stays open: the server lingers
             out = b""
             while True:
                 chunk = s.recv(65536)
