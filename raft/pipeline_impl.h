@@ -160,6 +160,7 @@ struct pipe_install_send {
 	uint64_t sent, acked; /* bytes handed to the transport, acknowledged in order */
 	int64_t progress_ms;  /* when acked last moved (or the transfer began) */
 	int64_t done_ms;      /* everything acknowledged: the follower installs it */
+	int send_err;         /* the transport's last refusal (-errno), for the log */
 };
 
 /* Follower: a snapshot coming from the leader, then installed. */

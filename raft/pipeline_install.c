@@ -184,8 +184,11 @@ static void send_pump(struct raft_pipeline *p, struct pipe_install_send *s, uint
 		struct raft_msg m = { .type = (enum raft_msg_type)MSG_HOST_SNAPSHOT_CHUNK, .from = p->server_id,
 				      .to = s->peer, .term = term, .index = s->index, .log_term = s->term,
 				      .ctx = s->sent, .commit = s->size, .entry_count = 1, .entries = &e };
-		if (transport_send(p->transport, &m) != 0)
+		int rc = transport_send(p->transport, &m);
+		if (rc != 0) {
+			s->send_err = rc;
 			return; /* link down or queue full: again at the next turn */
+		}
 		s->sent += len;
 	}
 }
@@ -201,8 +204,15 @@ static void leader_tick(struct raft_pipeline *p, int64_t now)
 			const struct raft_peer_status *peer = &st.peers[i];
 			struct pipe_install_send *s = send_of(in, peer->id);
 			if (peer->id == st.id || peer->state != RAFT_PROGRESS_NEEDS_SNAPSHOT) {
-				if (s)
+				if (s) {
+					if (!s->done_ms)
+						log_info("raft: follower %llu no longer needs the snapshot at %llu "
+							 "(%llu of %llu bytes acknowledged; its match index %llu)",
+							 (unsigned long long)s->peer, (unsigned long long)s->index,
+							 (unsigned long long)s->acked, (unsigned long long)s->size,
+							 (unsigned long long)peer->match);
 					send_close(s); /* it caught up */
+				}
 				continue;
 			}
 			if (s && s->done_ms && now - s->done_ms > PIPE_INSTALL_RETRY_MS) {
@@ -217,7 +227,14 @@ static void leader_tick(struct raft_pipeline *p, int64_t now)
 		struct pipe_install_send *s = &in->send[i];
 		if (!s->peer || s->done_ms)
 			continue;
-		if (s->sent > s->acked && now - s->progress_ms > PIPE_INSTALL_STALL_MS) {
+		if (now - s->progress_ms > PIPE_INSTALL_STALL_MS) {
+			log_warn("raft: follower %llu acknowledged nothing of the snapshot at %llu for %d ms "
+				 "(%llu of %llu bytes acknowledged, %llu sent; the last send refused: %s): sending again "
+				 "from there",
+				 (unsigned long long)s->peer, (unsigned long long)s->index, PIPE_INSTALL_STALL_MS,
+				 (unsigned long long)s->acked, (unsigned long long)s->size, (unsigned long long)s->sent,
+				 s->send_err ? strerror(-s->send_err) : "none");
+			s->send_err = 0;
 			s->sent = s->acked; /* lost on the way (a reconnect): again from there */
 			s->progress_ms = now;
 		}

@@ -14,7 +14,9 @@
   answers the old value (ZooKeeper 3.8 does: ZOOKEEPER-1675);
 - pauses and SIGKILLs combined (random actions for RK_CHAOS_SECONDS, default 20, seed
   RK_CHAOS_SEED): every acknowledged write is on every server at the end and the trees
-  (every Stat field) are identical;
+  (every Stat field) are identical; and once more with snapCount=300, so snapshots,
+  log compaction and InstallSnapshot to a server back from a pause or a kill happen
+  under the same chaos (RK_CHAOS_SNAPSHOTS=1; see the test);
 - repeated short pauses of the leader (RK_CHAOS_SECONDS) with 8 writes in flight per
   connection: no acknowledged write lost, and each connection's applied writes are a
   prefix of what it sent (a session's writes apply in order).
@@ -54,9 +56,9 @@ def make_cluster(request):
         pytest.skip(reason)
     made = []
 
-    def make(size=3, force_sync=True):
+    def make(size=3, force_sync=True, cfg_lines=()):
         c = Cluster(tempfile.mkdtemp(prefix="rk-pause-"), size=size, force_sync=force_sync,
-                    impl=request.param)
+                    impl=request.param, cfg_lines=cfg_lines)
         made.append(c)
         request.node._rk_servers = c.nodes
         c.start(serving=True)
@@ -154,9 +156,38 @@ def test_a_paused_leader_steps_down_acknowledges_nothing_it_cannot_commit_and_re
 
 
 def test_pauses_and_kills_lose_no_acknowledged_write(make_cluster):
+    chaos(make_cluster())
+
+
+@pytest.mark.skipif(not os.environ.get("RK_CHAOS_SNAPSHOTS"),
+                    reason="RK_CHAOS_SNAPSHOTS=1: not in CI while the install stall it found twice "
+                           "in 26 runs (issue 13's note) is open")
+def test_pauses_and_kills_with_snapshots_every_few_hundred_entries(make_cluster):
+    """The same with snapCount=300: snapshots, log compaction and InstallSnapshot to a
+    server that comes back behind the leader's compacted log, all under the chaos.
+    Seen failing twice in 26 runs (2026-12-03): a follower restarted behind a leader
+    that had just restarted and been elected got the first chunk of the leader's
+    snapshot and no other for 30 s (it gave up, applied nothing, and the trees could
+    not be compared); raft/pipeline_install.c now logs a stalled transfer with the
+    transport's refusal, to say where it stops."""
+    cl = make_cluster(cfg_lines=["snapCount=300"])
+    chaos(cl)
+    if cl.impl != "ringkeeper":
+        return
+    mntr = [dict(ln.split("\t", 1) for ln in n.four_letter("mntr").splitlines() if "\t" in ln)
+            for n in cl.nodes]
+    taken = sum(int(m.get("rk_snapshot_count", 0)) for m in mntr)
+    installed = sum(int(m.get("rk_snapshot_installed_count", 0))
+                    for m in mntr)
+    print("snapshots: %d taken (since each server's last start), %d installed" % (taken, installed))
+    assert taken > 0
+
+
+def chaos(cl):
+    """Random pauses, resumes, SIGKILLs and restarts for CHAOS_SECONDS under a write
+    load from every server; then every acknowledged write is on every server."""
     seed = int(os.environ.get("RK_CHAOS_SEED", str(int(time.time()))))
     rng = random.Random(seed)
-    cl = make_cluster()
     assert call_on(cl.leader(), w.OP_CREATE, w.create_body("/chaos"))[0] == 0
     actions = []
     t0 = time.monotonic()
