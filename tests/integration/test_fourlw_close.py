@@ -338,13 +338,7 @@ def test_client_holding_its_socket_open(server):
             s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
             held.append(s)
             s.sendall(b"ruok")
-            out = b""
-            while True:
-                chunk = s.recv(64)
-                if not chunk:
-                    break
-                out += chunk
-            assert out == b"imok"
+            assert w.read_to_eof(s, 64) == b"imok"
         deadline = time.monotonic() + 4
         fds = _server_fds(server)
         while fds > base + 5 and time.monotonic() < deadline:

@@ -512,12 +512,7 @@ def test_lingering_connections_give_their_slots_to_new_ones(metrics_server):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(req)
             held.append(s)
-            out = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
+            out = zkwire.read_to_eof(s)
             assert out.startswith(b"HTTP/1.1 200 "), out[:80]
         for _ in range(3):
             out, closed = zkwire.exchange(port, req)

@@ -314,6 +314,16 @@ def session(port, host="127.0.0.1", **kw):
     return c
 
 
+def read_to_eof(s, bufsize=65536):
+    """Everything a connected socket receives until the peer's FIN."""
+    out = bytearray()
+    while True:
+        chunk = s.recv(bufsize)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+
+
 def exchange(port, data, timeout=5.0, host="127.0.0.1"):
     """Sends data on a fresh connection and reads until the server closes it; returns
     (the bytes read, whether the server closed before `timeout`). A recv that waits
