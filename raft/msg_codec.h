@@ -55,7 +55,8 @@
  *     ctx = byte offset of the chunk, commit = the file's size, one entry (index and
  *     term the snapshot's, type NORMAL) holding the chunk's bytes.
  *   SNAPSHOT_ACK (follower to leader, control link): index = the snapshot's, ctx =
- *     bytes received in order (the next offset wanted); reject: start again from 0.
+ *     bytes received in order (the next offset wanted); reject: start again from 0;
+ *     log_index 1: a chunk came past that offset (one was lost): send again from it.
  */
 enum msg_codec_host_type {
 	MSG_HOST_SNAPSHOT_CHUNK = 64,

@@ -151,6 +151,7 @@ struct pipe_metrics {
 #define PIPE_INSTALL_RETRY_MS 10000     /* a follower still behind this long after: again */
 #define PIPE_INSTALL_CHECK_MS 100
 #define PIPE_INSTALL_ABANDON_MS 30000   /* follower: no chunk this long: drop what came */
+#define PIPE_INSTALL_ACK_GAP 1          /* SNAPSHOT_ACK log_index: a chunk was missing */
 
 /* Leader: a snapshot file on its way to one follower. */
 struct pipe_install_send {
@@ -161,6 +162,7 @@ struct pipe_install_send {
 	int64_t progress_ms;  /* when acked last moved (or the transfer began) */
 	int64_t done_ms;      /* everything acknowledged: the follower installs it */
 	int send_err;         /* the transport's last refusal (-errno), for the log */
+	uint64_t bytes_out;   /* chunk bytes handed to the transport, resends included */
 };
 
 /* Follower: a snapshot coming from the leader, then installed. */

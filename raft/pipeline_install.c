@@ -19,8 +19,9 @@
  *   Flow control: chunks go out only while fewer than the window are unacknowledged,
  *   so the data link's queue to that follower holds at most one window (1 MiB);
  *   heartbeats and votes use the control link, and the other followers' appends
- *   their own links, so the transfer delays neither. An acknowledgement that names a
- *   smaller offset than was sent makes the rest go again from there; none for
+ *   their own links, so the transfer delays neither. An acknowledgement only moves
+ *   the acknowledged offset forward; one that reports a gap (a chunk came past what
+ *   the follower holds) makes the rest go again from what it holds; none for
  *   PIPE_INSTALL_STALL_MS does the same. The file stays open for the transfer, so a
  *   purge that deletes it meanwhile changes nothing.
  *
@@ -190,6 +191,7 @@ static void send_pump(struct raft_pipeline *p, struct pipe_install_send *s, uint
 			return; /* link down or queue full: again at the next turn */
 		}
 		s->sent += len;
+		s->bytes_out += len;
 	}
 }
 
@@ -260,27 +262,39 @@ static void leader_on_ack(struct raft_pipeline *p, const struct raft_msg *m)
 		s->acked = m->ctx;
 		s->progress_ms = rk_now_ms();
 	}
-	if (m->ctx < s->sent)
-		s->sent = m->ctx < s->acked ? s->acked : m->ctx;
+	/*
+	 * Acknowledgements in order only move `acked` up to what was sent. Only a gap
+	 * (the follower got a chunk past what it holds: one before it was lost, a
+	 * reconnect) sends the rest again from what it holds. Rewinding `sent` on every
+	 * acknowledgement below it, as this once did, sent chunks twice, and a burst of
+	 * acknowledgements read together left sent < acked: no chunk went out again
+	 * (the window test underflowed) and the transfer stopped for good.
+	 */
+	if (s->sent < s->acked)
+		s->sent = s->acked;
+	if (m->log_index == PIPE_INSTALL_ACK_GAP)
+		s->sent = s->acked;
 	if (s->acked == s->size) {
 		s->done_ms = rk_now_ms();
 		p->install.sent_count++;
 		pthread_mutex_lock(&p->stats_lock);
 		p->stats.snap_sent_count++;
 		pthread_mutex_unlock(&p->stats_lock);
-		log_info("raft: follower %llu has the whole snapshot at %llu", (unsigned long long)s->peer,
-			 (unsigned long long)s->index);
+		log_info("raft: follower %llu has the whole snapshot at %llu (%llu bytes sent for %llu)",
+			 (unsigned long long)s->peer, (unsigned long long)s->index, (unsigned long long)s->bytes_out,
+			 (unsigned long long)s->size);
 	}
 }
 
 /* ---- follower: receiving ------------------------------------------------------------- */
 
-static void recv_ack(struct raft_pipeline *p, uint64_t to, uint64_t index, uint64_t got, bool reject)
+static void recv_ack(struct raft_pipeline *p, uint64_t to, uint64_t index, uint64_t got, bool reject, bool gap)
 {
 	struct raft_status st;
 	raft_status(p->core, &st);
 	struct raft_msg m = { .type = (enum raft_msg_type)MSG_HOST_SNAPSHOT_ACK, .from = p->server_id, .to = to,
-			      .term = st.term, .index = index, .ctx = got, .reject = reject };
+			      .term = st.term, .index = index, .ctx = got, .reject = reject,
+			      .log_index = gap ? PIPE_INSTALL_ACK_GAP : 0 };
 	transport_send(p->transport, &m);
 }
 
@@ -314,12 +328,12 @@ static void follower_on_chunk(struct raft_pipeline *p, const struct raft_msg *m)
 	enum pipe_install_recv_state state = recv_state(r);
 	if (state == PIPE_RECV_LOADING || state == PIPE_RECV_LOADED) {
 		if (m->index == r->index)
-			recv_ack(p, m->from, r->index, r->size, false);
+			recv_ack(p, m->from, r->index, r->size, false, false);
 		return;
 	}
 	if (state == PIPE_RECV_IDLE || m->index != r->index || m->from != r->from) {
 		if (m->ctx != 0) {
-			recv_ack(p, m->from, m->index, 0, true); /* from the start, please */
+			recv_ack(p, m->from, m->index, 0, true, false); /* from the start, please */
 			return;
 		}
 		recv_reset(r);
@@ -330,7 +344,7 @@ static void follower_on_chunk(struct raft_pipeline *p, const struct raft_msg *m)
 		if (r->fd < 0) {
 			log_error("raft: cannot create %s: %s", r->tmp_path, strerror(errno));
 			r->tmp_path[0] = 0;
-			recv_ack(p, m->from, m->index, 0, true);
+			recv_ack(p, m->from, m->index, 0, true, false);
 			return;
 		}
 		r->state = PIPE_RECV_RECEIVING;
@@ -345,18 +359,20 @@ static void follower_on_chunk(struct raft_pipeline *p, const struct raft_msg *m)
 	r->last_ms = rk_now_ms();
 	const struct raft_entry *e = &m->entries[0];
 	if (m->ctx != r->got || r->got + e->len > r->size) {
-		recv_ack(p, m->from, r->index, r->got, false); /* out of order: from here */
+		/* A chunk past what we hold is a gap (resend from here); one before it, a
+		 * copy of what we have (a resend after a stall): only say where we are. */
+		recv_ack(p, m->from, r->index, r->got, false, m->ctx > r->got);
 		return;
 	}
 	ssize_t n = pwrite(r->fd, e->data, e->len, (off_t)r->got);
 	if (n != (ssize_t)e->len) {
 		log_error("raft: writing %s failed: %s", r->tmp_path, n < 0 ? strerror(errno) : "short write");
 		recv_reset(r);
-		recv_ack(p, m->from, m->index, 0, true);
+		recv_ack(p, m->from, m->index, 0, true, false);
 		return;
 	}
 	r->got += e->len;
-	recv_ack(p, m->from, r->index, r->got, false);
+	recv_ack(p, m->from, r->index, r->got, false, false);
 	if (r->got == r->size)
 		recv_complete(p);
 }

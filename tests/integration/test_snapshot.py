@@ -21,6 +21,7 @@ RingKeeper only (ZooKeeper has no csnp and compacts its log differently).
 import hashlib
 import os
 import random
+import re
 import shutil
 import signal
 import tempfile
@@ -343,7 +344,8 @@ def test_a_wiped_follower_catches_up_by_install_snapshot_under_load(capsys):
                 i = 0
                 while not stop.is_set():
                     try:
-                        c.create("/w%d/n%06d" % (tid, i), b"x" * 200)
+                        # incompressible: the snapshot takes many chunks (several MB)
+                        c.create("/w%d/n%06d" % (tid, i), os.urandom(200))
                         if i % 3 == 0:
                             c.set("/w%d" % tid, b"%d" % i)
                         acked[0] += 1
@@ -382,6 +384,24 @@ def test_a_wiped_follower_catches_up_by_install_snapshot_under_load(capsys):
                                    m_follower["rk_snapshot_installed_count"], m_follower["rk_snapshot_last_index"]))
         with open(follower.log_path) as f:
             assert "installed the leader's snapshot" in f.read()
+        # the transfer's bytes: each chunk once, plus at most a resent window (1 MiB)
+        # after a stall; an acknowledgement in order must not make the leader send
+        # again what is already on the way
+        sent, stalls = [], []
+        for n in others:
+            with open(n.log_path) as f:
+                text = f.read()
+            sent += [(int(a), int(b)) for a, b in re.findall(
+                r"has the whole snapshot at \d+ \((\d+) bytes sent for (\d+)\)", text)]
+            stalls += [ln for ln in text.splitlines() if "acknowledged nothing of the snapshot" in ln]
+        # a burst of acknowledgements once stopped a transfer for good (sent < acked);
+        # now it would only wait out PIPE_INSTALL_STALL_MS, which it must not need
+        assert not stalls, stalls
+        assert sent, "no leader logged a whole transfer"
+        with capsys.disabled():
+            print("[install] transfers (bytes sent, snapshot bytes): %s" % sent)
+        for out, size in sent:
+            assert out <= size + (1 << 20), "%d bytes sent for a snapshot of %d" % (out, size)
         trees = []
         for n in cluster.nodes:
             k = client(n.hosts)
