@@ -270,9 +270,7 @@ static void leader_on_ack(struct raft_pipeline *p, const struct raft_msg *m)
 	 * acknowledgements read together left sent < acked: no chunk went out again
 	 * (the window test underflowed) and the transfer stopped for good.
 	 */
-	if (s->sent < s->acked)
-		s->sent = s->acked;
-	if (m->log_index == PIPE_INSTALL_ACK_GAP)
+	if (s->sent < s->acked || m->log_index == PIPE_INSTALL_ACK_GAP)
 		s->sent = s->acked;
 	if (s->acked == s->size) {
 		s->done_ms = rk_now_ms();
