@@ -28,7 +28,9 @@
  *   4. With followers the core also gets the last PIPE_RESTORE_HISTORY applied records
  *      (held, not applied again), so a restarted leader can still send a follower
  *      that is a little behind the entries it misses, instead of waiting for a
- *      snapshot to be sent.
+ *      snapshot to be sent; at most as many as leave half the core's window free.
+ *   5. A tail longer than half the core's window (raft.logEntriesMax) widens the
+ *      window for this run to twice the tail (pipe_core_create says why).
  */
 #include <assert.h>
 #include <errno.h>
@@ -308,7 +310,36 @@ static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs,
 	rcfg.election_ticks = cfg->raft_election_timeout_ms / cfg->raft_tick_ms; /* > heartbeat: config.c */
 	rcfg.seed = (uint64_t)rk_now_us() ^ (id << 48);
 	rcfg.log_entries_max = cfg->raft_log_entries_max;
-	/* Rule 4: the history ring, oldest first, then the tail. */
+	/*
+	 * Rule 5: the tail (durable records after the commit index last saved) can be
+	 * longer than the core's window when the server stopped before it saved a commit
+	 * index for a while (PIPE_COMMIT_SAVE_MS) under load, or with a small
+	 * raft.logEntriesMax. A core cannot take it, nor, full, any new entry, not even a
+	 * new leader's first (every server of a cluster stopped at once would then elect
+	 * a leader that commits nothing). So the window of this run grows to twice the
+	 * tail; the entries are in memory already, and they are dropped once applied.
+	 */
+	if (rc->tail_count > rcfg.log_entries_max / 2) {
+		if (rc->tail_count > RAFT_LOG_ENTRIES_MAX / 2) {
+			log_error("raft: %d log entries after the last commit index saved: more than the core can "
+				  "hold (%d)", rc->tail_count, RAFT_LOG_ENTRIES_MAX / 2);
+			return -E2BIG;
+		}
+		log_warn("raft: %d log entries after the last commit index saved, more than half of "
+			 "raft.logEntriesMax (%d): the core keeps up to %d until the next start",
+			 rc->tail_count, rcfg.log_entries_max, 2 * rc->tail_count);
+		rcfg.log_entries_max = 2 * rc->tail_count;
+	}
+	/* Rule 4: the history ring, oldest first, then the tail. The history is a
+	 * courtesy: only as much of it as leaves half the window free. */
+	while (rc->hist_count > 0 && rc->hist_count + rc->tail_count > rcfg.log_entries_max / 2) {
+		struct raft_entry *old = &rc->hist[rc->hist_head];
+		rc->hist_prev_index = old->index;
+		rc->hist_prev_term = old->term;
+		free(old->owner);
+		rc->hist_head = (rc->hist_head + 1) % rc->hist_cap;
+		rc->hist_count--;
+	}
 	int n = rc->hist_count + rc->tail_count;
 	struct raft_entry *entries = n ? malloc((size_t)n * sizeof *entries) : NULL;
 	if (n && !entries)
