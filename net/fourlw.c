@@ -252,6 +252,7 @@ static void write_mntr(const struct stats_snapshot *snap, FILE *f)
 	fprintf(f, "rk_log_fsync_p99_us\t%llu\n", (unsigned long long)(rs->wal.commit_latency_p99_ns / 1000));
 	fprintf(f, "rk_log_fsync_max_us\t%llu\n", (unsigned long long)(rs->wal.commit_latency_max_ns / 1000));
 	fprintf(f, "rk_log_bytes\t%llu\n", (unsigned long long)rs->wal.log_bytes);
+	fprintf(f, "rk_log_entries_in_memory\t%llu\n", (unsigned long long)rs->core_entries);
 	fprintf(f, "rk_log_segments\t%u\n", rs->wal.segment_count);
 	fprintf(f, "rk_log_segment_roll_stalls\t%llu\n", (unsigned long long)rs->wal.segment_roll_stall_count);
 	fprintf(f, "rk_log_segments_compacted\t%llu\n", (unsigned long long)rs->log_segments_compacted);

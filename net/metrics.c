@@ -357,6 +357,8 @@ static void write_ringkeeper(const struct metrics_sample *s, FILE *f)
 		  "Client frames refused for their length (the connection was closed).", (double)st->frames_rejected);
 	rk_metric(f, "ringkeeper_log_bytes", "gauge", "Bytes of the live log segments.", (double)rs->wal.log_bytes);
 	rk_metric(f, "ringkeeper_log_segments", "gauge", "Live log segments.", rs->wal.segment_count);
+	rk_metric(f, "ringkeeper_log_entries_in_memory", "gauge",
+		  "Log entries the consensus core holds in memory (for followers behind).", (double)rs->core_entries);
 	rk_metric(f, "ringkeeper_log_segment_roll_stalls_total", "counter",
 		  "Segment rolls that waited for the segment preparer.", (double)rs->wal.segment_roll_stall_count);
 	rk_metric(f, "ringkeeper_workers", "gauge", "Client worker threads.", st->worker_count);

@@ -390,6 +390,36 @@ static void pipe_note_proposal_sizes(struct raft_pipeline *p, const struct raft_
 }
 
 /*
+ * The applied entries the core may drop (raft_compact; their messages are freed now,
+ * on this thread, while warm). It keeps the rest, up to its window (raft.logEntriesMax,
+ * whose upper half it drops by itself):
+ *   - one voter: none (no follower will ask for one);
+ *   - a leader: those some follower has not acknowledged yet, so a follower that is
+ *     behind (down, cut off, slow) catches up from memory while it is within the
+ *     window, and one that is installing a snapshot finds the entries after it;
+ *   - a follower or candidate: the last PIPE_FOLLOWER_HISTORY, for the peers a little
+ *     behind it should it be elected (one further behind gets a snapshot).
+ * Before, every server kept the whole window even with every follower up to date:
+ * half a million entries no one would ask for (about 280 B each: the request and its
+ * slot), 150 MB, more than half of what a tree of a million znodes takes.
+ */
+static uint64_t pipe_retain_after(struct raft_pipeline *p)
+{
+	uint64_t applied = p->applied_index;
+	if (p->voter_count == 1)
+		return applied;
+	struct raft_status st;
+	raft_status(p->core, &st);
+	if (st.role != RAFT_LEADER)
+		return applied > PIPE_FOLLOWER_HISTORY ? applied - PIPE_FOLLOWER_HISTORY : 0;
+	uint64_t keep = applied;
+	for (int i = 0; i < st.voter_count; i++)
+		if (st.peers[i].id != st.id && st.peers[i].match < keep)
+			keep = st.peers[i].match;
+	return keep;
+}
+
+/*
  * Carries out the core's ready record (core.h's loop, steps 1-5). Called after every
  * input to the core; applies what became committed.
  */
@@ -444,14 +474,9 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	pipe_peers_after_ready(p); /* input for the core, now that the ready is done */
 	if (n) {
 		raft_applied(p->core, p->applied_index);
-		/* One voter: no follower will ask for an applied entry again, so the core
-		 * keeps none (their messages are freed now, on this thread, while warm).
-		 * With followers the core keeps its window (log_entries_max) for the ones
-		 * that lag, until snapshots can bring them back (the snapshot issue). */
-		if (p->voter_count == 1) {
-			int rc = raft_compact(p->core, p->applied_index);
-			assert(rc == 0);
-		}
+		int rc = raft_compact(p->core, pipe_retain_after(p));
+		assert(rc == 0);
+		(void)rc;
 		pthread_mutex_lock(&p->stats_lock);
 		p->stats.applied_index = p->applied_index;
 		p->stats.batches++;

@@ -72,6 +72,9 @@
 /* Applied log records a restarted server hands its core with followers
  * (pipeline_recover.c, rule 4), for a follower a little behind. */
 #define PIPE_RESTORE_HISTORY 65536
+/* Applied entries a server that is not leading keeps in its core (pipe_retain_after):
+ * about 4 MB, a fraction of a second of writes at full load. */
+#define PIPE_FOLLOWER_HISTORY 16384
 /* How often a leader checks whether raft.preferredLeader is ready to take over. */
 #define PIPE_PREFERRED_CHECK_MS 1000
 /* This server's proposals not yet answered: bounds what one collect may take. */

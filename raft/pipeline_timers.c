@@ -167,6 +167,7 @@ void pipe_timers(struct raft_pipeline *p)
 		p->stats.followers = st.role == RAFT_LEADER ? st.voter_count - 1 : 0;
 		p->stats.synced_followers = st.role == RAFT_LEADER ? synced : 0;
 		p->stats.pending_syncs = st.role == RAFT_LEADER ? st.reads_pending : 0;
+		p->stats.core_entries = st.last_index - st.first_index + 1;
 		pipe_metrics_peers(p, &st);
 		p->stats.wal = ws;
 		pthread_mutex_unlock(&p->stats_lock);

@@ -554,3 +554,45 @@ def test_every_server_killed_right_after_a_burst_starts_again_with_every_write(c
     lost = [p for p in acked if p not in tree]
     assert not lost, "%d of %d acknowledged creates lost, e.g. %s" % (len(lost), len(acked), lost[:5])
 
+
+def test_the_cores_hold_in_memory_only_the_entries_a_follower_may_need(cluster_factory):
+    """rk_log_entries_in_memory (raft/pipeline.c, pipe_retain_after): with every follower
+    up to date the leader holds next to nothing; a follower the last 16384 applied
+    entries at most; with a follower down the leader holds everything it has missed,
+    and catches it up from memory once it is back."""
+    import clusterload as L
+
+    def in_memory(n):
+        m = dict(ln.split("\t", 1) for ln in n.four_letter("mntr").splitlines() if "\t" in ln)
+        return int(m["rk_log_entries_in_memory"])
+
+    def burst(node, prefix, count):
+        c = L.connect(node, timeout=10.0)
+        try:
+            res = L._pipelined(c, [(L.w.OP_CREATE, L.w.create_body("%s%d" % (prefix, i), b"m"))
+                                   for i in range(count)], window=256)
+            assert all(err == 0 for err, _ in res)
+        finally:
+            c.close()
+
+    cl = cluster_factory(3)
+    lead = cl.leader()
+    burst(lead, "/m-a", 20000)
+    burst(lead, "/m-b", 10)  # applied after the followers acknowledged the burst
+    time.sleep(0.5)          # the figures are refreshed every 100 ms
+    held = {n.sid: in_memory(n) for n in cl.nodes}
+    assert held[lead.sid] < 1000, held
+    assert all(v <= 16384 + 1000 for v in held.values()), held
+    down = next(n for n in cl.nodes if n is not lead)
+    down.kill(signal.SIGKILL)
+    burst(lead, "/m-c", 5000)
+    time.sleep(0.5)
+    assert in_memory(lead) >= 5000, "the leader dropped entries a follower that is down needs"
+    down.start()
+    tree = L.converged(cl.nodes, timeout=20)
+    assert "/m-c4999" in tree
+    mntr = dict(ln.split("\t", 1) for ln in lead.four_letter("mntr").splitlines() if "\t" in ln)
+    assert int(mntr.get("rk_snapshot_sent_count", 0)) == 0, "caught up by a snapshot, not from memory"
+    burst(lead, "/m-d", 10)
+    time.sleep(0.5)
+    assert in_memory(lead) < 1000
