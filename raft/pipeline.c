@@ -428,8 +428,11 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 	const struct raft_ready *rd = raft_ready(p->core);
 	if (rd->role == RAFT_LEADER && p->role != RAFT_LEADER) {
 		/* A new leader gives every session a full timeout before it expires any:
-		 * it has not heard the other servers' reports. */
-		store_sessions_touch_all(p->store, rk_now_ms());
+		 * it has not heard the other servers' reports. Also the sessions it learns
+		 * of later, from an earlier term's createSession it commits now (their
+		 * deadline counts from that entry's time): store_sessions_expired. */
+		p->lead_since_ms = rk_now_ms();
+		store_sessions_touch_all(p->store, p->lead_since_ms);
 		log_info("raft: leading term %llu", (unsigned long long)rd->term);
 	}
 	if (p->leader != 0 && rd->leader != p->leader)

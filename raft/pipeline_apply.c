@@ -86,7 +86,10 @@ void pipe_local_push(struct raft_pipeline *p, const struct rk_msg *m, uint64_t o
 		.origin = origin,
 		.conn_id = m->conn_id,
 		.session_id = e.session_id,
-		.start_us = m->start_us,
+		/* The server's own entries (moves, reports, expiries) have no client's
+		 * time: they count from now, so one that is lost is probed for like a
+		 * client's (pipe_oldest_proposal_stale) instead of holding the FIFO. */
+		.start_us = m->start_us ? m->start_us : (uint64_t)rk_now_us(),
 		.xid = m->xid,
 		.opcode = e.opcode,
 		.err = err,
@@ -282,6 +285,28 @@ static int32_t pipe_store_apply(struct raft_pipeline *p, const struct rk_entry *
 	return err;
 }
 
+/*
+ * A move of this session that this server proposed (local FIFO from index `from` on)
+ * or is about to propose (the batch) and that is not applied yet: it comes after the
+ * entries being applied now, or is lost.
+ */
+static bool pipe_own_move_pending(const struct raft_pipeline *p, int64_t session_id, size_t from)
+{
+	for (size_t i = from; i < p->local_count; i++) {
+		const struct pipe_local *l = &p->local[(p->local_head + i) % PIPE_LOCAL_MAX];
+		if (l->opcode == RK_OP_SESSION_MOVE && l->session_id == session_id)
+			return true;
+	}
+	for (size_t i = 0; i < p->batch_count; i++) {
+		const struct rk_msg *m = p->batch[i];
+		struct rk_entry e;
+		if (m->conn_id == RK_CONN_ID_NONE && m->session_id == session_id &&
+		    entry_decode(&e, m->data, m->len) == 0 && e.opcode == RK_OP_SESSION_MOVE)
+			return true;
+	}
+	return false;
+}
+
 static uint64_t origin_seq(uint64_t origin)
 {
 	return origin & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1);
@@ -312,6 +337,10 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 			pipe_answer_lost(p, l);
 		} else if (l->conn_id == RK_CONN_ID_NONE && l->opcode == ZK_OP_CLOSE_SESSION) {
 			pipe_expiring_forget(p, l->session_id);
+		} else if (l->opcode == RK_OP_SESSION_MOVE && !pipe_own_move_pending(p, l->session_id, 1)) {
+			/* The session's owner is still another server, so its requests here
+			 * would get SESSIONMOVED: the client reconnects and attaches again. */
+			pipe_broadcast_session_gone(p, l->session_id, RK_CONN_ID_NONE, 0);
 		}
 		pipe_local_pop(p);
 		pipe_answer_refused(p);
@@ -361,13 +390,24 @@ void pipe_session_owner_update(struct store *s, const struct rk_entry *e, int32_
  * before gets SESSIONMOVED, answered as ZooKeeper does (ZOOKEEPER-710): the
  * connection is torn down (net/conn.c closes it on that error).
  */
+/*
+ * The session's client attached to the entry's server. Its connections here close,
+ * unless it has attached here again since: a move of ours is pending, later in the log
+ * (a move proposed before a leader was lost can be committed in the next term, after
+ * the client went on to us), and ours will close the connection over there.
+ */
 static void pipe_apply_session_move(struct raft_pipeline *p, const struct rk_entry *e)
 {
 	pipe_session_owner_update(p->store, e, ZK_OK);
-	if (origin_server(e) != (p->server_id & 0xffff)) {
-		log_info("session 0x%llx moved to server %u", (unsigned long long)e->session_id, origin_server(e));
-		pipe_broadcast_session_gone(p, e->session_id, RK_CONN_ID_NONE, 0);
+	if (origin_server(e) == (p->server_id & 0xffff))
+		return;
+	if (pipe_own_move_pending(p, e->session_id, 0)) {
+		log_info("session 0x%llx moved to server %u, and back here since: its connection here stays",
+			 (unsigned long long)e->session_id, origin_server(e));
+		return;
 	}
+	log_info("session 0x%llx moved to server %u", (unsigned long long)e->session_id, origin_server(e));
+	pipe_broadcast_session_gone(p, e->session_id, RK_CONN_ID_NONE, 0);
 }
 
 /*

@@ -228,6 +228,7 @@ struct raft_pipeline {
 	unsigned watched_links;  /* bit k: link k to watched_leader was up */
 	int64_t next_alive_ms;  /* next report of the sessions our clients kept alive */
 	int64_t next_commit_save_ms; /* with followers: the commit index is saved this often */
+	int64_t lead_since_ms;       /* rk_now_ms() when this leadership began (session expiry) */
 	uint64_t commit_saved;       /* the commit in the hard state file */
 	int64_t alive_since_ms; /* what the last report covered */
 	int64_t alive_ids[PIPE_ALIVE_IDS_MAX]; /* the report being built */

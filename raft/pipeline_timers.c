@@ -155,7 +155,7 @@ void pipe_timers(struct raft_pipeline *p)
 	if (now >= p->next_expiry_ms) {
 		p->next_expiry_ms = now + PIPE_EXPIRY_CHECK_MS;
 		if (p->role == RAFT_LEADER) /* only the leader expires sessions */
-			store_sessions_expired(p->store, now, pipe_expire_one, p);
+			store_sessions_expired(p->store, now, p->lead_since_ms, pipe_expire_one, p);
 		struct wal_stats ws;
 		wal_stats_get(p->wal, &ws); /* sorts its samples: on the tick, not per batch */
 		struct raft_status st;

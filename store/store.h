@@ -326,8 +326,8 @@ void store_session_touch(struct store *s, int64_t session_id, int64_t now_ms, in
  * (store_sessions_local_since: the sessions touched by store_session_touch since
  * since_ms, at most cap, into ids; returns how many); every server applies such a
  * report with store_session_touch_remote, which moves the deadline on but not the
- * local mark. A new leader gives every session a full timeout (store_sessions_touch_all)
- * before it expires any. Any thread.
+ * local mark. A new leader gives every session a full timeout (store_sessions_expired's
+ * since_ms) before it expires any. Any thread.
  */
 void store_session_touch_remote(struct store *s, int64_t session_id, int64_t now_ms);
 /*
@@ -341,8 +341,11 @@ uint32_t store_session_owner(struct store *s, int64_t session_id);
 bool store_session_set_owner(struct store *s, int64_t session_id, uint32_t owner);
 void store_sessions_touch_all(struct store *s, int64_t now_ms);
 size_t store_sessions_local_since(struct store *s, int64_t since_ms, int64_t *ids, size_t cap);
-/* Calls fn for each session with last touch + timeout < now_ms. Any thread. */
-void store_sessions_expired(struct store *s, int64_t now_ms, void (*fn)(void *ctx, int64_t session_id), void *ctx);
+/* Calls fn for each session with max(last touch, since_ms) + timeout < now_ms: a new
+ * leader passes the start of its leadership, so every session, also one whose
+ * createSession it applies later, gets a full timeout from then. Any thread. */
+void store_sessions_expired(struct store *s, int64_t now_ms, int64_t since_ms,
+			    void (*fn)(void *ctx, int64_t session_id), void *ctx);
 
 /*
  * Container and TTL reaping (ZooKeeper's ContainerManager), on any thread (the

@@ -609,7 +609,8 @@ size_t store_sessions_local_since(struct store *s, int64_t since_ms, int64_t *id
 	return n;
 }
 
-void store_sessions_expired(struct store *s, int64_t now_ms, void (*fn)(void *ctx, int64_t session_id), void *ctx)
+void store_sessions_expired(struct store *s, int64_t now_ms, int64_t since_ms,
+			    void (*fn)(void *ctx, int64_t session_id), void *ctx)
 {
 	/*
 	 * Collect first, call after unlocking: fn may well propose a closeSession, and it
@@ -622,6 +623,8 @@ void store_sessions_expired(struct store *s, int64_t now_ms, void (*fn)(void *ct
 		for (struct session *se = s->sessions.buckets[i]; se; se = se->next) {
 			int64_t touch = atomic_load_explicit(&se->touch_ms, memory_order_relaxed);
 			int32_t to = atomic_load_explicit(&se->touch_timeout_ms, memory_order_relaxed);
+			if (touch < since_ms)
+				touch = since_ms;
 			if (touch + to < now_ms && n < cap)
 				ids[n++] = se->id;
 		}

@@ -388,14 +388,20 @@ Test(store, sessions_get_touch_expire)
 	cr_assert(!store_session_get(T.s, 4242, &to, pw));
 	store_session_touch(T.s, T_SESSION, 1000, 500);
 	struct expired_acc acc = { 0, 0 };
-	store_sessions_expired(T.s, 1500, expired_cb, &acc);
+	store_sessions_expired(T.s, 1500, 0, expired_cb, &acc);
 	cr_assert_eq(acc.n, 0); /* 1000 + 500 is not < 1500 */
-	store_sessions_expired(T.s, 1501, expired_cb, &acc);
+	store_sessions_expired(T.s, 1501, 0, expired_cb, &acc);
 	cr_assert_eq(acc.n, 1);
 	cr_assert_eq(acc.id, T_SESSION);
+	/* a leader since 1200 gives it until 1700, whatever its last touch */
+	acc.n = 0;
+	store_sessions_expired(T.s, 1700, 1200, expired_cb, &acc);
+	cr_assert_eq(acc.n, 0);
+	store_sessions_expired(T.s, 1701, 1200, expired_cb, &acc);
+	cr_assert_eq(acc.n, 1);
 	store_session_touch(T.s, T_SESSION, 2000, 500);
 	acc.n = 0;
-	store_sessions_expired(T.s, 1501, expired_cb, &acc);
+	store_sessions_expired(T.s, 1501, 0, expired_cb, &acc);
 	cr_assert_eq(acc.n, 0);
 }
 
