@@ -99,10 +99,30 @@ static const char *op_name(int32_t op)
 }
 
 
+const char *fourlw_avg_text(double v, char *buf, size_t size)
+{
+	if (!(v > 0)) {
+		snprintf(buf, size, "0.0");
+		return buf;
+	}
+	long long units = (long long)(v * 10000.0 + 0.5); /* ten-thousandths, HALF_UP */
+	if (units > 0 && units < 10) {
+		snprintf(buf, size, "%lld.0E-4", units);
+		return buf;
+	}
+	int n = snprintf(buf, size, "%lld.%04lld", units / 10000, units % 10000);
+	if (n <= 0 || (size_t)n >= size)
+		return buf;
+	while (n > 2 && buf[n - 1] == '0' && buf[n - 2] != '.')
+		buf[--n] = '\0';
+	return buf;
+}
+
 static void write_srvr_stats(const struct stats_snapshot *st, FILE *f)
 {
-	fprintf(f, "Latency min/avg/max: %llu/%.4f/%llu\n", (unsigned long long)st->latency_min_ms,
-		st->latency_avg_ms, (unsigned long long)st->latency_max_ms);
+	char avg[32];
+	fprintf(f, "Latency min/avg/max: %llu/%s/%llu\n", (unsigned long long)st->latency_min_ms,
+		fourlw_avg_text(st->latency_avg_ms, avg, sizeof avg), (unsigned long long)st->latency_max_ms);
 	fprintf(f, "Received: %llu\n", (unsigned long long)st->packets_received);
 	fprintf(f, "Sent: %llu\n", (unsigned long long)st->packets_sent);
 	fprintf(f, "Connections: %d\n", st->connections);
@@ -203,7 +223,8 @@ static void write_mntr(const struct stats_snapshot *snap, FILE *f)
 	write_version(f);
 	fprintf(f, "\n");
 	fprintf(f, "zk_server_state\t%s\n", stats_mode(snap));
-	fprintf(f, "zk_avg_latency\t%.4f\n", snap->latency_avg_ms);
+	char avg[32];
+	fprintf(f, "zk_avg_latency\t%s\n", fourlw_avg_text(snap->latency_avg_ms, avg, sizeof avg));
 	fprintf(f, "zk_max_latency\t%llu\n", (unsigned long long)snap->latency_max_ms);
 	fprintf(f, "zk_min_latency\t%llu\n", (unsigned long long)snap->latency_min_ms);
 	fprintf(f, "zk_packets_received\t%llu\n", (unsigned long long)snap->packets_received);

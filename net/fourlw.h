@@ -23,5 +23,9 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word[4]);
 /* stmk's argument: bytes that follow the word on c's stream, in order, while
  * c->fourlw_arg_wanted. Answers once 8 have come; ignores any beyond. Worker thread. */
 void fourlw_on_arg(struct worker *w, struct conn *c, const uint8_t *data, size_t len);
+/* An average as ZooKeeper prints it (srvr, stat, mntr's zk_avg_latency): rounded to 4
+ * decimals (AvgMinMaxCounter) and written as Java's Double.toString writes it, with at
+ * least one decimal ("0.0", "1.5", "0.2857") and below 0.001 in E notation ("5.0E-4"). */
+const char *fourlw_avg_text(double v, char *buf, size_t size);
 
 #endif

@@ -546,7 +546,7 @@ def test_4lw_srvr(server):
     lines = out.split("\n")
     assert lines[-1] == ""
     assert re.fullmatch(r"Zookeeper version: [A-Za-z0-9.${}-]+, built on \S+ \S+ \S+", lines[0])
-    assert re.fullmatch(r"Latency min/avg/max: \d+/[\d.]+/\d+", lines[1])
+    assert re.fullmatch(r"Latency min/avg/max: \d+/\d+\.\d+(E-\d+)?/\d+", lines[1])
     assert re.fullmatch(r"Received: \d+", lines[2])
     assert re.fullmatch(r"Sent: \d+", lines[3])
     assert re.fullmatch(r"Connections: \d+", lines[4])
@@ -601,7 +601,7 @@ def test_4lw_stat_lists_clients(server):
         assert re.fullmatch(r" /127\.0\.0\.1:\d+\[\d+\]\(queued=\d+,recved=\d+,sent=\d+\)", lines[i])
         i += 1
     assert i >= 4   # our session + the stat connection itself
-    assert re.fullmatch(r"Latency min/avg/max: \d+/[\d.]+/\d+", lines[i + 1])
+    assert re.fullmatch(r"Latency min/avg/max: \d+/\d+\.\d+(E-\d+)?/\d+", lines[i + 1])
     assert "Mode: " + server.expected_mode in lines
     assert any(re.fullmatch(r"Node count: \d+", l) for l in lines)
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/zk_proto.h"
+#include "net/fourlw.h"
 #include "net/metrics.h"
 
 static struct metrics *m;
@@ -329,4 +330,18 @@ Test(metrics, the_text_is_well_formed)
 	regfree(&sample_re);
 	free(text);
 	free(s);
+}
+
+Test(metrics, averages_print_as_zookeeper_prints_its_doubles)
+{
+	/* AvgMinMaxCounter.getAvg() rounds to 4 decimals; Double.toString writes it */
+	static const struct { double v; const char *text; } cases[] = {
+		{ 0.0, "0.0" },      { 1.5, "1.5" },     { 12.0, "12.0" },      { 2.0 / 7.0, "0.2857" },
+		{ 10.1, "10.1" },    { 0.001, "0.001" }, { 0.0005, "5.0E-4" },  { 0.00004, "0.0" },
+		{ 123.45678, "123.4568" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char buf[32];
+		cr_assert_str_eq(fourlw_avg_text(cases[i].v, buf, sizeof buf), cases[i].text, "%g", cases[i].v);
+	}
 }
