@@ -260,6 +260,20 @@ def converged(nodes, timeout=20.0):
         time.sleep(0.3)
 
 
+def assert_chaos_survived(cl, load, what, timeout=30.0):
+    """After a chaos run (`what` says which, for the messages): the servers converge,
+    every write `load` saw acknowledged is on them, each connection's writes applied
+    in order, more than 100 went through and none was refused. Returns the tree."""
+    tree = converged(cl.nodes, timeout=timeout)
+    lost = sorted(p for p in load.acked if p not in tree)
+    assert not lost, "%d of %d acknowledged writes lost, e.g. %s (%s)" % (len(lost), len(load.acked), lost[:10], what)
+    if load.order_violations(tree):
+        raise OrderViolation("%s (%s)" % (load.order_violations(tree)[:5], what))
+    assert len(load.acked) > 100, "only %d writes acknowledged (%s)" % (len(load.acked), what)
+    assert not load.refused and not load.protocol_errors, (load.refused, load.protocol_errors)
+    return tree
+
+
 def converged_children(nodes, path, timeout=20.0):
     """The full paths of `path`'s children once every server lists the same."""
     deadline = time.monotonic() + timeout

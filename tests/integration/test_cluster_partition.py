@@ -284,13 +284,7 @@ def test_random_partitions_and_kills_with_snapshots_lose_no_acknowledged_write(l
         cl.wait_leader(timeout=20)
         time.sleep(1.0)
     what = "seed %d, actions: %s" % (seed, ", ".join(actions))
-    tree = L.converged(cl.nodes, timeout=30)
-    lost = sorted(p for p in load.acked if p not in tree)
-    assert not lost, "%d of %d acknowledged writes lost, e.g. %s (%s)" % (len(lost), len(load.acked), lost[:10], what)
-    if load.order_violations(tree):
-        raise L.OrderViolation("%s (%s)" % (load.order_violations(tree)[:5], what))
-    assert len(load.acked) > 100, "only %d writes acknowledged (%s)" % (len(load.acked), what)
-    assert not load.refused and not load.protocol_errors, (load.refused, load.protocol_errors)
+    L.assert_chaos_survived(cl, load, what)
     mntr = [dict(ln.split("\t", 1) for ln in n.four_letter("mntr").splitlines() if "\t" in ln)
             for n in cl.nodes]
     installed = sum(int(m.get("rk_snapshot_installed_count", 0)) for m in mntr)
