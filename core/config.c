@@ -96,6 +96,9 @@ const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_KEY_SUPER_DIGEST] = { "superDigest", CONFIG_TYPE_DIGEST, NULL, "(off)",
 		"user:base64(sha1(user:password)) of the digest superuser",
 		0, 0, FIELD(super_digest) },
+	[CONFIG_KEY_RECONFIG_ENABLED] = { "reconfigEnabled", CONFIG_TYPE_BOOL, NULL, "false",
+		"check reconfig requests as ZooKeeper does (membership stays as configured)",
+		0, 0, FIELD(reconfig_enabled) },
 	[CONFIG_KEY_ENFORCE_QUOTA] = { "enforceQuota", CONFIG_TYPE_BOOL, NULL, "false",
 		"reject writes past a quota instead of only logging them",
 		0, 0, FIELD(enforce_quota) },
@@ -161,7 +164,7 @@ const struct config_key config_keys[CONFIG_KEY_COUNT] = {
  * works unchanged. Exact names, then prefixes (a prefix ends with '.').
  */
 static const char *const config_unused_keys[] = {
-	"standaloneEnabled", "reconfigEnabled", "quorumListenOnAllIPs", "cnxTimeout",
+	"standaloneEnabled", "quorumListenOnAllIPs", "cnxTimeout",
 	"electionAlg", "electionPortBindRetry", "peerType", "syncEnabled",
 	"secureClientPort", "secureClientPortAddress", "sslQuorum", "sslQuorumReloadCertFiles",
 	"client.portUnification", "serverCnxnFactory", "audit.enable",
@@ -269,6 +272,7 @@ void config_defaults(struct rk_config *cfg)
 	cfg->extended_types_enabled = false;
 	cfg->container_check_interval_ms = 60000;
 	cfg->enforce_quota = false;
+	cfg->reconfig_enabled = false;
 	cfg->metrics_provider = CONFIG_METRICS_DEFAULT;
 	strcpy(cfg->metrics_http_host, "0.0.0.0");
 	cfg->metrics_http_port = 7000;

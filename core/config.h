@@ -147,6 +147,7 @@ struct rk_config {
 	int32_t container_check_interval_ms;     /* znode.container.checkIntervalMs */
 	char super_digest[CONFIG_DIGEST_BYTES_MAX]; /* superDigest "user:base64"; "" = off */
 	bool enforce_quota;                      /* enforceQuota */
+	bool reconfig_enabled;                   /* reconfigEnabled (conn_reconfig.c) */
 	enum config_metrics_provider metrics_provider; /* metricsProvider.className */
 	char metrics_http_host[CONFIG_HOST_BYTES_MAX]; /* metricsProvider.httpHost: /metrics listens here */
 	uint16_t metrics_http_port;              /* metricsProvider.httpPort */

@@ -35,6 +35,7 @@ enum config_key_id {
 	CONFIG_KEY_CONTAINER_CHECK,         /* znode.container.checkIntervalMs */
 	CONFIG_KEY_SUPER_DIGEST,            /* superDigest */
 	CONFIG_KEY_ENFORCE_QUOTA,           /* enforceQuota */
+	CONFIG_KEY_RECONFIG_ENABLED,        /* reconfigEnabled */
 	CONFIG_KEY_METRICS_PROVIDER,        /* metricsProvider.className */
 	CONFIG_KEY_METRICS_HTTP_HOST,       /* metricsProvider.httpHost */
 	CONFIG_KEY_METRICS_HTTP_PORT,       /* metricsProvider.httpPort */

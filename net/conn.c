@@ -437,8 +437,7 @@ static void conn_run_other(struct worker *w, struct conn *c, int32_t xid, int32_
 				 store_remove_watches(srv->store, c->id, opcode, body, len));
 		return;
 	case ZK_OP_RECONFIG:
-		/* ZooKeeper answers this when reconfigEnabled is off, as it is standalone. */
-		conn_reply_empty(w, c, xid, zxid, ZK_RECONFIGDISABLED);
+		conn_reply_empty(w, c, xid, zxid, conn_reconfig_answer(srv, c, body, len));
 		return;
 	case ZK_OP_DELETE_CONTAINER:
 		/* The leader's container sweep proposes it; a client may not. */

@@ -23,6 +23,11 @@ void conn_record_latency(struct worker *w, struct conn *c, int32_t opcode, uint6
 bool conn_propose(struct worker *w, struct conn *c, int32_t xid, int32_t opcode, const uint8_t *body, size_t len,
 		  uint64_t start_us);
 
+/* conn_reconfig.c: the error a reconfig request gets (ZooKeeper's checks, in its
+ * order; membership itself never changes here). */
+struct server;
+int32_t conn_reconfig_answer(const struct server *srv, const struct conn *c, const uint8_t *body, size_t len);
+
 /* conn_session.c */
 /* The ConnectRequest: a new session, a reattach, or a refusal. */
 void conn_handshake(struct worker *w, struct conn *c, const uint8_t *body, size_t len);

@@ -706,3 +706,37 @@ def test_an_older_move_of_a_session_does_not_close_its_newer_connection(cluster_
     assert seen, "the old leader's move was never committed after the new attach in 10 tries"
     assert err == 0, "the connection that attached after the old move was closed by it: %r\n%s" % (
         err, cl.logs())
+
+
+def test_reconfig_gets_zookeepers_checks_and_membership_stays(cluster_factory):
+    """With reconfigEnabled=true a reconfig is checked as ZooKeeper 3.8 checks it (its
+    answers, seen by hand against a 3.8 ensemble): a config version that is not the
+    current one is BADVERSION, a server string it cannot parse BADARGUMENTS, a client
+    that is not the superuser NOAUTH; a valid one from the superuser, which would
+    change a ZooKeeper ensemble, is UNIMPLEMENTED here (the servers are zoo.cfg's).
+    kazoo's own TestReconfig.test_bad_input and test_no_super_auth make the first
+    two calls; without reconfigEnabled the answer is RECONFIGDISABLED, which kazoo
+    2.8 cannot even decode."""
+    from kazoo.exceptions import BadArgumentsError, BadVersionError, NoAuthError, UnimplementedError
+    cl = cluster_factory(3, extra_cfg="reconfigEnabled=true\nsuperDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=")
+    joining = "server.999=127.0.0.1:1234:2345:observer;3456"
+    c = client(cl.hosts)
+    try:
+        with pytest.raises(BadArgumentsError):
+            c.reconfig(joining="some thing", leaving=None, new_members=None)
+        with pytest.raises(BadArgumentsError):
+            c.reconfig(joining=None, leaving="a", new_members=None)
+        with pytest.raises(NoAuthError):
+            c.reconfig(joining=joining, leaving=None, new_members=None)
+        with pytest.raises(BadVersionError):
+            c.reconfig(joining=joining, leaving=None, new_members=None, from_config=7)
+        c.add_auth("digest", "super:test")
+        with pytest.raises(UnimplementedError):
+            c.reconfig(joining=joining, leaving=None, new_members=None)
+        with pytest.raises(UnimplementedError):
+            c.reconfig(joining=None, leaving="3", new_members=None)
+        config = c.get("/zookeeper/config")[0].decode()
+        assert "server.999" not in config and len(config.strip().splitlines()) == 4, config
+    finally:
+        c.stop()
+        c.close()

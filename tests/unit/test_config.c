@@ -673,7 +673,6 @@ Test(config, unused_zookeeper_keys_warn)
 			       "metricsProvider.numWorkerThreads=1\n"
 			       "audit.enable=true\n"
 			       "standaloneEnabled=false\n"
-			       "reconfigEnabled=true\n"
 			       "quorumListenOnAllIPs=true\n"
 			       "cnxTimeout=5000\n"
 			       "electionAlg=3\n"
@@ -685,12 +684,12 @@ Test(config, unused_zookeeper_keys_warn)
 			       "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n"
 			       "zookeeper.jmx.log4j.disable=true\n"
 			       "zookeeper.admin.enableServer=false\n"), 0, "%s", err);
-	cr_assert_eq(cfg.warning_count, 17);
+	cr_assert_eq(cfg.warning_count, 16);
 	char want[CONFIG_WARNING_BYTES_MAX];
 	snprintf(want, sizeof want, "config: %s:1: admin.serverPort: accepted but not used by RingKeeper", zoo_cfg);
 	cr_assert_str_eq(cfg.warnings[0], want);
-	snprintf(want, sizeof want, "config: %s:17: zookeeper.admin.enableServer: accepted but not used by RingKeeper", zoo_cfg);
-	cr_assert_str_eq(cfg.warnings[16], want);
+	snprintf(want, sizeof want, "config: %s:16: zookeeper.admin.enableServer: accepted but not used by RingKeeper", zoo_cfg);
+	cr_assert_str_eq(cfg.warnings[15], want);
 
 	char *argv[] = { "ringkeeper", "--admin.serverPort=9090" };
 	cr_assert_eq(parse_args(&cfg, 2, argv), 0, "%s", err);
@@ -1019,6 +1018,7 @@ Test(config, conf_standalone)
 		"znode.container.checkIntervalMs=60000\n"
 		"superDigest=(set)\n"
 		"enforceQuota=false\n"
+		"reconfigEnabled=false\n"
 		"metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider\n"
 		"metricsProvider.httpHost=0.0.0.0\n"
 		"metricsProvider.httpPort=7000\n"
@@ -1087,6 +1087,7 @@ Test(config, conf_quorum)
 		"znode.container.checkIntervalMs=60000\n"
 		"superDigest=\n"
 		"enforceQuota=false\n"
+		"reconfigEnabled=false\n"
 		"metricsProvider.className=org.apache.zookeeper.metrics.impl.DefaultMetricsProvider\n"
 		"metricsProvider.httpHost=0.0.0.0\n"
 		"metricsProvider.httpPort=7000\n"

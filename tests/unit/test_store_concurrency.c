@@ -27,7 +27,9 @@ static void *applier(void *arg)
 	jute_writer_init(&body, 1 << 16);
 	jute_writer_init(&out, 1 << 16);
 	int64_t zxid = T.zxid;
-	for (int round = 0; round < ROUNDS; round++) {
+	/* ROUNDS at least, and on until the readers have read a while alongside: on a
+	 * loaded machine the applier could finish before a reader first ran. */
+	for (int round = 0; round < ROUNDS || (atomic_load(&reads_done) < 200 && round < 100 * ROUNDS); round++) {
 		char p[64];
 		int k = round % KIDS;
 		snprintf(p, sizeof p, "/c/k%d", k);
