@@ -7,6 +7,8 @@ set -eu
 pkgs="gcc meson ninja-build pkg-config cmake liburing-dev libmimalloc-dev liblz4-dev libssl-dev libcriterion-dev zlib1g-dev libsnappy-dev"
 if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps netcat-openbsd prometheus"
+	# kazoo's own test suite (tests/clients/kazoo) imports these
+	pkgs="$pkgs python3-mock python3-objgraph"
 	# tests/deploy: lint, the container image (podman with runc, a debootstrap base,
 	# iptables for its networks), network namespaces, the systemd unit's seccomp filter
 	pkgs="$pkgs shellcheck yamllint podman runc debootstrap iptables iproute2 python3-seccomp"

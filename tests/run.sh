@@ -11,8 +11,10 @@
 #   5. the same suite against a 3-server RingKeeper cluster (clients on the leader or
 #      a follower), and with RK_ZK_ENSEMBLE=1 against a ZooKeeper 3.8 ensemble too
 #      (back-to-back cluster vs ensemble),
-#   6. shellcheck on every shell script,
-#   7. the deployment (tests/deploy/): the container entrypoint's configs, the
+#   6. kazoo's own packaged test suite against a 3-server RingKeeper cluster
+#      (tests/clients/kazoo/),
+#   7. shellcheck on every shell script,
+#   8. the deployment (tests/deploy/): the container entrypoint's configs, the
 #      Kubernetes manifests (yamllint, API schemas), three pods in network namespaces,
 #      and the container image built and run as a 3-node cluster with podman.
 # Environment: FUZZ_SECONDS (default 60), RK_SKIP_ASAN_INTEGRATION=1 to skip the
@@ -76,6 +78,12 @@ step "integration: a 3-server RingKeeper cluster${RK_ZK_ENSEMBLE:+ and a 3-serve
 RINGKEEPER_BIN="$PWD/build/ringkeeper" RK_TARGETS=ringkeeper3${RK_ZK_ENSEMBLE:+,zookeeper3} tests/integration/run.sh \
 	--ignore=test_crash.py --ignore=test_full_disk.py --ignore=test_cluster.py \
 	--ignore=test_cluster_pause.py --ignore=test_cluster_partition.py
+
+# Another client's own tests: kazoo's packaged suite (470 tests; the harness's java
+# is a shim that starts RingKeeper on the zoo.cfg it wrote). What it leaves out and
+# why: tests/clients/kazoo/run.sh.
+step "kazoo's own test suite against a 3-server RingKeeper cluster"
+RINGKEEPER_BIN="$PWD/build/ringkeeper" KAZOO_OUT="$PWD/build/kazoo-suite" tests/clients/kazoo/run.sh ringkeeper 3
 
 step "deploy: entrypoint, Kubernetes manifests, pods in network namespaces, container image"
 RINGKEEPER_BIN="$PWD/build/ringkeeper" PYTHONDONTWRITEBYTECODE=1 \

@@ -66,4 +66,4 @@ for d in /proc/[0-9]*; do
     esac
 done
 [ "${GOZK_KEEP:-0}" = 1 ] || rm -rf "$work"
-exit $rc
+exit "$rc"
