@@ -337,7 +337,8 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 			pipe_answer_lost(p, l);
 		} else if (l->conn_id == RK_CONN_ID_NONE && l->opcode == ZK_OP_CLOSE_SESSION) {
 			pipe_expiring_forget(p, l->session_id);
-		} else if (l->opcode == RK_OP_SESSION_MOVE && !pipe_own_move_pending(p, l->session_id, 1)) {
+		} else if (l->opcode == RK_OP_SESSION_MOVE && !pipe_own_move_pending(p, l->session_id, 1) &&
+			   store_session_owner(p->store, l->session_id) != (p->server_id & 0xffff)) {
 			/* The session's owner is still another server, so its requests here
 			 * would get SESSIONMOVED: the client reconnects and attaches again. */
 			pipe_broadcast_session_gone(p, l->session_id, RK_CONN_ID_NONE, 0);

@@ -20,7 +20,7 @@ one closeSession come in an order ZooKeeper does not fix (a hash set): those are
 on the closing connection (before its reply) and on the others.
 
 Seeds: B2B_RANDOM_SEEDS ("8": seeds 1-8, the default; "100-199": a range), steps per
-script B2B_RANDOM_STEPS (default 400, 200 against clusters). A failure names its seed; rerun it alone with
+script B2B_RANDOM_STEPS (default 400, 100 against clusters: CI's time). A failure names its seed; rerun it alone with
 B2B_RANDOM_SEEDS=<seed> (B2B_DUMP=dir keeps both transcripts).
 """
 import os
@@ -49,7 +49,7 @@ def _seeds():
 STEPS = int(os.environ.get("B2B_RANDOM_STEPS", "400"))
 # a ZooKeeper ensemble answers a script ~50x slower than a standalone server (its
 # writes go through its leader; and see SETACL_SETTLE_S): shorter scripts there
-STEPS_CLUSTER = int(os.environ.get("B2B_RANDOM_STEPS", "200"))
+STEPS_CLUSTER = int(os.environ.get("B2B_RANDOM_STEPS", "100"))
 ALICE = digest_id("alice", "secret")
 ACLS = [
     ("open", w.OPEN_ACL),
