@@ -229,7 +229,8 @@ static void pipe_unstaged_push(struct raft_pipeline *p, const struct raft_entry 
 	u->index = e->index;
 	u->term = e->term;
 	u->len = e->len;
-	memcpy(u->data, e->data, e->len);
+	if (e->len) /* a no-op has no data (NULL) */
+		memcpy(u->data, e->data, e->len);
 	if (p->unstaged_tail)
 		p->unstaged_tail->next = u;
 	else

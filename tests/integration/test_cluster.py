@@ -44,7 +44,8 @@ def cluster_factory():
     yield make
     for c in made:
         c.stop()
-        shutil.rmtree(c.workdir, ignore_errors=True)
+        if not os.environ.get("RK_KEEP_TMP"):
+            shutil.rmtree(c.workdir, ignore_errors=True)
 
 
 def client(hosts, timeout=10.0):
