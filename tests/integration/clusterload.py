@@ -260,6 +260,19 @@ def converged(nodes, timeout=20.0):
         time.sleep(0.3)
 
 
+def chaos_over(cl, seed, actions):
+    """The end of a chaos run: every server running again (resumed or restarted), a
+    leader, a second more of writes; returns the run's description for messages."""
+    for n in cl.nodes:
+        if n.paused:
+            n.resume()
+        elif not n.alive():
+            n.start()
+    cl.wait_leader(timeout=20)
+    time.sleep(1.0)
+    return "seed %d, actions: %s" % (seed, ", ".join(actions))
+
+
 def assert_chaos_survived(cl, load, what, timeout=30.0):
     """After a chaos run (`what` says which, for the messages): the servers converge,
     every write `load` saw acknowledged is on them, each connection's writes applied

@@ -278,12 +278,7 @@ def test_random_partitions_and_kills_with_snapshots_lose_no_acknowledged_write(l
                 actions.append("cut n%d-n%d" % (cl.nodes[a].sid, cl.nodes[b].sid))
             time.sleep(rng.uniform(0.5, 2.5))
         lab.heal()
-        for n in cl.nodes:
-            if not n.alive():
-                n.start()
-        cl.wait_leader(timeout=20)
-        time.sleep(1.0)
-    what = "seed %d, actions: %s" % (seed, ", ".join(actions))
+        what = L.chaos_over(cl, seed, actions)
     L.assert_chaos_survived(cl, load, what)
     mntr = [dict(ln.split("\t", 1) for ln in n.four_letter("mntr").splitlines() if "\t" in ln)
             for n in cl.nodes]

@@ -210,14 +210,7 @@ def chaos(cl):
                     n.kill(signal.SIGKILL)
                     actions.append("kill n%d%s" % (n.sid, " (leader)" if n is lead else ""))
             time.sleep(rng.uniform(0.3, 1.5))
-        for n in cl.nodes:
-            if n.paused:
-                n.resume()
-            elif not n.alive():
-                n.start()
-        cl.wait_leader(timeout=20)
-        time.sleep(1.0)
-    what = "seed %d, actions: %s" % (seed, ", ".join(actions))
+        what = L.chaos_over(cl, seed, actions)
     L.assert_chaos_survived(cl, load, what)
     print("chaos: %s; %d acknowledged, %d unknown, %d refused, %d reconnects"
           % (what, len(load.acked), len(load.unknown), len(load.refused), load.reconnects))
