@@ -29,6 +29,8 @@ struct server;
 int32_t conn_reconfig_answer(const struct server *srv, const struct conn *c, const uint8_t *body, size_t len);
 
 /* conn_session.c */
+/* More than one voter: another server may have created a session we have not seen. */
+bool conn_in_cluster(const struct server *srv);
 /* The ConnectRequest: a new session, a reattach, or a refusal. */
 void conn_handshake(struct worker *w, struct conn *c, const uint8_t *body, size_t len);
 /* The raft thread's answer to our createSession. */

@@ -68,13 +68,18 @@ static bool server_address_ok(const char *s, size_t n)
 	return all_digits(port, client_len - (size_t)(port - client));
 }
 
+static void trim(const char **s, size_t *n)
+{
+	while (*n && isspace((unsigned char)**s))
+		++*s, --*n;
+	while (*n && isspace((unsigned char)(*s)[*n - 1]))
+		--*n;
+}
+
 /* "server.<id>=<address>" */
 static bool server_line_ok(const char *s, size_t n)
 {
-	while (n && isspace((unsigned char)*s))
-		s++, n--;
-	while (n && isspace((unsigned char)s[n - 1]))
-		n--;
+	trim(&s, &n);
 	const char *eq = memchr(s, '=', n);
 	if (!eq || eq - s < 8 || memcmp(s, "server.", 7) != 0 || !all_digits(s + 7, (size_t)(eq - s - 7)))
 		return false;
@@ -83,10 +88,7 @@ static bool server_line_ok(const char *s, size_t n)
 
 static bool id_ok(const char *s, size_t n)
 {
-	while (n && isspace((unsigned char)*s))
-		s++, n--;
-	while (n && isspace((unsigned char)s[n - 1]))
-		n--;
+	trim(&s, &n);
 	return all_digits(s, n);
 }
 
@@ -111,10 +113,7 @@ int32_t conn_reconfig_answer(const struct server *srv, const struct conn *c, con
 {
 	if (!srv->cfg.reconfig_enabled)
 		return ZK_RECONFIGDISABLED;
-	uint32_t voters = 0;
-	for (uint32_t i = 0; i < srv->cfg.server_count; i++)
-		voters += srv->cfg.servers[i].role == CONFIG_ROLE_PARTICIPANT;
-	if (voters <= 1)
+	if (!conn_in_cluster(srv))
 		return ZK_UNIMPLEMENTED;
 	struct jute_reader r;
 	jute_reader_init(&r, body, len);

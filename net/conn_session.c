@@ -66,8 +66,7 @@ static int32_t negotiate_timeout(const struct server *srv, int32_t requested)
 	return requested;
 }
 
-/* More than one voter: another server may have created a session we have not seen. */
-static bool conn_in_cluster(const struct server *srv)
+bool conn_in_cluster(const struct server *srv)
 {
 	uint32_t voters = 0;
 	for (uint32_t i = 0; i < srv->cfg.server_count; i++)

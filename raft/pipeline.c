@@ -409,10 +409,10 @@ static uint64_t pipe_retain_after(struct raft_pipeline *p)
 	uint64_t applied = p->applied_index;
 	if (p->voter_count == 1)
 		return applied;
+	if (p->role != RAFT_LEADER)
+		return applied > PIPE_FOLLOWER_HISTORY ? applied - PIPE_FOLLOWER_HISTORY : 0;
 	struct raft_status st;
 	raft_status(p->core, &st);
-	if (st.role != RAFT_LEADER)
-		return applied > PIPE_FOLLOWER_HISTORY ? applied - PIPE_FOLLOWER_HISTORY : 0;
 	uint64_t keep = applied;
 	for (int i = 0; i < st.voter_count; i++)
 		if (st.peers[i].id != st.id && st.peers[i].match < keep)
@@ -428,12 +428,11 @@ static void pipe_handle_ready(struct raft_pipeline *p)
 {
 	const struct raft_ready *rd = raft_ready(p->core);
 	if (rd->role == RAFT_LEADER && p->role != RAFT_LEADER) {
-		/* A new leader gives every session a full timeout before it expires any:
-		 * it has not heard the other servers' reports. Also the sessions it learns
-		 * of later, from an earlier term's createSession it commits now (their
-		 * deadline counts from that entry's time): store_sessions_expired. */
+		/* A new leader gives every session a full timeout before it expires any
+		 * (store_sessions_expired counts no deadline from before this): it has not
+		 * heard the other servers' reports, and a session whose createSession of an
+		 * earlier term it commits only now has a deadline from that entry's time. */
 		p->lead_since_ms = rk_now_ms();
-		store_sessions_touch_all(p->store, p->lead_since_ms);
 		log_info("raft: leading term %llu", (unsigned long long)rd->term);
 	}
 	if (p->leader != 0 && rd->leader != p->leader)

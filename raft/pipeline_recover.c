@@ -123,6 +123,20 @@ static int replay_keep(struct replay_ctx *rc, uint64_t term, uint64_t index, con
 	return 0;
 }
 
+/* Takes the oldest record out of the history ring; returns its buffer (the caller's
+ * to free or reuse). */
+static void *hist_drop_oldest(struct replay_ctx *rc)
+{
+	struct raft_entry *old = &rc->hist[rc->hist_head];
+	rc->hist_prev_index = old->index;
+	rc->hist_prev_term = old->term;
+	void *owner = old->owner;
+	old->owner = NULL;
+	rc->hist_head = (rc->hist_head + 1) % rc->hist_cap;
+	rc->hist_count--;
+	return owner;
+}
+
 /* Rule 4: a copy of an applied record in the history ring (the oldest falls out). */
 static int replay_remember(struct replay_ctx *rc, uint64_t term, uint64_t index, const void *data, size_t size)
 {
@@ -132,15 +146,8 @@ static int replay_remember(struct replay_ctx *rc, uint64_t term, uint64_t index,
 	 * it in place when the size class fits: most records are alike). */
 	void *reuse = NULL;
 	int slot = (rc->hist_head + rc->hist_count) % rc->hist_cap;
-	if (rc->hist_count == rc->hist_cap) {
-		struct raft_entry *old = &rc->hist[rc->hist_head];
-		rc->hist_prev_index = old->index;
-		rc->hist_prev_term = old->term;
-		reuse = old->owner;
-		old->owner = NULL;
-		rc->hist_head = (rc->hist_head + 1) % rc->hist_cap;
-		rc->hist_count--;
-	}
+	if (rc->hist_count == rc->hist_cap)
+		reuse = hist_drop_oldest(rc);
 	void *copy = NULL;
 	if (size) {
 		copy = realloc(reuse, size);
@@ -332,14 +339,8 @@ static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs,
 	}
 	/* Rule 4: the history ring, oldest first, then the tail. The history is a
 	 * courtesy: only as much of it as leaves half the window free. */
-	while (rc->hist_count > 0 && rc->hist_count + rc->tail_count > rcfg.log_entries_max / 2) {
-		struct raft_entry *old = &rc->hist[rc->hist_head];
-		rc->hist_prev_index = old->index;
-		rc->hist_prev_term = old->term;
-		free(old->owner);
-		rc->hist_head = (rc->hist_head + 1) % rc->hist_cap;
-		rc->hist_count--;
-	}
+	while (rc->hist_count > 0 && rc->hist_count + rc->tail_count > rcfg.log_entries_max / 2)
+		free(hist_drop_oldest(rc));
 	int n = rc->hist_count + rc->tail_count;
 	struct raft_entry *entries = n ? malloc((size_t)n * sizeof *entries) : NULL;
 	if (n && !entries)

@@ -339,7 +339,6 @@ void store_session_touch_remote(struct store *s, int64_t session_id, int64_t now
  */
 uint32_t store_session_owner(struct store *s, int64_t session_id);
 bool store_session_set_owner(struct store *s, int64_t session_id, uint32_t owner);
-void store_sessions_touch_all(struct store *s, int64_t now_ms);
 size_t store_sessions_local_since(struct store *s, int64_t since_ms, int64_t *ids, size_t cap);
 /* Calls fn for each session with max(last touch, since_ms) + timeout < now_ms: a new
  * leader passes the start of its leadership, so every session, also one whose

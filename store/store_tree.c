@@ -588,15 +588,6 @@ void store_session_touch_remote(struct store *s, int64_t session_id, int64_t now
 	pthread_rwlock_unlock(&s->sessions.lock);
 }
 
-void store_sessions_touch_all(struct store *s, int64_t now_ms)
-{
-	pthread_rwlock_rdlock(&s->sessions.lock);
-	for (size_t i = 0; i <= s->sessions.mask; i++)
-		for (struct session *se = s->sessions.buckets[i]; se; se = se->next)
-			atomic_store_explicit(&se->touch_ms, now_ms, memory_order_relaxed);
-	pthread_rwlock_unlock(&s->sessions.lock);
-}
-
 size_t store_sessions_local_since(struct store *s, int64_t since_ms, int64_t *ids, size_t cap)
 {
 	size_t n = 0;

@@ -727,6 +727,8 @@ def test_reconfig_gets_zookeepers_checks_and_membership_stays(cluster_factory):
             c.reconfig(joining="some thing", leaving=None, new_members=None)
         with pytest.raises(BadArgumentsError):
             c.reconfig(joining=None, leaving="a", new_members=None)
+        with pytest.raises(BadArgumentsError):
+            c.reconfig(joining=None, leaving=None, new_members="server.1=127.0.0.1:1:notaport")
         with pytest.raises(NoAuthError):
             c.reconfig(joining=joining, leaving=None, new_members=None)
         with pytest.raises(BadVersionError):
