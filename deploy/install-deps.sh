@@ -9,6 +9,8 @@ if [ "${1:-}" = "--test" ]; then
 	pkgs="$pkgs clang python3-kazoo python3-pytest libzookeeper-mt-dev zookeeper procps netcat-openbsd prometheus"
 	# kazoo's own test suite (tests/clients/kazoo) imports these
 	pkgs="$pkgs python3-mock python3-objgraph"
+	# Apache Curator's recipes against every target (tests/integration/test_curator.py)
+	pkgs="$pkgs libcurator-recipes-java openjdk-17-jdk-headless"
 	# tests/deploy: lint, the container image (podman with runc, a debootstrap base,
 	# iptables for its networks), network namespaces, the systemd unit's seccomp filter
 	pkgs="$pkgs shellcheck yamllint podman runc debootstrap iptables iproute2 python3-seccomp"

@@ -3,7 +3,7 @@
 #   1. criterion unit tests (release build),
 #   2. the same unit tests under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. the libFuzzer request-decoder target for a bounded time (clang),
-#   4. the integration suite with real clients (kazoo, the ZooKeeper C client,
+#   4. the integration suite with real clients (kazoo, Curator, the ZooKeeper C client,
 #      zkCli.sh, raw wire) against RingKeeper, against RingKeeper built with the
 #      sanitizers, and against Apache ZooKeeper 3.8 (proving the tests pin its real
 #      behaviour), plus the kill -9 crash and full-disk tests and the cluster tests
