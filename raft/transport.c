@@ -77,7 +77,9 @@
  *   error, or a new address, when it differs from the last one logged for that peer;
  *   never per attempt.
  *   Backoff per link: first redial after [min/2, min] ms, doubling per failure up to
- *   max; reset when the link comes up.
+ *   max; reset when the link comes up, and then the peer's other link, if down, is
+ *   dialed at once (the peer is back: a follower must not know its leader through
+ *   the control link for seconds while its forwards on the data link are dropped).
  *
  * INVARIANTS
  *

@@ -108,6 +108,14 @@ static void conn_up(struct transport *t, struct tconn *c)
 	struct tlink *l = &p->links[c->kind];
 	c->state = TCONN_UP;
 	l->backoff_ms = 0;
+	/* The peer is back: its other link redials now, not when its backoff (up to
+	 * backoff_ms_max after a long outage) runs out. Until both are up a follower
+	 * knows its leader through the control link but cannot forward to it. */
+	for (int k = 0; p->we_dial && k < TRANSPORT_LINKS; k++)
+		if (p->links[k].conn < 0) {
+			p->links[k].dial_at_ms = t->now_ms;
+			p->links[k].backoff_ms = 0;
+		}
 	p->stats.links_established++;
 	if (l->ever_up)
 		p->stats.reconnects++;

@@ -473,6 +473,46 @@ Test(transport, a_restarted_peer_is_reconnected_with_backoff_and_traffic_resumes
 	node_stop(&b);
 }
 
+/*
+ * After a long outage both links' redials are up to backoff_ms_max apart. Once one of
+ * them is up again the peer is back, and the other must not wait out its own delay: a
+ * follower that knows its leader through the control link drops every forward on a
+ * data link that is still down (found by go-zookeeper's TestNoQuorum: 0.9 s of
+ * dropped forwards after a leader restarted).
+ */
+Test(transport, once_a_peer_is_back_on_one_link_the_other_is_dialed_at_once)
+{
+	struct config_server servers[2] = { server(1, "127.0.0.1", free_port()), server(2, "127.0.0.1", free_port()) };
+	static struct node a, b;
+	struct node *nodes[] = { &a, &b };
+	node_init(&a, 1, servers, 2);
+	node_init(&b, 2, servers, 2);
+	a.cfg.backoff_ms_max = 4000;
+	node_start(&a);
+	node_start(&b);
+	pump_until_mesh(nodes, 2, 3000);
+	node_stop(&b);
+	pump_ms(nodes, 2, 5000); /* 20, 40, ... ms: the delays reach 2-4 s */
+	cr_assert(!connected(&a, 2));
+	node_init(&b, 2, servers, 2);
+	node_start(&b);
+	int64_t start = now_ms(), first = -1, both = -1;
+	while (both < 0 && now_ms() - start < 10000) {
+		pump_once(nodes, 2);
+		struct transport_peer_status st = status(&a, 2);
+		if (first < 0 && (st.link_up[0] || st.link_up[1]))
+			first = now_ms();
+		if (st.connected)
+			both = now_ms();
+	}
+	cr_assert_geq(both, 0, "both links up within 10 s");
+	printf("transport: first link up %lld ms after the restart, the second %lld ms after it\n",
+	       (long long)(first - start), (long long)(both - first));
+	cr_assert_lt(both - first, 300, "the second link waited %lld ms", (long long)(both - first));
+	node_stop(&a);
+	node_stop(&b);
+}
+
 /* ---- peer names that resolve late or move ----------------------------------------------- */
 
 static char hosts_path[64];
