@@ -7,10 +7,14 @@
   a new session on the next server. It records every name it sent as acknowledged
   (err 0), unknown (no answer: the connection ended; or CONNECTIONLOSS, RingKeeper's
   answer to writes pending when the leader changed) or refused (another error).
+* ``Register``: one thread per server, each a raw session doing, one at a time,
+  compare-and-set writes (setData at the version it last saw) and linearizable reads
+  (sync, then getData) of one znode; ``register_violations()`` checks the history.
 * ``children(node, path)``, ``dump(node)``: what one server holds (a full tree dump with
   every Stat field, through pipelined reads), without sync: exactly that server's view.
 * ``converged(nodes)``: waits until every given server holds the same tree, returns it.
 """
+import bisect
 import collections
 import socket
 import threading
@@ -19,6 +23,7 @@ import time
 import zkwire as w
 
 CONNECTIONLOSS = -4
+BADVERSION = -103
 STAT = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion",
         "ephemeralOwner", "dataLength", "numChildren", "pzxid")
 
@@ -158,6 +163,157 @@ class Writers:
         self.stop()
 
 
+class Register:
+    """A compare-and-set register under the chaos: `path`'s data and version. Every
+    operation's start and end (monotonic time, this process) and answer are kept:
+
+    * ``cas``: (start, end, expected version, outcome, token, new version), outcome
+      "ok", "refused" (BADVERSION: certainly not applied) or "unknown" (no answer,
+      CONNECTIONLOSS, or another error);
+    * ``reads``: (start, end, version, data), from a sync and a getData pipelined on
+      one session, counted only when both answered OK.
+
+    Each token written is unique, so a read names the write it sees."""
+
+    def __init__(self, cluster, path, per_server=1, reply_timeout=2.0, nodes=None):
+        self.cluster, self.path, self.reply_timeout = cluster, path, reply_timeout
+        self.nodes = nodes or cluster.nodes
+        self.lock = threading.Lock()
+        self.cas, self.reads, self.errors = [], [], []
+        self.stop_ev = threading.Event()
+        n = len(self.nodes)
+        self.threads = [threading.Thread(target=self._run, args=(i, i % n), daemon=True,
+                                         name="register-%d" % i) for i in range(n * per_server)]
+
+    def _one(self, c, i, seq, known):
+        """One operation on connection c; returns the version now known."""
+        t0 = time.monotonic()
+        if seq % 2:
+            xs = c.send_request(w.OP_SYNC, w.path_body(self.path))
+            xg = c.send_request(w.OP_GETDATA, w.path_watch_body(self.path))
+            rs = c.recv_reply()
+            gs = c.recv_reply()
+            t1 = time.monotonic()
+            if (rs[0], gs[0]) != (xs, xg):
+                raise ValueError("reply xids %d, %d for %d, %d" % (rs[0], gs[0], xs, xg))
+            if rs[2] == 0 and gs[2] == 0:
+                data = gs[3].buffer()
+                st = gs[3].stat()
+                with self.lock:
+                    self.reads.append((t0, t1, st["version"], data))
+                return st["version"]
+            if rs[2] != CONNECTIONLOSS or gs[2] != CONNECTIONLOSS:
+                with self.lock:
+                    self.errors.append("read: sync %d, getData %d" % (rs[2], gs[2]))
+            return known
+        token = b"r%d-%d" % (i, seq)
+        outcome, new = "unknown", None
+        with self.lock:
+            self.cas.append([t0, None, known, outcome, token, new])
+            rec = self.cas[-1]
+        x = c.send_request(w.OP_SETDATA, w.setdata_body(self.path, token, known))
+        xid, _, err, d = c.recv_reply()
+        rec[1] = time.monotonic()
+        if xid != x:
+            raise ValueError("reply xid %d for %d" % (xid, x))
+        if err == 0:
+            rec[3], rec[5] = "ok", d.stat()["version"]
+            return rec[5]
+        if err == BADVERSION:
+            rec[3] = "refused"
+            return known
+        if err != CONNECTIONLOSS:
+            with self.lock:
+                self.errors.append("setData: %d" % err)
+        return known
+
+    def _run(self, i, first):
+        k, seq, known = first, 0, 0
+        while not self.stop_ev.is_set():
+            node = self.nodes[k % len(self.nodes)]
+            k += 1
+            try:
+                c = connect(node, timeout=0.5)
+                c.sock.settimeout(self.reply_timeout)
+            except (OSError, w.Closed, ValueError, AssertionError):
+                time.sleep(0.05)
+                continue
+            try:
+                while not self.stop_ev.is_set():
+                    seq += 1
+                    known = self._one(c, i, seq, known)
+            except (OSError, w.Closed, ValueError):
+                pass
+            finally:
+                c.close()
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(30)
+
+    def __exit__(self, *a):
+        self.stop()
+
+    def violations(self, final=None):
+        """What breaks linearizability in the history (empty when nothing does).
+        `final`: (version, data) the converged servers hold at the end."""
+        out = list(self.errors[:5])
+        ok = [r for r in self.cas if r[3] == "ok"]
+        refused = {r[4] for r in self.cas if r[3] == "refused"}
+        issued = {r[4] for r in self.cas if r[3] != "refused"}
+        by_version = {}
+        for r in ok:
+            if r[5] != r[2] + 1:
+                out.append("a write at version %d made version %d" % (r[2], r[5]))
+            if r[5] in by_version:
+                out.append("two acknowledged writes made version %d: %s and %s"
+                           % (r[5], by_version[r[5]], r[4]))
+            by_version[r[5]] = r[4]
+        seen = {}
+        for t0, t1, v, data in self.reads:
+            if data in refused:
+                out.append("a read saw %s, a write answered BADVERSION" % data)
+            elif data != b"" and data not in issued:
+                out.append("a read saw %s, never written" % data)
+            if by_version.get(v, data) != data or seen.get(v, data) != data:
+                out.append("version %d read as %s, written as %s / read before as %s"
+                           % (v, data, by_version.get(v), seen.get(v)))
+            seen[v] = data
+        # Real time: an operation that began after another ended sees its version or a
+        # later one (reads after a sync; acknowledged writes name their version).
+        done = sorted([(r[1], r[5]) for r in ok] + [(t1, v) for t0, t1, v, _ in self.reads])
+        ends = [e for e, _ in done]
+        best, m = [], -1
+        for _, v in done:
+            m = max(m, v)
+            best.append(m)
+        for t0, t1, v, data in self.reads:
+            j = bisect.bisect_left(ends, t0)
+            if j and best[j - 1] > v:
+                out.append("a read began after version %d was seen and read version %d"
+                           % (best[j - 1], v))
+        if final is not None and ok:
+            top = max(r[5] for r in ok)
+            if final[0] < top:
+                out.append("the servers end at version %d, an acknowledged write made %d"
+                           % (final[0], top))
+            elif final[0] in by_version and by_version[final[0]] != final[1]:
+                out.append("the servers end with %s at version %d, written as %s"
+                           % (final[1], final[0], by_version[final[0]]))
+        return out[:10]
+
+    def summary(self):
+        n = collections.Counter(r[3] for r in self.cas)
+        return "register: %d reads, %d writes (%d ok, %d refused, %d unknown)" % (
+            len(self.reads), len(self.cas), n["ok"], n["refused"], n["unknown"])
+
+
 def not_a_prefix(sent, present):
     """(first lost, a later applied) if the applied names of `sent` (in sending order)
     are not a prefix of it, else None."""
@@ -277,7 +433,10 @@ def assert_chaos_survived(cl, load, what, timeout=30.0):
     """After a chaos run (`what` says which, for the messages): the servers converge,
     every write `load` saw acknowledged is on them, each connection's writes applied
     in order, more than 100 went through and none was refused. Returns the tree."""
-    tree = converged(cl.nodes, timeout=timeout)
+    try:
+        tree = converged(cl.nodes, timeout=timeout)
+    except NotConverged as e:
+        raise NotConverged("%s (%s)" % (e, what)) from None
     lost = sorted(p for p in load.acked if p not in tree)
     assert not lost, "%d of %d acknowledged writes lost, e.g. %s (%s)" % (len(lost), len(load.acked), lost[:10], what)
     if load.order_violations(tree):
@@ -285,6 +444,16 @@ def assert_chaos_survived(cl, load, what, timeout=30.0):
     assert len(load.acked) > 100, "only %d writes acknowledged (%s)" % (len(load.acked), what)
     assert not load.refused and not load.protocol_errors, (load.refused, load.protocol_errors)
     return tree
+
+
+def assert_register_linearizable(reg, tree, what):
+    """After a chaos run: the register's history (Register) breaks no rule, and the
+    converged `tree` ends at or past its last acknowledged write."""
+    data, st = tree[reg.path]
+    bad = reg.violations(final=(st[STAT.index("version")], data))
+    assert not bad, "%s (%s; %s)" % (bad, reg.summary(), what)
+    ok = sum(1 for r in reg.cas if r[3] == "ok")
+    assert ok > 10 and len(reg.reads) > 10, "%s (%s)" % (reg.summary(), what)
 
 
 def converged_children(nodes, path, timeout=20.0):

@@ -248,9 +248,10 @@ def test_random_partitions_and_kills_with_snapshots_lose_no_acknowledged_write(l
     seed = int(os.environ.get("RK_CHAOS_SEED", str(int(time.time()))))
     rng = random.Random(seed)
     assert call_on(cl.leader(), w.OP_CREATE, w.create_body("/pchaos"))[0] == 0
+    assert call_on(cl.leader(), w.OP_CREATE, w.create_body("/pchaosreg"))[0] == 0
     actions = []
     t0 = time.monotonic()
-    with L.Writers(cl, "/pchaos", window=2) as load:
+    with L.Writers(cl, "/pchaos", window=2) as load, L.Register(cl, "/pchaosreg") as reg:
         while time.monotonic() - t0 < CHAOS_SECONDS:
             dead = [i for i, n in enumerate(cl.nodes) if not n.alive()]
             r = rng.random()
@@ -279,10 +280,11 @@ def test_random_partitions_and_kills_with_snapshots_lose_no_acknowledged_write(l
             time.sleep(rng.uniform(0.5, 2.5))
         lab.heal()
         what = L.chaos_over(cl, seed, actions)
-    L.assert_chaos_survived(cl, load, what)
+    tree = L.assert_chaos_survived(cl, load, what)
+    L.assert_register_linearizable(reg, tree, what)
     mntr = [dict(ln.split("\t", 1) for ln in n.four_letter("mntr").splitlines() if "\t" in ln)
             for n in cl.nodes]
     installed = sum(int(m.get("rk_snapshot_installed_count", 0)) for m in mntr)
     print("partition chaos: %s; %d acknowledged, %d unknown, %d reconnects; %d snapshots installed "
-          "(since each server's last start)" % (what, len(load.acked), len(load.unknown),
-                                                load.reconnects, installed))
+          "(since each server's last start); %s" % (what, len(load.acked), len(load.unknown),
+                                                    load.reconnects, installed, reg.summary()))

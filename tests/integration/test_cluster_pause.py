@@ -185,9 +185,11 @@ def chaos(cl):
     seed = int(os.environ.get("RK_CHAOS_SEED", str(int(time.time()))))
     rng = random.Random(seed)
     assert call_on(cl.leader(), w.OP_CREATE, w.create_body("/chaos"))[0] == 0
+    assert call_on(cl.leader(), w.OP_CREATE, w.create_body("/chaosreg"))[0] == 0
     actions = []
     t0 = time.monotonic()
-    with L.Writers(cl, "/chaos", window=2) as load:  # fewer nodes to compare at the end
+    # fewer nodes to compare at the end: two writes in flight
+    with L.Writers(cl, "/chaos", window=2) as load, L.Register(cl, "/chaosreg") as reg:
         while time.monotonic() - t0 < CHAOS_SECONDS:
             down = [n for n in cl.nodes if n.paused or not n.alive()]
             up = [n for n in cl.nodes if n not in down]
@@ -211,9 +213,11 @@ def chaos(cl):
                     actions.append("kill n%d%s" % (n.sid, " (leader)" if n is lead else ""))
             time.sleep(rng.uniform(0.3, 1.5))
         what = L.chaos_over(cl, seed, actions)
-    L.assert_chaos_survived(cl, load, what)
-    print("chaos: %s; %d acknowledged, %d unknown, %d refused, %d reconnects"
-          % (what, len(load.acked), len(load.unknown), len(load.refused), load.reconnects))
+    tree = L.assert_chaos_survived(cl, load, what)
+    L.assert_register_linearizable(reg, tree, what)
+    print("chaos: %s; %d acknowledged, %d unknown, %d refused, %d reconnects; %s"
+          % (what, len(load.acked), len(load.unknown), len(load.refused), load.reconnects,
+             reg.summary()))
 
 
 def test_a_connections_writes_apply_in_order_across_leader_pauses(make_cluster):
