@@ -18,6 +18,9 @@
  *                                     server stopped serving: no leader)
  *   worker ──RK_MSG_LEADERSHIP──────► raft   rqld (err = RK_LEAD_REQUEST) or ydld
  *                                     (err = RK_LEAD_YIELD); no answer
+ *   raft   ──RK_MSG_SESSION_RECLAIM─► every worker: the move of session_id to this
+ *                                     server was lost; a connection of it here, if
+ *                                     any, announces its attach again
  *
  * Messages to one worker are queued in zxid order (the applier's order), and a change's
  * events before its zxid is published (net/conn.h, invariant 2).
@@ -38,6 +41,7 @@ enum rk_msg_kind {
 	RK_MSG_SESSION_CREATED,
 	RK_MSG_SESSION_GONE,
 	RK_MSG_LEADERSHIP,
+	RK_MSG_SESSION_RECLAIM,
 };
 
 enum rk_lead_request {

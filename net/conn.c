@@ -662,6 +662,7 @@ void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m)
 	case RK_MSG_SESSION_ATTACH:
 	case RK_MSG_LEADERSHIP:
 	case RK_MSG_SESSION_GONE:
+	case RK_MSG_SESSION_RECLAIM:
 		assert(!"not a conn message");
 		return;
 	}

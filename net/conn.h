@@ -143,6 +143,9 @@ void conn_resume(struct worker *w, struct conn *c);
 void conn_run_deferred(struct worker *w, struct conn *c);
 /* A message from the raft thread addressed to this conn. */
 void conn_on_msg(struct worker *w, struct conn *c, struct rk_msg *m);
+/* The raft thread is told that c serves its session now (conn_session.c); when that
+ * cannot be queued, c is set to close once its output is sent (state CONN_CLOSING). */
+void conn_announce_attach(struct worker *w, struct conn *c);
 /* Appends raw bytes to the output and schedules a send. */
 void conn_send_bytes(struct worker *w, struct conn *c, const void *data, size_t len);
 bool conn_is_stalled(struct worker *w, struct conn *c);

@@ -105,6 +105,33 @@ static void conn_session_expired(struct worker *w, struct conn *c, int64_t sessi
 	c->state = CONN_CLOSING;
 }
 
+/*
+ * Tells the raft thread that this connection serves its session now: any other
+ * connection of it, on any worker, must go, and in a cluster a move names this server
+ * in the log. If that cannot be announced (no memory, raft queue full), this
+ * connection goes instead, as a createSession that cannot be queued does: one session
+ * is never served by two connections. The client reconnects.
+ */
+void conn_announce_attach(struct worker *w, struct conn *c)
+{
+	struct rk_msg *m = calloc(1, sizeof *m);
+	bool announced = false;
+	if (m) {
+		m->kind = RK_MSG_SESSION_ATTACH;
+		m->conn_id = c->id;
+		m->session_id = c->session_id;
+		announced = worker_send_to_raft(w, m);
+		if (!announced)
+			free(m);
+	}
+	if (!announced) {
+		log_warn("conn %s: cannot announce the attach of session 0x%llx (raft queue full or no memory): "
+			 "closing it", c->peer, (unsigned long long)c->session_id);
+		c->close_after_flush = true;
+		c->state = CONN_CLOSING;
+	}
+}
+
 /* A session the store holds, with the right password: this connection takes it over. */
 static void conn_reattach(struct worker *w, struct conn *c, int64_t session_id, int32_t timeout_ms,
 			  const uint8_t passwd[16])
@@ -115,27 +142,9 @@ static void conn_reattach(struct worker *w, struct conn *c, int64_t session_id, 
 	c->state = CONN_ESTABLISHED;
 	store_session_touch(w->srv->store, session_id, w->now_ms, timeout_ms);
 	conn_send_connect_response(w, c, timeout_ms, session_id, passwd);
-	/* Any other connection of this session, on any worker, must go. If that cannot be
-	 * announced (no memory, raft queue full), this connection goes instead, as a
-	 * createSession that cannot be queued does: one session is never served by two
-	 * connections. The client reconnects. */
-	struct rk_msg *m = calloc(1, sizeof *m);
-	bool announced = false;
-	if (m) {
-		m->kind = RK_MSG_SESSION_ATTACH;
-		m->conn_id = c->id;
-		m->session_id = session_id;
-		announced = worker_send_to_raft(w, m);
-		if (!announced)
-			free(m);
-	}
-	if (!announced) {
-		log_warn("conn %s: cannot announce the reattach (raft queue full or no memory): closing it", c->peer);
-		c->close_after_flush = true;
-		c->state = CONN_CLOSING;
-		return;
-	}
-	log_debug("conn %s: session 0x%llx reattached", c->peer, (unsigned long long)session_id);
+	conn_announce_attach(w, c);
+	if (c->state == CONN_ESTABLISHED)
+		log_debug("conn %s: session 0x%llx reattached", c->peer, (unsigned long long)session_id);
 }
 
 /* Reattach, expired, or (in a cluster, once) ask for a read index and look again. */

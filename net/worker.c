@@ -539,6 +539,20 @@ static void worker_on_msg(struct worker *w, struct rk_msg *m)
 			}
 		}
 		break;
+	case RK_MSG_SESSION_RECLAIM:
+		/* Our move of the session was lost: its connection here (at most one is
+		 * established) names this server again, or goes if it cannot. */
+		for (uint32_t slot = 0; slot < WORKER_CONNS_MAX; slot++) {
+			struct conn *c = w->conns[slot];
+			if (c && c->session_id == m->session_id && !c->shut && c->state == CONN_ESTABLISHED) {
+				log_info("conn %s: session 0x%llx: its move here was lost: announcing it again", c->peer,
+					 (unsigned long long)m->session_id);
+				conn_announce_attach(w, c);
+				if (c->state != CONN_ESTABLISHED)
+					worker_conn_close(w, c);
+			}
+		}
+		break;
 	case RK_MSG_PROPOSAL:
 	case RK_MSG_SESSION_ATTACH:
 	case RK_MSG_LEADERSHIP:

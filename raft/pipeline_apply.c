@@ -59,18 +59,29 @@ static void pipe_on_event(void *ctx, uint64_t watcher, int32_t type, const char 
 	pipe_send(p, rk_conn_id_worker(watcher), m);
 }
 
-void pipe_broadcast_session_gone(struct raft_pipeline *p, int64_t session_id, uint64_t except_conn,
-				 int32_t expired)
+static void pipe_broadcast_session(struct raft_pipeline *p, enum rk_msg_kind kind, int64_t session_id,
+				   uint64_t conn_id, int32_t err)
 {
 	for (int i = 0; i < p->hub->port_count; i++) {
 		struct rk_msg *m = calloc(1, sizeof *m);
 		assert(m);
-		m->kind = RK_MSG_SESSION_GONE;
+		m->kind = kind;
 		m->session_id = session_id;
-		m->conn_id = except_conn;
-		m->err = expired;
+		m->conn_id = conn_id;
+		m->err = err;
 		pipe_send(p, (uint32_t)i, m);
 	}
+}
+
+void pipe_broadcast_session_gone(struct raft_pipeline *p, int64_t session_id, uint64_t except_conn,
+				 int32_t expired)
+{
+	pipe_broadcast_session(p, RK_MSG_SESSION_GONE, session_id, except_conn, expired);
+}
+
+void pipe_broadcast_session_reclaim(struct raft_pipeline *p, int64_t session_id)
+{
+	pipe_broadcast_session(p, RK_MSG_SESSION_RECLAIM, session_id, RK_CONN_ID_NONE, 0);
 }
 
 /* ---- the local FIFO ------------------------------------------------------------- */
@@ -331,7 +342,7 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 			pipe_answer_refused(p);
 			continue;
 		}
-		log_warn("proposal 0x%llx of session 0x%llx was lost (a later one committed): closing its connection",
+		log_warn("proposal 0x%llx of session 0x%llx was lost (a later one committed)",
 			 (unsigned long long)l->origin, (unsigned long long)l->session_id);
 		if (l->conn_id != RK_CONN_ID_NONE && !l->answered) {
 			pipe_answer_lost(p, l);
@@ -340,8 +351,11 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 		} else if (l->opcode == RK_OP_SESSION_MOVE && !pipe_own_move_pending(p, l->session_id, 1) &&
 			   store_session_owner(p->store, l->session_id) != (p->server_id & 0xffff)) {
 			/* The session's owner is still another server, so its requests here
-			 * would get SESSIONMOVED: the client reconnects and attaches again. */
-			pipe_broadcast_session_gone(p, l->session_id, RK_CONN_ID_NONE, 0);
+			 * would get SESSIONMOVED and its liveness reports from here would not
+			 * count: its connection here, if it is still open, asks for the move
+			 * again (a connection closed for it would be a disconnect its client
+			 * never caused; ZooKeeper keeps it). */
+			pipe_broadcast_session_reclaim(p, l->session_id);
 		}
 		pipe_local_pop(p);
 		pipe_answer_refused(p);

@@ -280,6 +280,8 @@ struct raft_pipeline {
 void pipe_send(struct raft_pipeline *p, uint32_t worker_index, struct rk_msg *m);
 void pipe_broadcast_session_gone(struct raft_pipeline *p, int64_t session_id, uint64_t except_conn,
 				 int32_t expired);
+/* Our move of the session was lost: its connection here, if any, announces itself again. */
+void pipe_broadcast_session_reclaim(struct raft_pipeline *p, int64_t session_id);
 /* Applies one committed entry and answers its client if it is ours. */
 void pipe_apply_committed(struct raft_pipeline *p, const struct raft_entry *e);
 /*

@@ -709,6 +709,66 @@ def test_an_older_move_of_a_session_does_not_close_its_newer_connection(cluster_
         err, cl.logs())
 
 
+def test_a_lost_move_of_a_session_is_proposed_again_and_its_connection_stays(cluster_factory):
+    """A client reattaches to a follower, which answers at once (it knows the session)
+    and forwards its move to the leader, stopped (SIGSTOP) a moment before: the move is
+    lost. When the follower finds it lost (a later entry of its own committed under the
+    new leader) the connection stays open and asks for the move again, which commits;
+    its requests then succeed (not SESSIONMOVED). It used to be closed, a disconnect
+    its client never caused (go-zookeeper's TestNoQuorum: 'Unexpected disconnect').
+    Repeated until the move was lost that way and the follower kept serving through
+    the election (after two election timeouts without a leader it closes every
+    connection, as a ZooKeeper server going LOOKING does)."""
+    import clusterload as L
+    cl = cluster_factory(3)
+    for attempt in range(10):
+        lead = cl.wait_leader()
+        f1, f2 = [n for n in cl.nodes if n is not lead]
+        first = L.connect(f2, timeout=10.0, session_timeout_ms=10000)
+        sid, pw = first.session_id, first.passwd
+        assert first.call(L.w.OP_SYNC, L.w.path_body("/"))[0] == 0  # f1 has the session
+        first.close()
+        log_from = os.path.getsize(f1.log_path)
+        lead.pause()
+        y = L.w.RawConn(f1.client_port, host=f1.host, timeout=10.0)
+        y.events = []
+        lost = reclaimed = False
+        try:
+            resp = y.handshake(read_only=False, timeout_ms=10000, session_id=sid, passwd=pw)
+            assert resp["sessionId"] == sid, resp
+            cl.wait_leader(timeout=20, exclude=lead)
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline and not reclaimed:
+                with open(f1.log_path, "rb") as f:
+                    f.seek(log_from)
+                    log = f.read()
+                lost = b"of session 0x%x was lost" % sid in log
+                reclaimed = b"session 0x%x: its move here was lost: announcing it again" % sid in log
+                time.sleep(0.1)
+            if reclaimed:
+                time.sleep(1.0)  # the move proposed again commits
+                try:
+                    err = y.call(L.w.OP_EXISTS, L.w.path_watch_body("/"))[0]
+                    err2 = y.call(L.w.OP_CREATE, L.w.create_body("/after-move-%d" % attempt,
+                                                                   flags=1))[0]
+                except (L.w.Closed, OSError) as e:
+                    err = err2 = e
+        except (L.w.Closed, OSError):
+            pass  # f1 stopped serving during a slow election: try again
+        finally:
+            y.close()
+            lead.resume()
+        deadline = time.monotonic() + 10
+        while len([n for n in cl.nodes if n.mode() == "leader"]) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if reclaimed:
+            break
+    assert reclaimed, "no lost move was proposed again in 10 tries (lost in the last: %s)" % lost
+    assert (err, err2) == (0, 0), "after its lost move was proposed again: %r\n%s" % ((err, err2), cl.logs())
+    with open(f2.log_path, "rb") as f:
+        assert b"session 0x%x moved to server %d" % (sid, f1.sid) in f.read()
+
+
 def test_reconfig_gets_zookeepers_checks_and_membership_stays(cluster_factory):
     """With reconfigEnabled=true a reconfig is checked as ZooKeeper 3.8 checks it (its
     answers, seen by hand against a 3.8 ensemble): a config version that is not the
