@@ -335,6 +335,14 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 {
 	if (origin == 0 || origin >> RK_ENTRY_ORIGIN_SEQ_BITS != (p->server_id & 0xffff))
 		return NULL;
+	/* Proposed by an earlier run of this server (committed only now, or replayed past
+	 * the saved commit index): it is in no FIFO of this run and tells nothing about
+	 * it. Above all it must not answer a sync waiting here as overtaken: its index
+	 * need not be above what was committed when the sync arrived (a reattach that
+	 * revalidated that way found its session missing and called it expired; seen in
+	 * go-zookeeper's TestNoQuorum). */
+	if (origin_seq(origin) <= p->origin_seq_start)
+		return NULL;
 	struct pipe_local *l;
 	while ((l = pipe_local_head(p)) && l->origin != origin && origin_seq(l->origin) < origin_seq(origin)) {
 		if (l->sync) {

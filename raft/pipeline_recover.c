@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "core/config.h"
@@ -307,9 +308,15 @@ static void pipe_voters(struct raft_pipeline *p)
 static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs, struct replay_ctx *rc)
 {
 	uint64_t id = p->server_id;
-	/* Proposal sequence numbers start from the clock, so they keep growing across
-	 * restarts: an old proposal of ours committed late never matches a new one. */
-	p->origin_seq = (uint64_t)rk_now_us() & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1);
+	/* Proposal sequence numbers start from the wall clock (the monotonic one restarts
+	 * with the machine), so they keep growing across restarts: an old proposal of
+	 * ours committed late never matches a new one, and is told apart from this run's
+	 * (pipe_local_for). */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	uint64_t wall_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+	p->origin_seq = wall_us & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1);
+	p->origin_seq_start = p->origin_seq;
 	struct raft_config rcfg;
 	raft_config_default(&rcfg, id, p->voters, p->voter_count);
 	const struct rk_config *cfg = p->cfg;

@@ -14,6 +14,7 @@
 RingKeeper only: the comparison with a ZooKeeper ensemble is the cluster issue's.
 """
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -767,6 +768,63 @@ def test_a_lost_move_of_a_session_is_proposed_again_and_its_connection_stays(clu
     assert (err, err2) == (0, 0), "after its lost move was proposed again: %r\n%s" % ((err, err2), cl.logs())
     with open(f2.log_path, "rb") as f:
         assert b"session 0x%x moved to server %d" % (sid, f1.sid) in f.read()
+
+
+def test_a_restarted_server_does_not_call_a_session_it_created_before_expired(cluster_factory):
+    """A session is created through a follower, which is killed at once (before it
+    saved a commit index past the createSession), and so is the other follower: no
+    quorum. The follower restarts and its client reattaches there at once. The session
+    is in its log but not applied: the reattach waits for a read index, and the
+    follower must not take its own createSession from the run before, applied once a
+    leader is elected, as a sign that the read index was passed. It did, answered
+    'expired' before applying the createSession, and the client lost its session
+    (go-zookeeper's TestNoQuorum: 'Wrong session ID'). Repeated until the follower
+    restarted with the createSession past its saved commit index and the reattach
+    had to be revalidated, three times."""
+    import clusterload as L
+    cl = cluster_factory(3, extra_cfg="logLevel=debug")  # to see the revalidation
+    reached = 0
+    for attempt in range(12):
+        lead = cl.wait_leader()
+        f, b = [n for n in cl.nodes if n is not lead]
+        c = L.connect(f, timeout=10.0, session_timeout_ms=20000)
+        sid, pw = c.session_id, c.passwd
+        f.kill(signal.SIGKILL)
+        b.kill(signal.SIGKILL)
+        c.close()
+        # the leader alone steps down: the restarted follower starts with no leader,
+        # so the reattach's read index waits for the election
+        deadline = time.monotonic() + 10
+        while lead.mode() == "leader" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log_from = os.path.getsize(f.log_path)
+        f.start()
+        verdict = None
+        deadline = time.monotonic() + 20
+        while verdict is None and time.monotonic() < deadline:
+            try:
+                y = L.w.RawConn(f.client_port, host=f.host, timeout=10.0)
+            except OSError:
+                time.sleep(0.02)  # not listening yet
+                continue
+            try:
+                verdict = y.handshake(read_only=False, timeout_ms=20000, session_id=sid, passwd=pw)["sessionId"]
+            except (L.w.Closed, OSError):
+                time.sleep(0.05)  # no verdict (no leader yet): ask again
+            finally:
+                y.close()
+        with open(f.log_path, "rb") as fh:
+            fh.seek(log_from)
+            log = fh.read().decode(errors="replace")
+        b.start()
+        cl.start()
+        assert verdict is not None, "no verdict on the reattach in 20 s\n%s" % cl.logs()
+        assert verdict == sid, "session 0x%x called expired by the restarted n%d\n%s" % (sid, f.sid, log[-20000:])
+        if "session 0x%x unknown here: revalidating" % sid in log:
+            reached += 1
+            if reached == 3:
+                break
+    assert reached == 3, "the reattach was revalidated %d times in %d tries" % (reached, attempt + 1)
 
 
 def test_reconfig_gets_zookeepers_checks_and_membership_stays(cluster_factory):
