@@ -59,7 +59,8 @@ if [ -z "${RK_SKIP_ASAN_INTEGRATION:-}" ]; then
 	# The migration, partition and snapshot kill-loop tests (minutes of ZooKeeper runs,
 	# network labs and kill -9 cycles) run in the release pass below; the snapshot code
 	# is checked under the sanitizers by its unit tests; Curator's scenarios (a JVM
-	# each) ask nothing of the server that kazoo's do not. CI must stay well under 30 min.
+	# each, half a minute in all) run in the release passes only. CI must stay well
+	# under 30 min.
 	step "integration: RingKeeper built with ASan+UBSan"
 	# (the random pauses and kills for 10 s instead of 20: the sanitized servers are slower)
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
