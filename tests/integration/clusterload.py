@@ -60,7 +60,24 @@ def connect(node, timeout=2.0, session_timeout_ms=4000):
     return c
 
 
-class Writers:
+class _LoadThreads:
+    """A load's threads (self.threads, stopped by self.stop_ev) as a context manager."""
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(30)
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+class Writers(_LoadThreads):
     def __init__(self, cluster, root, per_server=1, window=4, reply_timeout=2.0,
                  connect_timeout=0.5, nodes=None):
         self.cluster, self.root, self.window = cluster, root, window
@@ -149,21 +166,8 @@ class Writers:
         with self.lock:
             return [name for at, name in self.acked_at if at > t]
 
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
 
-    def stop(self):
-        self.stop_ev.set()
-        for t in self.threads:
-            t.join(30)
-
-    def __exit__(self, *a):
-        self.stop()
-
-
-class Register:
+class Register(_LoadThreads):
     """A compare-and-set register under the chaos: `path`'s data and version. Every
     operation's start and end (monotonic time, this process) and answer are kept:
 
@@ -247,18 +251,6 @@ class Register:
             finally:
                 c.close()
 
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self):
-        self.stop_ev.set()
-        for t in self.threads:
-            t.join(30)
-
-    def __exit__(self, *a):
-        self.stop()
 
     def violations(self, final=None):
         """What breaks linearizability in the history (empty when nothing does).
