@@ -16,7 +16,8 @@
  *   2. It is answered when this server has applied at least its confirmed read index,
  *      or when a later proposal of ours has been applied: that proposal was appended
  *      by a leader after the sync arrived, so its index is above every entry
- *      committed before then (Leader Completeness).
+ *      committed before then (Leader Completeness). "Ours" means this run's: an
+ *      entry proposed before a restart may sit anywhere below (pipe_local_for).
  *   3. A sync with no read index is asked for again every PIPE_SYNC_RETRY_MS (no leader,
  *      a refusal, a leader change, a lost message); after PIPE_SYNC_GIVE_UP_MS its
  *      client gets CONNECTIONLOSS and its connection closes, as a ZooKeeper follower
