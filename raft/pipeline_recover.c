@@ -311,7 +311,9 @@ static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs,
 	/* Proposal sequence numbers start from the wall clock (the monotonic one restarts
 	 * with the machine), so they keep growing across restarts: an old proposal of
 	 * ours committed late never matches a new one, and is told apart from this run's
-	 * (pipe_local_for). */
+	 * (pipe_local_for). Known limit: 48 bits of microseconds wrap every 8.9 years
+	 * (next on 2032-06-08); a run alive then, or a restart across it, compares
+	 * sequence numbers wrongly until its proposals before the wrap are applied. */
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	uint64_t wall_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
