@@ -14,7 +14,6 @@
 RingKeeper only: the comparison with a ZooKeeper ensemble is the cluster issue's.
 """
 import os
-import re
 import shutil
 import signal
 import tempfile
