@@ -13,7 +13,9 @@
  *     (invariant 1 of conn.h), then runs;
  *   - a frame over jute.maxbuffer and an unknown opcode close the connection
  *     (the latter after an UNIMPLEMENTED reply), as ZooKeeper does;
- *   - a reconnect with an unknown session gets ZooKeeper's expired ConnectResponse.
+ *   - a reconnect with an unknown session gets ZooKeeper's expired ConnectResponse;
+ *   - a session whose move here was lost is announced again (a new SESSION_ATTACH),
+ *     and its connection closes when the raft queue cannot take the announce.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -263,4 +265,45 @@ Test(conn, a_reconnect_to_an_unknown_session_is_told_it_expired)
 	cr_assert_eq(jute_read_long(&r), 0, "session id 0");
 	cr_assert(c->close_after_flush);
 	cr_assert_null(hub_from_worker(&hub, 0));
+}
+
+/*
+ * A session whose move to this server was lost (RK_MSG_SESSION_RECLAIM, net/worker.c)
+ * is announced again by its connection: a new SESSION_ATTACH for the raft thread,
+ * the connection untouched. When the announce cannot be queued (the raft queue full),
+ * the connection closes after what it has to send: its client reconnects, as after
+ * any disconnect, rather than staying on a server that does not own its session.
+ */
+Test(conn, a_lost_move_is_announced_again_and_the_connection_stays)
+{
+	establish();
+	conn_announce_attach(w, c);
+	struct rk_msg *m = hub_from_worker(&hub, 0);
+	cr_assert_not_null(m, "nothing was announced");
+	cr_assert_eq(m->kind, RK_MSG_SESSION_ATTACH);
+	cr_assert_eq(m->conn_id, c->id);
+	cr_assert_eq(m->session_id, c->session_id);
+	free(m);
+	cr_assert_eq(c->state, CONN_ESTABLISHED);
+	cr_assert_not(c->close_after_flush);
+}
+
+Test(conn, a_lost_move_that_cannot_be_announced_closes_the_connection)
+{
+	establish();
+	static struct rk_msg filler = { .kind = RK_MSG_PROPOSAL };
+	size_t queued = 0;
+	while (hub_to_raft(&hub, 0, &filler, &w->ring))
+		queued++;
+	cr_assert_eq(queued, HUB_QUEUE_CAPACITY, "the raft queue holds %zu", queued);
+	conn_announce_attach(w, c);
+	cr_assert_eq(c->state, CONN_CLOSING);
+	cr_assert(c->close_after_flush, "what was queued for the client still goes out");
+	size_t drained = 0;
+	struct rk_msg *m;
+	while ((m = hub_from_worker(&hub, 0))) {
+		cr_assert_eq(m, &filler, "only the filler was queued");
+		drained++;
+	}
+	cr_assert_eq(drained, queued);
 }
