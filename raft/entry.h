@@ -89,10 +89,40 @@ void entry_set_origin(uint8_t *buf, uint64_t origin);
 /* Marks an encoded entry as the server's own (RK_ENTRY_FLAG_SERVER). */
 void entry_set_server_own(uint8_t *buf);
 
+#define RK_ENTRY_ORIGIN_SEQ_MASK ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1)
+
 static inline uint64_t entry_origin_make(uint32_t server_id, uint64_t seq)
 {
-	return (uint64_t)(server_id & 0xffff) << RK_ENTRY_ORIGIN_SEQ_BITS |
-	       (seq & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1));
+	return (uint64_t)(server_id & 0xffff) << RK_ENTRY_ORIGIN_SEQ_BITS | (seq & RK_ENTRY_ORIGIN_SEQ_MASK);
+}
+
+static inline uint64_t entry_origin_seq(uint64_t origin)
+{
+	return origin & RK_ENTRY_ORIGIN_SEQ_MASK;
+}
+
+/*
+ * Sequence number a comes before b. The numbers are 48 bits of wall-clock
+ * microseconds (raft/pipeline_recover.c), which wrap every 8.9 years, so they compare
+ * as serial numbers (RFC 1982): a before b when b is less than half the space
+ * (2^47 us, 4.46 years) ahead of a, counting across the wrap. Only numbers of one
+ * server are compared, those of one run with each other or with the start of the
+ * run; an entry of an earlier run is compared only when it commits after the restart,
+ * and one 4.46 years old would need a cluster stopped for that long.
+ */
+static inline bool entry_origin_seq_before(uint64_t a, uint64_t b)
+{
+	uint64_t ahead = (b - a) & RK_ENTRY_ORIGIN_SEQ_MASK;
+	return ahead != 0 && ahead < (1ULL << (RK_ENTRY_ORIGIN_SEQ_BITS - 1));
+}
+
+/* Where a run's numbering starts: the clock's number (microseconds), or the last
+ * number of this server's proposals in its log (own_seen) when the clock is not after
+ * it (set back across the restart), so every number of the run is after both. */
+static inline uint64_t entry_origin_seq_start(uint64_t clock_us, bool own_seen, uint64_t own_last)
+{
+	uint64_t seq = clock_us & RK_ENTRY_ORIGIN_SEQ_MASK;
+	return own_seen && !entry_origin_seq_before(own_last, seq) ? own_last : seq;
 }
 
 #endif

@@ -318,10 +318,6 @@ static bool pipe_own_move_pending(const struct raft_pipeline *p, int64_t session
 	return false;
 }
 
-static uint64_t origin_seq(uint64_t origin)
-{
-	return origin & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1);
-}
 
 /*
  * The local proposal an applied entry with this origin answers, or NULL when it is
@@ -341,10 +337,12 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 	 * need not be above what was committed when the sync arrived (a reattach that
 	 * revalidated that way found its session missing and called it expired; seen in
 	 * go-zookeeper's TestNoQuorum). */
-	if (origin_seq(origin) <= p->origin_seq_start)
+	uint64_t seq = entry_origin_seq(origin);
+	if (!entry_origin_seq_before(p->origin_seq_start, seq))
 		return NULL;
 	struct pipe_local *l;
-	while ((l = pipe_local_head(p)) && l->origin != origin && origin_seq(l->origin) < origin_seq(origin)) {
+	while ((l = pipe_local_head(p)) && l->origin != origin &&
+	       entry_origin_seq_before(entry_origin_seq(l->origin), seq)) {
 		if (l->sync) {
 			pipe_sync_try_answer(p, l, true);
 			pipe_answer_refused(p);

@@ -249,8 +249,9 @@ struct raft_pipeline {
 	unsigned submitted_head, submitted_count;
 	uint32_t server_id;
 	uint64_t origin_seq; /* the last proposal's sequence number (entry origins) */
-	/* origin_seq when this run began: an entry of ours with a sequence number at or
-	 * below it was proposed by an earlier run (pipe_local_for ignores it) */
+	/* origin_seq when this run began: an entry of ours whose sequence number is not
+	 * after it (entry_origin_seq_before) was proposed by an earlier run
+	 * (pipe_local_for ignores it) */
 	uint64_t origin_seq_start;
 	uint64_t applied_index;
 	uint64_t read_ctx_next;  /* pipeline_read.c: the next sync's read context */

@@ -66,7 +66,23 @@ struct replay_ctx {
 	int64_t *sessions;
 	int32_t *timeouts;
 	size_t sessions_count, sessions_cap;
+	/* the latest sequence number of this server's own proposals in the log */
+	uint64_t own_seq_last;
+	bool own_seen;
 };
+
+/* Notes the sequence number of one of this server's proposals (pipe_core_create). */
+static void replay_note_origin(struct replay_ctx *rc, const void *data, size_t size)
+{
+	struct rk_entry e;
+	if (size == 0 || entry_decode(&e, data, size) != 0 || e.origin == 0 ||
+	    e.origin >> RK_ENTRY_ORIGIN_SEQ_BITS != (rc->p->server_id & 0xffff))
+		return;
+	uint64_t seq = entry_origin_seq(e.origin);
+	if (!rc->own_seen || entry_origin_seq_before(rc->own_seq_last, seq))
+		rc->own_seq_last = seq;
+	rc->own_seen = true;
+}
 
 static void replay_session_track(struct replay_ctx *rc, const struct rk_entry *e)
 {
@@ -177,6 +193,7 @@ static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data
 {
 	struct replay_ctx *rc = ctx;
 	rc->count++;
+	replay_note_origin(rc, data, size);
 	if (index <= rc->skip_upto) {
 		rc->skipped++;
 		return 0; /* in the snapshot (rule 0) */
@@ -311,13 +328,23 @@ static int pipe_core_create(struct raft_pipeline *p, const struct hardstate *hs,
 	/* Proposal sequence numbers start from the wall clock (the monotonic one restarts
 	 * with the machine), so they keep growing across restarts: an old proposal of
 	 * ours committed late never matches a new one, and is told apart from this run's
-	 * (pipe_local_for). Known limit: 48 bits of microseconds wrap every 8.9 years
-	 * (next on 2032-06-08); a run alive then, or a restart across it, compares
-	 * sequence numbers wrongly until its proposals before the wrap are applied. */
+	 * (pipe_local_for). 48 bits of microseconds wrap every 8.9 years (next on
+	 * 2032-06-08): they compare as serial numbers (entry_origin_seq_before), so a
+	 * run alive across the wrap, or a restart across it, still orders them. A clock
+	 * set back across a restart (a VM's clock before NTP corrects it) would make a
+	 * late-committed entry of the earlier run look like this run's, and answer this
+	 * run's proposals and syncs before it as overtaken: the run starts after every
+	 * proposal of ours in the log. One forwarded to the leader and not yet back in
+	 * our log is not seen; it needs the clock set back by more than the restart
+	 * took, at a moment when such a forward was in flight. */
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	uint64_t wall_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-	p->origin_seq = wall_us & ((1ULL << RK_ENTRY_ORIGIN_SEQ_BITS) - 1);
+	p->origin_seq = entry_origin_seq_start(wall_us, rc->own_seen, rc->own_seq_last);
+	if (p->origin_seq != (wall_us & RK_ENTRY_ORIGIN_SEQ_MASK))
+		log_warn("the clock is behind this server's last proposal in its log (by %llu us): "
+			 "numbering proposals on from there",
+			 (unsigned long long)((p->origin_seq - wall_us) & RK_ENTRY_ORIGIN_SEQ_MASK));
 	p->origin_seq_start = p->origin_seq;
 	struct raft_config rcfg;
 	raft_config_default(&rcfg, id, p->voters, p->voter_count);
