@@ -281,6 +281,8 @@ static void write_mntr(const struct stats_snapshot *snap, FILE *f)
 	fprintf(f, "rk_snapshot_count\t%llu\n", (unsigned long long)rs->snap_count);
 	fprintf(f, "rk_snapshot_failed_count\t%llu\n", (unsigned long long)rs->snap_failed_count);
 	fprintf(f, "rk_snapshot_skipped_count\t%llu\n", (unsigned long long)rs->snap_skipped_count);
+	fprintf(f, "rk_proposals_lost_count\t%llu\n", (unsigned long long)rs->proposals_lost_count);
+	fprintf(f, "rk_session_moves_reclaimed_count\t%llu\n", (unsigned long long)rs->session_moves_reclaimed_count);
 	fprintf(f, "rk_snapshot_last_index\t%llu\n", (unsigned long long)rs->snap_last_index);
 	fprintf(f, "rk_snapshot_last_bytes\t%llu\n", (unsigned long long)rs->snap_last_bytes);
 	fprintf(f, "rk_snapshot_last_nodes\t%llu\n", (unsigned long long)rs->snap_last_nodes);

@@ -353,6 +353,13 @@ static void write_ringkeeper(const struct metrics_sample *s, FILE *f)
 		  (double)rs->writes_committed);
 	rk_metric(f, "ringkeeper_reads_served_total", "counter", "Reads answered from the store since start.",
 		  (double)st->reads_served);
+	rk_metric(f, "ringkeeper_proposals_lost_total", "counter",
+		  "Clusters: this server's proposals found lost (a later one committed first); their clients got "
+		  "CONNECTIONLOSS.",
+		  (double)rs->proposals_lost_count);
+	rk_metric(f, "ringkeeper_session_moves_reclaimed_total", "counter",
+		  "Clusters: lost moves of a session to this server, proposed again for its open connection.",
+		  (double)rs->session_moves_reclaimed_count);
 	rk_metric(f, "ringkeeper_frames_rejected_total", "counter",
 		  "Client frames refused for their length (the connection was closed).", (double)st->frames_rejected);
 	rk_metric(f, "ringkeeper_log_bytes", "gauge", "Bytes of the live log segments.", (double)rs->wal.log_bytes);

@@ -52,6 +52,11 @@ struct raft_stats {
 	int pending_syncs;    /* leader: read-index requests (syncs, ours and the
 				 followers') waiting for a heartbeat round; per tick */
 	uint64_t looking_count; /* clusters: times this server found itself with no leader */
+	/* clusters: this server's proposals found lost (a later one of its own committed
+	 * first: a deposed leader's tail, a forward dropped in an election); and of those,
+	 * moves of a session to this server proposed again for its open connection */
+	uint64_t proposals_lost_count;
+	uint64_t session_moves_reclaimed_count;
 	int64_t leading_since_us; /* monotonic (rk_now_us) start of this leadership; 0: not leading */
 	int peer_count;       /* leader: the followers in peers[] */
 	struct raft_peer_stats peers[RAFT_STATS_PEERS_MAX];

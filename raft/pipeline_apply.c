@@ -350,6 +350,7 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 		}
 		log_warn("proposal 0x%llx of session 0x%llx was lost (a later one committed)",
 			 (unsigned long long)l->origin, (unsigned long long)l->session_id);
+		bool reclaim = false;
 		if (l->conn_id != RK_CONN_ID_NONE && !l->answered) {
 			pipe_answer_lost(p, l);
 		} else if (l->conn_id == RK_CONN_ID_NONE && l->opcode == ZK_OP_CLOSE_SESSION) {
@@ -362,7 +363,12 @@ static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origi
 			 * again (a connection closed for it would be a disconnect its client
 			 * never caused; ZooKeeper keeps it). */
 			pipe_broadcast_session_reclaim(p, l->session_id);
+			reclaim = true;
 		}
+		pthread_mutex_lock(&p->stats_lock);
+		p->stats.proposals_lost_count++;
+		p->stats.session_moves_reclaimed_count += reclaim;
+		pthread_mutex_unlock(&p->stats_lock);
 		pipe_local_pop(p);
 		pipe_answer_refused(p);
 	}

@@ -767,6 +767,10 @@ def test_a_lost_move_of_a_session_is_proposed_again_and_its_connection_stays(clu
     assert (err, err2) == (0, 0), "after its lost move was proposed again: %r\n%s" % ((err, err2), cl.logs())
     with open(f2.log_path, "rb") as f:
         assert b"session 0x%x moved to server %d" % (sid, f1.sid) in f.read()
+    # counted where an operator looks (mntr; /metrics has the same counters)
+    mntr = dict(line.split("\t", 1) for line in f1.four_letter("mntr").splitlines() if "\t" in line)
+    assert int(mntr["rk_session_moves_reclaimed_count"]) >= 1, mntr
+    assert int(mntr["rk_proposals_lost_count"]) >= int(mntr["rk_session_moves_reclaimed_count"]), mntr
 
 
 def test_a_restarted_server_does_not_call_a_session_it_created_before_expired(cluster_factory):
