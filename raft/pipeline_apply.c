@@ -318,7 +318,6 @@ static bool pipe_own_move_pending(const struct raft_pipeline *p, int64_t session
 	return false;
 }
 
-
 /*
  * The local proposal an applied entry with this origin answers, or NULL when it is
  * not ours. Our proposals are appended in the order we made them, so one of ours with
