@@ -47,6 +47,14 @@ int entry_decode(struct rk_entry *e, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+uint64_t entry_origin(const uint8_t *buf, size_t len)
+{
+	if (len < RK_ENTRY_HEADER_BYTES || buf[20] < 2 || buf[20] > RK_ENTRY_VERSION)
+		return 0;
+	return (uint64_t)jute_get_be32(buf + RK_ENTRY_ORIGIN_OFFSET) << 32 |
+	       jute_get_be32(buf + RK_ENTRY_ORIGIN_OFFSET + 4);
+}
+
 void entry_set_origin(uint8_t *buf, uint64_t origin)
 {
 	assert(buf[20] == RK_ENTRY_VERSION);

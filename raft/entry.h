@@ -86,6 +86,9 @@ int entry_decode(struct rk_entry *e, const uint8_t *buf, size_t len);
 void entry_set_time(uint8_t *buf, int64_t time_ms);
 /* Stamps the origin of an encoded (current version) entry; the proposing server does it. */
 void entry_set_origin(uint8_t *buf, uint64_t origin);
+/* The origin of an encoded entry without decoding the rest: 0 when it has none
+ * (version 1) or is not an entry (too short, an unknown version). */
+uint64_t entry_origin(const uint8_t *buf, size_t len);
 /* Marks an encoded entry as the server's own (RK_ENTRY_FLAG_SERVER). */
 void entry_set_server_own(uint8_t *buf);
 
@@ -94,6 +97,12 @@ void entry_set_server_own(uint8_t *buf);
 static inline uint64_t entry_origin_make(uint32_t server_id, uint64_t seq)
 {
 	return (uint64_t)(server_id & 0xffff) << RK_ENTRY_ORIGIN_SEQ_BITS | (seq & RK_ENTRY_ORIGIN_SEQ_MASK);
+}
+
+/* The server that proposed it (its id's low 16 bits); 0 for no origin. */
+static inline uint32_t entry_origin_server(uint64_t origin)
+{
+	return (uint32_t)(origin >> RK_ENTRY_ORIGIN_SEQ_BITS);
 }
 
 static inline uint64_t entry_origin_seq(uint64_t origin)

@@ -328,7 +328,7 @@ static bool pipe_own_move_pending(const struct raft_pipeline *p, int64_t session
  */
 static struct pipe_local *pipe_local_for(struct raft_pipeline *p, uint64_t origin)
 {
-	if (origin == 0 || origin >> RK_ENTRY_ORIGIN_SEQ_BITS != (p->server_id & 0xffff))
+	if (origin == 0 || entry_origin_server(origin) != (p->server_id & 0xffff))
 		return NULL;
 	/* Proposed by an earlier run of this server (committed only now, or replayed past
 	 * the saved commit index): it is in no FIFO of this run and tells nothing about
@@ -393,7 +393,7 @@ static void pipe_apply_sessions_alive(struct raft_pipeline *p, const struct rk_e
 
 static uint32_t origin_server(const struct rk_entry *e)
 {
-	return (uint32_t)(e->origin >> RK_ENTRY_ORIGIN_SEQ_BITS);
+	return entry_origin_server(e->origin);
 }
 
 bool pipe_session_moved(struct store *s, const struct rk_entry *e)

@@ -71,14 +71,14 @@ struct replay_ctx {
 	bool own_seen;
 };
 
-/* Notes the sequence number of one of this server's proposals (pipe_core_create). */
+/* Notes the sequence number of one of this server's proposals (pipe_core_create);
+ * reads the origin alone, every record passes here (applied ones are decoded later). */
 static void replay_note_origin(struct replay_ctx *rc, const void *data, size_t size)
 {
-	struct rk_entry e;
-	if (size == 0 || entry_decode(&e, data, size) != 0 || e.origin == 0 ||
-	    e.origin >> RK_ENTRY_ORIGIN_SEQ_BITS != (rc->p->server_id & 0xffff))
+	uint64_t origin = entry_origin(data, size);
+	if (origin == 0 || entry_origin_server(origin) != (rc->p->server_id & 0xffff))
 		return;
-	uint64_t seq = entry_origin_seq(e.origin);
+	uint64_t seq = entry_origin_seq(origin);
 	if (!rc->own_seen || entry_origin_seq_before(rc->own_seq_last, seq))
 		rc->own_seq_last = seq;
 	rc->own_seen = true;

@@ -33,6 +33,8 @@ Test(entry, round_trip_with_origin_and_time)
 	cr_assert_eq(e.ids_count, 1);
 	cr_assert(jute_bytes_eq(e.ids[0].id, "alice:x", 7));
 	cr_assert(e.body_len == 4 && memcmp(e.body, "body", 4) == 0);
+	cr_assert_eq(entry_origin(w.buf, w.len), origin, "read alone, as decoded");
+	cr_assert_eq(entry_origin_server(origin), 3);
 	jute_writer_free(&w);
 }
 
@@ -52,6 +54,7 @@ Test(entry, a_version_1_entry_decodes_with_no_origin)
 	struct rk_entry e;
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
 	cr_assert_eq(e.origin, 0);
+	cr_assert_eq(entry_origin(w.buf, w.len), 0);
 	cr_assert_eq(e.time_ms, 42);
 	cr_assert_eq(e.opcode, ZK_OP_DELETE);
 	cr_assert_eq(e.ids_count, 1);
@@ -65,11 +68,16 @@ Test(entry, an_unknown_version_or_a_short_header_is_refused)
 	jute_writer_init(&w, 1024);
 	entry_encode(&w, 1, ZK_OP_CREATE, false, NULL, 0, "", 0);
 	struct rk_entry e;
-	for (size_t n = 0; n < RK_ENTRY_HEADER_BYTES; n++)
+	entry_set_origin(w.buf, entry_origin_make(2, 77));
+	for (size_t n = 0; n < RK_ENTRY_HEADER_BYTES; n++) {
 		cr_assert_eq(entry_decode(&e, w.buf, n), -EPROTO, "%zu bytes", n);
+		cr_assert_eq(entry_origin(w.buf, n), 0, "%zu bytes: no origin", n);
+	}
+	cr_assert_eq(entry_origin(w.buf, w.len), entry_origin_make(2, 77));
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
 	w.buf[20] = RK_ENTRY_VERSION + 1;
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), -EPROTO);
+	cr_assert_eq(entry_origin(w.buf, w.len), 0, "an unknown version has no origin");
 	w.buf[20] = 0;
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), -EPROTO);
 	jute_writer_free(&w);
