@@ -52,109 +52,130 @@ static bool path_is_keeper(const struct store *s, const char *p, size_t len)
 
 /* ---------------------------------------------------------------- ops */
 
-static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_writer *out)
+/* What a create's flags and opcode ask for (ZooKeeper's CreateMode). */
+struct create_mode {
+	bool ttl;
+	bool sequential;
+	bool ephemeral;
+	bool container;
+};
+
+/* The flags and the TTL, checked as ZooKeeper checks them before the path. */
+static int32_t create_mode_of(const struct apply_ctx *c, const struct req *rq, struct create_mode *m)
 {
-	struct store *s = c->s;
-	const struct store_txn *txn = c->txn;
 	int32_t flags = rq->flags;
 	if (flags < ZK_CREATE_PERSISTENT || flags > ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL)
 		return ZK_BADARGUMENTS;
-	bool is_ttl = flags == ZK_CREATE_PERSISTENT_WITH_TTL || flags == ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL;
-	bool sequential = flags == ZK_CREATE_PERSISTENT_SEQUENTIAL || flags == ZK_CREATE_EPHEMERAL_SEQUENTIAL ||
-			  flags == ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL;
-	bool ephemeral = flags == ZK_CREATE_EPHEMERAL || flags == ZK_CREATE_EPHEMERAL_SEQUENTIAL;
+	m->ttl = flags == ZK_CREATE_PERSISTENT_WITH_TTL || flags == ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL;
+	m->sequential = flags == ZK_CREATE_PERSISTENT_SEQUENTIAL || flags == ZK_CREATE_EPHEMERAL_SEQUENTIAL ||
+			flags == ZK_CREATE_PERSISTENT_SEQUENTIAL_WITH_TTL;
+	m->ephemeral = flags == ZK_CREATE_EPHEMERAL || flags == ZK_CREATE_EPHEMERAL_SEQUENTIAL;
 	/*
 	 * A top-level createContainer (19) makes a container whatever the (non-TTL) flags:
 	 * ZooKeeper proposes a CreateContainerTxn, which ignores the ephemeral bit, while
 	 * the sequential bit still names the node. Inside a multi ZooKeeper rebuilds the
 	 * op from its flags alone (Op.create), so there only flags 4 makes a container.
 	 */
-	bool container = flags == ZK_CREATE_CONTAINER || (rq->type == ZK_OP_CREATE_CONTAINER && !c->in_multi);
-	if (container)
-		ephemeral = false;
-	if (is_ttl ? (rq->ttl <= 0 || rq->ttl > TTL_MAX_MS) : rq->ttl >= 0)
+	m->container = flags == ZK_CREATE_CONTAINER || (rq->type == ZK_OP_CREATE_CONTAINER && !c->in_multi);
+	if (m->container)
+		m->ephemeral = false;
+	if (m->ttl ? (rq->ttl <= 0 || rq->ttl > TTL_MAX_MS) : rq->ttl >= 0)
 		return ZK_BADARGUMENTS;
-	if (rq->type == ZK_OP_CREATE_IF_NOT_EXISTS && sequential)
+	if (rq->type == ZK_OP_CREATE_IF_NOT_EXISTS && m->sequential)
 		return ZK_BADARGUMENTS;
-	/* A null path: ZooKeeper's path.lastIndexOf throws NPE, answered MARSHALLINGERROR. */
-	if (rq->path.len < 0)
-		return ZK_MARSHALLINGERROR;
+	return ZK_OK;
+}
+
+/* Where a create goes, once create_find_place has checked it. */
+struct create_place {
+	struct znode *parent;
+	const char *path; /* the request's, or `full` with the sequence number */
+	size_t len;
+	uint64_t hash;
+	char *full; /* owned; NULL unless sequential */
+};
+
+/*
+ * The checks that need the tree, in ZooKeeper's order: the parent exists, lets the
+ * session create, the (numbered) path is valid and free, the parent is no ephemeral,
+ * the quota and the children limit allow it. An existing node is success for
+ * ClickHouse's CreateIfNotExists: then *done is set and the answer written.
+ */
+static int32_t create_find_place(struct apply_ctx *c, const struct req *rq, const struct create_mode *m,
+				 struct create_place *pl, bool *done, struct jute_writer *out)
+{
+	struct store *s = c->s;
 	const char *path = (const char *)rq->path.data;
-	size_t len = rq->path.len > 0 ? (size_t)rq->path.len : 0;
-	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_keeper(s, path, len))
-		return ZK_BADARGUMENTS;
-	struct acl_list *acl = NULL;
-	int32_t rc = store_acl_fixup(rq->acls, rq->acl_count, txn->auth, &acl);
-	if (rc != ZK_OK)
-		return rc;
+	size_t len = (size_t)rq->path.len;
 	/* Parent: everything before the last '/', with "" meaning the root. */
 	size_t parent_len = (size_t)((const char *)memrchr(path, '/', len) - path);
-	struct znode *parent = parent_len == 0 ? s->root : apply_find(s, path, parent_len);
-	char *full = NULL;
-	if (!parent) {
-		rc = ZK_NONODE;
-		goto fail;
+	pl->parent = parent_len == 0 ? s->root : apply_find(s, path, parent_len);
+	if (!pl->parent)
+		return ZK_NONODE;
+	if (!store_acl_permits(store_node_acl(s, pl->parent), ZK_PERM_CREATE, c->txn->auth))
+		return ZK_NOAUTH;
+	if (m->sequential) {
+		pl->full = apply_xrealloc(NULL, len + 16);
+		memcpy(pl->full, path, len);
+		len += (size_t)snprintf(pl->full + len, 16, "%010d", store_node_cversion_stored(pl->parent));
+		path = pl->full;
 	}
-	if (!store_acl_permits(store_node_acl(c->s, parent), ZK_PERM_CREATE, txn->auth)) {
-		rc = ZK_NOAUTH;
-		goto fail;
+	pl->path = path;
+	pl->len = len;
+	if (!store_path_valid(path, len) || len > STORE_PATH_BYTES_MAX)
+		return ZK_BADARGUMENTS;
+	pl->hash = store_hash_bytes(path, len);
+	if (store_node_find(s, path, len, pl->hash)) {
+		if (rq->type != ZK_OP_CREATE_IF_NOT_EXISTS)
+			return ZK_NODEEXISTS;
+		/* ClickHouse: an existing node is success, unchanged, named as requested. */
+		jute_write_string(out, path, (int32_t)len);
+		*done = true;
+		return ZK_OK;
 	}
-	size_t full_len = len;
-	if (sequential) {
-		full = apply_xrealloc(NULL, len + 16);
-		memcpy(full, path, len);
-		full_len = len + (size_t)snprintf(full + len, 16, "%010d", store_node_cversion_stored(parent));
-		path = full;
-	}
-	if (!store_path_valid(path, full_len) || full_len > STORE_PATH_BYTES_MAX) {
-		rc = ZK_BADARGUMENTS;
-		goto fail;
-	}
-	uint64_t hash = store_hash_bytes(path, full_len);
-	if (store_node_find(s, path, full_len, hash)) {
-		if (rq->type == ZK_OP_CREATE_IF_NOT_EXISTS) {
-			/* ClickHouse: an existing node is success, unchanged, named as requested. */
-			jute_write_string(out, path, (int32_t)full_len);
-			rc = ZK_OK;
-		} else {
-			rc = ZK_NODEEXISTS;
-		}
-		goto fail;
-	}
-	if (parent->kind == ZNODE_EPHEMERAL) {
-		rc = ZK_NOCHILDRENFOREPHEMERALS;
-		goto fail;
-	}
-	int64_t data_bytes = rq->data.len > 0 ? rq->data.len : 0;
-	rc = apply_quota_check(c, path, full_len, data_bytes, 1);
+	if (pl->parent->kind == ZNODE_EPHEMERAL)
+		return ZK_NOCHILDRENFOREPHEMERALS;
+	int32_t rc = apply_quota_check(c, path, len, rq->data.len > 0 ? rq->data.len : 0, 1);
 	if (rc != ZK_OK)
-		goto fail;
-	if (store_node_child_count(parent) >= STORE_CHILDREN_MAX) {
-		rc = ZK_SYSTEMERROR;
-		goto fail;
-	}
+		return rc;
+	if (store_node_child_count(pl->parent) >= STORE_CHILDREN_MAX)
+		return ZK_SYSTEMERROR;
+	return ZK_OK;
+}
 
+/* The new node, as ZooKeeper's createStat makes it: pzxid = czxid (no dir yet),
+ * versions 0. Takes the ACL list. */
+static struct znode *create_node(struct apply_ctx *c, const struct req *rq, const struct create_mode *m,
+				 const struct create_place *pl, struct acl_list *acl)
+{
 	int64_t owner = 0;
-	if (ephemeral)
-		owner = txn->session_id;
-	else if (container)
+	if (m->ephemeral)
+		owner = c->txn->session_id;
+	else if (m->container)
 		owner = ZK_EPHEMERAL_OWNER_CONTAINER;
-	else if (is_ttl)
+	else if (m->ttl)
 		owner = ZK_EPHEMERAL_OWNER_TTL_MASK | rq->ttl;
-	/* As ZooKeeper's createStat: pzxid = czxid (no dir yet), versions 0. */
-	struct znode *n = store_node_new(path, full_len, hash, owner, rq->data.data, rq->data.len);
+	struct znode *n = store_node_new(pl->path, pl->len, pl->hash, owner, rq->data.data, rq->data.len);
 	if (!n)
 		apply_out_of_memory();
-	n->acl_id = store_acl_intern(s, acl);
-	acl = NULL;
+	n->acl_id = store_acl_intern(c->s, acl);
 	if (n->acl_id == STORE_ACL_NONE)
 		apply_out_of_memory();
-	n->czxid = n->mzxid = txn->zxid;
-	n->ctime = n->mtime = txn->time_ms;
+	n->czxid = n->mzxid = c->txn->zxid;
+	n->ctime = n->mtime = c->txn->time_ms;
+	return n;
+}
 
+/* Links n under its parent (the shards locked, the undo entry, the parent's cversion
+ * and pzxid, the session's ephemerals, the quota, the watch triggers). */
+static void create_link(struct apply_ctx *c, const struct create_mode *m, const struct create_place *pl,
+			struct znode *n, int64_t data_bytes)
+{
+	struct store *s = c->s;
+	struct znode *parent = pl->parent;
 	struct znode *quota_target = apply_quota_create_prepare(c, n);
 	uint64_t parent_hash = store_node_hash(parent);
-	apply_ctx_lock(c, apply_shard_bit(hash) | apply_shard_bit(parent_hash) | apply_quota_lock_bit(quota_target));
+	apply_ctx_lock(c, apply_shard_bit(pl->hash) | apply_shard_bit(parent_hash) | apply_quota_lock_bit(quota_target));
 	/* Under the parent's lock: readers may be walking the array realloc moves. */
 	if (store_node_children_reserve(parent) != 0)
 		apply_out_of_memory();
@@ -164,30 +185,56 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 	u->parent = parent;
 	u->old_cversion_stored = pd->cversion_stored;
 	u->old_pzxid = pd->pzxid;
-	store_node_link(s, parent, n, hash);
+	store_node_link(s, parent, n, pl->hash);
 	pd->cversion_stored = version_next(pd->cversion_stored);
-	pd->pzxid = txn->zxid;
-	if (ephemeral) {
+	pd->pzxid = c->txn->zxid;
+	if (m->ephemeral) {
 		assert(c->session);
 		if (store_session_ephemeral_add(s, c->session, n) != 0)
 			apply_out_of_memory();
 	}
 	apply_quota_create_apply(c, n, quota_target, data_bytes);
-	apply_trigger_push_hashed(c, n, hash, ZK_EVENT_NODE_CREATED);
+	apply_trigger_push_hashed(c, n, pl->hash, ZK_EVENT_NODE_CREATED);
 	apply_trigger_push_hashed(c, parent, parent_hash, ZK_EVENT_NODE_CHILDREN_CHANGED);
-	free(full);
+}
+
+static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_writer *out)
+{
+	struct store *s = c->s;
+	struct create_mode m;
+	int32_t rc = create_mode_of(c, rq, &m);
+	if (rc != ZK_OK)
+		return rc;
+	/* A null path: ZooKeeper's path.lastIndexOf throws NPE, answered MARSHALLINGERROR. */
+	if (rq->path.len < 0)
+		return ZK_MARSHALLINGERROR;
+	const char *path = (const char *)rq->path.data;
+	size_t len = (size_t)rq->path.len;
+	if (len == 0 || !memchr(path, '/', len) || path_has_nul(path, len) || path_is_keeper(s, path, len))
+		return ZK_BADARGUMENTS;
+	struct acl_list *acl = NULL;
+	rc = store_acl_fixup(rq->acls, rq->acl_count, c->txn->auth, &acl);
+	if (rc != ZK_OK)
+		return rc;
+	struct create_place pl = {0};
+	bool done = false;
+	rc = create_find_place(c, rq, &m, &pl, &done, out);
+	if (rc != ZK_OK || done) {
+		free(pl.full);
+		store_acl_free(acl);
+		return rc;
+	}
+	struct znode *n = create_node(c, rq, &m, &pl, acl);
+	create_link(c, &m, &pl, n, rq->data.len > 0 ? rq->data.len : 0);
+	free(pl.full);
 
 	jute_write_string(out, n->path, (int32_t)n->path_len);
-	bool with_stat = c->in_multi ? rq->type != ZK_OP_CREATE_IF_NOT_EXISTS && apply_multi_create_has_stat(flags)
+	bool with_stat = c->in_multi ? rq->type != ZK_OP_CREATE_IF_NOT_EXISTS && apply_multi_create_has_stat(rq->flags)
 				     : rq->type == ZK_OP_CREATE2 || rq->type == ZK_OP_CREATE_CONTAINER ||
 					       rq->type == ZK_OP_CREATE_TTL;
 	if (with_stat)
 		apply_write_stat(out, n);
 	return ZK_OK;
-fail:
-	free(full);
-	store_acl_free(acl);
-	return rc;
 }
 
 /*
