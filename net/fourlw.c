@@ -562,7 +562,7 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		struct raft_stats rs;
 		raft_pipeline_stats(srv->raft, &rs);
 		fprintf(f, "first_log_idx\t%llu\n", (unsigned long long)rs.first_index);
-		fprintf(f, "first_log_term\t%llu\n", (unsigned long long)(rs.first_index ? 1 : 0));
+		fprintf(f, "first_log_term\t%llu\n", (unsigned long long)rs.first_term);
 		fprintf(f, "last_log_idx\t%llu\n", (unsigned long long)rs.last_index);
 		fprintf(f, "last_log_term\t%llu\n", (unsigned long long)rs.last_term);
 		fprintf(f, "last_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);

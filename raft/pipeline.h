@@ -33,6 +33,7 @@ struct raft_stats {
 	uint64_t batch_entries_max;
 	uint64_t last_index;
 	uint64_t first_index; /* first entry still in the log (0 = empty) */
+	uint64_t first_term;  /* its term (0 = empty) */
 	uint64_t core_entries; /* entries the consensus core holds in memory (pipe_retain_after) */
 	uint64_t last_term;
 	uint64_t writes_committed; /* entries applied since start */

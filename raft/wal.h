@@ -187,6 +187,7 @@ int wal_complete(struct wal *w, const struct io_uring_cqe *cqe, uint64_t *durabl
 int wal_flush_sync(struct wal *w);
 
 uint64_t wal_first_index(const struct wal *w);      /* 0 when the log is empty */
+uint64_t wal_first_term(const struct wal *w);       /* its term; 0 when the log is empty */
 uint64_t wal_last_index(const struct wal *w);       /* last staged; 0 when empty */
 uint64_t wal_durable_index(const struct wal *w);    /* last index known on disk */
 uint64_t wal_last_term(const struct wal *w);

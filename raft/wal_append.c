@@ -58,14 +58,18 @@ int wal_stage(struct wal *w, uint64_t term, uint64_t index, const void *data, si
 	b->last_index = index;
 
 	struct wal_segment *s = b->seg;
-	if (s->first_index == 0)
+	if (s->first_index == 0) {
 		s->first_index = index;
+		s->first_term = term;
+	}
 	s->last_index = index;
 	uint64_t old_end = s->data_bytes;
 	s->data_bytes = b->file_offset + b->used;
 	w->stats.log_bytes += s->data_bytes - old_end;  /* padding before the batch too */
-	if (w->first_index == 0)
+	if (w->first_index == 0) {
 		w->first_index = index;
+		w->first_term = term;
+	}
 	w->last_index = index;
 	w->last_term = term;
 	w->stats.entry_count++;
@@ -406,6 +410,7 @@ int wal_flush_sync(struct wal *w)
 }
 
 uint64_t wal_first_index(const struct wal *w) { return w->first_index; }
+uint64_t wal_first_term(const struct wal *w) { return w->first_term; }
 uint64_t wal_last_index(const struct wal *w) { return w->last_index; }
 uint64_t wal_durable_index(const struct wal *w) { return w->durable_index; }
 uint64_t wal_last_term(const struct wal *w) { return w->last_term; }

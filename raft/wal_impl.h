@@ -46,6 +46,7 @@ struct wal_segment {
 	uint64_t seq;
 	uint64_t size_bytes;    /* capacity; a multiple of WAL_BLOCK_SIZE */
 	uint64_t first_index;   /* 0: holds no record */
+	uint64_t first_term;    /* the term of first_index's record */
 	uint64_t last_index;
 	uint64_t data_bytes;    /* end offset of the last record (staged included) */
 	int fd;                 /* open only while batches target this segment */
@@ -116,6 +117,7 @@ struct wal {
 	uint32_t batch_buf_size;
 
 	uint64_t first_index;
+	uint64_t first_term;
 	uint64_t last_index;
 	uint64_t last_term;
 	uint64_t durable_index;
@@ -152,6 +154,16 @@ static inline uint64_t wal_get_le64(const uint8_t *p) { uint64_t v; memcpy(&v, p
 static inline struct wal_segment *wal_tail(const struct wal *w)
 {
 	return w->seg_count ? w->segs[w->seg_count - 1] : NULL;
+}
+
+/* The log's first index and its term: the first segment holding a record. */
+static inline void wal_first_refresh(struct wal *w)
+{
+	w->first_index = w->first_term = 0;
+	for (uint32_t i = 0; i < w->seg_count && w->first_index == 0; i++) {
+		w->first_index = w->segs[i]->first_index;
+		w->first_term = w->segs[i]->first_term;
+	}
 }
 
 static inline bool wal_aligned_batches(const struct wal *w)

@@ -262,8 +262,10 @@ static int wal_scan_segment(struct wal *w, uint32_t i, uint8_t *buf, struct wal_
 			if (rc)
 				return rc;
 		}
-		if (s->first_index == 0)
+		if (s->first_index == 0) {
 			s->first_index = v.index;
+			s->first_term = v.term;
+		}
 		s->last_index = v.index;
 		sc->expected_index = v.index + 1;
 		sc->last_term = v.term;
@@ -444,6 +446,7 @@ static int wal_recover_scan(struct wal *w, struct wal_scan *sc, wal_replay_fn re
 		struct wal_record_view first, next;
 		if (wal_segment_skippable(w, i, sc, &first, &next)) {
 			s->first_index = first.index;
+			s->first_term = first.term;
 			s->last_index = next.index - 1;
 			s->data_bytes = 0;
 			sc->expected_index = next.index;
@@ -518,11 +521,9 @@ static int wal_recover_repair(struct wal *w, const struct wal_scan *sc)
 	} else {
 		w->next_seq = 1;
 	}
-	for (uint32_t i = 0; i < w->seg_count; i++) {
+	for (uint32_t i = 0; i < w->seg_count; i++)
 		w->stats.log_bytes += w->segs[i]->data_bytes;
-		if (w->first_index == 0)
-			w->first_index = w->segs[i]->first_index;
-	}
+	wal_first_refresh(w);
 	if (w->stats.recovery_skipped_segments)
 		fprintf(stderr, "wal: %" PRIu64 " segments before index %" PRIu64 " not read (in the snapshot)\n",
 			w->stats.recovery_skipped_segments, w->cfg.skip_upto + 1);

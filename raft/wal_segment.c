@@ -257,7 +257,7 @@ int wal_truncate_suffix(struct wal *w, uint64_t index)
 	w->stats.log_bytes -= tail->data_bytes - pos;
 	tail->data_bytes = pos;
 	if (keep_last == 0) {
-		tail->first_index = tail->last_index = 0;
+		tail->first_index = tail->last_index = tail->first_term = 0;
 	} else {
 		tail->last_index = keep_last;
 	}
@@ -267,7 +267,7 @@ int wal_truncate_suffix(struct wal *w, uint64_t index)
 		w->last_term = keep_term;
 	/* A log truncated to nothing forgets its terms: the next record may start anew. */
 	if (w->last_index == 0) {
-		w->first_index = 0;
+		w->first_index = w->first_term = 0;
 		w->last_term = 0;
 	}
 	if (w->durable_index > w->last_index)
@@ -291,9 +291,7 @@ int wal_detach_prefix(struct wal *w, uint64_t index, uint64_t *seqs, int max)
 		memmove(&w->segs[0], &w->segs[1], (w->seg_count - 1) * sizeof(w->segs[0]));
 		w->seg_count--;
 	}
-	w->first_index = 0;
-	for (uint32_t i = 0; i < w->seg_count && w->first_index == 0; i++)
-		w->first_index = w->segs[i]->first_index;
+	wal_first_refresh(w);
 	return n;
 }
 
@@ -339,8 +337,6 @@ int wal_compact_prefix(struct wal *w, uint64_t index)
 	}
 	if (deleted && (rc = wal_sync_dir(w->dir_fd)))
 		return rc;
-	w->first_index = 0;
-	for (uint32_t i = 0; i < w->seg_count && w->first_index == 0; i++)
-		w->first_index = w->segs[i]->first_index;
+	wal_first_refresh(w);
 	return deleted;
 }

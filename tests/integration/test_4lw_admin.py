@@ -67,6 +67,8 @@ def test_ringkeeper_admin_words(server, zk, root):
                          "log_fsync_p99_us", "log_bytes", "log_segments"}
     last = int(lgif["last_log_idx"])
     assert last >= czxid and int(lgif["first_log_idx"]) == 1
+    # the first entry's own term (a fresh server's first term), not a constant
+    assert 1 <= int(lgif["first_log_term"]) <= int(lgif["last_log_term"])
     assert int(lgif["last_committed_log_idx"]) == last
     time.sleep(0.3)  # the log's statistics are published every 100 ms
     lgif = dict(ln.split("\t") for ln in server.four_letter("lgif").splitlines())

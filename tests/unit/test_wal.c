@@ -488,15 +488,19 @@ static void segment_rollover(void)
 	/* Compaction drops whole segments below the snapshot index, never the tail. */
 	uint64_t before = wal_first_index(w);
 	cr_assert_eq(before, 1);
+	cr_assert_eq(wal_first_term(w), term_of(1));
 	int deleted = wal_compact_prefix(w, 1000);
 	cr_assert_gt(deleted, 0);
 	cr_assert_gt(wal_first_index(w), 1);
 	cr_assert_leq(wal_first_index(w), 1001);
 	uint64_t first = wal_first_index(w);
+	cr_assert_eq(wal_first_term(w), term_of(first), "lgif's first_log_term follows compaction");
 	cr_assert_eq(wal_compact_prefix(w, 1000), 0);
 	wal_close(w);
 	w = open_ok(&cfg, &r);
 	assert_replayed(&r, first, 3500);
+	cr_assert_eq(wal_first_index(w), first);
+	cr_assert_eq(wal_first_term(w), term_of(first), "and recovery");
 	replayed_free(&r);
 	cr_assert_geq(wal_compact_prefix(w, 1000000), 1);
 	cr_assert_eq(wal_last_index(w), 3500);
@@ -595,6 +599,7 @@ Test(wal, segments_before_skip_upto_are_not_read)
 	assert_replayed(&r, from, 3000);
 	replayed_free(&r);
 	cr_assert_eq(wal_first_index(w), 1, "the skipped segments are still the log's");
+	cr_assert_eq(wal_first_term(w), term_of(1), "read from a skipped segment's first record");
 	cr_assert_eq(wal_last_index(w), 3000);
 	/* appending and compacting go on as usual */
 	write_pipelined(w, &ring, 3001, 3100, 50);
@@ -910,6 +915,7 @@ TEST_K12(wal, truncate_suffix)
 	cr_assert_eq(wal_truncate_suffix(w, 0), 0);     /* everything */
 	cr_assert_eq(wal_last_index(w), 0);
 	cr_assert_eq(wal_first_index(w), 0);
+	cr_assert_eq(wal_first_term(w), 0);
 	wal_close(w);
 	w = open_ok(&cfg, &r);
 	cr_assert_eq(r.count, 0);
