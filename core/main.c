@@ -115,8 +115,9 @@ static int serve_metrics(struct metrics **out)
 	return 0;
 }
 
-int main(int argc, char **argv);
-int main(int argc, char **argv)
+/* The configuration from the command line (and the zoo.cfg it names): -1 to go on,
+ * else the exit status (0 after --help or --version). */
+static int load_config(int argc, char **argv)
 {
 	char err[512] = "";
 	config_defaults(&srv.cfg);
@@ -136,21 +137,18 @@ int main(int argc, char **argv)
 	rk_log_level_current = (enum rk_log_level)srv.cfg.log_level;
 	for (uint32_t i = 0; i < srv.cfg.warning_count; i++)
 		log_warn("%s", srv.cfg.warnings[i]);
+	return -1;
+}
 
-	/* Signals are taken by main with sigwait; every thread inherits the mask. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	if (io_uring_check() < 0)
-		return 1;
+/* The data directories, the store, the queues and the workers (not started): 0 or -1,
+ * logged. */
+static int build_server(void)
+{
+	int rc;
 	if ((rc = mkdir_p(srv.cfg.data_dir)) < 0 || (rc = mkdir_p(srv.cfg.data_log_dir)) < 0) {
 		log_error("cannot create data directories %s, %s: %s", srv.cfg.data_dir, srv.cfg.data_log_dir,
 			  strerror(-rc));
-		return 1;
+		return -1;
 	}
 	srv.start_ms = rk_now_ms();
 	srv.min_session_timeout_ms = srv.cfg.session_timeout_ms_min;
@@ -163,34 +161,38 @@ int main(int argc, char **argv)
 	static char dynamic_config[CONFIG_SERVERS_MAX * (2 * CONFIG_HOST_BYTES_MAX + 64) + 16];
 	if (config_dynamic_text(&srv.cfg, dynamic_config, sizeof dynamic_config) < 0) {
 		log_error("the server.N lines do not fit /zookeeper/config");
-		return 1;
+		return -1;
 	}
 	struct store_config store_cfg = { .config_text = dynamic_config, .keeper_api = srv.cfg.keeper_api_nodes, .enforce_quota = srv.cfg.enforce_quota };
 	srv.store = store_create(&store_cfg);
 	if (!srv.store) {
 		log_error("cannot create the store");
-		return 1;
+		return -1;
 	}
 	srv.worker_count = srv.cfg.worker_count > RK_WORKERS_MAX ? RK_WORKERS_MAX : srv.cfg.worker_count;
 	if (srv.worker_count > HUB_PORTS_MAX)
 		srv.worker_count = HUB_PORTS_MAX;
 	if ((rc = hub_init(&hub, srv.worker_count)) < 0) {
 		log_error("cannot create the worker queues: %s", strerror(-rc));
-		return 1;
+		return -1;
 	}
 	srv.hub = &hub;
 	for (int i = 0; i < srv.worker_count; i++) {
 		if ((rc = worker_create(&srv, i, &srv.workers[i])) < 0) {
 			log_error("worker %d: %s", i, strerror(-rc));
-			return 1;
+			return -1;
 		}
 	}
-	struct metrics *metrics = NULL;
-	if (serve_metrics(&metrics) < 0)
-		return 1;
+	return 0;
+}
+
+/* The raft thread (recovery first), then the workers: 0 or -1, logged. */
+static int start_threads(void)
+{
+	int rc;
 	if ((rc = raft_pipeline_create(&srv.cfg, srv.store, &hub, &srv.raft)) < 0 || (rc = raft_pipeline_start(srv.raft)) < 0) {
 		log_error("raft thread: %s", strerror(-rc));
-		return 1;
+		return -1;
 	}
 	for (int i = 0; i < srv.worker_count; i++) {
 		if ((rc = worker_start(srv.workers[i])) < 0) {
@@ -199,18 +201,14 @@ int main(int argc, char **argv)
 			for (int j = 0; j < i; j++)
 				worker_join(srv.workers[j]);
 			raft_pipeline_join(srv.raft);
-			return 1;
+			return -1;
 		}
 	}
-	log_info("ringkeeper serving on %s:%d with %d workers, dataDir %s, forceSync %s", srv.cfg.client_port_address,
-		 srv.cfg.client_port, srv.worker_count, srv.cfg.data_dir, srv.cfg.force_sync ? "yes" : "no");
+	return 0;
+}
 
-	systemd_notify("READY=1\nSTATUS=serving\n");
-
-	int sig = 0;
-	sigwait(&set, &sig);
-	log_info("signal %d: stopping", sig);
-	systemd_notify("STOPPING=1\n");
+static void stop_server(struct metrics *metrics)
+{
 	atomic_store(&hub.stopping, true);
 	for (int i = 0; i < srv.worker_count; i++)
 		worker_join(srv.workers[i]);
@@ -222,6 +220,38 @@ int main(int argc, char **argv)
 	hub_destroy(&hub);
 	store_destroy(srv.store);
 	free(srv.ip_counts);
+}
+
+int main(int argc, char **argv);
+int main(int argc, char **argv)
+{
+	int rc = load_config(argc, argv);
+	if (rc >= 0)
+		return rc;
+
+	/* Signals are taken by main with sigwait; every thread inherits the mask. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (io_uring_check() < 0 || build_server() < 0)
+		return 1;
+	struct metrics *metrics = NULL;
+	if (serve_metrics(&metrics) < 0 || start_threads() < 0)
+		return 1;
+	log_info("ringkeeper serving on %s:%d with %d workers, dataDir %s, forceSync %s", srv.cfg.client_port_address,
+		 srv.cfg.client_port, srv.worker_count, srv.cfg.data_dir, srv.cfg.force_sync ? "yes" : "no");
+
+	systemd_notify("READY=1\nSTATUS=serving\n");
+
+	int sig = 0;
+	sigwait(&set, &sig);
+	log_info("signal %d: stopping", sig);
+	systemd_notify("STOPPING=1\n");
+	stop_server(metrics);
 	log_info("stopped");
 	return 0;
 }
