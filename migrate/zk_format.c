@@ -104,6 +104,41 @@ static void read_create_common(struct jute_reader *r, struct zk_txn_body *b, boo
  * The record of `type` from r. top: a top-level txn (CreateTxnV0 and a missing
  * CloseSessionTxn are possible there). 0, -ENOTSUP (a type not allowed), -EBADMSG.
  */
+/* CloseSessionTxn's paths (3.6+, zookeeper.closeSessionTxn.enabled), or nothing:
+ * what does not read as a path list is left unread. */
+static void read_close_session_paths(struct jute_reader *r, struct zk_txn_body *b)
+{
+	struct jute_reader save = *r;
+	size_t start = r->pos;
+	bool bad = false;
+	int32_t count = jute_read_int(r);
+	bool ok = !r->err && count >= -1 && count <= ZK_MULTI_OPS_MAX;
+	for (int32_t i = 0; ok && i < count; i++) {
+		zk_read_bytes(r, ZK_PATH_BYTES_MAX, &bad);
+		ok = !r->err && !bad;
+	}
+	if (!ok) {
+		*r = save;
+		return;
+	}
+	b->has_paths = true;
+	b->paths = (struct jute_bytes){ r->buf + start, (int32_t)(r->pos - start) };
+}
+
+/* A MultiTxn's ops (type and txn bytes each), kept whole: zk_tree_apply.c reads them. */
+static void read_multi_ops(struct jute_reader *r, struct zk_txn_body *b, bool *bad)
+{
+	size_t start = r->pos;
+	int32_t count = jute_read_int(r);
+	if (!r->err && (count < -1 || count > ZK_MULTI_OPS_MAX))
+		*bad = true;
+	for (int32_t i = 0; !*bad && !r->err && i < count; i++) {
+		(void)jute_read_int(r);
+		zk_read_bytes(r, ZK_TXN_BYTES_MAX, bad);
+	}
+	b->ops = (struct jute_bytes){ r->buf + start, (int32_t)(r->pos - start) };
+}
+
 static int body_read(struct jute_reader *r, int32_t type, bool top, struct zk_txn_body *b)
 {
 	bool bad = false;
@@ -162,44 +197,19 @@ static int body_read(struct jute_reader *r, int32_t type, bool top, struct zk_tx
 			return -ENOTSUP;
 		b->timeout_ms = jute_read_int(r);
 		break;
-	case ZK_OP_CLOSE_SESSION: {
+	case ZK_OP_CLOSE_SESSION:
 		if (!top)
 			return -ENOTSUP;
-		/* CloseSessionTxn (3.6+, zookeeper.closeSessionTxn.enabled), or nothing. */
-		struct jute_reader save = *r;
-		size_t start = r->pos;
-		int32_t count = jute_read_int(r);
-		bool ok = !r->err && count >= -1 && count <= ZK_MULTI_OPS_MAX;
-		for (int32_t i = 0; ok && i < count; i++) {
-			zk_read_bytes(r, ZK_PATH_BYTES_MAX, &bad);
-			ok = !r->err && !bad;
-		}
-		if (!ok) {
-			*r = save;
-			bad = false;
-			break;
-		}
-		b->has_paths = true;
-		b->paths = (struct jute_bytes){ r->buf + start, (int32_t)(r->pos - start) };
+		read_close_session_paths(r, b);
 		break;
-	}
 	case ZK_OP_ERROR:
 		b->err = jute_read_int(r);
 		break;
-	case ZK_OP_MULTI: {
+	case ZK_OP_MULTI:
 		if (!top)
 			return -ENOTSUP;
-		size_t start = r->pos;
-		int32_t count = jute_read_int(r);
-		if (!r->err && (count < -1 || count > ZK_MULTI_OPS_MAX))
-			bad = true;
-		for (int32_t i = 0; !bad && !r->err && i < count; i++) {
-			(void)jute_read_int(r);
-			zk_read_bytes(r, ZK_TXN_BYTES_MAX, &bad);
-		}
-		b->ops = (struct jute_bytes){ r->buf + start, (int32_t)(r->pos - start) };
+		read_multi_ops(r, b, &bad);
 		break;
-	}
 	default:
 		return -ENOTSUP;
 	}
