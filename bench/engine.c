@@ -421,7 +421,7 @@ static void thread_close_sessions(struct engine_thread *t)
 	}
 }
 
-static void sleep_until(uint64_t when_ns)
+void engine_sleep_until(uint64_t when_ns)
 {
 	uint64_t now = bench_now_ns();
 	if (when_ns <= now)
@@ -431,28 +431,6 @@ static void sleep_until(uint64_t when_ns)
 	nanosleep(&ts, NULL);
 }
 
-static atomic_bool stop_requested;
-
-void bench_stop(void)
-{
-	atomic_store(&stop_requested, true);
-}
-
-/* Sleeps until when_ns in slices of at most 50 ms; false early if bench_stop() was called. */
-static bool sleep_until_unless_stopped(uint64_t when_ns)
-{
-	/* Bounded: each slice moves the clock forward by up to 50 ms. */
-	for (;;) {
-		if (atomic_load(&stop_requested))
-			return false;
-		uint64_t now = bench_now_ns();
-		if (now >= when_ns)
-			return true;
-		uint64_t slice = when_ns - now < 50000000u ? when_ns - now : 50000000u;
-		sleep_until(now + slice);
-	}
-}
-
 static void thread_run(struct engine_thread *t)
 {
 	const struct bench_config *cfg = t->cfg;
@@ -460,7 +438,7 @@ static void thread_run(struct engine_thread *t)
 	uint64_t ping_interval_ns = (uint64_t)cfg->session_timeout_ms * 1000000u / 3;
 	uint64_t next_ping_ns = sh->t0_ns + ping_interval_ns;
 	/* Nothing is sent before t0: every request's intended time is >= t0. */
-	sleep_until(sh->t0_ns);
+	engine_sleep_until(sh->t0_ns);
 	t->issuing = true;
 	if (cfg->rate > 0.0) {
 		double per_thread = cfg->rate / cfg->threads;
@@ -530,7 +508,7 @@ static void thread_run(struct engine_thread *t)
 	thread_close_sessions(t);
 }
 
-static void *thread_main(void *arg)
+void *engine_thread_main(void *arg)
 {
 	struct engine_thread *t = arg;
 	struct io_uring_params p;
@@ -571,207 +549,3 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
-static void print_progress(struct engine_thread *threads, uint32_t count, const struct engine_shared *sh,
-			   uint64_t *last_done, uint64_t *last_ns)
-{
-	uint64_t done = 0, errors = 0;
-	for (uint32_t i = 0; i < count; i++) {
-		done += atomic_load_explicit(&threads[i].progress_done, memory_order_relaxed);
-		errors += atomic_load_explicit(&threads[i].progress_errors, memory_order_relaxed);
-	}
-	uint64_t now = bench_now_ns();
-	double dt = (double)(now - *last_ns) / 1e9;
-	const char *phase = now < sh->measure_start_ns ? "warmup" : now < sh->measure_end_ns ? "measure" : "drain";
-	fprintf(stderr, "[bench] t=%5.1fs %-7s %10.0f ops/s  done=%llu errors=%llu\n", (double)(now - sh->t0_ns) / 1e9,
-		phase, dt > 0 ? (double)(done - *last_done) / dt : 0.0, (unsigned long long)done,
-		(unsigned long long)errors);
-	*last_done = done;
-	*last_ns = now;
-}
-
-void bench_result_free(struct bench_result *res)
-{
-	free(res->create_counts);
-	free(res->seq_max);
-	free(res->timeline.writes);
-	free(res->timeline.reads);
-	free(res->timeline.errors);
-	res->create_counts = NULL;
-	res->seq_max = NULL;
-	memset(&res->timeline, 0, sizeof(res->timeline));
-}
-
-int bench_run(const struct bench_config *cfg, uint32_t sessions, uint32_t run_id, struct bench_result *res)
-{
-	assert(cfg->threads >= 1 && cfg->threads <= BENCH_THREADS_MAX);
-	assert(sessions >= 1 && sessions <= BENCH_SESSIONS_MAX);
-	memset(res, 0, sizeof(*res));
-	res->sessions = sessions;
-	res->run_id = run_id;
-	res->create_counts = calloc(sessions, sizeof(*res->create_counts));
-	res->seq_max = calloc(sessions, sizeof(*res->seq_max));
-	if (cfg->timeline_path[0]) {
-		/* Warmup, window and the drain after it, one bucket per ms. */
-		double span_s = cfg->warmup_s + cfg->duration_s + BENCH_DRAIN_MS / 1000.0 + 1.0;
-		res->timeline.buckets = (uint32_t)(span_s * 1000.0);
-		res->timeline.writes = calloc(res->timeline.buckets, sizeof(uint32_t));
-		res->timeline.reads = calloc(res->timeline.buckets, sizeof(uint32_t));
-		res->timeline.errors = calloc(res->timeline.buckets, sizeof(uint32_t));
-		if (!res->timeline.writes || !res->timeline.reads || !res->timeline.errors) {
-			bench_result_free(res);
-			return -ENOMEM;
-		}
-	}
-	uint32_t thread_count = cfg->threads < sessions ? cfg->threads : sessions;
-	struct bench_config run_cfg = *cfg;
-	run_cfg.threads = thread_count;
-	struct engine_shared *sh = calloc(1, sizeof(*sh));
-	struct engine_thread *threads = calloc(thread_count, sizeof(*threads));
-	if (!sh || !threads || !res->create_counts || !res->seq_max) {
-		free(sh);
-		free(threads);
-		return -ENOMEM;
-	}
-	sh->run_id = run_id;
-	pthread_barrier_init(&sh->ready, NULL, thread_count + 1);
-	pthread_barrier_init(&sh->go, NULL, thread_count + 1);
-	int err = 0;
-	for (uint32_t i = 0; i < thread_count; i++) {
-		struct engine_thread *t = &threads[i];
-		t->index = i;
-		t->cfg = &run_cfg;
-		t->shared = sh;
-		t->conn_count = sessions / thread_count + (i < sessions % thread_count ? 1 : 0);
-		t->conns = calloc(t->conn_count, sizeof(*t->conns));
-		t->dirty = calloc(t->conn_count, sizeof(*t->dirty));
-		t->value = calloc(1, cfg->value_size + 1);
-		t->stats = calloc(BENCH_OP_COUNT, sizeof(*t->stats));
-		if (!t->conns || !t->dirty || !t->value || !t->stats) {
-			fprintf(stderr, "ringkeeper-bench: out of memory\n");
-			abort();
-		}
-		for (int op = 0; op < BENCH_OP_COUNT; op++)
-			hist_init(&t->stats[op].latency);
-		char buf[BENCH_PATH_BYTES_MAX];
-		size_t n = bench_key_path(cfg, buf, 0);
-		t->key_prefix_len = n - 1; /* drop the "0" */
-		memcpy(t->key_prefix, buf, t->key_prefix_len);
-		t->list_path_len = bench_list_path(cfg, t->list_path);
-		if (res->timeline.buckets) {
-			t->timeline.buckets = res->timeline.buckets;
-			t->timeline.writes = calloc(res->timeline.buckets, sizeof(uint32_t));
-			t->timeline.reads = calloc(res->timeline.buckets, sizeof(uint32_t));
-			t->timeline.errors = calloc(res->timeline.buckets, sizeof(uint32_t));
-			if (!t->timeline.writes || !t->timeline.reads || !t->timeline.errors) {
-				fprintf(stderr, "ringkeeper-bench: out of memory for the timeline\n");
-				abort();
-			}
-		}
-		if (pthread_create(&t->tid, NULL, thread_main, t)) {
-			fprintf(stderr, "ringkeeper-bench: pthread_create failed\n");
-			abort();
-		}
-	}
-	pthread_barrier_wait(&sh->ready);
-	uint64_t now = bench_now_ns();
-	sh->t0_ns = now + 1000000u;
-	sh->measure_start_ns = sh->t0_ns + (uint64_t)(cfg->warmup_s * 1e9);
-	sh->measure_end_ns = sh->measure_start_ns + (uint64_t)(cfg->duration_s * 1e9);
-	pthread_barrier_wait(&sh->go);
-
-	uint64_t last_done = 0, last_ns = sh->t0_ns;
-	bool started = false;
-	uint64_t window_end_ns = sh->measure_end_ns;
-	/* Bounded: one pass per second until the window ends. */
-	for (uint64_t tick = sh->t0_ns + 1000000000u;; tick += 1000000000u) {
-		uint64_t next = tick;
-		if (!started && sh->measure_start_ns <= next)
-			next = sh->measure_start_ns;
-		if (sh->measure_end_ns <= next)
-			next = sh->measure_end_ns;
-		if (!sleep_until_unless_stopped(next)) {
-			/* Stopped early (SIGINT/SIGTERM): the window ends now; the threads drain. */
-			uint64_t stop = bench_now_ns();
-			atomic_store(&sh->stop_ns, stop);
-			atomic_store(&sh->abort_run, true);
-			if (!started)
-				bench_cpu_sample_take(cfg, &res->cpu_start);
-			bench_cpu_sample_take(cfg, &res->cpu_end);
-			window_end_ns = stop > sh->measure_start_ns ? stop : sh->measure_start_ns;
-			res->stopped_early = true;
-			break;
-		}
-		if (!started && next == sh->measure_start_ns) {
-			bench_cpu_sample_take(cfg, &res->cpu_start);
-			started = true;
-		}
-		if (next == sh->measure_end_ns) {
-			if (!started) {
-				bench_cpu_sample_take(cfg, &res->cpu_start);
-				started = true;
-			}
-			bench_cpu_sample_take(cfg, &res->cpu_end);
-			break;
-		}
-		if (next != tick)
-			tick -= 1000000000u; /* that pass was the window start; redo this second */
-		else if (!cfg->quiet)
-			print_progress(threads, thread_count, sh, &last_done, &last_ns);
-	}
-	res->window_s = (double)(window_end_ns - sh->measure_start_ns) / 1e9;
-	res->t0_ns = sh->t0_ns;
-	res->measure_start_ns = sh->measure_start_ns;
-	res->measure_end_ns = window_end_ns;
-
-	for (uint32_t i = 0; i < thread_count; i++) {
-		struct engine_thread *t = &threads[i];
-		pthread_join(t->tid, NULL);
-		if (!t->ring_ok)
-			err = -EIO;
-		for (int op = 0; op < BENCH_OP_COUNT; op++) {
-			res->ops[op].ok += t->stats[op].ok;
-			for (int e = 0; e < BENCH_ERR_SLOTS; e++)
-				res->ops[op].errors[e] += t->stats[op].errors[e];
-			if (i == 0)
-				res->ops[op].latency = t->stats[op].latency;
-			else
-				hist_merge(&res->ops[op].latency, &t->stats[op].latency);
-		}
-		res->open_loop_unsent += t->open_unsent;
-		res->connections_lost += t->conns_lost;
-		res->pings_sent += t->pings_sent;
-		res->reconnects += t->reconnects;
-		res->sessions_expired += t->sessions_expired;
-		if (res->timeline.buckets)
-			for (uint32_t b = 0; b < res->timeline.buckets; b++) {
-				res->timeline.writes[b] += t->timeline.writes[b];
-				res->timeline.reads[b] += t->timeline.reads[b];
-				res->timeline.errors[b] += t->timeline.errors[b];
-			}
-		free(t->timeline.writes);
-		free(t->timeline.reads);
-		free(t->timeline.errors);
-		for (uint32_t k = 0; k < t->conn_count; k++) {
-			struct conn *c = &t->conns[k];
-			if (c->session < sessions) {
-				res->create_counts[c->session] = c->create_counter;
-				res->seq_max[c->session] = c->seq_max;
-			}
-			if (c->handshaken)
-				res->sessions_connected++;
-			jute_writer_free(&c->out[0]);
-			jute_writer_free(&c->out[1]);
-			free(c->slots);
-			free(c->rbuf);
-		}
-		free(t->conns);
-		free(t->dirty);
-		free(t->value);
-		free(t->stats);
-	}
-	pthread_barrier_destroy(&sh->ready);
-	pthread_barrier_destroy(&sh->go);
-	free(sh);
-	free(threads);
-	return err;
-}

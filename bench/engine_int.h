@@ -1,7 +1,8 @@
 /*
  * engine_int.h — the load generator's internals shared by engine.c (issuing requests,
- * checking replies, the event loop, bench_run) and conn.c (a connection's lifecycle:
- * connect, handshake, loss, reconnect, timeouts). Not part of the bench's interface.
+ * checking replies, the event loop), run.c (bench_run: the threads started, the clock,
+ * the results merged) and conn.c (a connection's lifecycle: connect, handshake, loss,
+ * reconnect, timeouts). Not part of the bench's interface.
  *
  * Connection lifecycle
  *
@@ -180,6 +181,10 @@ unsigned reply_check(struct conn *c, const struct req_slot *s, int32_t err, stru
 int conn_open(struct engine_thread *t, struct conn *c, uint32_t session);
 /* Connects every session of t and waits (bounded) for their handshakes. */
 void thread_handshakes(struct engine_thread *t);
+/* engine.c: an engine thread's body (its ring, handshakes, the run, the close), and
+ * a sleep until a bench_now_ns() time. */
+void *engine_thread_main(void *arg);
+void engine_sleep_until(uint64_t when_ns);
 int conn_on_handshake(struct conn *c, const uint8_t *body, size_t len);
 /* The connection is lost: its requests count as CONNLOSS; DEAD, or RECONNECT. */
 void conn_fail(struct conn *c);
