@@ -477,6 +477,48 @@ static bool needs_serving(const char *word)
 	return false;
 }
 
+/* lgif: ClickHouse Keeper's log summary, and how the group commit is doing. */
+static void write_lgif(struct server *srv, FILE *f)
+{
+	struct raft_stats rs;
+	raft_pipeline_stats(srv->raft, &rs);
+	fprintf(f, "first_log_idx\t%llu\n", (unsigned long long)rs.first_index);
+	fprintf(f, "first_log_term\t%llu\n", (unsigned long long)rs.first_term);
+	fprintf(f, "last_log_idx\t%llu\n", (unsigned long long)rs.last_index);
+	fprintf(f, "last_log_term\t%llu\n", (unsigned long long)rs.last_term);
+	/* As ClickHouse Keeper (NuRaft) names them: committed here is applied to the
+	 * tree; the leader's commit index as this server knows it, and what it is
+	 * applying towards, are both that commit index. */
+	fprintf(f, "last_committed_log_idx\t%llu\n", (unsigned long long)rs.applied_index);
+	fprintf(f, "leader_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
+	fprintf(f, "target_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
+	fprintf(f, "last_snapshot_idx\t%llu\n", (unsigned long long)rs.snap_last_index);
+	/* RingKeeper's own: how the group commit is doing */
+	fprintf(f, "log_batch_entries_avg\t%.2f\n",
+		rs.wal.batch_count ? (double)rs.wal.entry_count / (double)rs.wal.batch_count : 0.0);
+	fprintf(f, "log_batch_entries_max\t%u\n", rs.wal.batch_entries_max_seen);
+	fprintf(f, "log_fsync_p50_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p50_ns / 1000));
+	fprintf(f, "log_fsync_p99_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p99_ns / 1000));
+	fprintf(f, "log_bytes\t%llu\n", (unsigned long long)rs.wal.log_bytes);
+	fprintf(f, "log_segments\t%u\n", rs.wal.segment_count);
+}
+
+/* srvr, and stat (srvr with a line per client connection after the version). */
+static void write_srvr(struct server *srv, bool with_clients, FILE *f)
+{
+	fprintf(f, "Zookeeper version: ");
+	write_version(f);
+	fprintf(f, "\n");
+	if (with_clients) {
+		fprintf(f, "Clients:\n");
+		for_each_conn(srv, write_conn_line, f, false);
+		fprintf(f, "\n");
+	}
+	struct stats_snapshot st;
+	stats_gather(srv, &st);
+	write_srvr_stats(&st, f);
+}
+
 void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4])
 {
 	struct server *srv = w->srv;
@@ -511,22 +553,8 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 		fprintf(f, "imok");
 	} else if (!strcmp(word, "isro")) {
 		fprintf(f, "rw");
-	} else if (!strcmp(word, "srvr")) {
-		fprintf(f, "Zookeeper version: ");
-		write_version(f);
-		fprintf(f, "\n");
-		struct stats_snapshot st;
-		stats_gather(srv, &st);
-		write_srvr_stats(&st, f);
-	} else if (!strcmp(word, "stat")) {
-		fprintf(f, "Zookeeper version: ");
-		write_version(f);
-		fprintf(f, "\nClients:\n");
-		for_each_conn(srv, write_conn_line, f, false);
-		fprintf(f, "\n");
-		struct stats_snapshot st;
-		stats_gather(srv, &st);
-		write_srvr_stats(&st, f);
+	} else if (!strcmp(word, "srvr") || !strcmp(word, "stat")) {
+		write_srvr(srv, !strcmp(word, "stat"), f);
 	} else if (!strcmp(word, "cons")) {
 		for_each_conn(srv, write_conn_line, f, true);
 		fprintf(f, "\n");
@@ -559,24 +587,7 @@ void fourlw_answer(struct worker *w, struct conn *c, const uint8_t word_bytes[4]
 	} else if (!strcmp(word, "dump")) {
 		write_dump(srv, f);
 	} else if (!strcmp(word, "lgif")) {
-		struct raft_stats rs;
-		raft_pipeline_stats(srv->raft, &rs);
-		fprintf(f, "first_log_idx\t%llu\n", (unsigned long long)rs.first_index);
-		fprintf(f, "first_log_term\t%llu\n", (unsigned long long)rs.first_term);
-		fprintf(f, "last_log_idx\t%llu\n", (unsigned long long)rs.last_index);
-		fprintf(f, "last_log_term\t%llu\n", (unsigned long long)rs.last_term);
-		fprintf(f, "last_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
-		fprintf(f, "leader_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
-		fprintf(f, "target_committed_log_idx\t%llu\n", (unsigned long long)rs.commit_index);
-		fprintf(f, "last_snapshot_idx\t%llu\n", (unsigned long long)rs.snap_last_index);
-		/* RingKeeper's own: how the group commit is doing */
-		fprintf(f, "log_batch_entries_avg\t%.2f\n",
-			rs.wal.batch_count ? (double)rs.wal.entry_count / (double)rs.wal.batch_count : 0.0);
-		fprintf(f, "log_batch_entries_max\t%u\n", rs.wal.batch_entries_max_seen);
-		fprintf(f, "log_fsync_p50_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p50_ns / 1000));
-		fprintf(f, "log_fsync_p99_us\t%llu\n", (unsigned long long)(rs.wal.commit_latency_p99_ns / 1000));
-		fprintf(f, "log_bytes\t%llu\n", (unsigned long long)rs.wal.log_bytes);
-		fprintf(f, "log_segments\t%u\n", rs.wal.segment_count);
+		write_lgif(srv, f);
 	} else if (!strcmp(word, "rqld") || !strcmp(word, "ydld")) {
 		write_leadership(w, word, f);
 	} else if (!strcmp(word, "csnp")) {

@@ -53,11 +53,13 @@ def test_ringkeeper_admin_words(server, zk, root):
         pytest.skip("RingKeeper's own admin words")
     zk.create(root, b"x")
     czxid = zk.exists(root).czxid
-    # the log's statistics are published every 100 ms: the create may not be in them yet
+    # the log's statistics are published every 100 ms, the applied index after each
+    # batch of applies: the create may not be in them yet
     deadline = time.monotonic() + 2.0
     while True:
         lgif = dict(ln.split("\t") for ln in server.four_letter("lgif").splitlines())
-        if int(lgif.get("last_log_idx", 0)) >= czxid or time.monotonic() > deadline:
+        if (int(lgif.get("last_log_idx", 0)) >= czxid and int(lgif.get("last_committed_log_idx", 0)) >= czxid) \
+                or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     assert set(lgif) == {"first_log_idx", "first_log_term", "last_log_idx", "last_log_term",
