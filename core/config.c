@@ -139,8 +139,8 @@ const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 	[CONFIG_KEY_RAFT_LOG_INFLIGHT] = { "raft.logInflightMax", CONFIG_TYPE_INT, NULL, "1",
 		"group-commit batches on the disk at once (linked and dsync only)",
 		1, 8, FIELD(raft_log_inflight_max) },
-	[CONFIG_KEY_RAFT_LOG_SYNC] = { "raft.logSyncMethod", CONFIG_TYPE_SYNC_METHOD, NULL, "syscall",
-		"log durability: syscall, linked or dsync (see README)",
+	[CONFIG_KEY_RAFT_LOG_SYNC] = { "raft.logSyncMethod", CONFIG_TYPE_SYNC_METHOD, NULL, "auto",
+		"log durability: auto (alone syscall, else dsync), syscall, linked, dsync",
 		0, 0, FIELD(raft_log_sync_method) },
 	[CONFIG_KEY_RAFT_TICK] = { "raft.tickMs", CONFIG_TYPE_INT, NULL, "50",
 		"the consensus core's tick (ms): elections and heartbeats count ticks",
@@ -204,6 +204,7 @@ static const char *const config_metrics_provider_names[] = {
 };
 
 static const char *const config_sync_method_names[] = {
+	[CONFIG_SYNC_AUTO] = "auto",
 	[CONFIG_SYNC_SYSCALL] = "syscall",
 	[CONFIG_SYNC_LINKED] = "linked",
 	[CONFIG_SYNC_DSYNC] = "dsync",
@@ -285,7 +286,7 @@ void config_defaults(struct rk_config *cfg)
 	cfg->raft_batch_entries_max = 4096;
 	cfg->keeper_api_nodes = true;
 	cfg->raft_log_inflight_max = 1;
-	cfg->raft_log_sync_method = CONFIG_SYNC_SYSCALL;
+	cfg->raft_log_sync_method = CONFIG_SYNC_AUTO;
 	cfg->raft_tick_ms = 50;
 	cfg->raft_election_timeout_ms = 500;
 	cfg->raft_heartbeat_interval_ms = 100;

@@ -76,6 +76,7 @@ enum config_log_level {
 
 /* raft.logSyncMethod: how the raft thread makes a group-commit batch durable. */
 enum config_sync_method {
+	CONFIG_SYNC_AUTO,    /* syscall for one server, dsync in a cluster (README) */
 	CONFIG_SYNC_SYSCALL, /* pwrite(2) + fdatasync(2) on the raft thread */
 	CONFIG_SYNC_LINKED,  /* io_uring write + linked fdatasync */
 	CONFIG_SYNC_DSYNC,   /* io_uring write with RWF_DSYNC */

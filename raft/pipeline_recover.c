@@ -234,11 +234,20 @@ static int replay_one(void *ctx, uint64_t term, uint64_t index, const void *data
 	return 0;
 }
 
-static enum wal_sync_mode pipe_sync_mode(const struct rk_config *cfg)
+/*
+ * raft.logSyncMethod=auto: one server flushes with pwrite + fdatasync on the raft
+ * thread, the fastest and cheapest there (bench/RESULTS.md, "Machine"). In a cluster
+ * that thread also carries the appends, acknowledgements, commits and forwarded
+ * writes, which wait while it sits in fdatasync; an RWF_DSYNC write through io_uring
+ * leaves it free and measured 1.13-1.15x the writes at 64 sessions on 3 servers
+ * (bench/RESULTS.md, "Session 13").
+ */
+static enum wal_sync_mode pipe_sync_mode(const struct rk_config *cfg, bool cluster)
 {
 	if (!cfg->force_sync)
 		return WAL_SYNC_NONE;
 	switch (cfg->raft_log_sync_method) {
+	case CONFIG_SYNC_AUTO: return cluster ? WAL_SYNC_WRITE_DSYNC : WAL_SYNC_SYSCALL;
 	case CONFIG_SYNC_LINKED: return WAL_SYNC_WRITE_LINKED_FDATASYNC;
 	case CONFIG_SYNC_DSYNC: return WAL_SYNC_WRITE_DSYNC;
 	case CONFIG_SYNC_SYSCALL: break;
@@ -258,14 +267,15 @@ static const char *pipe_sync_mode_name(enum wal_sync_mode mode)
 	return "?";
 }
 
-static void pipe_wal_config(const struct rk_config *cfg, struct wal_config *wc, char *why, size_t why_size)
+static void pipe_wal_config(const struct rk_config *cfg, bool cluster, struct wal_config *wc, char *why,
+			    size_t why_size)
 {
 	*wc = (struct wal_config){
 		.dir = cfg->data_log_dir,
 		.segment_size_bytes = (uint64_t)cfg->log_prealloc_kb * 1024,
 		.batch_bytes_max = (uint32_t)cfg->raft_batch_bytes_max,
 		.batch_entries_max = (uint32_t)cfg->raft_batch_entries_max,
-		.sync_mode = pipe_sync_mode(cfg),
+		.sync_mode = pipe_sync_mode(cfg, cluster),
 		.inflight_max = (uint32_t)cfg->raft_log_inflight_max,
 		.error_text = why,
 		.error_text_size = why_size,
@@ -291,7 +301,7 @@ static int pipe_open_log(struct raft_pipeline *p, struct replay_ctx *rc)
 	const struct rk_config *cfg = p->cfg;
 	char why[512] = "";
 	struct wal_config wc;
-	pipe_wal_config(cfg, &wc, why, sizeof why);
+	pipe_wal_config(cfg, p->voter_count > 1, &wc, why, sizeof why);
 	wc.skip_upto = rc->skip_upto; /* whole segments the snapshot holds are not read */
 	p->entry_bytes_max = wc.batch_bytes_max - WAL_RECORD_HEADER_SIZE;
 	if (!cfg->force_sync)

@@ -414,7 +414,9 @@ Test(config, enum_keys)
 		{ "", offsetof(struct rk_config, log_level), CONFIG_LOG_INFO },
 		{ "logLevel=error\n", offsetof(struct rk_config, log_level), CONFIG_LOG_ERROR },
 		{ "logLevel=Warn\n", offsetof(struct rk_config, log_level), CONFIG_LOG_WARN },
-		{ "", offsetof(struct rk_config, raft_log_sync_method), CONFIG_SYNC_SYSCALL },
+		{ "", offsetof(struct rk_config, raft_log_sync_method), CONFIG_SYNC_AUTO },
+		{ "raft.logSyncMethod=syscall\n", offsetof(struct rk_config, raft_log_sync_method), CONFIG_SYNC_SYSCALL },
+		{ "raft.logSyncMethod=auto\n", offsetof(struct rk_config, raft_log_sync_method), CONFIG_SYNC_AUTO },
 		{ "raft.logSyncMethod=linked\n", offsetof(struct rk_config, raft_log_sync_method), CONFIG_SYNC_LINKED },
 		{ "raft.logSyncMethod=DSYNC\n", offsetof(struct rk_config, raft_log_sync_method), CONFIG_SYNC_DSYNC },
 	};
@@ -425,7 +427,7 @@ Test(config, enum_keys)
 	}
 	expect_line_error("logLevel=trace", "logLevel: expected error, warn, info or debug, got 'trace'");
 	expect_line_error("raft.logSyncMethod=fsync",
-			  "raft.logSyncMethod: expected syscall, linked or dsync, got 'fsync'");
+			  "raft.logSyncMethod: expected auto, syscall, linked or dsync, got 'fsync'");
 }
 
 Test(config, strings)
@@ -1030,7 +1032,7 @@ Test(config, conf_standalone)
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
 		"keeperApiNodes=true\n"
-		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n"
+		"raft.logInflightMax=1\n" "raft.logSyncMethod=auto\n"
 		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n"
 		"raft.preferredLeader=0\n"
 		"raft.logEntriesMax=1048576\n");
@@ -1099,7 +1101,7 @@ Test(config, conf_quorum)
 		"raft.batchBytesMax=1048576\n"
 		"raft.batchEntriesMax=4096\n"
 		"keeperApiNodes=true\n"
-		"raft.logInflightMax=1\n" "raft.logSyncMethod=syscall\n"
+		"raft.logInflightMax=1\n" "raft.logSyncMethod=auto\n"
 		"raft.tickMs=50\n" "raft.electionTimeoutMs=500\n" "raft.heartbeatIntervalMs=100\n"
 		"raft.preferredLeader=0\n"
 		"raft.logEntriesMax=1048576\n", test_dir);
