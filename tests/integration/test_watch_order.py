@@ -30,7 +30,7 @@ import pytest
 
 import zkwire
 
-SECONDS = 6.0     # per test and target: ~25,000 registrations on RingKeeper
+SECONDS = 4.0     # per test and target: ~16,000 registrations on RingKeeper
 WAIT = 10.0       # a watch that has not fired this long after its reply, while the
                   # writers keep writing, is lost
 READERS = 4
