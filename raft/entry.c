@@ -33,7 +33,7 @@ int entry_decode(struct rk_entry *e, const uint8_t *buf, size_t len)
 	uint8_t count = jute_read_byte(&r);
 	if (!jute_reader_ok(&r) || version < 1 || version > RK_ENTRY_VERSION || count > RK_ENTRY_IDS_MAX)
 		return -EPROTO;
-	e->origin = version >= 2 ? (uint64_t)jute_read_long(&r) : 0;
+	e->origin = version >= RK_ENTRY_VERSION_ORIGIN ? (uint64_t)jute_read_long(&r) : 0;
 	e->super = flags & RK_ENTRY_FLAG_SUPER;
 	e->server_own = version >= 3 && (flags & RK_ENTRY_FLAG_SERVER);
 	e->owner_checked = version >= 3 && !e->server_own && e->origin != 0;
@@ -49,7 +49,10 @@ int entry_decode(struct rk_entry *e, const uint8_t *buf, size_t len)
 
 uint64_t entry_origin(const uint8_t *buf, size_t len)
 {
-	if (len < RK_ENTRY_HEADER_BYTES || buf[20] < 2 || buf[20] > RK_ENTRY_VERSION)
+	if (len < RK_ENTRY_HEADER_BYTES)
+		return 0;
+	uint8_t version = buf[RK_ENTRY_VERSION_OFFSET];
+	if (version < RK_ENTRY_VERSION_ORIGIN || version > RK_ENTRY_VERSION)
 		return 0;
 	return (uint64_t)jute_get_be32(buf + RK_ENTRY_ORIGIN_OFFSET) << 32 |
 	       jute_get_be32(buf + RK_ENTRY_ORIGIN_OFFSET + 4);
@@ -57,14 +60,14 @@ uint64_t entry_origin(const uint8_t *buf, size_t len)
 
 void entry_set_origin(uint8_t *buf, uint64_t origin)
 {
-	assert(buf[20] == RK_ENTRY_VERSION);
+	assert(buf[RK_ENTRY_VERSION_OFFSET] == RK_ENTRY_VERSION);
 	jute_put_be32(buf + RK_ENTRY_ORIGIN_OFFSET, (uint32_t)(origin >> 32));
 	jute_put_be32(buf + RK_ENTRY_ORIGIN_OFFSET + 4, (uint32_t)origin);
 }
 
 void entry_set_server_own(uint8_t *buf)
 {
-	assert(buf[20] == RK_ENTRY_VERSION);
+	assert(buf[RK_ENTRY_VERSION_OFFSET] == RK_ENTRY_VERSION);
 	buf[RK_ENTRY_FLAGS_OFFSET] |= RK_ENTRY_FLAG_SERVER;
 }
 

@@ -57,6 +57,8 @@
 #define RK_OP_LEADER_REQUEST (-22)
 #define RK_ENTRY_FLAG_SUPER 1
 #define RK_ENTRY_FLAG_SERVER 2
+#define RK_ENTRY_VERSION_OFFSET 20
+#define RK_ENTRY_VERSION_ORIGIN 2 /* the first version with an origin */
 #define RK_ENTRY_FLAGS_OFFSET 21
 #define RK_ENTRY_IDS_MAX 8
 #define RK_ENTRY_HEADER_BYTES 31

@@ -75,10 +75,10 @@ Test(entry, an_unknown_version_or_a_short_header_is_refused)
 	}
 	cr_assert_eq(entry_origin(w.buf, w.len), entry_origin_make(2, 77));
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
-	w.buf[20] = RK_ENTRY_VERSION + 1;
+	w.buf[RK_ENTRY_VERSION_OFFSET] = RK_ENTRY_VERSION + 1;
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), -EPROTO);
 	cr_assert_eq(entry_origin(w.buf, w.len), 0, "an unknown version has no origin");
-	w.buf[20] = 0;
+	w.buf[RK_ENTRY_VERSION_OFFSET] = 0;
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), -EPROTO);
 	jute_writer_free(&w);
 }
@@ -94,10 +94,10 @@ Test(entry, only_a_current_client_entry_with_an_origin_has_its_owner_checked)
 	entry_set_origin(w.buf, entry_origin_make(2, 5));
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
 	cr_assert(!e.server_own && e.owner_checked);
-	w.buf[20] = 2; /* written before owners existed: applied unchecked, as it was */
+	w.buf[RK_ENTRY_VERSION_OFFSET] = 2; /* written before owners existed: applied unchecked, as it was */
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
 	cr_assert(!e.owner_checked);
-	w.buf[20] = RK_ENTRY_VERSION;
+	w.buf[RK_ENTRY_VERSION_OFFSET] = RK_ENTRY_VERSION;
 	entry_set_server_own(w.buf);
 	cr_assert_eq(entry_decode(&e, w.buf, w.len), 0);
 	cr_assert(e.server_own && !e.owner_checked && !e.super);
