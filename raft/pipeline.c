@@ -506,11 +506,9 @@ static void pipe_on_durable(struct raft_pipeline *p, int64_t durable)
 	assert(term > 0); /* durability is reported at a batch's end */
 	/* Published before any reply goes out (pipe_send wakes workers at once): a client
 	 * that saw its write acknowledged finds lgif's committed index at or past its zxid. */
-	uint64_t first = wal_first_index(p->wal), first_term = wal_first_term(p->wal);
 	pthread_mutex_lock(&p->stats_lock);
 	p->stats.last_index = (uint64_t)durable;
-	p->stats.first_index = first;
-	p->stats.first_term = first_term;
+	pipe_stats_log_start(p);
 	p->stats.last_term = term;
 	pthread_mutex_unlock(&p->stats_lock);
 	raft_durable(p->core, (uint64_t)durable, term);

@@ -363,6 +363,14 @@ void pipe_peers_flush(struct raft_pipeline *p);
  * pipe_peer_send). */
 void pipe_peers_after_ready(struct raft_pipeline *p);
 
+/* Where the log starts now, index and term, into p->stats (stats_lock held): after an
+ * append, a compaction, a recovery, an installed snapshot. */
+static inline void pipe_stats_log_start(struct raft_pipeline *p)
+{
+	p->stats.first_index = wal_first_index(p->wal);
+	p->stats.first_term = wal_first_term(p->wal);
+}
+
 /* pipeline_metrics.c: for /metrics, on the raft thread */
 /* Before p->stats takes the ready record's leader and role (stats_lock held): counts
  * the times without a leader, times the elections, notes when leading began. */

@@ -491,7 +491,7 @@ static void install(struct raft_pipeline *p, struct pipe_install_recv *r)
 	pthread_mutex_lock(&p->stats_lock);
 	p->stats.applied_index = p->stats.commit_index = p->stats.last_index = r->index;
 	p->stats.last_term = r->term;
-	p->stats.first_index = p->stats.first_term = 0;
+	pipe_stats_log_start(p); /* the log was emptied above */
 	p->stats.snap_last_index = r->index;
 	p->stats.snap_last_term = r->term;
 	p->stats.snap_installed_count++;

@@ -544,8 +544,7 @@ int pipe_recover(struct raft_pipeline *p)
 	p->stats.proposal_size_last = p->stats.proposal_size_min = p->stats.proposal_size_max = -1;
 	p->stats.applied_index = p->stats.commit_index = p->applied_index;
 	p->stats.last_index = wal_last_index(p->wal);
-	p->stats.first_index = wal_first_index(p->wal);
-	p->stats.first_term = wal_first_term(p->wal);
+	pipe_stats_log_start(p);
 	p->stats.last_term = wal_last_term(p->wal);
 	wal_stats_get(p->wal, &p->stats.wal);
 	int64_t now = rk_now_ms();

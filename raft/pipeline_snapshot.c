@@ -196,8 +196,7 @@ static void pipe_snap_compact(struct raft_pipeline *p)
 	log_info("log: %d segment%s before index %llu compacted (the log now starts at %llu)", c->count,
 		 c->count == 1 ? "" : "s", (unsigned long long)keep, (unsigned long long)wal_first_index(p->wal));
 	pthread_mutex_lock(&p->stats_lock);
-	p->stats.first_index = wal_first_index(p->wal);
-	p->stats.first_term = wal_first_term(p->wal);
+	pipe_stats_log_start(p);
 	pthread_mutex_unlock(&p->stats_lock);
 }
 

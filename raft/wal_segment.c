@@ -266,10 +266,9 @@ int wal_truncate_suffix(struct wal *w, uint64_t index)
 	if (keep_last)
 		w->last_term = keep_term;
 	/* A log truncated to nothing forgets its terms: the next record may start anew. */
-	if (w->last_index == 0) {
-		w->first_index = w->first_term = 0;
+	wal_first_refresh(w);
+	if (w->last_index == 0)
 		w->last_term = 0;
-	}
 	if (w->durable_index > w->last_index)
 		w->durable_index = w->last_index;
 	wal_staging_reset(w, buf + from);

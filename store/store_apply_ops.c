@@ -92,6 +92,7 @@ struct create_place {
 	const char *path; /* the request's, or `full` with the sequence number */
 	size_t len;
 	uint64_t hash;
+	int64_t data_bytes; /* the value's, for the quota (0 for a null value) */
 	char *full; /* owned; NULL unless sequential */
 };
 
@@ -135,7 +136,8 @@ static int32_t create_find_place(struct apply_ctx *c, const struct req *rq, cons
 	}
 	if (pl->parent->kind == ZNODE_EPHEMERAL)
 		return ZK_NOCHILDRENFOREPHEMERALS;
-	int32_t rc = apply_quota_check(c, path, len, rq->data.len > 0 ? rq->data.len : 0, 1);
+	pl->data_bytes = rq->data.len > 0 ? rq->data.len : 0;
+	int32_t rc = apply_quota_check(c, path, len, pl->data_bytes, 1);
 	if (rc != ZK_OK)
 		return rc;
 	if (store_node_child_count(pl->parent) >= STORE_CHILDREN_MAX)
@@ -169,7 +171,7 @@ static struct znode *create_node(struct apply_ctx *c, const struct req *rq, cons
 /* Links n under its parent (the shards locked, the undo entry, the parent's cversion
  * and pzxid, the session's ephemerals, the quota, the watch triggers). */
 static void create_link(struct apply_ctx *c, const struct create_mode *m, const struct create_place *pl,
-			struct znode *n, int64_t data_bytes)
+			struct znode *n)
 {
 	struct store *s = c->s;
 	struct znode *parent = pl->parent;
@@ -193,7 +195,7 @@ static void create_link(struct apply_ctx *c, const struct create_mode *m, const 
 		if (store_session_ephemeral_add(s, c->session, n) != 0)
 			apply_out_of_memory();
 	}
-	apply_quota_create_apply(c, n, quota_target, data_bytes);
+	apply_quota_create_apply(c, n, quota_target, pl->data_bytes);
 	apply_trigger_push_hashed(c, n, pl->hash, ZK_EVENT_NODE_CREATED);
 	apply_trigger_push_hashed(c, parent, parent_hash, ZK_EVENT_NODE_CHILDREN_CHANGED);
 }
@@ -225,7 +227,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 		return rc;
 	}
 	struct znode *n = create_node(c, rq, &m, &pl, acl);
-	create_link(c, &m, &pl, n, rq->data.len > 0 ? rq->data.len : 0);
+	create_link(c, &m, &pl, n);
 	free(pl.full);
 
 	jute_write_string(out, n->path, (int32_t)n->path_len);
