@@ -39,8 +39,8 @@ while :; do
 	have=$(znodes)
 	[ "$have" -lt "$nodes" ] || break
 	left=$((nodes - have)) duration=5 rate=0
-	[ $left -lt 400000 ] && duration=2
-	[ $left -lt 100000 ] && { duration=1; rate=$((left < 1000 ? 1000 : left)); }
+	# open loop for the last 400k: one second at `left` per second cannot overshoot
+	[ $left -lt 400000 ] && { duration=1; rate=$((left < 1000 ? 1000 : left)); }
 	"$bench_bin" --servers 127.0.0.1:$port --preset create --sessions 256 --no-cleanup --warmup 0 \
 		--duration $duration --rate $rate --quiet --json >/dev/null 2>>"$work/bench.err"
 done

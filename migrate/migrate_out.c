@@ -286,6 +286,11 @@ int migrate_write(const struct zk_tree *t, const struct migrate_write_options *o
 		return refuse(&W, -EINVAL,
 			      "ZooKeeper never committed a txn (last zxid 0): there is nothing to carry over; start "
 			      "RingKeeper with an empty data directory");
+	if (z >= STORE_ZXID_LIMIT)
+		return refuse(&W, -ERANGE,
+			      "ZooKeeper's last zxid 0x%llx (epoch %lld) is past what a RingKeeper node keeps (48-bit "
+			      "zxids: epochs below 32768)",
+			      (unsigned long long)z, (long long)zk_zxid_epoch(z));
 	int rc = mkdir_p(opt->out_dir);
 	if (rc == 0)
 		rc = mkdir_p(log_dir);

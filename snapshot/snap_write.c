@@ -228,6 +228,12 @@ static int writer_body(struct writer *w, struct store_snap *sn, const struct sna
 			rc = -ECANCELED;
 	}
 	out->walk_us = now_us() - t0;
+	if (rc < 0 && rc != -ECANCELED) {
+		/* The nodes not met yet still carry the old image's mark: mark them here,
+		 * not in store_snap_end on the applier (store/store_impl.h, snap_mark). */
+		while (store_snap_walk(sn, NULL, NULL))
+			;
+	}
 	if (rc == 0)
 		rc = writer_flush_block(w);
 	if (w->packer) { /* every block written before the trailer (and before an error return) */

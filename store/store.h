@@ -57,6 +57,9 @@
 #include "core/jute.h"
 
 #define STORE_SHARDS 64
+/* zxids (log indexes) a node can keep: below 2^47 (store_impl.h, a node's 48-bit
+ * stamps). Past it the applier stops rather than keep a wrong zxid. */
+#define STORE_ZXID_LIMIT ((int64_t)1 << 47)
 
 struct store;
 

@@ -302,8 +302,8 @@ static void ctx_rollback(struct apply_ctx *c)
 		case UNDO_SET_DATA:
 			undo_restore_data(s, n, u);
 			n->version = u->old_version;
-			n->mzxid = u->old_mzxid;
-			n->mtime = u->old_mtime;
+			store_node_set_mzxid(n, u->old_mzxid);
+			store_node_set_mtime(n, u->old_mtime);
 			break;
 		case UNDO_SET_ACL:
 			store_acl_release(s, n->acl_id);

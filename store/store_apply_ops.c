@@ -160,11 +160,16 @@ static struct znode *create_node(struct apply_ctx *c, const struct req *rq, cons
 	struct znode *n = store_node_new(pl->path, pl->len, pl->hash, owner, rq->data.data, rq->data.len);
 	if (!n)
 		apply_out_of_memory();
-	n->acl_id = store_acl_intern(c->s, acl);
-	if (n->acl_id == STORE_ACL_NONE)
+	uint32_t acl_id = store_acl_intern(c->s, acl);
+	if (acl_id == STORE_ACL_NONE)
 		apply_out_of_memory();
-	n->czxid = n->mzxid = c->txn->zxid;
-	n->ctime = n->mtime = c->txn->time_ms;
+	n->acl_id = acl_id;
+	store_node_set_czxid(n, c->txn->zxid);
+	store_node_set_mzxid(n, c->txn->zxid);
+	store_node_set_ctime(n, c->txn->time_ms);
+	store_node_set_mtime(n, c->txn->time_ms);
+	/* Due in the next image, not in one under way (its zxid is below this one). */
+	n->snap_mark = c->s->snap_epoch & 1u;
 	return n;
 }
 
@@ -377,11 +382,11 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 	apply_quota_note_node(c, n, true);
 	struct undo *u = apply_data_replace(c, n, UNDO_SET_DATA, rq->data.data, rq->data.len);
 	u->old_version = n->version;
-	u->old_mzxid = n->mzxid;
-	u->old_mtime = n->mtime;
+	u->old_mzxid = store_node_mzxid(n);
+	u->old_mtime = store_node_mtime(n);
 	n->version = version_next(n->version);
-	n->mzxid = c->txn->zxid;
-	n->mtime = c->txn->time_ms;
+	store_node_set_mzxid(n, c->txn->zxid);
+	store_node_set_mtime(n, c->txn->time_ms);
 	if (quota_target)
 		apply_quota_stats_add(c, quota_target, 0, bytes_diff);
 	apply_trigger_push_hashed(c, n, hash, ZK_EVENT_NODE_DATA_CHANGED);

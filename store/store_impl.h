@@ -76,6 +76,7 @@ extern const struct acl_list store_acl_open;
 #define STORE_ACL_CHUNK_SHIFT 8
 #define STORE_ACL_CHUNK (1u << STORE_ACL_CHUNK_SHIFT)
 #define STORE_ACL_CHUNKS_MAX (1u << 22) /* 2^30 distinct lists */
+static_assert((uint64_t)STORE_ACL_CHUNKS_MAX * STORE_ACL_CHUNK <= (1u << 30), "ids fit znode.acl_id's 30 bits");
 
 struct acl_slot {
 	const struct acl_list *list; /* NULL while the slot is free */
@@ -171,12 +172,36 @@ struct znode_reapable {
 	int64_t owner; /* ZK_EPHEMERAL_OWNER_CONTAINER or a TTL marker */
 };
 
+/*
+ * czxid, mzxid, ctime and mtime are kept in 48 bits each, signed, little-endian
+ * (store_node_czxid() ... read them): a zxid is a log index (below 2^47 for as long as
+ * anything can write; ringkeeper-migrate refuses a ZooKeeper whose zxids are not), and
+ * a time in ms reaches 2^47 in the year 6429. Setters take any int64: a zxid outside
+ * the range is fatal (store_node_set_czxid), a time is clamped (the leader's clock is
+ * the input, and every replica clamps alike); loading checks (store_stamp_fits).
+ */
+#define STORE_STAMP_MAX STORE_ZXID_LIMIT
+#define STORE_STAMP_BYTES 6
+
+/*
+ * The snapshot mark (snap_mark; store_snap.h): 0 or 1 in service, the parity of the
+ * image that has met the node. Between images every node carries the parity of the
+ * last one begun (s->snap_epoch & 1): the walk marks everything it meets, copies
+ * carry the mark, new nodes get it at creation, and a walk that stops early is
+ * finished mark-only (store_snap_walk with no callback, or store_snap_end). A new
+ * image flips the parity, so every node is due once. 2 and 3 are loading's marks.
+ */
+enum {
+	SNAP_MARK_LOADED = 2,        /* from the image, not linked yet */
+	SNAP_MARK_LOADED_LINKED = 3, /* a system node the image overwrote */
+};
+
 struct znode {
 	struct znode_dir *dir; /* NULL: never had a child (see above) */
-	int64_t czxid;
-	int64_t mzxid;
-	int64_t ctime;
-	int64_t mtime;
+	uint8_t czxid48[STORE_STAMP_BYTES];
+	uint8_t mzxid48[STORE_STAMP_BYTES];
+	uint8_t ctime48[STORE_STAMP_BYTES];
+	uint8_t mtime48[STORE_STAMP_BYTES];
 	int32_t version;
 	int32_t aversion;
 	int32_t data_len;     /* -1 = jute null */
@@ -184,13 +209,12 @@ struct znode {
 	/* Chain in its shard's bucket; next to the path, which a lookup compares, so a
 	 * step along a chain usually reads one cache line. */
 	struct znode *hash_next;
-	uint32_t acl_id; /* in store->acls (store_acl_at) */
+	uint32_t acl_id : 30; /* in store->acls (store_acl_at); ids stay below 2^30 */
 	/*
-	 * The epoch of the snapshot that has this node's image (store_snap.h): set, with
-	 * the shard locked, by the walker that emitted it or by the applier that copied
-	 * it before a change.
+	 * The snapshot mark (above): set, with the shard locked, by the walker that
+	 * emitted the node or by the applier that copied it before a change.
 	 */
-	uint32_t snap_epoch;
+	uint32_t snap_mark : 2;
 	uint32_t path_len : 24;
 	uint32_t kind : 2;          /* enum znode_kind */
 	uint32_t data_external : 1; /* the value is in its own block (see above) */
@@ -203,8 +227,62 @@ struct znode {
 static_assert(sizeof(struct znode_ephemeral) % 8 == 0 && sizeof(struct znode_reapable) % 8 == 0,
 	      "owner blocks keep the znode 8-byte aligned");
 /* Every byte here is paid by every node (1M nodes: 1 MB per byte, more across the
- * allocator's size classes): a new field needs a reason to be in the header. */
-static_assert(offsetof(struct znode, path) == 76, "the znode header grew");
+ * allocator's size classes): a new field needs a reason to be in the header. 64 keeps
+ * a node of a 27-byte path and a 100-byte value in mimalloc's 192-byte class. */
+static_assert(offsetof(struct znode, path) == 64, "the znode header grew");
+
+static inline bool store_stamp_fits(int64_t v) { return v >= -STORE_STAMP_MAX && v < STORE_STAMP_MAX; }
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "stamps are the low 6 bytes of an int64");
+
+/* Two loads and two stores, not 6 bytes through an 8-byte temporary (a store-to-load
+ * forwarding stall on x86 when read back whole). */
+static inline int64_t store_stamp_get(const uint8_t *p)
+{
+	uint32_t lo;
+	uint16_t hi;
+	memcpy(&lo, p, sizeof lo);
+	memcpy(&hi, p + sizeof lo, sizeof hi);
+	return (int64_t)(((uint64_t)hi << 48) | ((uint64_t)lo << 16)) >> 16; /* sign-extends bit 47 */
+}
+
+static inline void store_stamp_put(uint8_t *p, int64_t v)
+{
+	uint32_t lo = (uint32_t)v;
+	uint16_t hi = (uint16_t)((uint64_t)v >> 32);
+	memcpy(p, &lo, sizeof lo);
+	memcpy(p + sizeof lo, &hi, sizeof hi);
+}
+
+/* A zxid the header cannot hold: never a log index (see above); fatal. */
+void store_stamp_zxid_overflow(int64_t zxid) __attribute__((noreturn));
+
+static inline int64_t store_stamp_time(int64_t ms)
+{
+	return ms < -STORE_STAMP_MAX ? -STORE_STAMP_MAX : ms >= STORE_STAMP_MAX ? STORE_STAMP_MAX - 1 : ms;
+}
+
+static inline int64_t store_node_czxid(const struct znode *n) { return store_stamp_get(n->czxid48); }
+static inline int64_t store_node_mzxid(const struct znode *n) { return store_stamp_get(n->mzxid48); }
+static inline int64_t store_node_ctime(const struct znode *n) { return store_stamp_get(n->ctime48); }
+static inline int64_t store_node_mtime(const struct znode *n) { return store_stamp_get(n->mtime48); }
+
+static inline void store_node_set_czxid(struct znode *n, int64_t zxid)
+{
+	if (!store_stamp_fits(zxid))
+		store_stamp_zxid_overflow(zxid);
+	store_stamp_put(n->czxid48, zxid);
+}
+
+static inline void store_node_set_mzxid(struct znode *n, int64_t zxid)
+{
+	if (!store_stamp_fits(zxid))
+		store_stamp_zxid_overflow(zxid);
+	store_stamp_put(n->mzxid48, zxid);
+}
+
+static inline void store_node_set_ctime(struct znode *n, int64_t ms) { store_stamp_put(n->ctime48, store_stamp_time(ms)); }
+static inline void store_node_set_mtime(struct znode *n, int64_t ms) { store_stamp_put(n->mtime48, store_stamp_time(ms)); }
 
 static inline size_t store_node_owner_block_size(unsigned kind)
 {
@@ -254,7 +332,7 @@ static inline struct znode *const *store_node_children(const struct znode *n)
 
 static inline int64_t store_node_pzxid(const struct znode *n)
 {
-	return n->dir ? n->dir->pzxid : n->czxid;
+	return n->dir ? n->dir->pzxid : store_node_czxid(n);
 }
 
 static inline int32_t store_node_cversion_stored(const struct znode *n)
@@ -422,7 +500,8 @@ struct store {
 	void *warn_ctx;
 	struct store_config cfg; /* as created: store_create_like makes another */
 	/* The image being taken (store_snap.h), NULL when none; set and cleared by the
-	 * applier, which alone reads it. snap_epoch counts images begun. */
+	 * applier, which alone reads it. snap_epoch counts images begun: its parity is
+	 * the mark every node carries between images (struct znode's snap_mark). */
 	struct store_snap *snap;
 	uint32_t snap_epoch;
 };

@@ -150,10 +150,8 @@ int store_snap_begin(struct store *s, struct store_snap **out)
 		snap_free(sn);
 		return -ENOMEM;
 	}
-	/* 0 is the mark of a node no image has met: epochs start at 1. */
-	if (++s->snap_epoch == 0)
-		++s->snap_epoch;
-	sn->epoch = s->snap_epoch;
+	/* Every node carries the old parity (store_impl.h, snap_mark): all are due. */
+	sn->epoch = ++s->snap_epoch;
 	s->snap = sn;
 	sn->stats.begin_ns = snap_now_ns() - t0;
 	*out = sn;
@@ -178,6 +176,11 @@ size_t store_snap_quota_roots(const struct store_snap *sn, const char *const **p
 void store_snap_end(struct store *s, struct store_snap *sn)
 {
 	assert(s->snap == sn);
+	/* A walk that stopped early leaves nodes with the old parity, which the next
+	 * image would take for met: mark them (the walker does so itself on an error,
+	 * off this thread; this is for a walk abandoned without that). */
+	while (store_snap_walk(sn, NULL, NULL))
+		;
 	s->snap = NULL;
 	/* The walker has returned: no lock protects anything from it any more, and the
 	 * applier (this thread) is the only one that pushed copies. */
@@ -188,9 +191,11 @@ void store_snap_stats_get(const struct store_snap *sn, struct store_snap_stats *
 
 /* ---------------------------------------------------------------- the applier's copies */
 
+static unsigned snap_mark_of(const struct store_snap *sn) { return sn->epoch & 1u; }
+
 static bool snap_wants(const struct store_snap *sn, const struct znode *n)
 {
-	return n->czxid <= sn->zxid && n->snap_epoch != sn->epoch &&
+	return store_node_czxid(n) <= sn->zxid && n->snap_mark != snap_mark_of(sn) &&
 	       !store_snap_node_is_configured(sn->store, n->path, n->path_len);
 }
 
@@ -202,11 +207,11 @@ static void snap_view(struct store *s, const struct znode *n, struct store_snap_
 		.path_len = n->path_len,
 		.data_len = n->data_len,
 		.data = store_node_data(n),
-		.czxid = n->czxid,
-		.mzxid = n->mzxid,
+		.czxid = store_node_czxid(n),
+		.mzxid = store_node_mzxid(n),
 		.pzxid = store_node_pzxid(n),
-		.ctime = n->ctime,
-		.mtime = n->mtime,
+		.ctime = store_node_ctime(n),
+		.mtime = store_node_mtime(n),
 		.ephemeral_owner = store_node_owner(n),
 		.version = n->version,
 		.cversion_stored = store_node_cversion_stored(n),
@@ -260,7 +265,7 @@ void store_snap_preserve_slow(struct store *s, struct znode *n)
 	unsigned shard = store_shard_of(store_node_hash(n));
 	c->next = sn->copies[shard];
 	sn->copies[shard] = c;
-	n->snap_epoch = sn->epoch;
+	n->snap_mark = snap_mark_of(sn);
 	sn->stats.nodes_copied++;
 	sn->stats.copied_bytes += size;
 }
@@ -292,8 +297,10 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 		/* The copies of the shard just walked: immutable, the walker's alone. */
 		struct snap_copy *c = sn->emitting;
 		sn->emitting = c->next;
-		fn(ctx, &c->node);
-		sn->stats.nodes_emitted++;
+		if (fn) {
+			fn(ctx, &c->node);
+			sn->stats.nodes_emitted++;
+		}
 		free(c);
 		return true;
 	}
@@ -310,10 +317,12 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 		for (struct znode *n = sh->buckets[sn->bucket]; n; n = n->hash_next) {
 			if (!snap_wants(sn, n))
 				continue;
+			n->snap_mark = snap_mark_of(sn);
+			if (!fn)
+				continue;
 			struct store_snap_node v;
 			snap_view(s, n, &v);
 			bytes += fn(ctx, &v);
-			n->snap_epoch = sn->epoch;
 			sn->stats.nodes_emitted++;
 		}
 		sn->bucket++;
@@ -336,12 +345,8 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 
 /* ---------------------------------------------------------------- loading */
 
-/*
- * Marks (znode.snap_epoch) while loading, reset to 0 by store_load_finish; no image's
- * epoch comes near them (epochs count snapshots from 1).
- */
-#define SNAP_MARK_LOADED UINT32_MAX                /* from the image, not linked yet */
-#define SNAP_MARK_LOADED_LINKED (UINT32_MAX - 1u) /* a system node the image overwrote */
+/* Loading marks nodes SNAP_MARK_LOADED(_LINKED) (store_impl.h); store_load_finish
+ * gives them the store's parity. */
 
 /* why = what + ": " + the path (at most 200 bytes of it). */
 static void why_set(char *why, size_t why_size, const char *what, const char *path, size_t len)
@@ -380,10 +385,10 @@ static int load_fill(struct store *s, struct znode *n, const struct store_snap_n
 		return -ENOMEM;
 	store_acl_release(s, n->acl_id);
 	n->acl_id = acl_id;
-	n->czxid = v->czxid;
-	n->mzxid = v->mzxid;
-	n->ctime = v->ctime;
-	n->mtime = v->mtime;
+	store_node_set_czxid(n, v->czxid);
+	store_node_set_mzxid(n, v->mzxid);
+	store_node_set_ctime(n, v->ctime);
+	store_node_set_mtime(n, v->mtime);
 	n->version = v->version;
 	n->aversion = v->aversion;
 	return 0;
@@ -410,7 +415,7 @@ static int load_system_node(struct store *s, struct znode *n, const struct store
 	free(displaced);
 	atomic_fetch_sub_explicit(&s->data_bytes, old, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->data_bytes, (uint64_t)(n->data_len > 0 ? n->data_len : 0), memory_order_relaxed);
-	n->snap_epoch = SNAP_MARK_LOADED_LINKED;
+	n->snap_mark = SNAP_MARK_LOADED_LINKED;
 	return 0;
 }
 
@@ -420,6 +425,11 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 	    (v->path_len > 1 && v->path[v->path_len - 1] == '/') || memchr(v->path, '\0', v->path_len) ||
 	    v->acl_count == 0) {
 		why_set(why, why_size, "bad node path or ACL", v->path, v->path_len);
+		return -EINVAL;
+	}
+	if (!store_stamp_fits(v->czxid) || !store_stamp_fits(v->mzxid) || !store_stamp_fits(v->ctime) ||
+	    !store_stamp_fits(v->mtime) || v->czxid < 0 || v->mzxid < 0) {
+		why_set(why, why_size, "a zxid or time outside the 48 bits a node keeps", v->path, v->path_len);
 		return -EINVAL;
 	}
 	if (store_snap_node_is_configured(s, v->path, v->path_len))
@@ -435,7 +445,7 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 		store_node_free(s, fresh);
 		return rc;
 	}
-	fresh->snap_epoch = SNAP_MARK_LOADED;
+	fresh->snap_mark = SNAP_MARK_LOADED;
 	pthread_mutex_lock(&sh->lock);
 	struct znode *n = store_node_find(s, v->path, v->path_len, hash);
 	if (!n) {
@@ -445,7 +455,7 @@ int store_load_node(struct store *s, const struct store_snap_node *v, char *why,
 	}
 	/* A system node store_create made ("/", "/zookeeper", "/zookeeper/quota"),
 	 * linked already: its state comes from the image. Met twice: corrupt. */
-	if (n->snap_epoch == SNAP_MARK_LOADED || n->snap_epoch == SNAP_MARK_LOADED_LINKED) {
+	if (n->snap_mark == SNAP_MARK_LOADED || n->snap_mark == SNAP_MARK_LOADED_LINKED) {
 		pthread_mutex_unlock(&sh->lock);
 		store_node_free(s, fresh);
 		why_set(why, why_size, "a node is in the image twice", v->path, v->path_len);
@@ -493,10 +503,10 @@ int store_load_finish(struct store *s, int64_t zxid, char *why, size_t why_size)
 		struct shard *sh = &s->shards[i];
 		for (size_t b = 0; b <= sh->bucket_mask; b++) {
 			for (struct znode *n = sh->buckets[b]; n; n = n->hash_next) {
-				uint32_t mark = n->snap_epoch;
+				unsigned mark = n->snap_mark;
 				if (mark != SNAP_MARK_LOADED && mark != SNAP_MARK_LOADED_LINKED)
 					continue;
-				n->snap_epoch = 0;
+				n->snap_mark = s->snap_epoch & 1u;
 				if (mark == SNAP_MARK_LOADED_LINKED)
 					continue; /* a system node: linked by store_create */
 				int rc = load_link(s, n, why, why_size);
@@ -544,6 +554,7 @@ void store_swap(struct store *live, struct store *fresh)
 		SWAP(live->shards[i].node_count, fresh->shards[i].node_count);
 	}
 	SWAP(live->root, fresh->root);
+	SWAP(live->snap_epoch, fresh->snap_epoch); /* its parity is the nodes' mark */
 	SWAP(live->reapable, fresh->reapable);
 	SWAP(live->reapable_count, fresh->reapable_count);
 	SWAP(live->sessions.buckets, fresh->sessions.buckets);

@@ -122,14 +122,18 @@ typedef size_t (*store_snap_node_fn)(void *ctx, const struct store_snap_node *no
  * The walker (one thread at a time, any thread): emits the next nodes of the image,
  * about one lock hold's worth. Returns true while nodes remain. Every node of the
  * image is emitted exactly once over the calls, in no particular order except that a
- * node's parent is not necessarily before it.
+ * node's parent is not necessarily before it. With fn NULL it only marks the nodes
+ * as met: a walker that stops early on an error finishes the walk so (the next image
+ * relies on every node carrying this one's mark; store_snap_end does it otherwise,
+ * on the applier).
  */
 bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx);
 void store_snap_stats_get(const struct store_snap *sn, struct store_snap_stats *out);
 
 /*
- * Applier only: the image is no longer needed (walked to the end or abandoned). Frees
- * the copies not emitted yet and the handle. The walker must have returned.
+ * Applier only: the image is no longer needed (walked to the end or abandoned). Marks
+ * what the walker left (see store_snap_walk), frees the copies not emitted yet and
+ * the handle. The walker must have returned.
  */
 void store_snap_end(struct store *s, struct store_snap *sn);
 

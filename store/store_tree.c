@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,7 +149,11 @@ int store_node_data_set(struct znode *n, const uint8_t *data, int32_t data_len, 
 	} else {
 		if (len)
 			memcpy(room, data, len);
-		n->data_external = 0;
+		/* Written only when it changes: a byte store into the word that the
+		 * watch trigger reads right after (path_len) would stall that load
+		 * behind the value's stores (no store-to-load forwarding). */
+		if (n->data_external)
+			n->data_external = 0;
 	}
 	n->data_len = data_len < 0 ? -1 : data_len;
 	*displaced = old;
@@ -183,7 +188,7 @@ struct znode_dir *store_node_dir(struct znode *p)
 	struct znode_dir *d = calloc(1, sizeof *d);
 	if (!d)
 		return NULL;
-	d->pzxid = p->czxid; /* what a node without a dir reads */
+	d->pzxid = store_node_czxid(p); /* what a node without a dir reads */
 	p->dir = d;
 	return d;
 }
@@ -328,10 +333,10 @@ void store_node_stat(const struct znode *n, struct zk_stat *st)
 {
 	uint32_t children = store_node_child_count(n);
 	int64_t owner = store_node_owner(n);
-	st->czxid = n->czxid;
-	st->mzxid = n->mzxid;
-	st->ctime = n->ctime;
-	st->mtime = n->mtime;
+	st->czxid = store_node_czxid(n);
+	st->mzxid = store_node_mzxid(n);
+	st->ctime = store_node_ctime(n);
+	st->mtime = store_node_mtime(n);
 	st->version = n->version;
 	/* DataNode.copyStat: creates counted twice minus the children still present. */
 	st->cversion = (int32_t)((uint32_t)store_node_cversion_stored(n) * 2u - children);
@@ -354,7 +359,8 @@ bool store_node_reapable_at(const struct znode *n, int64_t now_ms)
 		return store_node_cversion_stored(n) > 0; /* had a child once */
 	int64_t ttl = store_owner_ttl_ms(owner);
 	/* now - mtime > ttl, written so that it cannot overflow */
-	return ttl > 0 && now_ms > n->mtime && now_ms - n->mtime > ttl;
+	int64_t mtime = store_node_mtime(n);
+	return ttl > 0 && now_ms > mtime && now_ms - mtime > ttl;
 }
 
 void store_reap_candidates(struct store *s, int64_t now_ms, void (*fn)(void *ctx, const char *path, size_t path_len),
@@ -642,4 +648,10 @@ void store_sessions_dump(struct store *s, void (*session_fn)(void *ctx, int64_t 
 			for (uint32_t k = 0; k < se->ephemeral_count; k++)
 				ephemeral_fn(ctx, se->id, se->ephemerals[k]->path, se->ephemerals[k]->path_len);
 	pthread_rwlock_unlock(&s->sessions.lock);
+}
+
+void store_stamp_zxid_overflow(int64_t zxid)
+{
+	fprintf(stderr, "store: zxid 0x%llx does not fit a node's 48 bits\n", (unsigned long long)zxid);
+	abort();
 }

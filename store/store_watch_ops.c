@@ -54,7 +54,7 @@ static void set_watches_one(struct store *s, uint64_t watcher, int list, struct 
 	case SW_DATA:
 		if (!n)
 			fn(ctx, watcher, ZK_EVENT_NODE_DELETED, path, len, -1);
-		else if (n->mzxid > rel_zxid)
+		else if (store_node_mzxid(n) > rel_zxid)
 			fn(ctx, watcher, ZK_EVENT_NODE_DATA_CHANGED, path, len, -1);
 		else
 			store_watch_add(s, path, len, hash, watcher, WATCH_DATA, auth, NULL);

@@ -394,4 +394,13 @@ Test(migrate_dir, write_refuses_myid_conflict_and_empty_history)
 	cr_assert_eq(migrate_write(t, &wo, &wr, why, sizeof why), -EINVAL);
 	cr_assert(strstr(why, "never committed"), "%s", why);
 	zk_tree_free(t);
+	/* epoch 0x8000: past the 48-bit zxids a RingKeeper node keeps */
+	zf_rm_rf(dir);
+	zf_mkdirs(v2);
+	snapshot_at("snapshot.800000000001");
+	cr_assert_eq(read_dir(&t, &rep, why, false), 0, "%s", why);
+	cr_assert_eq(zk_tree_last_zxid(t), 0x800000000001LL);
+	cr_assert_eq(migrate_write(t, &wo, &wr, why, sizeof why), -ERANGE);
+	cr_assert(strstr(why, "0x800000000001") && strstr(why, "epoch 32768"), "%s", why);
+	zk_tree_free(t);
 }

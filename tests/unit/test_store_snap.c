@@ -147,6 +147,109 @@ Test(store_snap, an_abandoned_walk_leaves_the_next_image_whole)
 	free(want);
 }
 
+/* A whole image of the live store, walked with writes in between, checked. */
+static void assert_next_image_whole(uint64_t *rng)
+{
+	char *want = t_store_dump(T.s);
+	struct store_snap *sn;
+	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
+	struct t_image im = { 0 };
+	t_image_meta(&im, sn);
+	walk_with_writes(sn, &im, rng, 40);
+	store_snap_end(T.s, sn);
+	assert_image_is(&im, want);
+	t_image_free(&im);
+	free(want);
+}
+
+/* Begins an image, walks `steps` steps of it (writes in between), and gives it up:
+ * with finish, the walker marks the rest itself (fn NULL), as the writer does on an
+ * error; else store_snap_end does. */
+static void abandon_image(uint64_t *rng, int steps, bool finish)
+{
+	struct store_snap *sn;
+	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
+	struct t_image partial = { 0 };
+	for (int i = 0; i < steps && store_snap_walk(sn, t_image_add, &partial); i++)
+		t_random_write(rng);
+	if (finish) {
+		while (store_snap_walk(sn, NULL, NULL))
+			;
+	}
+	store_snap_end(T.s, sn);
+	t_image_free(&partial);
+}
+
+/*
+ * A node keeps one bit of the image that met it (the parity of the image's count):
+ * images in a row, whole or abandoned at any point (two and three in a row), each
+ * leave the next image whole.
+ */
+Test(store_snap, images_in_a_row_whole_or_abandoned_each_leave_the_next_whole)
+{
+	t_build_every_kind();
+	cr_assert_eq(t_create("/r", NULL, 0), ZK_OK);
+	uint64_t rng = 7;
+	for (int i = 0; i < 60; i++)
+		t_random_write(&rng);
+	for (int round = 0; round < 12; round++) {
+		int abandoned = round % 4; /* 0, 1, 2, 3 images given up before a whole one */
+		for (int k = 0; k < abandoned; k++)
+			abandon_image(&rng, (int)(t_rand(&rng) % 40), (round + k) % 2 == 0);
+		assert_next_image_whole(&rng);
+	}
+}
+
+Test(store_snap, a_node_keeps_48_bit_zxids_and_times_and_load_refuses_wider)
+{
+	/* Times before 1970 and up to the year 6429 are kept; beyond, clamped. */
+	T.time_ms = -1234567;
+	cr_assert_eq(t_create("/old", "x", 0), ZK_OK);
+	T.time_ms = ((int64_t)1 << 47) - 1;
+	cr_assert_eq(t_create("/late", "x", 0), ZK_OK);
+	T.time_ms = INT64_MAX;
+	cr_assert_eq(t_create("/clamped", "x", 0), ZK_OK);
+	struct zk_stat st = t_stat("/old");
+	cr_assert_eq(st.ctime, -1234567);
+	cr_assert_eq(st.mtime, -1234567);
+	cr_assert_eq(t_stat("/late").ctime, ((int64_t)1 << 47) - 1);
+	cr_assert_eq(t_stat("/clamped").mtime, ((int64_t)1 << 47) - 1);
+	/* A zxid past 2^32 (a migrated ZooKeeper's epoch 5) round-trips through an image. */
+	T.zxid = ((int64_t)5 << 32) + 17;
+	cr_assert_eq(t_create("/epoch5", "y", 0), ZK_OK);
+	st = t_stat("/epoch5");
+	cr_assert_eq(st.czxid, T.zxid);
+	cr_assert_eq(st.mzxid, T.zxid);
+	struct store_snap *sn;
+	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
+	struct t_image im = { 0 };
+	t_image_meta(&im, sn);
+	while (store_snap_walk(sn, t_image_add, &im))
+		;
+	store_snap_end(T.s, sn);
+	char *want = t_store_dump(T.s);
+	assert_image_is(&im, want);
+	free(want);
+	/* An image node whose zxid or time does not fit is refused, with the reason. */
+	struct store *fresh = store_create_like(T.s);
+	char why[256] = "";
+	size_t bad = 0;
+	for (size_t i = 0; i < im.count; i++)
+		if (im.nodes[i].path_len == 7 && memcmp(im.nodes[i].path, "/epoch5", 7) == 0)
+			bad = i;
+	cr_assert_gt(bad, 0);
+	im.nodes[bad].mzxid = (int64_t)1 << 47;
+	cr_assert_eq(store_load_node(fresh, &im.nodes[bad], why, sizeof why), -EINVAL);
+	cr_assert(strstr(why, "48 bits") && strstr(why, "/epoch5"), "%s", why);
+	im.nodes[bad].mzxid = im.nodes[bad].czxid;
+	im.nodes[bad].ctime = -((int64_t)1 << 47) - 1;
+	cr_assert_eq(store_load_node(fresh, &im.nodes[bad], why, sizeof why), -EINVAL);
+	im.nodes[bad].ctime = 0;
+	cr_assert_eq(store_load_node(fresh, &im.nodes[bad], why, sizeof why), 0, "%s", why);
+	store_destroy(fresh);
+	t_image_free(&im);
+}
+
 Test(store_snap, loaded_quota_root_keeps_counting)
 {
 	t_build_every_kind();
@@ -317,6 +420,11 @@ Test(store_snap, swap_exchanges_everything_replicated)
 	T.zxid = im.zxid;
 	cr_assert_eq(t_create("/after-swap", "y", 0), ZK_OK);
 	cr_assert(t_exists("/app/eph-b"), "the session closed after the image is back");
+	/* The nodes came with their store's image count (the parity they carry): the
+	 * live store's next images are whole. */
+	uint64_t rng = 3;
+	assert_next_image_whole(&rng);
+	assert_next_image_whole(&rng);
 	free(before);
 	free(later);
 	free(now);
