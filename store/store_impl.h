@@ -129,7 +129,8 @@ void store_acl_write(struct jute_writer *w, const struct acl_list *acl, bool mas
  * hash (store_node_hash() recomputes it for unlink, a shard's growth and the
  * applier's lock masks; a 5-bit tag of it filters lookups), a parent pointer (the
  * applier finds the parent by the path, or knows it), its ACL list (an id of the
- * store's interned lists), and any field only some nodes need (owner block, dir).
+ * store's interned lists), any field only some nodes need (owner block, dir), more
+ * than 48 bits of a zxid or a time, and more than 2 bits of snapshot mark.
  */
 #define STORE_PATH_BYTES_MAX ((1u << 24) - 1) /* znode.path_len's width; jute.maxbuffer <= 16 MiB */
 #define STORE_NODE_DATA_ROOM_MIN 8           /* room for the external block's address */

@@ -39,6 +39,17 @@ static void assert_image_is(const struct t_image *im, const char *want)
 	store_destroy(loaded);
 }
 
+/* An image of the live store, walked with nothing applied meanwhile. */
+static void take_image(struct t_image *im)
+{
+	struct store_snap *sn;
+	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
+	t_image_meta(im, sn);
+	while (store_snap_walk(sn, t_image_add, im))
+		;
+	store_snap_end(T.s, sn);
+}
+
 Test(store_snap, image_of_a_quiet_store_loads_back_identical)
 {
 	t_build_every_kind();
@@ -220,13 +231,8 @@ Test(store_snap, a_node_keeps_48_bit_zxids_and_times_and_load_refuses_wider)
 	st = t_stat("/epoch5");
 	cr_assert_eq(st.czxid, T.zxid);
 	cr_assert_eq(st.mzxid, T.zxid);
-	struct store_snap *sn;
-	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 	struct t_image im = { 0 };
-	t_image_meta(&im, sn);
-	while (store_snap_walk(sn, t_image_add, &im))
-		;
-	store_snap_end(T.s, sn);
+	take_image(&im);
 	char *want = t_store_dump(T.s);
 	assert_image_is(&im, want);
 	free(want);
@@ -253,13 +259,8 @@ Test(store_snap, a_node_keeps_48_bit_zxids_and_times_and_load_refuses_wider)
 Test(store_snap, loaded_quota_root_keeps_counting)
 {
 	t_build_every_kind();
-	struct store_snap *sn;
-	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 	struct t_image im = { 0 };
-	t_image_meta(&im, sn);
-	while (store_snap_walk(sn, t_image_add, &im))
-		;
-	store_snap_end(T.s, sn);
+	take_image(&im);
 	struct store *orig = T.s;
 	T.s = t_image_load(&im);
 	/* The same write on both stores moves the same stats node the same way. */
@@ -390,13 +391,8 @@ Test(store_snap, swap_exchanges_everything_replicated)
 {
 	t_build_every_kind();
 	char *before = t_store_dump(T.s);
-	struct store_snap *sn;
-	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 	struct t_image im = { 0 };
-	t_image_meta(&im, sn);
-	while (store_snap_walk(sn, t_image_add, &im))
-		;
-	store_snap_end(T.s, sn);
+	take_image(&im);
 	/* The live store moves on; the image stays as it was. */
 	cr_assert_eq(t_create("/later", "x", 0), ZK_OK);
 	cr_assert_eq(t_apply_as(T_SESSION_B, NULL, ZK_OP_CLOSE_SESSION, NULL), ZK_OK);
