@@ -119,7 +119,7 @@ const struct config_key config_keys[CONFIG_KEY_COUNT] = {
 		"requests in flight on one connection before reading from it pauses",
 		1, INT32_MAX, FIELD(outstanding_per_connection_max) },
 	[CONFIG_KEY_THREADS] = { "threads", CONFIG_TYPE_INT, NULL, "0",
-		"worker threads, one pinned per core; 0 = one per CPU this process may use",
+		"workers pinned to CPUs; 0: one per usable CPU, shared by servers of a host",
 		0, CONFIG_THREADS_MAX, FIELD(worker_count) },
 	[CONFIG_KEY_METRICS_PORT] = { "metricsPort", CONFIG_TYPE_PORT, NULL, "0",
 		"serve /metrics on this port; 0: only with the Prometheus metricsProvider",
@@ -280,6 +280,8 @@ void config_defaults(struct rk_config *cfg)
 	cfg->metrics_export_process = true;
 	cfg->outstanding_per_connection_max = 1000;
 	cfg->worker_count = 0;
+	cfg->servers_on_host = 1;
+	cfg->worker_cpu_first = 0;
 	cfg->metrics_port = 0;
 	cfg->log_level = CONFIG_LOG_INFO;
 	cfg->raft_batch_bytes_max = MIB;
@@ -319,6 +321,7 @@ static void config_derive(struct rk_config *cfg)
 		cfg->session_timeout_ms_max = 20 * cfg->tick_time_ms;
 	if (origins[CONFIG_KEY_DATA_LOG_DIR].kind == CONFIG_ORIGIN_DEFAULT)
 		strcpy(cfg->data_log_dir, cfg->data_dir);
+	cfg->worker_count_auto = cfg->worker_count == 0;
 	if (cfg->worker_count == 0)
 		cfg->worker_count = config_usable_cpus();
 

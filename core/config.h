@@ -157,6 +157,14 @@ struct rk_config {
 	/* RingKeeper keys */
 	int32_t outstanding_per_connection_max;  /* maxOutstandingPerConnection */
 	int32_t worker_count;                    /* threads; 0 until finalized = online CPUs */
+	bool worker_count_auto;                  /* threads was 0: finalized to the usable CPUs,
+						  * then shared among the ensemble's servers on
+						  * this host (config_read_myid) */
+	int32_t worker_cpu_first;                /* worker i is pinned to usable CPU
+						  * (first + i) mod count: servers sharing a host
+						  * start apart (config_read_myid) */
+	uint32_t servers_on_host;                /* server.N lines on this server's host
+						  * (config_read_myid; 1 standalone) */
 	uint16_t metrics_port;                   /* metricsPort; 0 = no /metrics. Finalized: the
 						  * port /metrics is served on (metricsPort, else
 						  * httpPort with the Prometheus provider), 0 = off */

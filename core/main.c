@@ -244,6 +244,10 @@ int main(int argc, char **argv)
 		return 1;
 	log_info("ringkeeper serving on %s:%d with %d workers, dataDir %s, forceSync %s", srv.cfg.client_port_address,
 		 srv.cfg.client_port, srv.worker_count, srv.cfg.data_dir, srv.cfg.force_sync ? "yes" : "no");
+	if (srv.cfg.servers_on_host > 1)
+		log_info("%u servers of the ensemble on this host: workers pinned from CPU slot %d%s",
+			 srv.cfg.servers_on_host, srv.cfg.worker_cpu_first,
+			 srv.cfg.worker_count_auto ? ", the host's CPUs shared (threads=0)" : "");
 
 	systemd_notify("READY=1\nSTATUS=serving\n");
 

@@ -125,19 +125,21 @@ int worker_start(struct worker *w)
 		w->thread = 0;
 		return boot.rc;
 	}
-	/* Worker i goes to the i-th CPU this process may use (taskset, a container's
-	 * cpuset), round robin when there are more workers than CPUs. */
+	/* Worker i goes to the (first + i)-th CPU this process may use (taskset, a
+	 * container's cpuset), round robin when there are more workers than CPUs; first
+	 * sets apart the servers of one ensemble on one host (config.h). */
 	cpu_set_t allowed, set;
 	int cpu = -1;
+	int first = w->srv->cfg.worker_cpu_first;
 	if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) {
-		int k = w->index % CPU_COUNT(&allowed);
+		int k = (first + w->index) % CPU_COUNT(&allowed);
 		for (int c = 0; c < CPU_SETSIZE && cpu < 0; c++)
 			if (CPU_ISSET(c, &allowed) && k-- == 0)
 				cpu = c;
 	}
 	if (cpu < 0) {
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		cpu = w->index % (int)(cpus > 0 ? cpus : 1);
+		cpu = (first + w->index) % (int)(cpus > 0 ? cpus : 1);
 	}
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);

@@ -909,6 +909,52 @@ Test(config, myid_read_and_checked)
 	expect_err("config: %s: expected a server id between 1 and 255, got ''", myid_path);
 }
 
+/* Servers of one ensemble on one host share its CPUs (threads=0) and pin apart. */
+Test(config, servers_on_one_host_share_its_cpus_and_pin_apart)
+{
+	cpu_set_t allowed;
+	cr_assert_eq(sched_getaffinity(0, sizeof allowed, &allowed), 0);
+	int32_t usable = CPU_COUNT(&allowed) > CONFIG_THREADS_MAX ? CONFIG_THREADS_MAX : CPU_COUNT(&allowed);
+	int32_t share = usable / 4 > 0 ? usable / 4 : 1;
+	/* 1, 2, 3 and the observer 5 are on this host (loopback, by any name); 4 is not */
+	const char *servers = "server.1=127.0.0.1:2888:3888\nserver.2=localhost:2889:3889\n"
+			      "server.3=127.0.0.2:2890:3890\nserver.4=other:2891:3891\n"
+			      "server.5=127.0.0.1:2892:3892:observer\n";
+	struct rk_config cfg;
+	myid_config(&cfg, servers);
+	write_file(myid_path, "2\n");
+	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.servers_on_host, 4);
+	cr_assert_eq(cfg.worker_count, share);
+	cr_assert_eq(cfg.worker_cpu_first, share, "one server (1) before it on the host");
+	write_file(myid_path, "3\n");
+	myid_config(&cfg, servers);
+	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.worker_cpu_first, 2 * share);
+	/* alone on its host: every usable CPU, from the first */
+	write_file(myid_path, "4\n");
+	myid_config(&cfg, servers);
+	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.servers_on_host, 1);
+	cr_assert_eq(cfg.worker_count, usable);
+	cr_assert_eq(cfg.worker_cpu_first, 0);
+	/* threads set: kept, still pinned apart */
+	char text[1024];
+	snprintf(text, sizeof text, "threads=3\n%s", servers);
+	write_file(myid_path, "3\n");
+	myid_config(&cfg, text);
+	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.worker_count, 3);
+	cr_assert_eq(cfg.worker_cpu_first, 6);
+	/* standalone */
+	myid_config(&cfg, "");
+	unlink(myid_path);
+	cr_assert_eq(config_read_myid(&cfg, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.servers_on_host, 1);
+	cr_assert_eq(cfg.worker_count, usable);
+	cr_assert_eq(cfg.worker_cpu_first, 0);
+}
+
 Test(config, myid_standalone_with_file)
 {
 	struct rk_config cfg;
