@@ -29,6 +29,7 @@
 #include "raft/entry.h"
 #include "raft/pipeline.h"
 #include "snapshot/snap_format.h"
+#include "snapshot/snapshot.h"
 #include "store/store.h"
 #include "store_dump_util.h"
 
@@ -371,6 +372,39 @@ Test(pipeline_snapshot, a_damaged_newest_snapshot_restarts_from_the_one_before)
 	free(live);
 	snprintf(path, sizeof path, "%s/snapshot/%s.damaged", dir, name);
 	cr_assert_eq(access(path, F_OK), 0, "set aside for the operator");
+}
+
+/* A kill between a snapshot's rename and its purge leaves one too many: the start
+ * purges it (snapRetainCount, 3 by default). */
+Test(pipeline_snapshot, a_start_purges_to_the_retain_count)
+{
+	config_for(1000000, 4096);
+	start();
+	base_tree();
+	for (int i = 0; i < 3; i++) {
+		workload(5, i);
+		drain();
+		snapshot_now();
+	}
+	stop();
+	cr_assert_eq(count_files("snapshot", "snapshot."), 3);
+	char oldest[SNAP_NAME_MAX], extra[SNAP_NAME_MAX], cmd[1400];
+	uint64_t *idx;
+	size_t count;
+	char sdir[512];
+	snprintf(sdir, sizeof sdir, "%s/snapshot", dir);
+	cr_assert_eq(snap_list(sdir, false, &idx, &count), 0);
+	cr_assert_eq(count, 3);
+	snap_file_name(oldest, idx[2], false);
+	snap_file_name(extra, 1, false);
+	free(idx);
+	snprintf(cmd, sizeof cmd, "cp %s/%s %s/%s", sdir, oldest, sdir, extra);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(count_files("snapshot", "snapshot."), 4);
+	start();
+	cr_assert_eq(count_files("snapshot", "snapshot."), 3);
+	snprintf(cmd, sizeof cmd, "%s/%s", sdir, extra);
+	cr_assert_neq(access(cmd, F_OK), 0, "the oldest went");
 }
 
 Test(pipeline_snapshot, compaction_keeps_the_log_after_the_oldest_snapshot_and_a_gap_refuses_to_start)
