@@ -258,6 +258,7 @@ static void write_mntr(const struct stats_snapshot *snap, FILE *f)
 	fprintf(f, "rk_writes_committed\t%llu\n", (unsigned long long)rs->writes_committed);
 	fprintf(f, "rk_frames_rejected\t%llu\n", (unsigned long long)snap->frames_rejected);
 	fprintf(f, "rk_workers\t%d\n", snap->worker_count);
+	fprintf(f, "rk_recv_buffers\t%llu\n", (unsigned long long)snap->recv_buffers);
 	fprintf(f, "rk_raft_batches\t%llu\n", (unsigned long long)rs->batches);
 	fprintf(f, "rk_raft_entries\t%llu\n", (unsigned long long)rs->entries);
 	fprintf(f, "rk_raft_batch_entries_avg\t%.2f\n",

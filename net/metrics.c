@@ -369,6 +369,9 @@ static void write_ringkeeper(const struct metrics_sample *s, FILE *f)
 	rk_metric(f, "ringkeeper_log_segment_roll_stalls_total", "counter",
 		  "Segment rolls that waited for the segment preparer.", (double)rs->wal.segment_roll_stall_count);
 	rk_metric(f, "ringkeeper_workers", "gauge", "Client worker threads.", st->worker_count);
+	rk_metric(f, "ringkeeper_recv_buffers", "gauge",
+		  "16 KiB receive buffers the workers have put to use (64 each at start, more under load).",
+		  (double)st->recv_buffers);
 	write_snapshots(rs, f);
 }
 

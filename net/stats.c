@@ -188,6 +188,7 @@ void stats_gather(struct server *srv, struct stats_snapshot *out)
 		const struct worker *w = srv->workers[i];
 		const struct worker_stats *ws = &w->stats;
 		out->connections += (int)w->conn_count;
+		out->recv_buffers += atomic_load_explicit(&w->buf_provided, memory_order_relaxed);
 		out->bytes_received += load(&ws->bytes_received);
 		out->connection_requests += load(&ws->connection_requests);
 		out->reads_served += load(&ws->reads_served);

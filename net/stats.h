@@ -122,6 +122,7 @@ struct stats_snapshot {
 	uint64_t connections_refused;
 	uint64_t frames_rejected;
 	int connections;         /* established client connections (num_alive_connections) */
+	uint64_t recv_buffers;   /* receive buffers the workers' rings have taken in (16 KiB each) */
 	int64_t outstanding;     /* writes proposed, not answered */
 	/* process */
 	int64_t uptime_ms;

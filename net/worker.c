@@ -71,8 +71,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/hub.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/msg.h"
 #include "net/conn.h"
 #include "net/fourlw.h"
@@ -383,6 +385,23 @@ static void worker_on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	log_debug("conn %s: accepted on worker %d", peer, w->index);
 }
 
+/* Puts the next WORKER_RECV_BUF_STEP buffers never used yet in the ring (none left: no-op). */
+void worker_provide_buffers(struct worker *w)
+{
+	unsigned first = atomic_load_explicit(&w->buf_provided, memory_order_relaxed);
+	unsigned n = WORKER_RECV_BUF_COUNT - first;
+	if (n > WORKER_RECV_BUF_STEP)
+		n = WORKER_RECV_BUF_STEP;
+	for (unsigned i = 0; i < n; i++)
+		io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)(first + i) * WORKER_RECV_BUF_BYTES,
+				      WORKER_RECV_BUF_BYTES, (unsigned short)(first + i),
+				      io_uring_buf_ring_mask(WORKER_RECV_BUF_COUNT), (int)i);
+	io_uring_buf_ring_advance(w->buf_ring, (int)n);
+	atomic_store_explicit(&w->buf_provided, first + n, memory_order_relaxed);
+	if (n && first)
+		log_debug("worker %d: %u receive buffers in the ring", w->index, first + n);
+}
+
 static void worker_recycle_buffer(struct worker *w, unsigned bid)
 {
 	io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, WORKER_RECV_BUF_BYTES,
@@ -416,6 +435,8 @@ static void worker_conn_input(struct worker *w, struct conn *c, const uint8_t *d
 /* A lingering conn: its input is dropped; its FIN or an error ends the linger. */
 static void worker_linger_on_recv(struct worker *w, struct conn *c, int res)
 {
+	if (res == -ENOBUFS)
+		w->buf_short = true;
 	if (res > 0 || res == -ENOBUFS || res == -ECANCELED) {
 		if (!c->recv_armed)
 			worker_arm_recv(w, c);
@@ -450,7 +471,10 @@ static void worker_on_recv(struct worker *w, struct io_uring_cqe *cqe)
 		} else if (cqe->res == 0) {
 			worker_conn_close(w, c);
 		} else if (cqe->res == -ENOBUFS) {
-			/* Every buffer is out: they come back this turn; re-arm below. */
+			/* Every buffer is out: they come back this turn, and the ring gets one
+			 * step more after it (worker_main) while it has fewer than all; re-arm
+			 * below. */
+			w->buf_short = true;
 		} else if (cqe->res == -ECANCELED) {
 			/* paused by us */
 		} else if (cqe->res < 0) {
@@ -620,6 +644,9 @@ void *worker_main(void *arg)
 	if (w->http)
 		http_server_start(w->http);
 	_Atomic int *sleeping = &w->srv->hub->ports[w->index].sleeping;
+	/* Closed connections' buffers, a long reply's scratch: handed back once the
+	 * worker's completions go quiet (core/mem.h). */
+	struct rk_mem_quiet quiet = { .window_start_us = rk_now_us() };
 	while (!atomic_load_explicit(&w->srv->hub->stopping, memory_order_relaxed)) {
 		worker_drain_inbound(w);
 		worker_run_lists(w);
@@ -665,6 +692,11 @@ void *worker_main(void *arg)
 			}
 		}
 		io_uring_cq_advance(&w->ring, count);
+		if (w->buf_short) {
+			w->buf_short = false;
+			worker_provide_buffers(w);
+		}
+		rk_mem_quiet_tick(&quiet, count, rk_now_us());
 	}
 	return NULL;
 }

@@ -23,6 +23,10 @@ struct rk_msg;
 #define WORKER_CONNS_MAX 16384
 #define WORKER_RECV_BUF_BYTES 16384
 #define WORKER_RECV_BUF_COUNT 512
+/* Buffers the ring starts with, and adds each time a recv finds it empty (ENOBUFS):
+ * the kernel takes them in ring order, so every buffer ever in the ring gets touched;
+ * a worker with few busy connections touches 1 MB, not 8. */
+#define WORKER_RECV_BUF_STEP 64
 #define WORKER_RING_ENTRIES 4096
 /* The worker's scratch writer (proposals, read replies): a read reply up to this size
  * is sent whole, as ZooKeeper does; a larger one is answered SYSTEMERROR. */
@@ -40,6 +44,10 @@ struct worker {
 	struct io_uring_buf_ring *buf_ring;
 	uint8_t *buf_base;
 	int buf_group;
+	/* Buffers 0 .. buf_provided - 1 have been put in the ring. Written by the worker,
+	 * read by mntr and /metrics on other threads. */
+	_Atomic unsigned buf_provided;
+	bool buf_short;        /* a recv found the ring empty this turn */
 	/* its queues to and from the raft thread: port `index` of srv->hub (core/hub.h) */
 	/* connections: slot table, generation per slot */
 	struct conn **conns;

@@ -48,5 +48,7 @@ struct worker_boot {
 void *worker_main(void *arg);
 /* On the worker's thread: its io_uring and provided-buffer ring. 0 or -errno (logged). */
 int worker_setup_ring(struct worker *w);
+/* Puts the next WORKER_RECV_BUF_STEP unused receive buffers in the ring (worker.c). */
+void worker_provide_buffers(struct worker *w);
 
 #endif

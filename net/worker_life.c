@@ -62,11 +62,7 @@ int worker_setup_ring(struct worker *w)
 	w->buf_base = aligned_alloc(4096, (size_t)WORKER_RECV_BUF_COUNT * WORKER_RECV_BUF_BYTES);
 	if (!w->buf_base)
 		return -ENOMEM;
-	for (unsigned i = 0; i < WORKER_RECV_BUF_COUNT; i++)
-		io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)i * WORKER_RECV_BUF_BYTES,
-				      WORKER_RECV_BUF_BYTES, (unsigned short)i,
-				      io_uring_buf_ring_mask(WORKER_RECV_BUF_COUNT), (int)i);
-	io_uring_buf_ring_advance(w->buf_ring, WORKER_RECV_BUF_COUNT);
+	worker_provide_buffers(w);
 	hub_attach_worker(w->srv->hub, w->index, w->ring_fd, ud_make(UD_WAKE, 0));
 	return 0;
 }

@@ -58,6 +58,7 @@
 #include "core/config.h"
 #include "core/hub.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/zk_proto.h"
 #include "raft/hardstate.h"
 #include "raft/pipeline_impl.h"
@@ -624,12 +625,18 @@ static void *pipe_main(void *arg)
 {
 	struct raft_pipeline *p = arg;
 	rk_log_thread_name("raft");
+	/* The applier frees what deletes and closed sessions leave: handed back once the
+	 * writes go quiet (core/mem.h), or a mass delete would leave RSS at its peak. */
+	struct rk_mem_quiet quiet = { .window_start_us = rk_now_us() };
+	uint64_t applied_seen = p->applied_index;
 	while (!atomic_load_explicit(&p->hub->stopping, memory_order_relaxed)) {
 		pipe_timers(p);
 		p->core_refused = false;
 		pipe_turn(p);
 		pipe_snap_tick(p);
 		pipe_wait(p, pipe_may_sleep(p));
+		rk_mem_quiet_tick(&quiet, p->applied_index - applied_seen, rk_now_us());
+		applied_seen = p->applied_index;
 	}
 	/* Let the batches on the disk finish so the log is closed cleanly. */
 	while (wal_in_flight(p->wal)) {

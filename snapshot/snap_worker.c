@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/mem.h"
 #include "snapshot/snapshot.h"
 
 enum snap_job_state { JOB_IDLE, JOB_QUEUED, JOB_WRITING, JOB_DONE };
@@ -74,6 +75,9 @@ static void *worker_main(void *arg)
 			uint64_t index = w->index, term = w->term;
 			pthread_mutex_unlock(&w->lock);
 			worker_write(w, sn, index, term);
+			/* The image's blocks and buffers: back to the kernel until the next one
+			 * (core/mem.h), not kept at the size of the last image. */
+			rk_mem_release();
 			pthread_mutex_lock(&w->lock);
 			continue;
 		}
