@@ -107,30 +107,36 @@ int pipe_snap_recover(struct raft_pipeline *p, uint64_t *index, uint64_t *term)
 }
 
 /*
- * A kill between a snapshot's rename and the purge after it leaves one snapshot more
- * than snapRetainCount, until the next one is written (which may be long: a quiet
- * server takes none). Purged here, unless the one just loaded is not among the
- * newest kept (newer ones were damaged: keep everything for the operator).
+ * The snapshots on disk at start: the oldest kept bounds the log (compaction keeps
+ * what follows it). A kill between a snapshot's rename and the purge after it leaves
+ * one snapshot more than snapRetainCount, until the next one is written (which may be
+ * long: a quiet server takes none): purged here, unless the one just loaded is not
+ * among the newest kept (newer ones were damaged: keep everything for the operator).
  */
-static void pipe_snap_purge_on_start(struct raft_pipeline *p)
+static void pipe_snap_survey(struct raft_pipeline *p)
 {
 	struct pipe_snap *ps = &p->snap;
 	uint32_t retain = (uint32_t)p->cfg->autopurge_snap_retain_count;
 	uint64_t *idx;
 	size_t count;
-	if (ps->last_index == 0 || retain == 0 || snap_list(ps->dir, false, &idx, &count) < 0)
+	if (snap_list(ps->dir, false, &idx, &count) < 0)
 		return;
-	bool purge = count > retain && ps->last_index >= idx[retain - 1];
+	bool purge = ps->last_index != 0 && retain != 0 && count > retain && ps->last_index >= idx[retain - 1];
+	if (count)
+		ps->oldest_kept = idx[count - 1];
 	free(idx);
 	if (!purge)
 		return;
 	uint64_t oldest;
 	uint32_t kept;
 	int rc = snap_purge(ps->dir, retain, &oldest, &kept);
-	if (rc < 0)
+	if (oldest) /* what is left, also after a failure part way */
+		ps->oldest_kept = oldest;
+	if (rc < 0) {
 		log_error("snapshot: purging old snapshots in %s failed: %s", ps->dir, strerror(-rc));
-	else
-		log_info("snapshot: %zu snapshots on disk at start, %u kept (snapRetainCount)", count, kept);
+		return;
+	}
+	log_info("snapshot: %zu snapshots on disk at start, %u kept (snapRetainCount)", count, kept);
 }
 
 int pipe_snap_start(struct raft_pipeline *p)
@@ -148,15 +154,7 @@ int pipe_snap_start(struct raft_pipeline *p)
 		log_error("snapshot: cannot start the snapshot thread: %s", strerror(-rc));
 		return rc;
 	}
-	pipe_snap_purge_on_start(p);
-	/* Kept ones (and the log after the oldest) as they are on disk now. */
-	uint64_t *idx;
-	size_t count;
-	if (snap_list(ps->dir, false, &idx, &count) == 0) {
-		if (count)
-			ps->oldest_kept = idx[count - 1];
-		free(idx);
-	}
+	pipe_snap_survey(p);
 	ps->rng = (uint64_t)rk_now_us() * 0x9E3779B97F4A7C15ULL | 1;
 	snap_schedule(p, ps->last_index > p->applied_index ? ps->last_index : p->applied_index);
 	pthread_mutex_lock(&p->stats_lock);

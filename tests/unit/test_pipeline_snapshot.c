@@ -397,6 +397,7 @@ Test(pipeline_snapshot, a_start_purges_to_the_retain_count)
 	cr_assert_eq(count, 3);
 	snap_file_name(oldest, idx[2], false);
 	snap_file_name(extra, 1, false);
+	uint64_t oldest_index = idx[2];
 	free(idx);
 	snprintf(cmd, sizeof cmd, "cp %s/%s %s/%s", sdir, oldest, sdir, extra);
 	cr_assert_eq(system(cmd), 0);
@@ -405,6 +406,9 @@ Test(pipeline_snapshot, a_start_purges_to_the_retain_count)
 	cr_assert_eq(count_files("snapshot", "snapshot."), 3);
 	snprintf(cmd, sizeof cmd, "%s/%s", sdir, extra);
 	cr_assert_neq(access(cmd, F_OK), 0, "the oldest went");
+	struct raft_stats rs;
+	raft_pipeline_stats(pipe_, &rs);
+	cr_assert_eq(rs.snap_oldest_kept, oldest_index, "the log is kept from the oldest left, not the one purged");
 }
 
 Test(pipeline_snapshot, compaction_keeps_the_log_after_the_oldest_snapshot_and_a_gap_refuses_to_start)
