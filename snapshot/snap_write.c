@@ -384,7 +384,8 @@ int snap_list(const char *snap_dir, bool delete_tmp, uint64_t **indexes, size_t 
 		*count = 0;
 		return rc;
 	}
-	qsort(*indexes, *count, sizeof **indexes, cmp_desc);
+	if (*count > 1) /* none: *indexes is NULL, which qsort must not be given */
+		qsort(*indexes, *count, sizeof **indexes, cmp_desc);
 	return 0;
 }
 
