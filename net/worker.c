@@ -385,6 +385,13 @@ static void worker_on_accept(struct worker *w, struct io_uring_cqe *cqe)
 	log_debug("conn %s: accepted on worker %d", peer, w->index);
 }
 
+/* Buffer `bid` into the ring, `offset` entries past its tail (advanced by the caller). */
+static void worker_buffer_add(struct worker *w, unsigned bid, int offset)
+{
+	io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, WORKER_RECV_BUF_BYTES,
+			      (unsigned short)bid, io_uring_buf_ring_mask(WORKER_RECV_BUF_COUNT), offset);
+}
+
 /* Puts the next WORKER_RECV_BUF_STEP buffers never used yet in the ring (none left: no-op). */
 void worker_provide_buffers(struct worker *w)
 {
@@ -393,9 +400,7 @@ void worker_provide_buffers(struct worker *w)
 	if (n > WORKER_RECV_BUF_STEP)
 		n = WORKER_RECV_BUF_STEP;
 	for (unsigned i = 0; i < n; i++)
-		io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)(first + i) * WORKER_RECV_BUF_BYTES,
-				      WORKER_RECV_BUF_BYTES, (unsigned short)(first + i),
-				      io_uring_buf_ring_mask(WORKER_RECV_BUF_COUNT), (int)i);
+		worker_buffer_add(w, first + i, (int)i);
 	io_uring_buf_ring_advance(w->buf_ring, (int)n);
 	atomic_store_explicit(&w->buf_provided, first + n, memory_order_relaxed);
 	if (n && first)
@@ -404,8 +409,7 @@ void worker_provide_buffers(struct worker *w)
 
 static void worker_recycle_buffer(struct worker *w, unsigned bid)
 {
-	io_uring_buf_ring_add(w->buf_ring, w->buf_base + (size_t)bid * WORKER_RECV_BUF_BYTES, WORKER_RECV_BUF_BYTES,
-			      (unsigned short)bid, io_uring_buf_ring_mask(WORKER_RECV_BUF_COUNT), 0);
+	worker_buffer_add(w, bid, 0);
 	io_uring_buf_ring_advance(w->buf_ring, 1);
 }
 
