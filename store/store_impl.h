@@ -359,11 +359,16 @@ static inline size_t store_node_child_name_off(const struct znode *p)
 struct watch_path;
 struct watch_reg;
 
+#define STORE_SHARD_BUCKETS_MIN 16 /* a new shard's node buckets, and the least it shrinks to */
+
 struct shard {
 	pthread_mutex_t lock;
 	struct znode **buckets;
-	size_t bucket_mask; /* bucket count - 1, power of two */
+	size_t bucket_mask; /* bucket count - 1, power of two, >= STORE_SHARD_BUCKETS_MIN - 1 */
 	size_t node_count;
+	/* Rehashes to fewer buckets (store_tree.c's shard_trim): a snapshot walk that was
+	 * part way through this shard starts it over (store_snap_walk). */
+	uint32_t shrinks;
 	struct watch_path **wp_buckets;
 	size_t wp_mask;
 	size_t wp_count;

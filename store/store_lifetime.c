@@ -49,8 +49,8 @@ struct store *store_create(const struct store_config *cfg)
 	for (unsigned i = 0; i < STORE_SHARDS; i++) {
 		struct shard *sh = &s->shards[i];
 		pthread_mutex_init(&sh->lock, NULL);
-		sh->bucket_mask = 15;
-		sh->buckets = calloc(16, sizeof *sh->buckets);
+		sh->bucket_mask = STORE_SHARD_BUCKETS_MIN - 1;
+		sh->buckets = calloc(STORE_SHARD_BUCKETS_MIN, sizeof *sh->buckets);
 		assert(sh->buckets);
 	}
 	store_watches_init(s);

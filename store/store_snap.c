@@ -31,9 +31,11 @@ struct store_snap {
 	struct store *store;
 	int64_t zxid;
 	uint32_t epoch;
-	/* walker's cursor: shard, next bucket in it; copies_taken: that shard's list */
+	/* walker's cursor: shard, next bucket in it, and that shard's shrinks when the
+	 * walk in it began or last started over */
 	unsigned shard;
 	size_t bucket;
+	uint32_t shrinks_seen;
 	struct snap_copy *copies[STORE_SHARDS]; /* guarded by the shard's lock */
 	struct snap_copy *emitting;             /* taken from copies[shard]: the walker's */
 	struct store_snap_session *sessions;
@@ -310,6 +312,12 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 	struct shard *sh = &s->shards[sn->shard];
 	pthread_mutex_lock(&sh->lock);
 	uint64_t t0 = snap_now_ns();
+	if (sn->bucket == 0 || sn->shrinks_seen != sh->shrinks) {
+		/* A shrink since the last step may have put nodes not met yet behind the
+		 * cursor: the shard starts over, and the marks skip the ones met. */
+		sn->shrinks_seen = sh->shrinks;
+		sn->bucket = 0;
+	}
 	size_t bytes = 0, buckets = 0;
 	while (sn->bucket <= sh->bucket_mask && buckets < STORE_SNAP_HOLD_BUCKETS && bytes < STORE_SNAP_HOLD_BYTES) {
 		if (sn->bucket + SNAP_PREFETCH_AHEAD <= sh->bucket_mask)

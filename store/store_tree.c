@@ -18,6 +18,9 @@
  *      locked.
  *   5. A node's kind matches its ephemeralOwner (ZNODE_PERSISTENT iff 0), and a node
  *      without a dir has no children, pzxid = czxid and cversion 0.
+ *   6. A shard has between STORE_SHARD_BUCKETS_MIN and 8x its nodes' count of buckets
+ *      (below its nodes' count only when a growth found no memory): it doubles at
+ *      one node a bucket and shrinks at one node for eight buckets (shard_trim).
  * Thread: mutations on the applier with the relevant shard locks (and the sessions
  * write lock for session changes) held; see store_impl.h.
  */
@@ -160,12 +163,13 @@ int store_node_data_set(struct znode *n, const uint8_t *data, int32_t data_len, 
 	return 0;
 }
 
-static void shard_grow(struct shard *sh)
+/* Puts the shard's nodes in a table of `count` buckets (a power of two); out of memory
+ * keeps the old one (longer or emptier chains, still correct). */
+static void shard_rehash(struct shard *sh, size_t count)
 {
-	size_t count = (sh->bucket_mask + 1) * 2;
 	struct znode **b = calloc(count, sizeof *b);
 	if (!b)
-		return; /* keep the old table: longer chains, still correct */
+		return;
 	for (size_t i = 0; i <= sh->bucket_mask; i++) {
 		struct znode *n = sh->buckets[i];
 		while (n) {
@@ -179,6 +183,26 @@ static void shard_grow(struct shard *sh)
 	free(sh->buckets);
 	sh->buckets = b;
 	sh->bucket_mask = count - 1;
+}
+
+/*
+ * A shard left with fewer nodes than an eighth of its buckets (a subtree deleted) goes
+ * to the least power of two holding twice its nodes: it grows again only when they
+ * have doubled, so a load that hovers does not rehash back and forth. A growth keeps
+ * every node at or past the bucket it was in (or that plus the old count); a shrink
+ * does not, so it tells a snapshot walk in this shard to start it over (sh->shrinks).
+ */
+static void shard_trim(struct shard *sh)
+{
+	size_t buckets = sh->bucket_mask + 1;
+	if (buckets <= STORE_SHARD_BUCKETS_MIN || sh->node_count >= buckets / 8)
+		return;
+	size_t count = STORE_SHARD_BUCKETS_MIN;
+	while (count < sh->node_count * 2)
+		count *= 2;
+	shard_rehash(sh, count);
+	if (sh->bucket_mask + 1 == count)
+		sh->shrinks++;
 }
 
 struct znode_dir *store_node_dir(struct znode *p)
@@ -232,7 +256,7 @@ void store_node_hash_insert(struct store *s, struct znode *n, uint64_t hash)
 {
 	struct shard *sh = &s->shards[store_shard_of(hash)];
 	if (sh->node_count >= sh->bucket_mask + 1)
-		shard_grow(sh);
+		shard_rehash(sh, (sh->bucket_mask + 1) * 2);
 	n->hash_next = sh->buckets[hash & sh->bucket_mask];
 	sh->buckets[hash & sh->bucket_mask] = n;
 	sh->node_count++;
@@ -292,6 +316,8 @@ void store_node_unlink(struct store *s, struct znode *p, struct znode *n)
 	*pp = n->hash_next;
 	n->hash_next = NULL;
 	sh->node_count--;
+	/* A rolled-back multi re-inserts what it deleted, growing the table if it must. */
+	shard_trim(sh);
 	struct znode_dir *d = p->dir;
 	assert(d && d->child_count > 0 && d->children[n->parent_slot] == n);
 	struct znode *last = d->children[--d->child_count];

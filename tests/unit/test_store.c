@@ -3,6 +3,7 @@
  * sequential names, ephemerals, path validation.
  */
 #include "store_test_util.h"
+#include "store/store_impl.h" /* STORE_SHARD_BUCKETS_MIN, struct znode */
 
 TestSuite(store, .init = t_setup, .fini = t_teardown);
 
@@ -489,4 +490,48 @@ Test(store, children_array_shrinks_after_deletes)
 	cr_assert_eq(t_create("/p/again", NULL, 0), ZK_OK);
 	cr_assert_eq(t_read(0, ZK_OP_GET_CHILDREN, t_path_watch_body("/p", false)), ZK_OK);
 	cr_assert_eq(jute_get_be32(T.out.buf), 11u);
+}
+
+/* A subtree's delete gives the path hash's buckets back; lookups still find the rest,
+ * and the table grows again with the next fill. */
+Test(store, hash_buckets_shrink_after_deletes)
+{
+	char path[32];
+	cr_assert_eq(t_create("/p", NULL, 0), ZK_OK);
+	struct store_memory before, full, after, refilled;
+	store_memory_get(T.s, &before);
+	cr_assert_eq(before.buckets, STORE_SHARDS * STORE_SHARD_BUCKETS_MIN * sizeof(struct znode *));
+	for (int i = 0; i < 20000; i++) {
+		snprintf(path, sizeof path, "/p/c%d", i);
+		cr_assert_eq(t_create(path, NULL, 0), ZK_OK);
+		if (i % 500 == 0)
+			bodies_reset();
+	}
+	store_memory_get(T.s, &full);
+	cr_assert_geq(full.buckets, 20000 * sizeof(struct znode *));
+	for (int i = 10; i < 20000; i++) {
+		snprintf(path, sizeof path, "/p/c%d", i);
+		cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body(path, -1)), ZK_OK);
+		if (i % 500 == 0)
+			bodies_reset();
+	}
+	store_memory_get(T.s, &after);
+	cr_assert_eq(after.buckets, before.buckets, "buckets: %llu before, %llu full, %llu after",
+		     (unsigned long long)before.buckets, (unsigned long long)full.buckets,
+		     (unsigned long long)after.buckets);
+	for (int i = 0; i < 10; i++) {
+		snprintf(path, sizeof path, "/p/c%d", i);
+		cr_assert(t_exists(path), "%s", path);
+	}
+	cr_assert(!t_exists("/p/c10"));
+	cr_assert(t_exists("/zookeeper/quota"));
+	for (int i = 0; i < 20000; i++) {
+		snprintf(path, sizeof path, "/p/d%d", i);
+		cr_assert_eq(t_create(path, NULL, 0), ZK_OK);
+		if (i % 500 == 0)
+			bodies_reset();
+	}
+	store_memory_get(T.s, &refilled);
+	cr_assert_eq(refilled.buckets, full.buckets);
+	cr_assert_eq(t_stat("/p").num_children, 20010);
 }
