@@ -411,6 +411,52 @@ Test(pipeline_snapshot, a_start_purges_to_the_retain_count)
 	cr_assert_eq(rs.snap_oldest_kept, oldest_index, "the log is kept from the oldest left, not the one purged");
 }
 
+/* A purge at start that fails (here a directory squats on the name the oldest is
+ * renamed to before its unlink; root ignores permissions) leaves the server serving,
+ * every snapshot in place and the log kept from the oldest of them. */
+Test(pipeline_snapshot, a_start_purge_that_fails_keeps_the_log_for_every_snapshot_left)
+{
+	config_for(1000000, 4096);
+	start();
+	base_tree();
+	for (int i = 0; i < 3; i++) {
+		workload(5, i);
+		drain();
+		snapshot_now();
+	}
+	char *live = t_store_dump(store);
+	stop();
+	char sdir[512], extra[SNAP_NAME_MAX], squat[SNAP_NAME_MAX], cmd[4096];
+	snprintf(sdir, sizeof sdir, "%s/snapshot", dir);
+	uint64_t *idx;
+	size_t count;
+	cr_assert_eq(snap_list(sdir, false, &idx, &count), 0);
+	cr_assert_eq(count, 3);
+	char oldest[SNAP_NAME_MAX];
+	snap_file_name(oldest, idx[2], false);
+	free(idx);
+	snap_file_name(extra, 1, false);
+	snap_file_name(squat, 1, true);
+	snprintf(cmd, sizeof cmd, "cp %s/%s %s/%s && mkdir -p %s/%s/in", sdir, oldest, sdir, extra, sdir, squat);
+	cr_assert_eq(system(cmd), 0);
+	start();
+	cr_assert_eq(count_files("snapshot", "snapshot."), 4 + 1, "4 snapshots and the squatter");
+	struct raft_stats rs;
+	raft_pipeline_stats(pipe_, &rs);
+	cr_assert_eq(rs.snap_oldest_kept, 1, "the log is kept from the oldest still on disk");
+	char *got = t_store_dump(store);
+	cr_assert_str_eq(got, live);
+	free(got);
+	free(live);
+	create_as(0x101, "/after-the-failed-purge", "x", 0);
+	drain();
+	got = t_store_dump(store);
+	cr_assert(strstr(got, "/after-the-failed-purge data=78 "), "it serves writes: %.300s", got);
+	free(got);
+	snprintf(cmd, sizeof cmd, "rm -rf %s/%s", sdir, squat);
+	cr_assert_eq(system(cmd), 0);
+}
+
 Test(pipeline_snapshot, compaction_keeps_the_log_after_the_oldest_snapshot_and_a_gap_refuses_to_start)
 {
 	/* Small segments (the least preAllocSize allows: two largest batches) and a
