@@ -102,10 +102,9 @@ def test_a_mass_delete_hands_its_memory_back(fresh_server):
         if kept < grown // 2 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    # What stays: one 32 MiB segment of the applier's (mimalloc 2.0 keeps it committed
-    # for the thread's next allocations), the path hash's buckets (8 B a znode at the
-    # peak; ZooKeeper's table does not shrink either), the receive buffers the load
-    # touched. Before the release, all of it stayed.
+    # What stays: the receive buffers the load touched, a few MB (bench/RESULTS.md,
+    # "The path hash shrinks after deletes"). The path hash's buckets shrink with the
+    # tree (ZooKeeper's table does not). Before the release, all of it stayed.
     assert kept < grown // 2, (rss_empty, peak, kept)
 
 

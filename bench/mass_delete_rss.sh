@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# mass_delete_rss.sh — what a RingKeeper server keeps after a mass delete: starts BIN
+# on an empty data dir under $RSS_TMP (default /var/tmp), runs ringkeeper-bench
+# --preset create (100-byte values, 64 sessions) for SECONDS, which then deletes every
+# znode it made, waits 4 s (the quiet second that hands memory back, core/mem.h) and
+# prints the RSS empty, at its peak (sampled every 0.2 s) and after, and the znodes.
+#
+# Usage: bench/mass_delete_rss.sh BIN [SECONDS (default 20)]
+# Env:   BENCH_BIN (default: newest build*/bench/ringkeeper-bench)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+[ $# -ge 1 ] || { sed -n '2,9p' "$0"; exit 2; }
+bin=$1 seconds=${2:-20}
+# shellcheck disable=SC2012 # the newest of our own build dirs: plain names, ls -t is the tool
+bench_bin=${BENCH_BIN:-$(ls -t "$here"/build*/bench/ringkeeper-bench 2>/dev/null | head -1)}
+[ -x "$bench_bin" ] || { echo "mass_delete_rss.sh: ringkeeper-bench not built (set BENCH_BIN)" >&2; exit 1; }
+work=$(mktemp -d "${RSS_TMP:-/var/tmp}/rk-mdel-XXXXXX")
+pid=''
+sampler=''
+cleanup() {
+	[ -n "$sampler" ] && kill "$sampler" 2>/dev/null
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+port=$((20000 + RANDOM % 20000))
+mkdir -p "$work/data"
+"$bin" --dataDir="$work/data" --clientPort=$port --4lw.commands.whitelist='*' --maxClientCnxns=0 \
+	>"$work/server.log" 2>&1 &
+pid=$!
+four() { exec 3<>/dev/tcp/127.0.0.1/$port && printf '%s' "$1" >&3 && cat <&3; exec 3<&-; }
+for _ in $(seq 100); do four ruok 2>/dev/null | grep -q imok && break; sleep 0.1; done
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+znodes() { four mntr | awk '$1 == "zk_znode_count" {print $2}'; }
+sleep 1
+rss0=$(rss_kb)
+(while kill -0 "$pid" 2>/dev/null; do
+	printf '%s %s\n' "$(rss_kb)" "$(znodes)"
+	sleep 0.2
+done) >"$work/samples" 2>/dev/null &
+sampler=$!
+"$bench_bin" --servers 127.0.0.1:$port --root /mass-delete --preset create --sessions 64 --warmup 0 \
+	--duration "$seconds" --quiet --json >/dev/null 2>>"$work/bench.err"
+sleep 4
+rss1=$(rss_kb) left=$(znodes)
+kill "$sampler" 2>/dev/null || true
+peak_rss=$(awk '$1 > m {m = $1} END {print m + 0}' "$work/samples")
+peak_nodes=$(awk '$2 > m {m = $2} END {print m + 0}' "$work/samples")
+echo "empty: RSS $rss0 kB; peak: RSS $peak_rss kB, $peak_nodes znodes; after the deletes: RSS $rss1 kB," \
+	"$left znodes; kept over empty: $(((rss1 - rss0) / 1024)) MB"
