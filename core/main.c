@@ -23,6 +23,7 @@
 #include "core/config.h"
 #include "core/hub.h"
 #include "core/log.h"
+#include "core/sentinel.h"
 #include "net/http.h"
 #include "net/metrics.h"
 #include "net/server.h"
@@ -237,7 +238,14 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (io_uring_check() < 0 || build_server() < 0)
+	if (io_uring_check() < 0)
+		return 1;
+	/* Before any socket or thread: sentinel.h. */
+	pid_t sentinel = rk_sentinel_start();
+	if (sentinel < 0)
+		log_warn("no sentinel process (%s): after a kill the clients see their connections end a few ms late",
+			 strerror(-sentinel));
+	if (build_server() < 0)
 		return 1;
 	struct metrics *metrics = NULL;
 	if (serve_metrics(&metrics) < 0 || start_threads() < 0)

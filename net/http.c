@@ -265,7 +265,7 @@ static uint64_t http_ud(const struct http_server *h, enum http_op op, unsigned s
 
 int http_listen(const char *host, uint16_t port, int *fd_out)
 {
-	return server_listen_tcp(host, port, false, "metrics", fd_out);
+	return server_listen_tcp(host, port, SERVER_LISTEN_ALONE, "metrics", fd_out);
 }
 
 int http_server_create(int listen_fd, uint64_t ud_prefix, http_render_fn render, void *render_ctx,

@@ -7,12 +7,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/listen.h"
 #include "core/log.h"
 
 struct ip_count {
@@ -80,7 +82,7 @@ int64_t server_session_id_next(struct server *srv)
 	return id;
 }
 
-int server_listen_tcp(const char *host, uint16_t port, bool reuse_port, const char *what, int *fd_out)
+int server_listen_tcp(const char *host, uint16_t port, enum server_listen_mode mode, const char *what, int *fd_out)
 {
 	struct sockaddr_in6 sa6;
 	struct sockaddr_in sa4;
@@ -105,18 +107,24 @@ int server_listen_tcp(const char *host, uint16_t port, bool reuse_port, const ch
 		log_error("%s address %s is not an IPv4 or IPv6 address", what, host);
 		return -EINVAL;
 	}
-	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (reuse_port)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-	if (bind(fd, sa, sa_len) < 0 || listen(fd, 1024) < 0) {
-		int err = errno;
-		log_error("%s: listen on %s:%u: %s", what, host, (unsigned)port, strerror(err));
-		close(fd);
-		return -err;
+	char name[96];
+	snprintf(name, sizeof name, "%s %s:%u", what, host, (unsigned)port);
+	int rc = mode == SERVER_LISTEN_GROUP_FIRST ? rk_port_claim(sa, sa_len, name) : 0;
+	int fd = rc < 0 ? -1 : socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (rc == 0 && fd < 0)
+		rc = -errno;
+	if (fd >= 0) {
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (mode != SERVER_LISTEN_ALONE)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+		rc = rk_bind_listen(fd, sa, sa_len, 1024, name);
+	}
+	if (rc < 0) {
+		log_error("%s: listen: %s", name, strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		return rc;
 	}
 	*fd_out = fd;
 	return 0;

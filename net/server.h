@@ -62,8 +62,15 @@ struct server {
 bool server_ip_acquire(struct server *srv, const uint8_t *addr, int addr_len);
 void server_ip_release(struct server *srv, const uint8_t *addr, int addr_len);
 int64_t server_session_id_next(struct server *srv);
-/* A TCP listener on host (IPv4 or IPv6 literal):port; `what` names it in the log.
+enum server_listen_mode {
+	SERVER_LISTEN_ALONE,       /* the port's one listener */
+	SERVER_LISTEN_GROUP_FIRST, /* the first of a SO_REUSEPORT group: no one else may listen there */
+	SERVER_LISTEN_GROUP,       /* another of the group */
+};
+
+/* A TCP listener on host (IPv4 or IPv6 literal):port; `what` names it in the log. A
+ * port still held by a server killed just before is waited for (core/listen.h).
  * 0 or -errno (logged). */
-int server_listen_tcp(const char *host, uint16_t port, bool reuse_port, const char *what, int *fd_out);
+int server_listen_tcp(const char *host, uint16_t port, enum server_listen_mode mode, const char *what, int *fd_out);
 
 #endif

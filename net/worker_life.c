@@ -70,7 +70,11 @@ int worker_setup_ring(struct worker *w)
 static int worker_listen(struct worker *w)
 {
 	const struct rk_config *cfg = &w->srv->cfg;
-	return server_listen_tcp(cfg->client_port_address, cfg->client_port, true, "clientPort", &w->listen_fd);
+	/* One listener a worker (the kernel spreads the connections); the first makes
+	 * sure no other server listens on the port, which SO_REUSEPORT would allow. */
+	return server_listen_tcp(cfg->client_port_address, cfg->client_port,
+				 w->index == 0 ? SERVER_LISTEN_GROUP_FIRST : SERVER_LISTEN_GROUP, "clientPort",
+				 &w->listen_fd);
 }
 
 int worker_create(struct server *srv, int index, struct worker **out)

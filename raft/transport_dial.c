@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/listen.h"
 #include "core/log.h"
 #include "raft/transport_impl.h"
 
@@ -318,8 +319,10 @@ int transport_listener_open(struct transport *t, const struct config_server *sel
 		return -errno;
 	int one = 1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	rc = bind(fd, (struct sockaddr *)&addr, addr_len);
-	if (rc < 0 && errno == EADDRNOTAVAIL) {
+	char what[64];
+	snprintf(what, sizeof what, "transport: peer port %u", self->peer_port);
+	rc = rk_bind_listen(fd, (struct sockaddr *)&addr, addr_len, -1, what);
+	if (rc == -EADDRNOTAVAIL) {
 		/* Rule 4: our server.N address is not local (NAT, container): listen everywhere. */
 		char text[INET6_ADDRSTRLEN + 8];
 		transport_addr_text(&addr, text, sizeof text);
@@ -329,10 +332,11 @@ int transport_listener_open(struct transport *t, const struct config_server *sel
 			((struct sockaddr_in *)&addr)->sin_addr.s_addr = htonl(INADDR_ANY);
 		else
 			((struct sockaddr_in6 *)&addr)->sin6_addr = in6addr_any;
-		rc = bind(fd, (struct sockaddr *)&addr, addr_len);
+		rc = rk_bind_listen(fd, (struct sockaddr *)&addr, addr_len, -1, what);
 	}
-	if (rc < 0 || listen(fd, 64) < 0) {
+	if (rc == 0 && listen(fd, 64) < 0)
 		rc = -errno;
+	if (rc < 0) {
 		log_error("transport: listen on peer port %s:%u: %s", self->host, self->peer_port, strerror(-rc));
 		close(fd);
 		return rc;
