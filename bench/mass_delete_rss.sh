@@ -25,15 +25,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$((20000 + RANDOM % 20000))
-mkdir -p "$work/data"
-"$bin" --dataDir="$work/data" --clientPort=$port --4lw.commands.whitelist='*' --maxClientCnxns=0 \
-	>"$work/server.log" 2>&1 &
-pid=$!
-four() { exec 3<>/dev/tcp/127.0.0.1/$port && printf '%s' "$1" >&3 && cat <&3; exec 3<&-; }
-for _ in $(seq 100); do four ruok 2>/dev/null | grep -q imok && break; sleep 0.1; done
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
-znodes() { four mntr | awk '$1 == "zk_znode_count" {print $2}'; }
+# shellcheck source=bench/rk_server.sh
+. "$here/bench/rk_server.sh"
+rk_start "$bin" "$work"
 sleep 1
 rss0=$(rss_kb)
 (while kill -0 "$pid" 2>/dev/null; do

@@ -365,12 +365,13 @@ def root(request):
 
 
 @pytest.fixture
-def kazoo_factory(server):
+def kazoo_factory_for():
+    """make(srv): a kazoo client of that server (started); all stopped at the end."""
     from kazoo.client import KazooClient
     clients = []
 
-    def make(start=True, timeout=10.0, **kw):
-        c = KazooClient(hosts=server.hosts, timeout=timeout, **kw)
+    def make(srv, start=True, timeout=10.0, **kw):
+        c = KazooClient(hosts=srv.hosts, timeout=timeout, **kw)
         clients.append(c)
         if start:
             c.start(timeout=15)
@@ -383,6 +384,12 @@ def kazoo_factory(server):
             c.close()
         except Exception:
             pass
+
+
+@pytest.fixture
+def kazoo_factory(server, kazoo_factory_for):
+    """make(): a kazoo client of the test's server."""
+    return lambda start=True, timeout=10.0, **kw: kazoo_factory_for(server, start, timeout, **kw)
 
 
 @pytest.fixture

@@ -151,26 +151,6 @@ def test_a_second_server_on_a_client_port_in_use_does_not_start(lone, kazoo_fact
         shutil.rmtree(other_dir, ignore_errors=True)
 
 
-@pytest.fixture
-def kazoo_factory_for():
-    from kazoo.client import KazooClient
-    clients = []
-
-    def make(srv):
-        c = KazooClient(hosts=srv.hosts, timeout=10.0)
-        clients.append(c)
-        c.start(timeout=15)
-        return c
-
-    yield make
-    for c in clients:
-        try:
-            c.stop()
-            c.close()
-        except Exception:
-            pass
-
-
 def _children(pid):
     try:
         with open("/proc/%d/task/%d/children" % (pid, pid)) as f:

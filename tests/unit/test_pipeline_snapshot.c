@@ -374,9 +374,8 @@ Test(pipeline_snapshot, a_damaged_newest_snapshot_restarts_from_the_one_before)
 	cr_assert_eq(access(path, F_OK), 0, "set aside for the operator");
 }
 
-/* A kill between a snapshot's rename and its purge leaves one too many: the start
- * purges it (snapRetainCount, 3 by default). */
-Test(pipeline_snapshot, a_start_purges_to_the_retain_count)
+/* A started server with a tree and three snapshots of it (the retain count). */
+static void three_snapshots(void)
 {
 	config_for(1000000, 4096);
 	start();
@@ -386,6 +385,13 @@ Test(pipeline_snapshot, a_start_purges_to_the_retain_count)
 		drain();
 		snapshot_now();
 	}
+}
+
+/* A kill between a snapshot's rename and its purge leaves one too many: the start
+ * purges it (snapRetainCount, 3 by default). */
+Test(pipeline_snapshot, a_start_purges_to_the_retain_count)
+{
+	three_snapshots();
 	stop();
 	cr_assert_eq(count_files("snapshot", "snapshot."), 3);
 	char oldest[SNAP_NAME_MAX], extra[SNAP_NAME_MAX], cmd[1400];
@@ -416,14 +422,7 @@ Test(pipeline_snapshot, a_start_purges_to_the_retain_count)
  * every snapshot in place and the log kept from the oldest of them. */
 Test(pipeline_snapshot, a_start_purge_that_fails_keeps_the_log_for_every_snapshot_left)
 {
-	config_for(1000000, 4096);
-	start();
-	base_tree();
-	for (int i = 0; i < 3; i++) {
-		workload(5, i);
-		drain();
-		snapshot_now();
-	}
+	three_snapshots();
 	char *live = t_store_dump(store);
 	stop();
 	char sdir[512], extra[SNAP_NAME_MAX], squat[SNAP_NAME_MAX], cmd[4096];

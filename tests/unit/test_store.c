@@ -462,27 +462,39 @@ static void bodies_reset(void)
 	t_bodies_count = 0;
 }
 
+/* Creates (or deletes) prefix + i for i in [from, to), bodies freed as they go. */
+static void create_numbered(const char *prefix, int from, int to)
+{
+	char path[64];
+	for (int i = from; i < to; i++) {
+		snprintf(path, sizeof path, "%s%d", prefix, i);
+		cr_assert_eq(t_create(path, NULL, 0), ZK_OK, "%s", path);
+		if (i % 500 == 0)
+			bodies_reset();
+	}
+}
+
+static void delete_numbered(const char *prefix, int from, int to)
+{
+	char path[64];
+	for (int i = from; i < to; i++) {
+		snprintf(path, sizeof path, "%s%d", prefix, i);
+		cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body(path, -1)), ZK_OK, "%s", path);
+		if (i % 500 == 0)
+			bodies_reset();
+	}
+}
+
 /* A parent that lost most of its children gives the array's memory back. */
 Test(store, children_array_shrinks_after_deletes)
 {
-	char path[32];
 	cr_assert_eq(t_create("/p", NULL, 0), ZK_OK);
 	struct store_memory before, full, after;
 	store_memory_get(T.s, &before);
-	for (int i = 0; i < 4000; i++) {
-		snprintf(path, sizeof path, "/p/c%d", i);
-		cr_assert_eq(t_create(path, NULL, 0), ZK_OK);
-		if (i % 500 == 0)
-			bodies_reset();
-	}
+	create_numbered("/p/c", 0, 4000);
 	store_memory_get(T.s, &full);
 	cr_assert_geq(full.dirs, before.dirs + 4000 * 8);
-	for (int i = 10; i < 4000; i++) {
-		snprintf(path, sizeof path, "/p/c%d", i);
-		cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body(path, -1)), ZK_OK);
-		if (i % 500 == 0)
-			bodies_reset();
-	}
+	delete_numbered("/p/c", 10, 4000);
 	store_memory_get(T.s, &after);
 	cr_assert_lt(after.dirs, before.dirs + 4096, "dirs: %llu before, %llu after",
 		     (unsigned long long)before.dirs, (unsigned long long)after.dirs);
@@ -501,20 +513,10 @@ Test(store, hash_buckets_shrink_after_deletes)
 	struct store_memory before, full, after, refilled;
 	store_memory_get(T.s, &before);
 	cr_assert_eq(before.buckets, STORE_SHARDS * STORE_SHARD_BUCKETS_MIN * sizeof(struct znode *));
-	for (int i = 0; i < 20000; i++) {
-		snprintf(path, sizeof path, "/p/c%d", i);
-		cr_assert_eq(t_create(path, NULL, 0), ZK_OK);
-		if (i % 500 == 0)
-			bodies_reset();
-	}
+	create_numbered("/p/c", 0, 20000);
 	store_memory_get(T.s, &full);
 	cr_assert_geq(full.buckets, 20000 * sizeof(struct znode *));
-	for (int i = 10; i < 20000; i++) {
-		snprintf(path, sizeof path, "/p/c%d", i);
-		cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body(path, -1)), ZK_OK);
-		if (i % 500 == 0)
-			bodies_reset();
-	}
+	delete_numbered("/p/c", 10, 20000);
 	store_memory_get(T.s, &after);
 	cr_assert_eq(after.buckets, before.buckets, "buckets: %llu before, %llu full, %llu after",
 		     (unsigned long long)before.buckets, (unsigned long long)full.buckets,
@@ -525,12 +527,7 @@ Test(store, hash_buckets_shrink_after_deletes)
 	}
 	cr_assert(!t_exists("/p/c10"));
 	cr_assert(t_exists("/zookeeper/quota"));
-	for (int i = 0; i < 20000; i++) {
-		snprintf(path, sizeof path, "/p/d%d", i);
-		cr_assert_eq(t_create(path, NULL, 0), ZK_OK);
-		if (i % 500 == 0)
-			bodies_reset();
-	}
+	create_numbered("/p/d", 0, 20000);
 	store_memory_get(T.s, &refilled);
 	cr_assert_eq(refilled.buckets, full.buckets);
 	cr_assert_eq(t_stat("/p").num_children, 20010);

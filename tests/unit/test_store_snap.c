@@ -48,12 +48,19 @@ static void assert_image_is(const struct t_image *im, const char *want)
 	store_destroy(loaded);
 }
 
-/* An image of the live store, walked with nothing applied meanwhile. */
-static void take_image(struct t_image *im)
+/* Begins an image of the live store, its metadata in im. */
+static struct store_snap *begin_image(struct t_image *im)
 {
 	struct store_snap *sn;
 	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 	t_image_meta(im, sn);
+	return sn;
+}
+
+/* An image of the live store, walked with nothing applied meanwhile. */
+static void take_image(struct t_image *im)
+{
+	struct store_snap *sn = begin_image(im);
 	while (store_snap_walk(sn, t_image_add, im))
 		;
 	store_snap_end(T.s, sn);
@@ -98,10 +105,8 @@ Test(store_snap, writes_during_the_walk_do_not_change_the_image)
 		for (int i = 0; i < 60; i++)
 			t_random_write(&rng);
 		char *want = t_store_dump(T.s);
-		struct store_snap *sn;
-		cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 		struct t_image im = { 0 };
-		t_image_meta(&im, sn);
+		struct store_snap *sn = begin_image(&im);
 		walk_with_writes(sn, &im, &rng, 200);
 		struct store_snap_stats st;
 		store_snap_stats_get(sn, &st);
@@ -122,10 +127,8 @@ Test(store_snap, a_session_closed_during_the_walk_keeps_its_ephemerals_in_the_im
 {
 	t_build_every_kind();
 	char *want = t_store_dump(T.s);
-	struct store_snap *sn;
-	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 	struct t_image im = { 0 };
-	t_image_meta(&im, sn);
+	struct store_snap *sn = begin_image(&im);
 	cr_assert_eq(t_apply_as(T_SESSION_B, NULL, ZK_OP_CLOSE_SESSION, NULL), ZK_OK);
 	cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body("/app/null", -1)), ZK_OK);
 	cr_assert_eq(t_create("/app/new", "after", 0), ZK_OK);
@@ -157,9 +160,8 @@ Test(store_snap, an_abandoned_walk_leaves_the_next_image_whole)
 	for (int i = 0; i < 50; i++)
 		t_random_write(&rng);
 	char *want = t_store_dump(T.s);
-	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 	struct t_image im = { 0 };
-	t_image_meta(&im, sn);
+	sn = begin_image(&im);
 	walk_with_writes(sn, &im, &rng, 100);
 	store_snap_end(T.s, sn);
 	assert_image_is(&im, want);
@@ -171,10 +173,8 @@ Test(store_snap, an_abandoned_walk_leaves_the_next_image_whole)
 static void assert_next_image_whole(uint64_t *rng)
 {
 	char *want = t_store_dump(T.s);
-	struct store_snap *sn;
-	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 	struct t_image im = { 0 };
-	t_image_meta(&im, sn);
+	struct store_snap *sn = begin_image(&im);
 	walk_with_writes(sn, &im, rng, 40);
 	store_snap_end(T.s, sn);
 	assert_image_is(&im, want);
@@ -319,10 +319,8 @@ Test(store_snap, a_walker_thread_and_the_applier_at_once)
 	for (int round = 0; round < 5; round++) {
 		t_bodies_reset();
 		char *want = t_store_dump(T.s);
-		struct store_snap *sn;
-		cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 		struct t_image im = { 0 };
-		t_image_meta(&im, sn);
+		struct store_snap *sn = begin_image(&im);
 		struct walker_arg w = { sn, &im, 0 };
 		pthread_t th;
 		cr_assert_eq(pthread_create(&th, NULL, walker_main, &w), 0);
@@ -454,10 +452,8 @@ Test(store_snap, a_shard_shrunk_under_the_walk_is_walked_again)
 	}
 	t_bodies_reset();
 	char *want = t_store_dump(T.s);
-	struct store_snap *sn;
-	cr_assert_eq(store_snap_begin(T.s, &sn), 0);
 	struct t_image im = { 0 };
-	t_image_meta(&im, sn);
+	struct store_snap *sn = begin_image(&im);
 	/* Part way through the first shard (about 512 buckets, 64 a step). */
 	for (int step = 0; step < 3; step++)
 		cr_assert(store_snap_walk(sn, t_image_add, &im));
