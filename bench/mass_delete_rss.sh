@@ -11,9 +11,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -ge 1 ] || { sed -n '2,9p' "$0"; exit 2; }
 bin=$1 seconds=${2:-20}
-# shellcheck disable=SC2012 # the newest of our own build dirs: plain names, ls -t is the tool
-bench_bin=${BENCH_BIN:-$(ls -t "$here"/build*/bench/ringkeeper-bench 2>/dev/null | head -1)}
-[ -x "$bench_bin" ] || { echo "mass_delete_rss.sh: ringkeeper-bench not built (set BENCH_BIN)" >&2; exit 1; }
+# shellcheck source=bench/rk_server.sh
+. "$here/bench/rk_server.sh"
+bench_bin=$(rk_bench_bin mass_delete_rss.sh)
 work=$(mktemp -d "${RSS_TMP:-/var/tmp}/rk-mdel-XXXXXX")
 pid=''
 sampler=''
@@ -25,8 +25,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=bench/rk_server.sh
-. "$here/bench/rk_server.sh"
 rk_start "$bin" "$work"
 sleep 1
 rss0=$(rss_kb)

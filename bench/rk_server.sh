@@ -1,6 +1,8 @@
 # rk_server.sh — sourced by bench/tree_rss.sh and bench/mass_delete_rss.sh: a RingKeeper
 # server of their own on an empty data dir, and what they read from it.
 #
+#   rk_bench_bin NAME   $BENCH_BIN, or the newest build*/bench/ringkeeper-bench; NAME
+#                       (the calling script) says it is missing and exits otherwise
 #   rk_start BIN WORK   starts BIN on WORK/data, a random port, every four-letter word
 #                       allowed, no connection limit; sets $pid and $port and waits
 #                       (up to 10 s) until it answers ruok. Its log: WORK/server.log.
@@ -8,6 +10,15 @@
 #   rss_kb              its VmRSS in kB
 #   znodes              its zk_znode_count (mntr)
 # shellcheck shell=bash
+
+rk_bench_bin() {
+	local here b
+	here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	# shellcheck disable=SC2012 # the newest of our own build dirs: plain names, ls -t is the tool
+	b=${BENCH_BIN:-$(ls -t "$here"/build*/bench/ringkeeper-bench 2>/dev/null | head -1)}
+	[ -x "$b" ] || { echo "$1: ringkeeper-bench not built (set BENCH_BIN)" >&2; exit 1; }
+	echo "$b"
+}
 
 rk_start() {
 	local bin=$1 work=$2

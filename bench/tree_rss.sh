@@ -15,16 +15,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -ge 1 ] || { sed -n '2,13p' "$0"; exit 2; }
 bin=$1 nodes=${2:-1000000}
-# shellcheck disable=SC2012 # the newest of our own build dirs: plain names, ls -t is the tool
-bench_bin=${BENCH_BIN:-$(ls -t "$here"/build*/bench/ringkeeper-bench 2>/dev/null | head -1)}
-[ -x "$bench_bin" ] || { echo "tree_rss.sh: ringkeeper-bench not built (set BENCH_BIN)" >&2; exit 1; }
+# shellcheck source=bench/rk_server.sh
+. "$here/bench/rk_server.sh"
+bench_bin=$(rk_bench_bin tree_rss.sh)
 work=$(mktemp -d "${RSS_TMP:-/var/tmp}/rk-rss-XXXXXX")
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-# shellcheck source=bench/rk_server.sh
-. "$here/bench/rk_server.sh"
 rk_start "$bin" "$work"
 sleep 1
 rss0=$(rss_kb) count0=$(znodes)
