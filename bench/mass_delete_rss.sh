@@ -17,10 +17,11 @@ bench_bin=$(rk_bench_bin mass_delete_rss.sh)
 work=$(mktemp -d "${RSS_TMP:-/var/tmp}/rk-mdel-XXXXXX")
 pid=''
 sampler=''
+# (set -e: a kill of a process already gone must not end the cleanup before the server's)
 cleanup() {
-	[ -n "$sampler" ] && kill "$sampler" 2>/dev/null
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null
-	wait 2>/dev/null
+	if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
+	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+	wait 2>/dev/null || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
