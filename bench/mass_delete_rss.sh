@@ -17,14 +17,7 @@ bench_bin=$(rk_bench_bin mass_delete_rss.sh)
 work=$(mktemp -d "${RSS_TMP:-/var/tmp}/rk-mdel-XXXXXX")
 pid=''
 sampler=''
-# (set -e: a kill of a process already gone must not end the cleanup before the server's)
-cleanup() {
-	if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
-	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+trap rk_cleanup EXIT
 
 rk_start "$bin" "$work"
 sleep 1

@@ -7,6 +7,7 @@
 #                       allowed, no connection limit; sets $pid and $port and waits
 #                       (up to 10 s) until it answers ruok. Its log: WORK/server.log.
 #   four WORD           the server's answer to a four-letter word
+#   rk_cleanup          (the EXIT trap) stops $sampler and $pid if set, removes $work
 #   rss_kb              its VmRSS in kB
 #   znodes              its zk_znode_count (mntr)
 # shellcheck shell=bash
@@ -32,3 +33,10 @@ rk_start() {
 four() { exec 3<>/dev/tcp/127.0.0.1/"$port" && printf '%s' "$1" >&3 && cat <&3; exec 3<&-; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 znodes() { four mntr | awk '$1 == "zk_znode_count" {print $2}'; }
+# set -e: a kill of a process already gone must not end the trap before the server's
+rk_cleanup() {
+	if [ -n "${sampler:-}" ]; then kill "$sampler" 2>/dev/null || true; fi
+	if [ -n "${pid:-}" ]; then kill "$pid" 2>/dev/null || true; fi
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}

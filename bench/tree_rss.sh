@@ -20,12 +20,7 @@ bin=$1 nodes=${2:-1000000}
 bench_bin=$(rk_bench_bin tree_rss.sh)
 work=$(mktemp -d "${RSS_TMP:-/var/tmp}/rk-rss-XXXXXX")
 pid=
-cleanup() {
-	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
+trap rk_cleanup EXIT
 
 rk_start "$bin" "$work"
 sleep 1
