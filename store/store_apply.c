@@ -278,8 +278,8 @@ static void ctx_rollback(struct apply_ctx *c)
 			if (n->kind == ZNODE_EPHEMERAL)
 				store_session_ephemeral_remove(s, store_session_find(s, store_node_owner(n)), n);
 			store_node_unlink(s, p, n);
-			p->dir->cversion_stored = u->old_cversion_stored;
-			p->dir->pzxid = u->old_pzxid;
+			store_dir_of(p)->cversion_stored = u->old_cversion_stored;
+			store_dir_of(p)->pzxid = u->old_pzxid;
 			store_node_free(s, n);
 			break;
 		}
@@ -290,8 +290,8 @@ static void ctx_rollback(struct apply_ctx *c)
 			assert(rc == 0);
 			(void)rc;
 			store_node_link(s, p, n, store_node_hash(n));
-			p->dir->pzxid = u->old_pzxid;
-			p->dir->cversion_stored = u->old_cversion_stored;
+			store_dir_of(p)->pzxid = u->old_pzxid;
+			store_dir_of(p)->cversion_stored = u->old_cversion_stored;
 			if (n->kind == ZNODE_EPHEMERAL) {
 				struct session *se = store_session_find(s, store_node_owner(n));
 				if (se && store_session_ephemeral_add(s, se, n) != 0)

@@ -187,7 +187,7 @@ static void create_link(struct apply_ctx *c, const struct create_mode *m, const 
 	if (store_node_children_reserve(parent) != 0)
 		apply_out_of_memory();
 	store_snap_preserve(s, parent);
-	struct znode_dir *pd = parent->dir;
+	struct znode_dir *pd = store_dir_of(parent);
 	struct undo *u = apply_undo_push(c, UNDO_CREATE, n);
 	u->parent = parent;
 	u->old_cversion_stored = pd->cversion_stored;
@@ -258,8 +258,8 @@ static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znod
 	apply_quota_note_node(c, n, true);
 	struct undo *u = apply_undo_push(c, UNDO_DELETE, n);
 	u->parent = parent;
-	u->old_cversion_stored = parent->dir->cversion_stored;
-	u->old_pzxid = parent->dir->pzxid;
+	u->old_cversion_stored = store_dir_of(parent)->cversion_stored;
+	u->old_pzxid = store_dir_of(parent)->pzxid;
 	if (n->kind == ZNODE_EPHEMERAL) {
 		struct session *se = store_session_find(s, store_node_owner(n));
 		if (se)
@@ -271,7 +271,7 @@ static void delete_node_locked(struct apply_ctx *c, struct znode *n, struct znod
 	 * suffixes count creates only; the cversion clients see still grows by one,
 	 * because numChildren dropped (see store_node_stat).
 	 */
-	parent->dir->pzxid = c->txn->zxid;
+	store_dir_of(parent)->pzxid = c->txn->zxid;
 	if (quota_target)
 		apply_quota_stats_add(c, quota_target, -1, -(int64_t)(n->data_len > 0 ? n->data_len : 0));
 	apply_trigger_push(c, n, ZK_EVENT_NODE_DELETED);
@@ -520,7 +520,7 @@ static int32_t op_remove_recursive(struct apply_ctx *c, const struct req *rq)
 			parents = apply_xrealloc(parents, cap * sizeof *parents);
 		}
 		for (uint32_t k = 0; k < children; k++) {
-			order[count] = x->dir->children[k];
+			order[count] = store_dir_child(store_dir_of(x), k);
 			parents[count++] = x;
 		}
 	}

@@ -46,6 +46,7 @@
 #include "core/jute.h"
 #include "core/zk_proto.h"
 #include "store/store.h"
+#include "store/store_nodemem.h"
 #include "store/store_snap.h"
 
 /* Limits. */
@@ -147,7 +148,7 @@ struct znode_dir {
 	int32_t cversion_stored;
 	uint32_t child_count;
 	uint32_t child_cap;
-	struct znode *children[]; /* unordered; children[i]->parent_slot == i */
+	uint32_t children[]; /* refs, unordered; child i's parent_slot is i */
 };
 
 enum znode_kind {
@@ -156,11 +157,13 @@ enum znode_kind {
 	ZNODE_REAPABLE = 2,   /* container or TTL node: struct znode_reapable */
 };
 
-/* The owner blocks end at the znode, their ephemeralOwner last: it is at n - 8 in both. */
+/*
+ * The owner blocks end at the znode, their ephemeralOwner last: it is at n - 8 in both
+ * (read with memcpy: a node is 4-byte aligned, store_nodemem.h).
+ */
 struct znode_ephemeral {
 	uint32_t session_slot; /* index in its session's ephemeral array */
-	uint32_t unused;
-	int64_t owner; /* the session id */
+	uint8_t owner[8];      /* the session id */
 };
 
 struct znode_reapable {
@@ -169,8 +172,8 @@ struct znode_reapable {
 	 * Mutated by the applier with the node's shard locked, read with every shard
 	 * locked.
 	 */
-	struct znode *reap_prev, *reap_next;
-	int64_t owner; /* ZK_EPHEMERAL_OWNER_CONTAINER or a TTL marker */
+	uint32_t reap_prev, reap_next; /* refs */
+	uint8_t owner[8];              /* ZK_EPHEMERAL_OWNER_CONTAINER or a TTL marker */
 };
 
 /*
@@ -198,7 +201,7 @@ enum {
 };
 
 struct znode {
-	struct znode_dir *dir; /* NULL: never had a child (see above) */
+	uint32_t dir; /* a handle (store_nodemem.h); 0: never had a child (see above) */
 	uint8_t czxid48[STORE_STAMP_BYTES];
 	uint8_t mzxid48[STORE_STAMP_BYTES];
 	uint8_t ctime48[STORE_STAMP_BYTES];
@@ -209,7 +212,7 @@ struct znode {
 	uint32_t parent_slot; /* index in parent->dir->children */
 	/* Chain in its shard's bucket; next to the path, which a lookup compares, so a
 	 * step along a chain usually reads one cache line. */
-	struct znode *hash_next;
+	uint32_t hash_next; /* a ref (store_nodemem.h) */
 	uint32_t acl_id : 30; /* in store->acls (store_acl_at); ids stay below 2^30 */
 	/*
 	 * The snapshot mark (above): set, with the shard locked, by the walker that
@@ -225,12 +228,12 @@ struct znode {
 	char path[]; /* not NUL-terminated; the value follows */
 };
 
-static_assert(sizeof(struct znode_ephemeral) % 8 == 0 && sizeof(struct znode_reapable) % 8 == 0,
-	      "owner blocks keep the znode 8-byte aligned");
-/* Every byte here is paid by every node (1M nodes: 1 MB per byte, more across the
- * allocator's size classes): a new field needs a reason to be in the header. 64 keeps
- * a node of a 27-byte path and a 100-byte value in mimalloc's 192-byte class. */
-static_assert(offsetof(struct znode, path) == 64, "the znode header grew");
+static_assert(sizeof(struct znode_ephemeral) % 4 == 0 && sizeof(struct znode_reapable) % 4 == 0 &&
+		      _Alignof(struct znode) == 4,
+	      "owner blocks keep the znode 4-byte aligned, all it needs");
+/* Every byte here is paid by every node (1M nodes: 1 MB per byte): a new field needs
+ * a reason to be in the header. */
+static_assert(offsetof(struct znode, path) == 56, "the znode header grew");
 
 static inline bool store_stamp_fits(int64_t v) { return v >= -STORE_STAMP_MAX && v < STORE_STAMP_MAX; }
 
@@ -295,7 +298,28 @@ static inline size_t store_node_owner_block_size(unsigned kind)
 /* ephemeralOwner as stored: a session id, the container or TTL marker, or 0. */
 static inline int64_t store_node_owner(const struct znode *n)
 {
-	return n->kind == ZNODE_PERSISTENT ? 0 : ((const int64_t *)n)[-1];
+	if (n->kind == ZNODE_PERSISTENT)
+		return 0;
+	int64_t owner;
+	memcpy(&owner, (const char *)n - sizeof owner, sizeof owner);
+	return owner;
+}
+
+/* The node a ref names; NULL for 0. */
+static inline struct znode *store_node_at(uint32_t ref)
+{
+	return ref ? (struct znode *)store_nodemem_at(ref) : NULL;
+}
+
+static inline uint32_t store_node_ref(const struct znode *n)
+{
+	return store_nodemem_ref_of(n, store_node_owner_block_size(n->kind));
+}
+
+/* n's dir, NULL if it has none. */
+static inline struct znode_dir *store_dir_of(const struct znode *n)
+{
+	return n->dir ? (struct znode_dir *)store_nodemem_at(n->dir) : NULL;
 }
 
 static inline struct znode_ephemeral *store_node_ephemeral(struct znode *n)
@@ -323,22 +347,23 @@ static inline const uint8_t *store_node_data(const struct znode *n)
 
 static inline uint32_t store_node_child_count(const struct znode *n)
 {
-	return n->dir ? n->dir->child_count : 0;
+	return n->dir ? store_dir_of(n)->child_count : 0;
 }
 
-static inline struct znode *const *store_node_children(const struct znode *n)
+/* Child i of a dir (i < child_count). */
+static inline struct znode *store_dir_child(const struct znode_dir *d, uint32_t i)
 {
-	return n->dir ? n->dir->children : NULL;
+	return (struct znode *)store_nodemem_at(d->children[i]);
 }
 
 static inline int64_t store_node_pzxid(const struct znode *n)
 {
-	return n->dir ? n->dir->pzxid : store_node_czxid(n);
+	return n->dir ? store_dir_of(n)->pzxid : store_node_czxid(n);
 }
 
 static inline int32_t store_node_cversion_stored(const struct znode *n)
 {
-	return n->dir ? n->dir->cversion_stored : 0;
+	return n->dir ? store_dir_of(n)->cversion_stored : 0;
 }
 
 /* Where n's name starts in its path ("/" has an empty name: 1). */
@@ -363,7 +388,7 @@ struct watch_reg;
 
 struct shard {
 	pthread_mutex_t lock;
-	struct znode **buckets;
+	uint32_t *buckets; /* node refs */
 	size_t bucket_mask; /* bucket count - 1, power of two, >= STORE_SHARD_BUCKETS_MIN - 1 */
 	size_t node_count;
 	/* Rehashes to fewer buckets (store_tree.c's shard_trim): a snapshot walk that was

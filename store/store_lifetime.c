@@ -100,9 +100,9 @@ void store_destroy(struct store *s)
 	for (unsigned i = 0; i < STORE_SHARDS; i++) {
 		struct shard *sh = &s->shards[i];
 		for (size_t b = 0; b <= sh->bucket_mask; b++) {
-			struct znode *n = sh->buckets[b];
+			struct znode *n = store_node_at(sh->buckets[b]);
 			while (n) {
-				struct znode *next = n->hash_next;
+				struct znode *next = store_node_at(n->hash_next);
 				store_node_free(s, n);
 				n = next;
 			}

@@ -98,9 +98,9 @@ static int32_t list_with_stats(struct store *s, uint64_t watcher, const struct s
 		return ZK_NOAUTH;
 	bool plain = !rq->with_stat && !rq->with_data && rq->list_type == 0;
 	uint32_t listed = 0, child_count = store_node_child_count(n);
-	struct znode *const *children = store_node_children(n);
+	const struct znode_dir *d = store_dir_of(n);
 	for (uint32_t i = 0; i < child_count; i++) {
-		const struct znode *c = children[i];
+		const struct znode *c = store_dir_child(d, i);
 		if (plain) {
 			listed++;
 			continue;
@@ -114,18 +114,18 @@ static int32_t list_with_stats(struct store *s, uint64_t watcher, const struct s
 	jute_write_int(out, (int32_t)listed);
 	size_t name_off = store_node_child_name_off(n);
 	for (uint32_t i = 0; i < child_count; i++) {
-		const struct znode *c = children[i];
+		const struct znode *c = store_dir_child(d, i);
 		if (plain || list_type_passes(c, rq->list_type))
 			jute_write_string(out, c->path + name_off, (int32_t)(c->path_len - name_off));
 	}
 	write_node_stat(out, n);
 	jute_write_int(out, rq->with_stat ? (int32_t)listed : 0);
 	for (uint32_t i = 0; rq->with_stat && i < child_count; i++)
-		if (list_type_passes(children[i], rq->list_type))
-			write_node_stat(out, children[i]);
+		if (list_type_passes(store_dir_child(d, i), rq->list_type))
+			write_node_stat(out, store_dir_child(d, i));
 	jute_write_int(out, rq->with_data ? (int32_t)listed : 0);
 	for (uint32_t i = 0; rq->with_data && i < child_count; i++) {
-		const struct znode *c = children[i];
+		const struct znode *c = store_dir_child(d, i);
 		if (list_type_passes(c, rq->list_type))
 			jute_write_buffer(out, store_node_data(c), c->data_len);
 	}
@@ -152,7 +152,7 @@ static int32_t list_recursive(struct store *s, const struct store_auth *auth, co
 	for (size_t next = 0; !full; next++) {
 		const struct znode *x = next == 0 ? n : queue[next - 1];
 		for (uint32_t i = 0; i < store_node_child_count(x); i++) {
-			const struct znode *c = x->dir->children[i];
+			const struct znode *c = store_dir_child(store_dir_of(x), i);
 			if (!store_acl_permits(store_node_acl(s, c), ZK_PERM_READ, auth))
 				continue;
 			if (count >= rq->limit) {

@@ -13,7 +13,7 @@
 static void node_count(const struct znode *n, struct store_memory *m)
 {
 	size_t owner = store_node_owner_block_size(n->kind);
-	size_t block = malloc_usable_size((char *)n - owner);
+	size_t block = store_nodemem_usable(store_node_ref(n), owner);
 	m->nodes++;
 	m->node_blocks += block;
 	m->node_headers += offsetof(struct znode, path);
@@ -23,9 +23,10 @@ static void node_count(const struct znode *n, struct store_memory *m)
 		m->values_external += malloc_usable_size((void *)store_node_data(n));
 	else if (n->data_len > 0)
 		m->values_inline += (uint64_t)n->data_len;
-	if (n->dir) {
-		m->dirs += malloc_usable_size(n->dir);
-		m->child_slots += n->dir->child_count * sizeof n->dir->children[0];
+	const struct znode_dir *d = store_dir_of(n);
+	if (d) {
+		m->dirs += malloc_usable_size((void *)d);
+		m->child_slots += d->child_count * sizeof d->children[0];
 	}
 }
 
@@ -37,7 +38,7 @@ void store_memory_get(struct store *s, struct store_memory *out)
 		const struct shard *sh = &s->shards[i];
 		out->buckets += malloc_usable_size(sh->buckets);
 		for (size_t b = 0; b <= sh->bucket_mask; b++)
-			for (const struct znode *n = sh->buckets[b]; n; n = n->hash_next)
+			for (const struct znode *n = store_node_at(sh->buckets[b]); n; n = store_node_at(n->hash_next))
 				node_count(n, out);
 	}
 	store_unlock_all(s);

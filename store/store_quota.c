@@ -400,7 +400,7 @@ void store_quota_subtree_counts(const struct znode *top, uint64_t *count, int64_
 			stack = quota_xrealloc(stack, cap * sizeof *stack);
 		}
 		for (uint32_t i = 0; i < children; i++)
-			stack[depth++] = n->dir->children[i];
+			stack[depth++] = store_dir_child(store_dir_of(n), i);
 	}
 	free(stack);
 }

@@ -86,12 +86,12 @@ static int32_t read_children(struct store *s, uint64_t watcher, const struct sto
 		uint8_t list_type = rq->type == ZK_OP_FILTERED_LIST ? rq->list_type : 0;
 		size_t count_at = out->len;
 		uint32_t child_count = store_node_child_count(n);
-		struct znode *const *children = store_node_children(n);
+		const struct znode_dir *d = store_dir_of(n);
 		size_t name_off = store_node_child_name_off(n);
 		jute_write_int(out, (int32_t)child_count);
 		int32_t listed = 0;
 		for (uint32_t i = 0; i < child_count; i++) {
-			const struct znode *c = children[i];
+			const struct znode *c = store_dir_child(d, i);
 			if (!child_listed(c, list_type))
 				continue;
 			jute_write_string(out, c->path + name_off, (int32_t)(c->path_len - name_off));
@@ -130,8 +130,8 @@ static int64_t count_descendants(const struct znode *n)
 			stack = grown;
 		}
 		for (uint32_t i = 0; i < children; i++)
-			if (store_node_child_count(x->dir->children[i]))
-				stack[top++] = x->dir->children[i];
+			if (store_node_child_count(store_dir_child(store_dir_of(x), i)))
+				stack[top++] = store_dir_child(store_dir_of(x), i);
 	}
 	free(stack);
 	return count;

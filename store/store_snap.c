@@ -321,8 +321,8 @@ bool store_snap_walk(struct store_snap *sn, store_snap_node_fn fn, void *ctx)
 	size_t bytes = 0, buckets = 0;
 	while (sn->bucket <= sh->bucket_mask && buckets < STORE_SNAP_HOLD_BUCKETS && bytes < STORE_SNAP_HOLD_BYTES) {
 		if (sn->bucket + SNAP_PREFETCH_AHEAD <= sh->bucket_mask)
-			snap_prefetch_node(sh->buckets[sn->bucket + SNAP_PREFETCH_AHEAD]);
-		for (struct znode *n = sh->buckets[sn->bucket]; n; n = n->hash_next) {
+			snap_prefetch_node(store_node_at(sh->buckets[sn->bucket + SNAP_PREFETCH_AHEAD]));
+		for (struct znode *n = store_node_at(sh->buckets[sn->bucket]); n; n = store_node_at(n->hash_next)) {
 			if (!snap_wants(sn, n))
 				continue;
 			n->snap_mark = snap_mark_of(sn);
@@ -486,8 +486,9 @@ static int load_link(struct store *s, struct znode *n, char *why, size_t why_siz
 	}
 	if (store_node_children_reserve(parent) != 0)
 		return -ENOMEM;
-	n->parent_slot = parent->dir->child_count;
-	parent->dir->children[parent->dir->child_count++] = n;
+	struct znode_dir *d = store_dir_of(parent);
+	n->parent_slot = d->child_count;
+	d->children[d->child_count++] = store_node_ref(n);
 	store_reapable_link(s, n);
 	if (n->kind == ZNODE_EPHEMERAL) {
 		struct session *se = store_session_find(s, store_node_owner(n));
@@ -510,7 +511,7 @@ int store_load_finish(struct store *s, int64_t zxid, char *why, size_t why_size)
 	for (unsigned i = 0; i < STORE_SHARDS; i++) {
 		struct shard *sh = &s->shards[i];
 		for (size_t b = 0; b <= sh->bucket_mask; b++) {
-			for (struct znode *n = sh->buckets[b]; n; n = n->hash_next) {
+			for (struct znode *n = store_node_at(sh->buckets[b]); n; n = store_node_at(n->hash_next)) {
 				unsigned mark = n->snap_mark;
 				if (mark != SNAP_MARK_LOADED && mark != SNAP_MARK_LOADED_LINKED)
 					continue;

@@ -70,9 +70,12 @@ struct znode *store_node_find(struct store *s, const char *path, size_t len, uin
 {
 	struct shard *sh = &s->shards[store_shard_of(hash)];
 	unsigned tag = store_node_hash_tag(hash);
-	for (struct znode *n = sh->buckets[hash & sh->bucket_mask]; n; n = n->hash_next)
+	for (uint32_t r = sh->buckets[hash & sh->bucket_mask]; r;) {
+		struct znode *n = store_nodemem_at(r);
 		if (n->hash_tag == tag && n->path_len == len && memcmp(n->path, path, len) == 0)
 			return n;
+		r = n->hash_next;
+	}
 	return NULL;
 }
 
@@ -83,18 +86,13 @@ static unsigned node_kind_of(int64_t owner)
 	return store_owner_is_session(owner) ? ZNODE_EPHEMERAL : ZNODE_REAPABLE;
 }
 
-/* The block a node was allocated as (its owner block first). */
-static void *node_base(struct znode *n)
-{
-	return (char *)n - store_node_owner_block_size(n->kind);
-}
-
 /* Bytes after the path that the node's block has for its value (the allocator's
  * rounding included: it is room all the same). */
 static size_t node_data_room(struct znode *n)
 {
-	size_t used = store_node_owner_block_size(n->kind) + offsetof(struct znode, path) + n->path_len;
-	size_t size = malloc_usable_size(node_base(n));
+	size_t owner = store_node_owner_block_size(n->kind);
+	size_t used = owner + offsetof(struct znode, path) + n->path_len;
+	size_t size = store_nodemem_usable(store_node_ref(n), owner);
 	assert(size >= used + STORE_NODE_DATA_ROOM_MIN);
 	return size - used;
 }
@@ -107,13 +105,13 @@ struct znode *store_node_new(const char *path, size_t len, uint64_t hash, int64_
 	size_t head = store_node_owner_block_size(kind);
 	size_t room = data_len > STORE_NODE_DATA_ROOM_MIN ? (size_t)data_len : STORE_NODE_DATA_ROOM_MIN;
 	/* offsetof, not sizeof: the path starts inside the struct's tail padding. */
-	char *base = calloc(1, head + offsetof(struct znode, path) + len + room);
-	if (!base)
+	void *obj;
+	if (!store_nodemem_alloc(head + offsetof(struct znode, path) + len + room, head, &obj))
 		return NULL;
-	struct znode *n = (struct znode *)(base + head);
+	struct znode *n = obj;
 	n->kind = kind;
 	if (kind != ZNODE_PERSISTENT)
-		((int64_t *)n)[-1] = owner;
+		memcpy((char *)n - sizeof owner, &owner, sizeof owner);
 	memcpy(n->path, path, len);
 	n->path_len = (uint32_t)len;
 	n->hash_tag = store_node_hash_tag(hash);
@@ -130,9 +128,12 @@ void store_node_free(struct store *s, struct znode *n)
 		return;
 	if (n->data_external)
 		free((void *)store_node_data(n));
-	free(n->dir);
+	if (n->dir) {
+		free(store_dir_of(n));
+		store_nodemem_handle_free(n->dir);
+	}
 	store_acl_release(s, n->acl_id);
-	free(node_base(n));
+	store_nodemem_free(store_node_ref(n), store_node_owner_block_size(n->kind));
 }
 
 int store_node_data_set(struct znode *n, const uint8_t *data, int32_t data_len, uint8_t **displaced)
@@ -167,17 +168,18 @@ int store_node_data_set(struct znode *n, const uint8_t *data, int32_t data_len, 
  * keeps the old one (longer or emptier chains, still correct). */
 static void shard_rehash(struct shard *sh, size_t count)
 {
-	struct znode **b = calloc(count, sizeof *b);
+	uint32_t *b = calloc(count, sizeof *b);
 	if (!b)
 		return;
 	for (size_t i = 0; i <= sh->bucket_mask; i++) {
-		struct znode *n = sh->buckets[i];
-		while (n) {
-			struct znode *next = n->hash_next;
+		uint32_t r = sh->buckets[i];
+		while (r) {
+			struct znode *n = store_nodemem_at(r);
+			uint32_t next = n->hash_next;
 			size_t k = store_node_hash(n) & (count - 1);
 			n->hash_next = b[k];
-			b[k] = n;
-			n = next;
+			b[k] = r;
+			r = next;
 		}
 	}
 	free(sh->buckets);
@@ -208,19 +210,24 @@ static void shard_trim(struct shard *sh)
 struct znode_dir *store_node_dir(struct znode *p)
 {
 	if (p->dir)
-		return p->dir;
+		return store_dir_of(p);
 	struct znode_dir *d = calloc(1, sizeof *d);
 	if (!d)
 		return NULL;
+	uint32_t h = store_nodemem_handle_new(d);
+	if (!h) {
+		free(d);
+		return NULL;
+	}
 	d->pzxid = store_node_czxid(p); /* what a node without a dir reads */
-	p->dir = d;
+	p->dir = h;
 	return d;
 }
 
 /* Bytes of a dir with room for cap children. */
 static size_t dir_bytes(uint32_t cap)
 {
-	return sizeof(struct znode_dir) + (size_t)cap * sizeof(struct znode *);
+	return sizeof(struct znode_dir) + (size_t)cap * sizeof(uint32_t);
 }
 
 /*
@@ -230,12 +237,12 @@ static size_t dir_bytes(uint32_t cap)
  */
 static int dir_resize(struct znode *p, size_t bytes)
 {
-	struct znode_dir *d = realloc(p->dir, bytes);
+	struct znode_dir *d = realloc(store_dir_of(p), bytes);
 	if (!d)
 		return -ENOMEM;
 	size_t cap = (malloc_usable_size(d) - sizeof *d) / sizeof d->children[0];
 	d->child_cap = cap < UINT32_MAX ? (uint32_t)cap : UINT32_MAX;
-	p->dir = d;
+	store_nodemem_handle_set(p->dir, d);
 	return 0;
 }
 
@@ -258,7 +265,7 @@ void store_node_hash_insert(struct store *s, struct znode *n, uint64_t hash)
 	if (sh->node_count >= sh->bucket_mask + 1)
 		shard_rehash(sh, (sh->bucket_mask + 1) * 2);
 	n->hash_next = sh->buckets[hash & sh->bucket_mask];
-	sh->buckets[hash & sh->bucket_mask] = n;
+	sh->buckets[hash & sh->bucket_mask] = store_node_ref(n);
 	sh->node_count++;
 }
 
@@ -267,10 +274,10 @@ void store_reapable_link(struct store *s, struct znode *n)
 	if (n->kind != ZNODE_REAPABLE)
 		return;
 	struct znode_reapable *r = store_node_reapable(n);
-	r->reap_prev = NULL;
-	r->reap_next = s->reapable;
+	r->reap_prev = 0;
+	r->reap_next = s->reapable ? store_node_ref(s->reapable) : 0;
 	if (s->reapable)
-		store_node_reapable(s->reapable)->reap_prev = n;
+		store_node_reapable(s->reapable)->reap_prev = store_node_ref(n);
 	s->reapable = n;
 	s->reapable_count++;
 }
@@ -279,12 +286,12 @@ static void reapable_unlink(struct store *s, struct znode *n)
 {
 	struct znode_reapable *r = store_node_reapable(n);
 	if (r->reap_prev)
-		store_node_reapable(r->reap_prev)->reap_next = r->reap_next;
+		store_node_reapable(store_node_at(r->reap_prev))->reap_next = r->reap_next;
 	else
-		s->reapable = r->reap_next;
+		s->reapable = store_node_at(r->reap_next);
 	if (r->reap_next)
-		store_node_reapable(r->reap_next)->reap_prev = r->reap_prev;
-	r->reap_prev = r->reap_next = NULL;
+		store_node_reapable(store_node_at(r->reap_next))->reap_prev = r->reap_prev;
+	r->reap_prev = r->reap_next = 0;
 	s->reapable_count--;
 }
 
@@ -293,10 +300,10 @@ void store_node_link(struct store *s, struct znode *parent, struct znode *n, uin
 	store_node_hash_insert(s, n, hash);
 	if (parent) {
 		/* Reserved by the caller before any mutation; see op_create. */
-		struct znode_dir *d = parent->dir;
+		struct znode_dir *d = store_dir_of(parent);
 		assert(d && d->child_count < d->child_cap);
 		n->parent_slot = d->child_count;
-		d->children[d->child_count++] = n;
+		d->children[d->child_count++] = store_node_ref(n);
 	}
 	store_reapable_link(s, n);
 	atomic_fetch_add_explicit(&s->node_count, 1, memory_order_relaxed);
@@ -308,21 +315,22 @@ void store_node_unlink(struct store *s, struct znode *p, struct znode *n)
 {
 	uint64_t hash = store_node_hash(n);
 	struct shard *sh = &s->shards[store_shard_of(hash)];
-	struct znode **pp = &sh->buckets[hash & sh->bucket_mask];
-	while (*pp != n) {
+	uint32_t ref = store_node_ref(n);
+	uint32_t *pp = &sh->buckets[hash & sh->bucket_mask];
+	while (*pp != ref) {
 		assert(*pp);
-		pp = &(*pp)->hash_next;
+		pp = &((struct znode *)store_nodemem_at(*pp))->hash_next;
 	}
 	*pp = n->hash_next;
-	n->hash_next = NULL;
+	n->hash_next = 0;
 	sh->node_count--;
 	/* A rolled-back multi re-inserts what it deleted, growing the table if it must. */
 	shard_trim(sh);
-	struct znode_dir *d = p->dir;
-	assert(d && d->child_count > 0 && d->children[n->parent_slot] == n);
-	struct znode *last = d->children[--d->child_count];
+	struct znode_dir *d = store_dir_of(p);
+	assert(d && d->child_count > 0 && d->children[n->parent_slot] == ref);
+	uint32_t last = d->children[--d->child_count];
 	d->children[n->parent_slot] = last;
-	last->parent_slot = n->parent_slot;
+	((struct znode *)store_nodemem_at(last))->parent_slot = n->parent_slot;
 	/*
 	 * No shrinking here: a rolled-back multi re-links deleted children and must find
 	 * the room it left. store_node_children_trim() shrinks after commit.
@@ -343,7 +351,7 @@ int store_node_children_reserve(struct znode *p)
 
 void store_node_children_trim(struct znode *p)
 {
-	struct znode_dir *d = p->dir;
+	struct znode_dir *d = store_dir_of(p);
 	if (!d || d->child_cap <= 64 || d->child_count >= d->child_cap / 8)
 		return;
 	/* Room for twice the children left, at most a quarter of the block: an allocator
@@ -400,7 +408,7 @@ void store_reap_candidates(struct store *s, int64_t now_ms, void (*fn)(void *ctx
 	 */
 	store_lock_all(s);
 	size_t count = 0, bytes = 0;
-	for (struct znode *n = s->reapable; n && count < max; n = store_node_reapable(n)->reap_next)
+	for (struct znode *n = s->reapable; n && count < max; n = store_node_at(store_node_reapable(n)->reap_next))
 		if (store_node_reapable_at(n, now_ms)) {
 			count++;
 			bytes += n->path_len;
@@ -409,7 +417,8 @@ void store_reap_candidates(struct store *s, int64_t now_ms, void (*fn)(void *ctx
 	char *paths = bytes ? malloc(bytes) : NULL;
 	size_t listed = 0, off = 0;
 	if (lens && paths) {
-		for (struct znode *n = s->reapable; n && listed < count; n = store_node_reapable(n)->reap_next) {
+		for (struct znode *n = s->reapable; n && listed < count;
+		     n = store_node_at(store_node_reapable(n)->reap_next)) {
 			if (!store_node_reapable_at(n, now_ms))
 				continue;
 			memcpy(paths + off, n->path, n->path_len);
