@@ -1,17 +1,22 @@
 /*
  * store_acl_table.c — the store's ACL lists, each distinct list kept once and shared
  * by every node that has it (as ZooKeeper's ReferenceCountedACLCache): a node holds
- * a 32-bit id (znode.acl_id), not a list of its own.
+ * a 32-bit id (znode.acl_id), not a list of its own. An id names a list together
+ * with an aversion (the nodes' ACL version): nearly every node has aversion 0, so
+ * keeping it here instead of in each node saves 4 bytes a node, and a setACL moves
+ * its node to the id of (new list, aversion + 1).
  *
  * Layout
- *   slots   id -> {list, references, hash, chain}, in chunks of STORE_ACL_CHUNK
+ *   slots   id -> {list, aversion, references, hash, chain}, in chunks of STORE_ACL_CHUNK
  *           slots that never move, reached through a directory of chunk pointers.
  *           The directory doubles when full; the old one is kept until the store is
  *           destroyed (a reader may still be indexing it).
- *   index   hash of a list's entries -> the ids with that hash (chained through the
+ *   index   hash of a list's entries and aversion -> the ids with that hash (chained through the
  *           slots), to find an equal list when one is interned.
- *   id 0    the open list [31, world:anyone] (store_acl_open): never counted, never
- *           freed, not in the index.
+ *   id 0    the open list [31, world:anyone] (store_acl_open) with aversion 0: never
+ *           counted, never freed, not in the index. The open list with another
+ *           aversion has a slot like any other (its list is store_acl_open, which
+ *           store_acl_free leaves alone).
  *
  * Threads and invariants
  *   1. store_acl_intern and store_acl_release (the applier; the loaders, several at
@@ -21,7 +26,8 @@
  *   2. A slot's list lives while its references are > 0: each linked node holds one,
  *      and so does each undo entry holding a replaced id until its txn ends. So the
  *      id a reader finds in a node names a live list for as long as it holds the lock.
- *   3. Lists are immutable; two live slots never hold equal lists.
+ *   3. Lists are immutable; two live slots never hold equal lists with the same
+ *      aversion.
  *   4. Freed slots are reused (a free list through `chain`).
  */
 #include <assert.h>
@@ -155,19 +161,20 @@ static uint32_t slot_take(struct store *s)
 	return s->acls.used++;
 }
 
-uint32_t store_acl_intern(struct store *s, struct acl_list *acl)
+uint32_t store_acl_intern(struct store *s, struct acl_list *acl, int32_t aversion)
 {
-	if (acl == &store_acl_open)
-		return STORE_ACL_OPEN_ID;
-	if (list_equal(acl, &store_acl_open)) {
+	if (acl != &store_acl_open && list_equal(acl, &store_acl_open)) {
 		store_acl_free(acl);
-		return STORE_ACL_OPEN_ID;
+		acl = (struct acl_list *)&store_acl_open; /* never freed (store_acl_free) */
 	}
-	uint64_t h = list_hash(acl);
+	if (acl == &store_acl_open && aversion == 0)
+		return STORE_ACL_OPEN_ID;
+	uint64_t h = (list_hash(acl) ^ (uint32_t)aversion) * 0x9e3779b97f4a7c15ULL;
+	h ^= h >> 31;
 	pthread_mutex_lock(&s->acls.lock);
 	for (uint32_t id = s->acls.buckets[h & s->acls.mask]; id != ACL_NONE; id = slot_of(s, id)->chain) {
 		struct acl_slot *sl = slot_of(s, id);
-		if (sl->hash == h && list_equal(sl->list, acl)) {
+		if (sl->hash == h && sl->aversion == aversion && list_equal(sl->list, acl)) {
 			sl->refs++;
 			pthread_mutex_unlock(&s->acls.lock);
 			store_acl_free(acl);
@@ -185,6 +192,7 @@ uint32_t store_acl_intern(struct store *s, struct acl_list *acl)
 	struct acl_slot *sl = slot_of(s, id);
 	sl->list = acl;
 	sl->hash = h;
+	sl->aversion = aversion;
 	sl->refs = 1;
 	sl->chain = s->acls.buckets[h & s->acls.mask];
 	s->acls.buckets[h & s->acls.mask] = id;
@@ -227,7 +235,7 @@ size_t store_acl_table_bytes(struct store *s)
 	for (uint32_t k = 0; k < s->acls.dir_cap && dir[k]; k++)
 		bytes += STORE_ACL_CHUNK * sizeof **dir;
 	for (uint32_t id = 1; id < s->acls.used; id++)
-		if (slot_of(s, id)->list)
+		if (slot_of(s, id)->list && slot_of(s, id)->list != &store_acl_open)
 			bytes += malloc_usable_size((void *)slot_of(s, id)->list);
 	pthread_mutex_unlock(&s->acls.lock);
 	return bytes;

@@ -308,7 +308,6 @@ static void ctx_rollback(struct apply_ctx *c)
 		case UNDO_SET_ACL:
 			store_acl_release(s, n->acl_id);
 			n->acl_id = u->old_acl_id;
-			n->aversion = u->old_version;
 			break;
 		case UNDO_QUOTA_STATS:
 			undo_restore_data(s, n, u);
@@ -334,10 +333,10 @@ struct znode *apply_find(struct store *s, const char *path, size_t len)
 	return store_node_find(s, path, len, store_hash_bytes(path, len));
 }
 
-void apply_write_stat(struct jute_writer *out, const struct znode *n)
+void apply_write_stat(struct store *s, struct jute_writer *out, const struct znode *n)
 {
 	struct zk_stat st;
-	store_node_stat(n, &st);
+	store_node_stat(s, n, &st);
 	jute_write_stat(out, &st);
 }
 

@@ -121,7 +121,7 @@ static inline void apply_trigger_push(struct apply_ctx *c, const struct znode *n
 	apply_trigger_push_hashed(c, n, store_node_hash(n), type);
 }
 struct znode *apply_find(struct store *s, const char *path, size_t len);
-void apply_write_stat(struct jute_writer *out, const struct znode *n);
+void apply_write_stat(struct store *s, struct jute_writer *out, const struct znode *n);
 /*
  * Replaces n's value (n's shard locked) and records the undo entry of `kind`
  * (UNDO_SET_DATA or UNDO_QUOTA_STATS), which the caller completes. The old bytes are

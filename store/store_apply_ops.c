@@ -160,7 +160,7 @@ static struct znode *create_node(struct apply_ctx *c, const struct req *rq, cons
 	struct znode *n = store_node_new(pl->path, pl->len, pl->hash, owner, rq->data.data, rq->data.len);
 	if (!n)
 		apply_out_of_memory();
-	uint32_t acl_id = store_acl_intern(c->s, acl);
+	uint32_t acl_id = store_acl_intern(c->s, acl, 0);
 	if (acl_id == STORE_ACL_NONE)
 		apply_out_of_memory();
 	n->acl_id = acl_id;
@@ -240,7 +240,7 @@ static int32_t op_create(struct apply_ctx *c, const struct req *rq, struct jute_
 				     : rq->type == ZK_OP_CREATE2 || rq->type == ZK_OP_CREATE_CONTAINER ||
 					       rq->type == ZK_OP_CREATE_TTL;
 	if (with_stat)
-		apply_write_stat(out, n);
+		apply_write_stat(c->s, out, n);
 	return ZK_OK;
 }
 
@@ -390,7 +390,7 @@ static int32_t op_set_data(struct apply_ctx *c, const struct req *rq, struct jut
 	if (quota_target)
 		apply_quota_stats_add(c, quota_target, 0, bytes_diff);
 	apply_trigger_push_hashed(c, n, hash, ZK_EVENT_NODE_DATA_CHANGED);
-	apply_write_stat(out, n);
+	apply_write_stat(c->s, out, n);
 	return ZK_OK;
 }
 
@@ -410,7 +410,7 @@ static int32_t op_set_acl(struct apply_ctx *c, const struct req *rq, struct jute
 		rc = ZK_NONODE;
 	else if (!store_acl_permits(store_node_acl(c->s, n), ZK_PERM_ADMIN, c->txn->auth))
 		rc = ZK_NOAUTH;
-	else if (rq->version != -1 && rq->version != n->aversion)
+	else if (rq->version != -1 && rq->version != store_node_aversion(s, n))
 		rc = ZK_BADVERSION;
 	if (rc != ZK_OK) {
 		store_acl_free(acl);
@@ -419,22 +419,22 @@ static int32_t op_set_acl(struct apply_ctx *c, const struct req *rq, struct jute
 	apply_ctx_lock(c, apply_shard_bit(store_node_hash(n)));
 	store_snap_preserve(s, n);
 	struct undo *u = apply_undo_push(c, UNDO_SET_ACL, n);
-	uint32_t acl_id = store_acl_intern(s, acl);
+	/* The id names the list and the aversion: the old one (held by the undo entry)
+	 * restores both on a rollback. */
+	uint32_t acl_id = store_acl_intern(s, acl, version_next(store_node_aversion(s, n)));
 	if (acl_id == STORE_ACL_NONE)
 		apply_out_of_memory();
 	u->old_acl_id = n->acl_id;
-	u->old_version = n->aversion;
 	n->acl_id = acl_id;
-	n->aversion = version_next(n->aversion);
-	apply_write_stat(out, n);
+	apply_write_stat(c->s, out, n);
 	return ZK_OK;
 }
 
 /* ClickHouse CheckStat: every field of want that is not -1 equals the node's (client) Stat. */
-static bool stat_matches(const struct znode *n, const struct zk_stat *want)
+static bool stat_matches(struct store *s, const struct znode *n, const struct zk_stat *want)
 {
 	struct zk_stat st;
-	store_node_stat(n, &st);
+	store_node_stat(s, n, &st);
 #define STAT_FIELD_OK(f) (want->f == -1 || want->f == st.f)
 	return STAT_FIELD_OK(czxid) && STAT_FIELD_OK(mzxid) && STAT_FIELD_OK(ctime) && STAT_FIELD_OK(mtime) &&
 	       STAT_FIELD_OK(version) && STAT_FIELD_OK(cversion) && STAT_FIELD_OK(aversion) &&
@@ -462,7 +462,7 @@ static int32_t op_check(struct apply_ctx *c, const struct req *rq)
 		return ZK_NOAUTH;
 	if (rq->version != -1 && rq->version != n->version)
 		return ZK_BADVERSION;
-	if (rq->type == STORE_OP_CHECK_STAT && !stat_matches(n, &rq->stat))
+	if (rq->type == STORE_OP_CHECK_STAT && !stat_matches(c->s, n, &rq->stat))
 		return ZK_BADVERSION;
 	return ZK_OK;
 }

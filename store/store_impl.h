@@ -81,9 +81,10 @@ static_assert((uint64_t)STORE_ACL_CHUNKS_MAX * STORE_ACL_CHUNK <= (1u << 30), "i
 
 struct acl_slot {
 	const struct acl_list *list; /* NULL while the slot is free */
-	uint64_t hash;               /* of the entries */
+	uint64_t hash;               /* of the entries and the aversion */
 	uint64_t refs;               /* nodes and pending undo entries holding the id */
 	uint32_t chain;              /* next id in its index bucket or on the free list */
+	int32_t aversion;            /* the nodes' ACL version (see store_acl_intern) */
 };
 
 /*
@@ -207,7 +208,6 @@ struct znode {
 	uint8_t ctime48[STORE_STAMP_BYTES];
 	uint8_t mtime48[STORE_STAMP_BYTES];
 	int32_t version;
-	int32_t aversion;
 	int32_t data_len;     /* -1 = jute null */
 	uint32_t parent_slot; /* index in parent->dir->children */
 	/* Chain in its shard's bucket; next to the path, which a lookup compares, so a
@@ -233,7 +233,7 @@ static_assert(sizeof(struct znode_ephemeral) % 4 == 0 && sizeof(struct znode_rea
 	      "owner blocks keep the znode 4-byte aligned, all it needs");
 /* Every byte here is paid by every node (1M nodes: 1 MB per byte): a new field needs
  * a reason to be in the header. */
-static_assert(offsetof(struct znode, path) == 56, "the znode header grew");
+static_assert(offsetof(struct znode, path) == 52, "the znode header grew");
 
 static inline bool store_stamp_fits(int64_t v) { return v >= -STORE_STAMP_MAX && v < STORE_STAMP_MAX; }
 
@@ -554,7 +554,7 @@ void store_acls_destroy(struct store *s);
  * The id of a list equal to acl, one more reference to it; takes acl (frees it when
  * an equal list is kept already). STORE_ACL_NONE when out of memory (acl freed).
  */
-uint32_t store_acl_intern(struct store *s, struct acl_list *acl);
+uint32_t store_acl_intern(struct store *s, struct acl_list *acl, int32_t aversion);
 /* Drops one reference; the list goes with the last. */
 void store_acl_release(struct store *s, uint32_t id);
 /* Bytes of the table and its lists, as the allocator counts them (locks the table). */
@@ -572,6 +572,16 @@ static inline const struct acl_list *store_acl_at(struct store *s, uint32_t id)
 static inline const struct acl_list *store_node_acl(struct store *s, const struct znode *n)
 {
 	return store_acl_at(s, n->acl_id);
+}
+
+/* A node's aversion: kept with its ACL list in the id (store_acl_intern), not in the
+ * node, as almost every node has 0 (setACL is rare). Same threads as store_acl_at. */
+static inline int32_t store_node_aversion(struct store *s, const struct znode *n)
+{
+	if (n->acl_id == STORE_ACL_OPEN_ID)
+		return 0;
+	struct acl_slot **dir = atomic_load_explicit(&s->acls.dir, memory_order_acquire);
+	return dir[n->acl_id >> STORE_ACL_CHUNK_SHIFT][n->acl_id & (STORE_ACL_CHUNK - 1)].aversion;
 }
 
 /* Tree primitives (store_tree.c). Lookups: caller holds the shard lock or is the applier. */
@@ -613,7 +623,7 @@ void store_node_unlink(struct store *s, struct znode *parent, struct znode *n);
  * ephemeralOwner 0 for containers and TTL nodes (ZooKeeper's getClientEphemeralOwner;
  * the znode keeps its marker for the reaper and NOCHILDRENFOREPHEMERALS).
  */
-void store_node_stat(const struct znode *n, struct zk_stat *st);
+void store_node_stat(struct store *s, const struct znode *n, struct zk_stat *st);
 /* A normal ephemeral: owned by a session (not 0, not a container or TTL marker). */
 static inline bool store_owner_is_session(int64_t owner)
 {

@@ -73,10 +73,9 @@ struct store *store_create(const struct store_config *cfg)
 	int32_t rc = store_acl_fixup(&read_unsafe, 1, NULL, &acl);
 	assert(rc == ZK_OK);
 	(void)rc;
-	uint32_t acl_id = store_acl_intern(s, acl);
+	uint32_t acl_id = store_acl_intern(s, acl, -1);
 	assert(acl_id != STORE_ACL_NONE);
 	config->acl_id = acl_id;
-	config->aversion = -1;
 	if (config->data_len > 0)
 		config->version = -1; /* as a quorum peer's; its mtime stays 0 (ZooKeeper's is
 				       * each server's start, which would make replicas differ) */

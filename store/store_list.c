@@ -79,10 +79,10 @@ static bool list_type_passes(const struct znode *c, uint8_t list_type)
 	return !((list_type == 1 && eph) || (list_type == 2 && !eph));
 }
 
-static void write_node_stat(struct jute_writer *out, const struct znode *n)
+static void write_node_stat(struct store *s, struct jute_writer *out, const struct znode *n)
 {
 	struct zk_stat st;
-	store_node_stat(n, &st);
+	store_node_stat(s, n, &st);
 	jute_write_stat(out, &st);
 }
 
@@ -118,11 +118,11 @@ static int32_t list_with_stats(struct store *s, uint64_t watcher, const struct s
 		if (plain || list_type_passes(c, rq->list_type))
 			jute_write_string(out, c->path + name_off, (int32_t)(c->path_len - name_off));
 	}
-	write_node_stat(out, n);
+	write_node_stat(s, out, n);
 	jute_write_int(out, rq->with_stat ? (int32_t)listed : 0);
 	for (uint32_t i = 0; rq->with_stat && i < child_count; i++)
 		if (list_type_passes(store_dir_child(d, i), rq->list_type))
-			write_node_stat(out, store_dir_child(d, i));
+			write_node_stat(s, out, store_dir_child(d, i));
 	jute_write_int(out, rq->with_data ? (int32_t)listed : 0);
 	for (uint32_t i = 0; rq->with_data && i < child_count; i++) {
 		const struct znode *c = store_dir_child(d, i);

@@ -51,10 +51,10 @@ static bool read_req_decode(struct jute_reader *r, int32_t type, struct read_req
 	}
 }
 
-static void write_stat(struct jute_writer *out, const struct znode *n)
+static void write_stat(struct store *s, struct jute_writer *out, const struct znode *n)
 {
 	struct zk_stat st;
-	store_node_stat(n, &st);
+	store_node_stat(s, n, &st);
 	jute_write_stat(out, &st);
 }
 
@@ -99,7 +99,7 @@ static int32_t read_children(struct store *s, uint64_t watcher, const struct sto
 		}
 		jute_patch_int(out, count_at, listed);
 		if (rq->type != ZK_OP_GET_CHILDREN)
-			write_stat(out, n);
+			write_stat(s, out, n);
 	}
 	store_seen_note(s, seen_zxid);
 	pthread_mutex_unlock(&sh->lock);
@@ -222,7 +222,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 		else if (!n)
 			rc = ZK_NONODE;
 		else
-			write_stat(out, n);
+			write_stat(s, out, n);
 		break;
 	case ZK_OP_GET_DATA:
 		if (!n) {
@@ -233,7 +233,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 			rc = ZK_SYSTEMERROR; /* per-watcher watch limit (or out of memory) */
 		} else {
 			jute_write_buffer(out, store_node_data(n), n->data_len);
-			write_stat(out, n);
+			write_stat(s, out, n);
 		}
 		break;
 	case ZK_OP_GET_ACL:
@@ -244,7 +244,7 @@ static int32_t read_exec(struct store *s, int64_t session_id, uint64_t watcher, 
 		} else {
 			const struct acl_list *acl = store_node_acl(s, n);
 			store_acl_write(out, acl, !store_acl_permits(acl, ZK_PERM_ADMIN, auth));
-			write_stat(out, n);
+			write_stat(s, out, n);
 		}
 		break;
 	default:

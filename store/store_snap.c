@@ -217,7 +217,7 @@ static void snap_view(struct store *s, const struct znode *n, struct store_snap_
 		.ephemeral_owner = store_node_owner(n),
 		.version = n->version,
 		.cversion_stored = store_node_cversion_stored(n),
-		.aversion = n->aversion,
+		.aversion = store_node_aversion(s, n),
 		.acl_count = acl->count,
 		.acl = acl->entries,
 	};
@@ -388,7 +388,7 @@ static int load_fill(struct store *s, struct znode *n, const struct store_snap_n
 		d->cversion_stored = v->cversion_stored;
 	}
 	struct acl_list *acl = store_acl_copy(v->acl, v->acl_count);
-	uint32_t acl_id = acl ? store_acl_intern(s, acl) : STORE_ACL_NONE;
+	uint32_t acl_id = acl ? store_acl_intern(s, acl, v->aversion) : STORE_ACL_NONE;
 	if (acl_id == STORE_ACL_NONE)
 		return -ENOMEM;
 	store_acl_release(s, n->acl_id);
@@ -398,7 +398,6 @@ static int load_fill(struct store *s, struct znode *n, const struct store_snap_n
 	store_node_set_ctime(n, v->ctime);
 	store_node_set_mtime(n, v->mtime);
 	n->version = v->version;
-	n->aversion = v->aversion;
 	return 0;
 }
 

@@ -363,7 +363,7 @@ void store_node_children_trim(struct znode *p)
 		(void)dir_resize(p, bytes); /* out of memory: keep the larger array */
 }
 
-void store_node_stat(const struct znode *n, struct zk_stat *st)
+void store_node_stat(struct store *s, const struct znode *n, struct zk_stat *st)
 {
 	uint32_t children = store_node_child_count(n);
 	int64_t owner = store_node_owner(n);
@@ -374,7 +374,7 @@ void store_node_stat(const struct znode *n, struct zk_stat *st)
 	st->version = n->version;
 	/* DataNode.copyStat: creates counted twice minus the children still present. */
 	st->cversion = (int32_t)((uint32_t)store_node_cversion_stored(n) * 2u - children);
-	st->aversion = n->aversion;
+	st->aversion = store_node_aversion(s, n);
 	st->ephemeral_owner = store_owner_is_session(owner) ? owner : 0;
 	st->data_length = n->data_len > 0 ? n->data_len : 0;
 	st->num_children = (int32_t)children;
