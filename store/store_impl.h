@@ -105,8 +105,10 @@ void store_acl_write(struct jute_writer *w, const struct acl_list *acl, bool mas
 /* ---------------------------------------------------------------- tree */
 
 /*
- * A znode is one allocation (store_node_new), its address fixed while it is linked
- * (hash chains, children arrays, sessions, the reaper's list hold it):
+ * A znode is one block of the node region (store_node_new; store_nodemem.h), its
+ * address fixed while it is linked. The hash chains, children arrays, the reaper's
+ * list hold its 4-byte ref (store_node_ref / store_node_at); sessions and undo
+ * entries its address. Blocks come in 4-byte steps and are 4-byte aligned:
  *
  *   [ owner block ][ struct znode ][ path bytes ][ data bytes, then slack ]
  *                  ^ the pointer    ^ n->path     ^ n->path + path_len
@@ -121,8 +123,9 @@ void store_acl_write(struct jute_writer *w, const struct acl_list *acl, bool mas
  *                value that does not fit gets its own block, whose address is kept
  *                (unaligned) in the first 8 bytes of that room (n->data_external),
  *                until a later value fits again. store_node_data() finds the bytes.
- *   dir          (separate, n->dir) children, numChildren, cversion and pzxid, for
- *                nodes that have or had children; NULL for the rest (most), which
+ *   dir          (separate, n->dir: a handle, as it moves when it grows) children,
+ *                numChildren, cversion and pzxid, for nodes that have or had
+ *                children; 0 for the rest (most), which
  *                read pzxid = czxid and cversion = numChildren = 0, as ZooKeeper's
  *                createStat gives a new node. Made before the first child is linked,
  *                or on load for an image whose pzxid or cversion say otherwise.
@@ -130,9 +133,10 @@ void store_acl_write(struct jute_writer *w, const struct acl_list *acl, bool mas
  * What a node does not keep, to stay small (bench/RESULTS.md, issue 13): its path's
  * hash (store_node_hash() recomputes it for unlink, a shard's growth and the
  * applier's lock masks; a 5-bit tag of it filters lookups), a parent pointer (the
- * applier finds the parent by the path, or knows it), its ACL list (an id of the
- * store's interned lists), any field only some nodes need (owner block, dir), more
- * than 48 bits of a zxid or a time, and more than 2 bits of snapshot mark.
+ * applier finds the parent by the path, or knows it), its ACL list and aversion (the
+ * id of an interned (list, aversion) pair), any field only some nodes need (owner
+ * block, dir), more than 48 bits of a zxid or a time, more than 2 bits of snapshot
+ * mark, and 8-byte pointers (4-byte refs instead).
  */
 #define STORE_PATH_BYTES_MAX ((1u << 24) - 1) /* znode.path_len's width; jute.maxbuffer <= 16 MiB */
 #define STORE_NODE_DATA_ROOM_MIN 8           /* room for the external block's address */
