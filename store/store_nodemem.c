@@ -13,8 +13,13 @@
  *      its class's list.
  *   4. A handle's slot holds an object's address while in use, and the next free
  *      handle's index (+1) while free.
- * Thread: all state below is under `lock`; store_nodemem_at() reads the handle table
- * without it (store_nodemem.h).
+ *   5. Each thread that allocates keeps up to CACHE_MAX free blocks per class (struct
+ *      tcache), taken from and given back to the slabs CACHE_BATCH at a time, so
+ *      the loaders of a snapshot (one per CPU) and the applier rarely take the lock.
+ *      A cached block counts as used in its slab. A thread's cache goes back to the
+ *      slabs when it exits (the key's destructor) or calls store_nodemem_flush().
+ * Thread: all state below is under `lock`, except each thread's cache;
+ * store_nodemem_at() reads the handle table without it (store_nodemem.h).
  */
 #include <assert.h>
 #include <malloc.h>
@@ -33,6 +38,13 @@
 #define COMMIT_STEP ((size_t)2 << 20) /* the region is made writable this much at a time */
 #define CLASSES (NODEMEM_SMALL_MAX / 4 + 1)
 #define PAGE 4096u
+#define CACHE_MAX 32
+#define CACHE_BATCH 16
+
+struct tcache {
+	uint8_t count[CLASSES];
+	uint32_t blocks[CLASSES][CACHE_MAX]; /* block offsets / 4 */
+};
 
 struct slab {
 	uint32_t free; /* first free block's ref, 0: none */
@@ -56,9 +68,16 @@ static size_t committed;            /* bytes of the region made writable */
 static uint32_t handle_free_head;   /* index + 1 of a free handle, 0: none */
 static uint32_t handle_next;        /* handles [0, handle_next) have been made */
 static uint64_t handles_live, slabs_live, slab_bytes_live;
+static pthread_key_t cache_key;
+static __thread struct tcache *cache;
+
+static void cache_release(void *arg);
+static size_t small_alloc(unsigned cls);
 
 static void region_init(void)
 {
+	if (pthread_key_create(&cache_key, cache_release) != 0)
+		return; /* no caches: no region either (every block behind a handle) */
 	void *r = mmap(NULL, NODEMEM_REGION_BYTES, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	void *t = mmap(NULL, SLABS_MAX * sizeof *slabs, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -198,9 +217,7 @@ uint32_t store_nodemem_alloc(size_t size, size_t obj_off, void **obj)
 	pthread_once(&once, region_init);
 	if (store_nodemem_base && size <= NODEMEM_SMALL_MAX) {
 		unsigned cls = (unsigned)((size + 3) / 4);
-		pthread_mutex_lock(&lock);
-		size_t off = region_block(cls);
-		pthread_mutex_unlock(&lock);
+		size_t off = small_alloc(cls);
 		if (off) {
 			memset(store_nodemem_base + off, 0, (size_t)cls * 4);
 			*obj = store_nodemem_base + off + obj_off;
@@ -223,6 +240,75 @@ uint32_t store_nodemem_alloc(size_t size, size_t obj_off, void **obj)
 	return ref;
 }
 
+/* Puts a block back in its slab. Locked. */
+static void region_free(size_t off)
+{
+	uint32_t idx = (uint32_t)(off >> SLAB_SHIFT);
+	struct slab *sl = &slabs[idx];
+	assert(sl->used > 0);
+	memcpy(store_nodemem_base + off, &sl->free, sizeof sl->free);
+	sl->free = (uint32_t)(off / 4);
+	sl->used--;
+	slab_bytes_live -= (size_t)sl->cls * 4;
+	if (!sl->listed)
+		class_push(sl->cls, idx);
+	else if (sl->used == 0 && (class_head[sl->cls] != idx || sl->next))
+		slab_release(idx);
+}
+
+/* Gives `n` of the cache's blocks of class cls back to the slabs. */
+static void cache_drain(struct tcache *tc, unsigned cls, unsigned n)
+{
+	pthread_mutex_lock(&lock);
+	while (n-- > 0 && tc->count[cls] > 0)
+		region_free((size_t)tc->blocks[cls][--tc->count[cls]] * 4);
+	pthread_mutex_unlock(&lock);
+}
+
+static void cache_release(void *arg)
+{
+	struct tcache *tc = arg;
+	for (unsigned c = 0; c < CLASSES; c++)
+		if (tc->count[c])
+			cache_drain(tc, c, CACHE_MAX);
+	free(tc);
+}
+
+void store_nodemem_flush(void)
+{
+	if (!cache)
+		return;
+	for (unsigned c = 0; c < CLASSES; c++)
+		if (cache->count[c])
+			cache_drain(cache, c, CACHE_MAX);
+}
+
+/* This thread's cache; NULL when out of memory (then every block takes the lock). */
+static struct tcache *cache_get(void)
+{
+	if (!cache && (cache = calloc(1, sizeof *cache)) != NULL)
+		(void)pthread_setspecific(cache_key, cache);
+	return cache;
+}
+
+/* A block of class cls: its offset in the region, or 0. */
+static size_t small_alloc(unsigned cls)
+{
+	struct tcache *tc = cache_get();
+	if (tc && tc->count[cls])
+		return (size_t)tc->blocks[cls][--tc->count[cls]] * 4;
+	pthread_mutex_lock(&lock);
+	size_t off = region_block(cls);
+	for (unsigned i = 1; off && tc && i < CACHE_BATCH; i++) {
+		size_t more = region_block(cls);
+		if (!more)
+			break;
+		tc->blocks[cls][tc->count[cls]++] = (uint32_t)(more / 4);
+	}
+	pthread_mutex_unlock(&lock);
+	return off;
+}
+
 void store_nodemem_free(uint32_t ref, size_t obj_off)
 {
 	if (!ref)
@@ -236,18 +322,16 @@ void store_nodemem_free(uint32_t ref, size_t obj_off)
 		return;
 	}
 	size_t off = (size_t)ref * 4 - obj_off;
-	uint32_t idx = (uint32_t)(off >> SLAB_SHIFT);
+	unsigned cls = slabs[off >> SLAB_SHIFT].cls;
+	struct tcache *tc = cache_get();
+	if (tc) {
+		if (tc->count[cls] == CACHE_MAX)
+			cache_drain(tc, cls, CACHE_BATCH);
+		tc->blocks[cls][tc->count[cls]++] = (uint32_t)(off / 4);
+		return;
+	}
 	pthread_mutex_lock(&lock);
-	struct slab *sl = &slabs[idx];
-	assert(sl->used > 0);
-	memcpy(store_nodemem_base + off, &sl->free, sizeof sl->free);
-	sl->free = (uint32_t)(off / 4);
-	sl->used--;
-	slab_bytes_live -= (size_t)sl->cls * 4;
-	if (!sl->listed)
-		class_push(sl->cls, idx);
-	else if (sl->used == 0 && (class_head[sl->cls] != idx || sl->next))
-		slab_release(idx);
+	region_free(off);
 	pthread_mutex_unlock(&lock);
 }
 

@@ -20,8 +20,9 @@
  * Ref 0 is no object. An object may start inside its block (a znode after its owner
  * block): calls take that offset. Every object is 4-byte aligned, no more.
  *
- * Thread: any. Allocation and freeing take one mutex (short: a free list pop or
- * push); store_nodemem_at() takes none: a reader that got a ref under a shard lock
+ * Thread: any. Each thread keeps a few free blocks of each class; allocation and
+ * freeing take one mutex only to refill or drain that cache (16 blocks at a time);
+ * store_nodemem_at() takes none: a reader that got a ref under a shard lock
  * sees the object, whose publication went through that lock.
  */
 #ifndef RK_STORE_NODEMEM_H
@@ -56,6 +57,9 @@ static inline void *store_nodemem_at(uint32_t ref)
  */
 uint32_t store_nodemem_alloc(size_t size, size_t obj_off, void **obj);
 void store_nodemem_free(uint32_t ref, size_t obj_off);
+/* Gives this thread's cached free blocks back to their slabs (a thread's exit does it
+ * too), so that emptied slabs can give their pages back. */
+void store_nodemem_flush(void);
 /* Bytes the block has from its start (obj_off before the object). */
 size_t store_nodemem_usable(uint32_t ref, size_t obj_off);
 /* The ref of an object store_nodemem_alloc returned. */
@@ -68,7 +72,7 @@ void store_nodemem_handle_free(uint32_t ref);
 
 struct store_nodemem_stats {
 	uint64_t slabs;          /* slabs holding blocks */
-	uint64_t slab_bytes_used;
+	uint64_t slab_bytes_used; /* blocks in the threads' caches included */
 	uint64_t handles;        /* handles in use */
 	uint64_t region_bytes;   /* the region's slabs handed out so far (free ones included) */
 };
