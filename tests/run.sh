@@ -88,9 +88,9 @@ fi
 
 step "integration: RingKeeper and ZooKeeper 3.8"
 # CI's time (well under 30 min on 2 cores): the chaos tests' random pauses, kills and
-# partitions for 15 s instead of 20, and 5 kill -9 cycles of the snapshot test
+# partitions for 12 s instead of 20, and 5 kill -9 cycles of the snapshot test
 # instead of 8; run them longer by hand (RK_CHAOS_SECONDS, RK_SNAP_CRASH_CYCLES).
-RINGKEEPER_BIN="$PWD/build/ringkeeper" RK_TARGETS=ringkeeper,zookeeper RK_CHAOS_SECONDS=15 RK_SNAP_CRASH_CYCLES=5 \
+RINGKEEPER_BIN="$PWD/build/ringkeeper" RK_TARGETS=ringkeeper,zookeeper RK_CHAOS_SECONDS=12 RK_SNAP_CRASH_CYCLES=5 \
 	tests/integration/run.sh
 
 # The suite once more with every test's clients on one server of a 3-server cluster;
