@@ -244,21 +244,26 @@ def build_tree(port, cli_dir=None):
 
 
 def dump_tree(port):
-    """Every node (sorted): path, data, ACL, all Stat fields, through kazoo."""
+    """Every node (sorted): path, data, ACL, all Stat fields, through kazoo. The reads
+    of a level of the tree are sent together (async) and their replies then taken in
+    turn: a ZooKeeper fresh from a start took 12 s for the 1,000 nodes of
+    test_migrate_after_kill9 one read after another."""
     c = _kazoo(port)
     try:
         out = {}
-        todo = ["/"]
-        while todo:
-            path = todo.pop()
-            if path == "/zookeeper/config":
-                continue
-            data, st = c.get(path)
-            acls, st2 = c.get_acls(path)
-            out[path] = (data, tuple(st), tuple((x.perms, x.id.scheme, x.id.id) for x in acls),
-                         st2.aversion)
-            for name in c.get_children(path):
-                todo.append(("" if path == "/" else path) + "/" + name)
+        level = ["/"]
+        while level:
+            nxt = []
+            for i in range(0, len(level), 256):
+                reads = [(path, c.get_async(path), c.get_acls_async(path), c.get_children_async(path))
+                         for path in level[i:i + 256] if path != "/zookeeper/config"]
+                for path, got, acl, kids in reads:
+                    data, st = got.get(timeout=30)
+                    acls, st2 = acl.get(timeout=30)
+                    out[path] = (data, tuple(st), tuple((x.perms, x.id.scheme, x.id.id) for x in acls),
+                                 st2.aversion)
+                    nxt += [("" if path == "/" else path) + "/" + name for name in kids.get(timeout=30)]
+            level = nxt
         return out
     finally:
         _stop_kazoo(c)
