@@ -6,7 +6,8 @@
 # (VmRSS) and znode count (mntr) once it answers, runs ringkeeper-bench --preset create
 # --no-cleanup until the count reaches NODES (the last stretch open loop, so it ends
 # near the target: the hash buckets and the parent's children array double at 2^20
-# nodes, and a fill that overshoots reads up to 16 B per znode more), waits 2 s and
+# nodes, and a fill that overshoots reads up to 8 B per znode more; 2 s closed-loop
+# steps before that), waits 2 s and
 # prints (RSS - RSS empty) / znodes and RSS / znodes.
 #
 # Usage: bench/tree_rss.sh BIN [NODES (default 1000000)]
@@ -29,7 +30,7 @@ start=$(date +%s)
 while :; do
 	have=$(znodes)
 	[ "$have" -lt "$nodes" ] || break
-	left=$((nodes - have)) duration=5 rate=0
+	left=$((nodes - have)) duration=2 rate=0
 	# open loop for the last 400k: one second at `left` per second cannot overshoot
 	[ $left -lt 400000 ] && { duration=1; rate=$((left < 1000 ? 1000 : left)); }
 	"$bench_bin" --servers 127.0.0.1:$port --preset create --sessions 256 --no-cleanup --warmup 0 \

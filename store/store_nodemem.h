@@ -21,7 +21,7 @@
  * block): calls take that offset. Every object is 4-byte aligned, no more.
  *
  * Thread: any. Each thread keeps a few free blocks of each class; allocation and
- * freeing take one mutex only to refill or drain that cache (16 blocks at a time);
+ * freeing take one mutex only to refill or drain that cache (32 blocks at a time);
  * store_nodemem_at() takes none: a reader that got a ref under a shard lock
  * sees the object, whose publication went through that lock.
  */
