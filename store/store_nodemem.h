@@ -17,6 +17,9 @@
  *           move (realloc'd dirs). The block is the C allocator's; the table holds
  *           the object's address.
  *
+ * RINGKEEPER_NODE_REGION=off in the environment puts every block behind a handle, as
+ * happens when the region cannot be reserved (8 bytes more a node; for tests).
+ *
  * Ref 0 is no object. An object may start inside its block (a znode after its owner
  * block): calls take that offset. Every object is 4-byte aligned, no more.
  *

@@ -10,12 +10,14 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "store/store_nodemem.h"
+#include "store_test_util.h"
 
 static uint32_t alloc_obj(size_t size, size_t off, char **obj)
 {
@@ -191,4 +193,50 @@ Test(store_nodemem, threads_allocating_at_once_never_share_a_block)
 	store_nodemem_stats_get(&st);
 	cr_assert_eq(st.slab_bytes_used, 0u);
 	cr_assert_eq(st.handles, 0u);
+}
+
+/*
+ * Without the region (RINGKEEPER_NODE_REGION=off, as when the address space cannot be
+ * reserved) every block is behind a handle, and the store works all the same: nodes,
+ * a parent's children, deletes, a parent's dir that grows and shrinks.
+ */
+Test(store_nodemem, without_the_region_every_node_is_behind_a_handle)
+{
+	setenv("RINGKEEPER_NODE_REGION", "off", 1);
+	char *obj;
+	uint32_t ref = alloc_obj(184, 12, &obj);
+	cr_assert_neq(ref & NODEMEM_HANDLE, 0u);
+	cr_assert_eq(store_nodemem_ref_of(obj, 12), ref);
+	cr_assert_eq(store_nodemem_at(ref), obj);
+	cr_assert_geq(store_nodemem_usable(ref, 12), 184u);
+	store_nodemem_free(ref, 12);
+
+	t_setup(); /* a store with a session (store_test_util.h) */
+	char path[64];
+	cr_assert_eq(t_create("/p", NULL, 0), ZK_OK);
+	for (int i = 1; i < 500; i++) {
+		snprintf(path, sizeof path, "/p/c%d", i);
+		cr_assert_eq(t_create(path, "value", 0), ZK_OK, "%s", path);
+	}
+	struct store_nodemem_stats st;
+	store_nodemem_stats_get(&st);
+	cr_assert_geq(st.handles, 500u + 1u, "the nodes and /p's dir");
+	cr_assert_eq(st.slabs, 0u);
+	struct store_memory m;
+	store_memory_get(T.s, &m);
+	cr_assert_geq(m.nodes, 500u);
+	uint64_t slots_full = m.child_slots; /* /p's and the system nodes' */
+	cr_assert_geq(slots_full, 499u * 4);
+	cr_assert_eq(t_stat("/p").num_children, 499);
+	cr_assert_eq(t_read(0, ZK_OP_GET_DATA, t_path_watch_body("/p/c77", false)), ZK_OK);
+	for (int i = 1; i < 500; i++) {
+		snprintf(path, sizeof path, "/p/c%d", i);
+		cr_assert_eq(t_apply(ZK_OP_DELETE, t_path_int_body(path, -1)), ZK_OK, "%s", path);
+	}
+	store_memory_get(T.s, &m);
+	cr_assert_eq(m.child_slots, slots_full - 499u * 4);
+	cr_assert_eq(t_stat("/p").num_children, 0);
+	t_teardown();
+	store_nodemem_stats_get(&st);
+	cr_assert_eq(st.handles, 0u, "every handle given back");
 }
