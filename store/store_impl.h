@@ -565,12 +565,16 @@ void store_acl_release(struct store *s, uint32_t id);
 size_t store_acl_table_bytes(struct store *s);
 
 /* The list of a live id: any thread that found the id in a node under its shard lock. */
+/* The slot of a live id other than STORE_ACL_OPEN_ID (same threads as store_acl_at). */
+static inline const struct acl_slot *store_acl_slot_at(struct store *s, uint32_t id)
+{
+	struct acl_slot **dir = atomic_load_explicit(&s->acls.dir, memory_order_acquire);
+	return &dir[id >> STORE_ACL_CHUNK_SHIFT][id & (STORE_ACL_CHUNK - 1)];
+}
+
 static inline const struct acl_list *store_acl_at(struct store *s, uint32_t id)
 {
-	if (id == STORE_ACL_OPEN_ID)
-		return &store_acl_open;
-	struct acl_slot **dir = atomic_load_explicit(&s->acls.dir, memory_order_acquire);
-	return dir[id >> STORE_ACL_CHUNK_SHIFT][id & (STORE_ACL_CHUNK - 1)].list;
+	return id == STORE_ACL_OPEN_ID ? &store_acl_open : store_acl_slot_at(s, id)->list;
 }
 
 static inline const struct acl_list *store_node_acl(struct store *s, const struct znode *n)
@@ -582,10 +586,7 @@ static inline const struct acl_list *store_node_acl(struct store *s, const struc
  * node, as almost every node has 0 (setACL is rare). Same threads as store_acl_at. */
 static inline int32_t store_node_aversion(struct store *s, const struct znode *n)
 {
-	if (n->acl_id == STORE_ACL_OPEN_ID)
-		return 0;
-	struct acl_slot **dir = atomic_load_explicit(&s->acls.dir, memory_order_acquire);
-	return dir[n->acl_id >> STORE_ACL_CHUNK_SHIFT][n->acl_id & (STORE_ACL_CHUNK - 1)].aversion;
+	return n->acl_id == STORE_ACL_OPEN_ID ? 0 : store_acl_slot_at(s, n->acl_id)->aversion;
 }
 
 /* Tree primitives (store_tree.c). Lookups: caller holds the shard lock or is the applier. */

@@ -268,22 +268,23 @@ static void cache_drain(struct tcache *tc, unsigned cls, unsigned n)
 	pthread_mutex_unlock(&lock);
 }
 
-static void cache_release(void *arg)
+static void cache_drain_all(struct tcache *tc)
 {
-	struct tcache *tc = arg;
 	for (unsigned c = 0; c < CLASSES; c++)
 		if (tc->count[c])
 			cache_drain(tc, c, CACHE_MAX);
-	free(tc);
+}
+
+static void cache_release(void *arg)
+{
+	cache_drain_all(arg);
+	free(arg);
 }
 
 void store_nodemem_flush(void)
 {
-	if (!cache)
-		return;
-	for (unsigned c = 0; c < CLASSES; c++)
-		if (cache->count[c])
-			cache_drain(cache, c, CACHE_MAX);
+	if (cache)
+		cache_drain_all(cache);
 }
 
 /* This thread's cache; NULL when out of memory (then every block takes the lock). */
